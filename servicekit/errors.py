@@ -1,0 +1,307 @@
+"""Domain errors and their one mapping to gRPC statuses.
+
+Every error a caller sees is a google.rpc.Status with an ErrorInfo (AIP-193),
+plus BadRequest for malformed requests and RetryInfo where waiting helps.
+Servicer methods are wrapped with `@rpc_errors`, so the domain code raises plain
+exceptions and never touches the gRPC context.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "zoho-connect"
+NOT_CONNECTED_MESSAGE = "Zoho is not connected for this app. Please reconnect."
+
+
+class ServiceError(Exception):
+    """An error with a fixed reason that callers can branch on."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    reason: str = "INTERNAL"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata = dict(metadata or {})
+        self.retry_after = retry_after
+
+    def details(self) -> list[Any]:
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata
+        )
+        extra: list[Any] = [info]
+        if self.retry_after is not None:
+            seconds = max(0.0, self.retry_after)
+            extra.append(
+                error_details_pb2.RetryInfo(
+                    retry_delay=duration_pb2.Duration(
+                        seconds=int(seconds), nanos=int((seconds % 1) * 1e9)
+                    )
+                )
+            )
+        return extra
+
+    def to_status(self) -> grpc.Status:
+        return build_status(self.code, self.message, self.details())
+
+
+class NotConnected(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "NOT_CONNECTED"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(NOT_CONNECTED_MESSAGE, metadata={"user_id": user_id})
+
+
+class ReauthRequired(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "REAUTH_REQUIRED"
+
+    def __init__(self, user_id: str, why: str = "Zoho rejected the refresh token") -> None:
+        super().__init__(
+            f"{why}; the user must connect Zoho again (new consent).",
+            metadata={"user_id": user_id},
+        )
+
+
+class MissingScope(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "MISSING_SCOPE"
+
+    def __init__(self, scope: str, *, user_id: str = "", app: str = "") -> None:
+        metadata = {"scope": scope}
+        if user_id:
+            metadata["user_id"] = user_id
+        if app:
+            metadata["app_type"] = app
+        super().__init__(
+            f"The Zoho grant lacks the scope {scope}; the user must connect again "
+            "and consent to it (an old refresh token never gains new scopes).",
+            metadata=metadata,
+        )
+
+
+class ZohoThrottled(ServiceError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "ZOHO_THROTTLED"
+
+    def __init__(self, message: str, *, retry_after: float, source: str) -> None:
+        super().__init__(
+            message,
+            metadata={"source": source, "retry_after_seconds": str(math.ceil(retry_after))},
+            retry_after=retry_after,
+        )
+
+
+class ZohoUnavailable(ServiceError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "ZOHO_UNAVAILABLE"
+
+    def __init__(self, message: str, *, endpoint: str = "") -> None:
+        super().__init__(message, metadata={"endpoint": endpoint} if endpoint else None)
+
+
+class ZohoBadResponse(ServiceError):
+    """Zoho answered something we cannot read (not JSON, wrong types, ...)."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "ZOHO_BAD_RESPONSE"
+
+    def __init__(self, message: str, *, endpoint: str = "") -> None:
+        super().__init__(message, metadata={"endpoint": endpoint} if endpoint else None)
+
+
+class ZohoRejected(ServiceError):
+    """Zoho refused a request for a reason the caller must fix (bad data, no permission)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "ZOHO_REJECTED"
+
+    def __init__(self, message: str, *, zoho_code: str, http_status: int) -> None:
+        super().__init__(
+            message, metadata={"zoho_code": zoho_code, "http_status": str(http_status)}
+        )
+
+
+class OriginNotAllowed(ServiceError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "ORIGIN_NOT_ALLOWED"
+
+    def __init__(self, origin: str, field: str) -> None:
+        super().__init__(
+            f"{field}: {origin!r} is neither a Zoho data centre nor in ZOHO_EXTRA_ORIGINS",
+            metadata={"field": field, "origin": origin},
+        )
+        self.field = field
+
+    def details(self) -> list[Any]:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=self.field, description=self.message
+        )
+        return [*super().details(), error_details_pb2.BadRequest(field_violations=[violation])]
+
+
+class InvalidArgument(ServiceError):
+    """A malformed request; `violations` names every bad field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, violations: Iterable[tuple[str, str]]) -> None:
+        self.violations = list(violations)
+        text = "; ".join(f"{field}: {why}" for field, why in self.violations)
+        super().__init__(f"invalid request: {text}")
+
+    def details(self) -> list[Any]:
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                for f, d in self.violations
+            ]
+        )
+        return [*super().details(), bad]
+
+
+class NotFound(ServiceError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class PermissionDenied(ServiceError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class Unavailable(ServiceError):
+    """Our own dependency (database, broker) is down: retrying later helps."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "BACKEND_UNAVAILABLE"
+
+
+class PassthroughError(ServiceError):
+    """A status received from another of our services, re-raised unchanged."""
+
+    reason = "PASSTHROUGH"
+
+    def __init__(self, status: grpc.Status) -> None:
+        super().__init__(status.details or "")
+        self.status = status
+
+    def to_status(self) -> grpc.Status:
+        return self.status
+
+
+class Violations:
+    """Collects field violations, then raises them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, why: str) -> None:
+        self.items.append((field, why))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+def build_status(code: grpc.StatusCode, message: str, details: Iterable[Any]) -> grpc.Status:
+    packed = []
+    for detail in details:
+        holder = any_pb2.Any()
+        holder.Pack(detail)
+        packed.append(holder)
+    proto = status_pb2.Status(code=code.value[0], message=message, details=packed)
+    return cast(grpc.Status, rpc_status.to_status(proto))
+
+
+def status_of(error: grpc.aio.AioRpcError) -> grpc.Status:
+    """The full status (with details) of an error received from a peer."""
+    proto = rpc_status.from_call(cast(Any, error))
+    if proto is None:
+        return build_status(error.code(), error.details() or "", [])
+    return cast(grpc.Status, rpc_status.to_status(proto))
+
+
+def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
+
+
+_INTERNAL = build_status(
+    grpc.StatusCode.INTERNAL,
+    "internal error; the request id is in the server's log",
+    [error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)],
+)
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    if isinstance(exc, ServiceError):
+        log.info("rpc %s failed: %s %s", method, exc.to_status().code.name, exc.reason)
+        await context.abort_with_status(exc.to_status())
+    log.exception("rpc %s failed unexpectedly", method)
+    await context.abort_with_status(_INTERNAL)
+
+
+def rpc_errors(method: _Method) -> _Method:
+    """Maps domain exceptions raised by a servicer method to gRPC statuses.
+
+    Works for unary methods and for server-streaming async generators. An
+    unexpected exception becomes INTERNAL with no text of its own, so that
+    nothing (a token in an exception message, say) leaks to the caller.
+    """
+    name = method.__name__
+    if inspect.isasyncgenfunction(method):
+
+        @functools.wraps(method)
+        async def stream(self: Any, request: Any, context: Any) -> AsyncIterator[Any]:
+            try:
+                async for item in method(self, request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await _abort(context, exc, name)
+
+        return cast(_Method, stream)
+
+    @functools.wraps(method)
+    async def unary(self: Any, request: Any, context: Any) -> Any:
+        try:
+            return await method(self, request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await _abort(context, exc, name)
+
+    return cast(_Method, unary)
+
+
+def code_name(code: int) -> str:
+    return code_pb2.Code.Name(code)

@@ -1,0 +1,32 @@
+"""Prometheus metrics shared by both services (each process has its own registry)."""
+
+from __future__ import annotations
+
+import grpc
+from prometheus_client import Counter, Histogram, start_http_server
+
+RPCS = Counter("grpc_server_handled_total", "RPCs handled", ["method", "code"])
+RPC_LATENCY = Histogram(
+    "grpc_server_handling_seconds",
+    "RPC latency",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ZOHO_CALLS = Counter("zoho_http_requests_total", "Calls to Zoho", ["endpoint", "status"])
+ZOHO_LATENCY = Histogram("zoho_http_request_seconds", "Latency of calls to Zoho", ["endpoint"])
+
+
+def observe_rpc(method: str, code: grpc.StatusCode | None, seconds: float) -> None:
+    RPCS.labels(method, (code or grpc.StatusCode.OK).name).inc()
+    RPC_LATENCY.labels(method).observe(seconds)
+
+
+def observe_zoho(endpoint: str, status: str, seconds: float) -> None:
+    ZOHO_CALLS.labels(endpoint, status).inc()
+    ZOHO_LATENCY.labels(endpoint).observe(seconds)
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """Starts the /metrics endpoint on its own thread (port 0 disables it)."""
+    if port:
+        start_http_server(port, addr=host)

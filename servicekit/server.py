@@ -1,0 +1,191 @@
+"""One gRPC server bootstrap for both services.
+
+grpc.aio on the running event loop, reflection, grpc.health.v1 with a status
+per service name, a request id (and metrics) on every call, and a shutdown that
+turns health NOT_SERVING before it stops taking calls, so load balancers drain
+first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from servicekit import metrics
+from servicekit.config import ListenAddress
+from servicekit.logs import REQUEST_ID_KEY, new_request_id, request_id
+
+log = logging.getLogger(__name__)
+
+# Requests are small; a cap keeps a hostile client from making us buffer megabytes.
+MAX_RECEIVE_MESSAGE_BYTES = 1 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """A servicer to serve under its full name (e.g. zoho.broker.v1.TokenBrokerService)."""
+
+    name: str
+    add_to_server: Callable[[grpc.aio.Server], None]
+
+
+class _RequestContextInterceptor(grpc.aio.ServerInterceptor):
+    """Gives each call a request id (the caller's, or a new one) and records metrics."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        incoming = dict(details.invocation_metadata or ())
+        rid = str(incoming.get(REQUEST_ID_KEY) or new_request_id())[:64]
+        method = details.method
+        if handler.unary_unary:
+            inner_unary = handler.unary_unary
+
+            async def unary(req: Any, ctx: grpc.aio.ServicerContext) -> Any:
+                request_id.set(rid)
+                started = time.perf_counter()
+                try:
+                    return await inner_unary(req, ctx)
+                finally:
+                    metrics.observe_rpc(method, ctx.code(), time.perf_counter() - started)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def stream(req: Any, ctx: grpc.aio.ServicerContext) -> Any:
+                request_id.set(rid)
+                started = time.perf_counter()
+                try:
+                    async for item in inner_stream(req, ctx):
+                        yield item
+                finally:
+                    metrics.observe_rpc(method, ctx.code(), time.perf_counter() - started)
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
+class GrpcServer:
+    def __init__(
+        self,
+        listen: ListenAddress,
+        services: Iterable[ServiceBinding],
+        *,
+        credentials: grpc.ServerCredentials | None = None,
+        grace_seconds: float = 5.0,
+    ) -> None:
+        self.listen = listen
+        self.services = list(services)
+        self.credentials = credentials
+        self.grace_seconds = grace_seconds
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.listen.host}:{self.port}"
+
+    async def start(self) -> str:
+        server = grpc.aio.server(
+            interceptors=[_RequestContextInterceptor()],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+            ],
+        )
+        for service in self.services:
+            service.add_to_server(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [s.name for s in self.services] + [health.SERVICE_NAME, reflection.SERVICE_NAME],
+            server,
+        )
+        bind = self.listen.bind
+        if self.credentials is None:
+            self.port = server.add_insecure_port(bind)
+        else:
+            self.port = server.add_secure_port(bind, self.credentials)
+        if self.port == 0:
+            raise OSError(f"could not bind {bind}")
+        await server.start()
+        self.server = server
+        for service in self.services:
+            await self.set_serving(service.name, True)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        return self.address
+
+    async def set_serving(self, service_name: str, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        await self.health.set(service_name, status)
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self.server is None:
+            return
+        # NOT_SERVING first, so health checkers stop routing to us while calls drain.
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.grace_seconds if grace is None else grace)
+        self.server = None
+
+
+async def run_until_signal(
+    server: GrpcServer,
+    *,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Serves until SIGTERM or SIGINT, then drains and returns the exit code 0."""
+    address = await server.start()
+    # The first line of stdout is a contract: tests and scripts read the port from it.
+    print(f"listening on {address}", flush=True)
+    log.info("serving %s on %s", ", ".join(s.name for s in server.services), address)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    log.info("shutting down: health NOT_SERVING, draining for %.1fs", server.grace_seconds)
+    await server.stop()
+    if on_stop is not None:
+        await on_stop()
+    log.info("stopped")
+    return 0
+
+
+def exit_on_config_error(problem: BaseException) -> None:
+    print(f"configuration error: {problem}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+@contextlib.asynccontextmanager
+async def serving(server: GrpcServer) -> Any:
+    """For tests and embedding: a started server, stopped on exit."""
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop(0)
