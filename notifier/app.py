@@ -1,0 +1,81 @@
+"""Wiring: one broker channel, one httpx client, the servicer, and the health watch.
+
+`NotifierApp` owns every resource of the process; `start`/`stop` bracket them so tests
+run the same wiring in-process that `zoho-notifier` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import httpx
+
+from notifier.broker_client import BrokerClient
+from notifier.config import SERVICE_NAME, NotifierConfig
+from notifier.crm import CrmClient
+from notifier.desk import DeskClient
+from notifier.health import BrokerHealthWatch
+from notifier.notifications import DeskOrgCache, Notifications
+from notifier.servicer import NotifierServicer
+from notifier.zoho_http import ZohoHttp
+from servicekit.origins import OriginPolicy
+from servicekit.server import GrpcServer, ServiceBinding
+from zoho.notifier.v1 import notifier_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class NotifierApp:
+    def __init__(self, config: NotifierConfig) -> None:
+        self.config = config
+        self.policy = OriginPolicy(list(config.extra_origins))
+        self.broker_channel = grpc.aio.insecure_channel(config.broker_target)
+        self.http = httpx.AsyncClient(
+            # A redirect could carry the token to a host we did not choose.
+            follow_redirects=False,
+            event_hooks={"request": [self.policy.guard]},
+            timeout=config.retry.request_timeout_seconds,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        )
+        zoho = ZohoHttp(self.http, config.retry)
+        self.notifications = Notifications(
+            BrokerClient(self.broker_channel, timeout_cap=config.broker_timeout_seconds),
+            CrmClient(zoho),
+            DeskClient(zoho),
+            self.policy,
+            DeskOrgCache(config.desk_org_ttl_seconds),
+        )
+        servicer = NotifierServicer(self.notifications)
+        self.server = GrpcServer(
+            config.listen,
+            [
+                ServiceBinding(
+                    SERVICE_NAME,
+                    lambda server: notifier_pb2_grpc.add_NotifierServiceServicer_to_server(
+                        servicer, server
+                    ),
+                )
+            ],
+        )
+        self.health = BrokerHealthWatch(
+            self.broker_channel,
+            lambda serving: self.server.set_serving(SERVICE_NAME, serving),
+            interval=config.health_interval_seconds,
+        )
+
+    async def start(self) -> str:
+        """Starts serving; returns HOST:PORT."""
+        address = await self.server.start()
+        self.health.start()
+        return address
+
+    async def close(self) -> None:
+        """Everything but the server (run_until_signal stops that, draining calls first)."""
+        await self.health.stop()
+        await self.http.aclose()
+        await self.broker_channel.close()
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(grace)
+        await self.close()

@@ -1,0 +1,81 @@
+"""Access tokens from the token broker, over the process's one channel to it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import grpc
+from grpc_status import rpc_status
+
+from notifier.deadline import Deadline
+from servicekit.errors import PassthroughError, ServiceError, Unavailable, error_info, status_of
+from servicekit.logs import REQUEST_ID_KEY, request_id
+from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
+from zoho.common.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An access token and where to use it. repr never shows the token."""
+
+    access_token: str = field(repr=False)
+    api_domain: str
+    desk_org_id: str = ""
+    scopes: tuple[str, ...] = ()
+
+
+class BrokerClient:
+    def __init__(self, channel: grpc.aio.Channel, *, timeout_cap: float = 10.0) -> None:
+        self._stub = broker_pb2_grpc.TokenBrokerServiceStub(channel)
+        self._timeout_cap = timeout_cap
+
+    async def get_token(
+        self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
+    ) -> Grant:
+        request = broker_pb2.GetTokenRequest(user_id=user_id, app_type=app_type)
+        try:
+            reply = await self._stub.GetToken(
+                request, timeout=deadline.timeout(self._timeout_cap), metadata=_metadata()
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _translate(err, "GetToken") from None
+        return Grant(reply.access_token, reply.api_domain, reply.desk_org_id, tuple(reply.scopes))
+
+    async def refresh_token(
+        self,
+        user_id: str,
+        app_type: common_pb2.AppType.ValueType,
+        rejected: Grant,
+        deadline: Deadline,
+    ) -> Grant:
+        request = broker_pb2.RefreshTokenRequest(
+            user_id=user_id, app_type=app_type, rejected_access_token=rejected.access_token
+        )
+        try:
+            reply = await self._stub.RefreshToken(
+                request, timeout=deadline.timeout(self._timeout_cap), metadata=_metadata()
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _translate(err, "RefreshToken") from None
+        return Grant(reply.access_token, reply.api_domain, reply.desk_org_id, tuple(reply.scopes))
+
+
+def _metadata() -> tuple[tuple[str, str], ...]:
+    return ((REQUEST_ID_KEY, request_id.get()),)
+
+
+def _translate(err: grpc.aio.AioRpcError, method: str) -> ServiceError:
+    """The broker's typed errors pass through unchanged (NOT_CONNECTED keeps its message);
+    a status without a reason means the broker itself could not be reached or failed."""
+    proto = rpc_status.from_call(cast(Any, err))
+    if proto is not None and error_info(proto) is not None:
+        return PassthroughError(status_of(err))
+    log.warning("broker %s failed without a reason: %s", method, err.code().name)
+    return Unavailable(
+        f"the token broker could not be reached ({err.code().name}); try again later",
+        metadata={"dependency": "token-broker", "grpc_code": err.code().name},
+    )

@@ -1,0 +1,32 @@
+"""`zoho-notifier` (and `python -m notifier`): serve until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+
+from notifier.app import NotifierApp
+from notifier.config import NotifierConfig
+from servicekit.config import ConfigError
+from servicekit.logs import setup_logging
+from servicekit.metrics import serve_metrics
+from servicekit.server import exit_on_config_error, run_until_signal
+
+
+async def _serve(config: NotifierConfig) -> int:
+    app = NotifierApp(config)
+    app.health.start()
+    try:
+        return await run_until_signal(app.server, on_stop=app.close)
+    finally:
+        await app.close()
+
+
+def main() -> int:
+    try:
+        config = NotifierConfig.from_env()
+    except ConfigError as problem:
+        exit_on_config_error(problem)
+        raise  # unreachable: exit_on_config_error exits
+    setup_logging("notifier", fmt=config.log_format, level=config.log_level)
+    serve_metrics(config.listen.host, config.metrics_port)
+    return asyncio.run(_serve(config))

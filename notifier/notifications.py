@@ -1,0 +1,257 @@
+"""The notifier's domain core: lists and writes of notification subscriptions, routed
+to CRM or Desk by app_type. Knows nothing of gRPC contexts; the servicer translates."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
+from typing import Any
+
+import grpc
+
+from notifier import crm, desk
+from notifier.broker_client import BrokerClient, Grant
+from notifier.crm import CrmClient
+from notifier.deadline import Deadline
+from notifier.desk import DeskClient
+from notifier.paging import Page, prefetching
+from notifier.tokens import TokenSession
+from notifier.zoho_http import ZohoClientError
+from servicekit.errors import NotFound, ServiceError, ZohoBadResponse
+from servicekit.origins import OriginPolicy
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2
+
+_DESK_ORG_ID = re.compile(r"^[0-9]{1,32}$")
+CRM = common_pb2.APP_TYPE_CRM
+DESK = common_pb2.APP_TYPE_DESK
+
+
+class DeskOrgUnresolved(ServiceError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "DESK_ORG_UNRESOLVED"
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"The Zoho Desk account has {count} organisations and none is the default; "
+            "set desk_org_id on the broker connection.",
+            metadata={"organizations": str(count)},
+        )
+
+
+class DeskOrgCache:
+    """user -> resolved Desk org id, for `ttl` seconds: saves a call per request, and
+    notices within the TTL when the user's default org changes."""
+
+    def __init__(self, ttl: float) -> None:
+        self._ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[str, float]] = {}
+
+    def get(self, user_id: str, origin: str) -> str | None:
+        entry = self._entries.get((user_id, origin))
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, user_id: str, origin: str, org_id: str) -> None:
+        if self._ttl > 0:
+            self._entries[(user_id, origin)] = (org_id, time.monotonic() + self._ttl)
+
+    def drop(self, user_id: str, origin: str) -> None:
+        self._entries.pop((user_id, origin), None)
+
+
+class Notifications:
+    def __init__(
+        self,
+        broker: BrokerClient,
+        crm_client: CrmClient,
+        desk_client: DeskClient,
+        policy: OriginPolicy,
+        org_cache: DeskOrgCache,
+    ) -> None:
+        self._broker = broker
+        self._crm = crm_client
+        self._desk = desk_client
+        self._policy = policy
+        self._orgs = org_cache
+
+    def session(
+        self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
+    ) -> TokenSession:
+        return TokenSession(self._broker, self._policy, user_id, app_type, deadline)
+
+    # ---- listing -------------------------------------------------------------------------
+
+    async def stream(
+        self, request: notifier_pb2.ListNotificationsRequest, deadline: Deadline
+    ) -> AsyncGenerator[notifier_pb2.Notification, None]:
+        session = self.session(request.user_id, request.app_type, deadline)
+        # The token first: a broker error (NOT_CONNECTED, ...) comes before any Zoho call.
+        await session.grant()
+        if request.app_type == CRM:
+            pages = self._crm_pages(session, request)
+        else:
+            pages = await self._desk_pages(session, request)
+        async with aclosing(pages) as items:
+            async for item in items:
+                yield item
+
+    def _crm_pages(
+        self, session: TokenSession, request: notifier_pb2.ListNotificationsRequest
+    ) -> AsyncGenerator[notifier_pb2.Notification, None]:
+        per_page = request.page_size or crm.MAX_PAGE_SIZE
+
+        async def fetch(page: int) -> Page[notifier_pb2.Notification, int]:
+            return await session.run(
+                lambda grant: self._crm.list_page(
+                    grant,
+                    page=page,
+                    per_page=per_page,
+                    module=request.module,
+                    channel_id=request.channel_id,
+                    deadline=session.deadline,
+                )
+            )
+
+        return prefetching(1, fetch)
+
+    async def _desk_pages(
+        self, session: TokenSession, request: notifier_pb2.ListNotificationsRequest
+    ) -> AsyncGenerator[notifier_pb2.Notification, None]:
+        limit = request.page_size or desk.MAX_PAGE_SIZE
+        org_id = await self._desk_org(session)
+
+        async def fetch(start: int) -> Page[notifier_pb2.Notification, int]:
+            return await self._desk_call(
+                session,
+                lambda grant, origin: self._desk.list_page(
+                    grant, origin, org_id, start=start, limit=limit, deadline=session.deadline
+                ),
+            )
+
+        return prefetching(0, fetch)
+
+    # ---- Desk organisation ---------------------------------------------------------------
+
+    def _desk_origin(self, grant: Grant) -> str:
+        return self._policy.desk_origin(grant.api_domain)
+
+    async def _desk_org(self, session: TokenSession) -> str:
+        grant = await session.grant()
+        if grant.desk_org_id:
+            if not _DESK_ORG_ID.match(grant.desk_org_id):
+                raise ZohoBadResponse("the connection's desk_org_id is not a Desk org id")
+            return grant.desk_org_id
+        origin = self._desk_origin(grant)
+        cached = self._orgs.get(session.user_id, origin)
+        if cached is not None:
+            return cached
+        orgs = await session.run(
+            lambda g: self._desk.organizations(g, self._desk_origin(g), deadline=session.deadline)
+        )
+        org_id = _pick_org(orgs)
+        self._orgs.put(session.user_id, origin, org_id)
+        return org_id
+
+    async def _desk_call(self, session: TokenSession, call: Any) -> Any:
+        try:
+            return await session.run(lambda g: call(g, self._desk_origin(g)))
+        except ZohoClientError as refused:
+            if refused.zoho_code == "OAUTH_ORG_MISMATCH":
+                # The cached org is no longer the user's: look it up again next time.
+                self._orgs.drop(session.user_id, self._desk_origin(await session.grant()))
+            raise
+
+    # ---- CRM writes ----------------------------------------------------------------------
+
+    async def crm_write(
+        self,
+        user_id: str,
+        method: str,
+        items: Sequence[dict[str, Any]],
+        *,
+        scope: str,
+        deadline: Deadline,
+    ) -> list[notifier_pb2.WriteResult]:
+        session = self.session(user_id, CRM, deadline)
+        return await session.run(
+            lambda g: self._crm.write(g, method, items, scope=scope, deadline=deadline)
+        )
+
+    async def crm_disable_channels(
+        self, user_id: str, channel_ids: Sequence[str], deadline: Deadline
+    ) -> list[notifier_pb2.WriteResult]:
+        session = self.session(user_id, CRM, deadline)
+        return await session.run(
+            lambda g: self._crm.disable_channels(g, channel_ids, deadline=deadline)
+        )
+
+    # ---- Desk writes ---------------------------------------------------------------------
+
+    async def desk_create(
+        self, user_id: str, body: dict[str, Any], deadline: Deadline
+    ) -> notifier_pb2.DeskWebhook:
+        session = self.session(user_id, DESK, deadline)
+        org_id = await self._desk_org(session)
+        result: notifier_pb2.DeskWebhook = await self._desk_call(
+            session,
+            lambda g, origin: self._desk.create(g, origin, org_id, body, deadline=deadline),
+        )
+        return result
+
+    async def desk_update(
+        self, user_id: str, webhook_id: str, body: dict[str, Any], deadline: Deadline
+    ) -> notifier_pb2.DeskWebhook:
+        session = self.session(user_id, DESK, deadline)
+        org_id = await self._desk_org(session)
+        try:
+            result: notifier_pb2.DeskWebhook = await self._desk_call(
+                session,
+                lambda g, origin: self._desk.update(
+                    g, origin, org_id, webhook_id, body, deadline=deadline
+                ),
+            )
+        except ZohoClientError as refused:
+            raise _not_found_or(refused, webhook_id) from None
+        return result
+
+    async def desk_delete(self, user_id: str, webhook_id: str, deadline: Deadline) -> None:
+        session = self.session(user_id, DESK, deadline)
+        org_id = await self._desk_org(session)
+        try:
+            await self._desk_call(
+                session,
+                lambda g, origin: self._desk.delete(
+                    g, origin, org_id, webhook_id, deadline=deadline
+                ),
+            )
+        except ZohoClientError as refused:
+            raise _not_found_or(refused, webhook_id) from None
+
+
+def _not_found_or(refused: ZohoClientError, webhook_id: str) -> ServiceError:
+    if refused.http_status == 404:
+        return NotFound(f"Desk webhook {webhook_id} not found", metadata={"webhook_id": webhook_id})
+    return refused
+
+
+def _pick_org(orgs: list[dict[str, Any]]) -> str:
+    """The default org, or the only one."""
+    defaults = [org for org in orgs if org.get("isDefault") is True]
+    if len(defaults) == 1:
+        chosen = defaults[0]
+    elif len(orgs) == 1:
+        chosen = orgs[0]
+    else:
+        raise DeskOrgUnresolved(len(orgs))
+    org_id = chosen.get("id")
+    if isinstance(org_id, int) and not isinstance(org_id, bool):
+        org_id = str(org_id)
+    if not isinstance(org_id, str) or not _DESK_ORG_ID.match(org_id):
+        raise ZohoBadResponse(
+            "an organisation's id is not a Desk org id", endpoint="desk.organizations"
+        )
+    return org_id

@@ -1,0 +1,127 @@
+"""NotifierService over gRPC: validates, hands the caller's deadline on, translates.
+The logic lives in notifications.Notifications."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any, TypeAlias
+
+import grpc
+
+from notifier import converters, crm, validation
+from notifier.deadline import Deadline
+from notifier.notifications import Notifications
+from servicekit.errors import rpc_errors
+from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
+
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
+    def __init__(self, notifications: Notifications) -> None:
+        self._n = notifications
+
+    @rpc_errors
+    async def ListNotifications(
+        self, request: notifier_pb2.ListNotificationsRequest, context: Ctx
+    ) -> AsyncIterator[notifier_pb2.Notification]:
+        validation.list_request(request)
+        async with aclosing(self._n.stream(request, Deadline.of(context))) as items:
+            async for item in items:
+                yield item
+
+    @rpc_errors
+    async def EnableCrmChannels(
+        self, request: notifier_pb2.EnableCrmChannelsRequest, context: Ctx
+    ) -> notifier_pb2.EnableCrmChannelsResponse:
+        validation.crm_channels(request.user_id, request.channels, complete=True)
+        items = [converters.crm_spec_json(c) for c in request.channels]
+        results = await self._n.crm_write(
+            request.user_id, "POST", items, scope=crm.SCOPE_CREATE, deadline=Deadline.of(context)
+        )
+        return notifier_pb2.EnableCrmChannelsResponse(results=results)
+
+    @rpc_errors
+    async def ReplaceCrmChannels(
+        self, request: notifier_pb2.ReplaceCrmChannelsRequest, context: Ctx
+    ) -> notifier_pb2.ReplaceCrmChannelsResponse:
+        validation.crm_channels(request.user_id, request.channels, complete=True)
+        items = [converters.crm_spec_json(c) for c in request.channels]
+        results = await self._n.crm_write(
+            request.user_id, "PUT", items, scope=crm.SCOPE_UPDATE, deadline=Deadline.of(context)
+        )
+        return notifier_pb2.ReplaceCrmChannelsResponse(results=results)
+
+    @rpc_errors
+    async def UpdateCrmChannels(
+        self, request: notifier_pb2.UpdateCrmChannelsRequest, context: Ctx
+    ) -> notifier_pb2.UpdateCrmChannelsResponse:
+        validation.crm_channels(request.user_id, request.channels, complete=False)
+        items = [converters.crm_spec_json(c, partial=True) for c in request.channels]
+        results = await self._n.crm_write(
+            request.user_id, "PATCH", items, scope=crm.SCOPE_UPDATE, deadline=Deadline.of(context)
+        )
+        return notifier_pb2.UpdateCrmChannelsResponse(results=results)
+
+    @rpc_errors
+    async def DisableCrmEvents(
+        self, request: notifier_pb2.DisableCrmEventsRequest, context: Ctx
+    ) -> notifier_pb2.DisableCrmEventsResponse:
+        validation.disable_events(request)
+        item = {
+            "channel_id": request.channel_id,
+            "events": list(request.events),
+            "_delete_events": True,
+        }
+        results = await self._n.crm_write(
+            request.user_id,
+            "PATCH",
+            [item],
+            scope=crm.SCOPE_UPDATE,
+            deadline=Deadline.of(context),
+        )
+        return notifier_pb2.DisableCrmEventsResponse(results=results)
+
+    @rpc_errors
+    async def DisableCrmChannels(
+        self, request: notifier_pb2.DisableCrmChannelsRequest, context: Ctx
+    ) -> notifier_pb2.DisableCrmChannelsResponse:
+        validation.disable_channels(request)
+        results = await self._n.crm_disable_channels(
+            request.user_id, list(request.channel_ids), Deadline.of(context)
+        )
+        return notifier_pb2.DisableCrmChannelsResponse(results=results)
+
+    @rpc_errors
+    async def CreateDeskWebhook(
+        self, request: notifier_pb2.CreateDeskWebhookRequest, context: Ctx
+    ) -> notifier_pb2.CreateDeskWebhookResponse:
+        validation.desk_webhook(request.user_id, request.webhook)
+        body = converters.desk_spec_json(request.webhook)
+        webhook = await self._n.desk_create(request.user_id, body, Deadline.of(context))
+        return notifier_pb2.CreateDeskWebhookResponse(webhook=webhook)
+
+    @rpc_errors
+    async def UpdateDeskWebhook(
+        self, request: notifier_pb2.UpdateDeskWebhookRequest, context: Ctx
+    ) -> notifier_pb2.UpdateDeskWebhookResponse:
+        validation.desk_webhook(
+            request.user_id,
+            request.webhook,
+            webhook_id=request.webhook_id,
+            update_fields=request.update_fields,
+        )
+        body = converters.desk_spec_json(request.webhook, request.update_fields)
+        webhook = await self._n.desk_update(
+            request.user_id, request.webhook_id, body, Deadline.of(context)
+        )
+        return notifier_pb2.UpdateDeskWebhookResponse(webhook=webhook)
+
+    @rpc_errors
+    async def DeleteDeskWebhook(
+        self, request: notifier_pb2.DeleteDeskWebhookRequest, context: Ctx
+    ) -> notifier_pb2.DeleteDeskWebhookResponse:
+        validation.delete_webhook(request)
+        await self._n.desk_delete(request.user_id, request.webhook_id, Deadline.of(context))
+        return notifier_pb2.DeleteDeskWebhookResponse()

@@ -1,0 +1,74 @@
+"""One RPC's access token: fetched from the broker once, refreshed once per Zoho call
+when Zoho rejects it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from notifier.broker_client import BrokerClient, Grant
+from notifier.deadline import Deadline
+from notifier.zoho_http import TokenRejected
+from servicekit.errors import ZohoRejected
+from servicekit.origins import OriginPolicy
+from zoho.common.v1 import common_pb2
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class TokenSession:
+    def __init__(
+        self,
+        broker: BrokerClient,
+        policy: OriginPolicy,
+        user_id: str,
+        app_type: common_pb2.AppType.ValueType,
+        deadline: Deadline,
+    ) -> None:
+        self._broker = broker
+        self._policy = policy
+        self.user_id = user_id
+        self.app_type = app_type
+        self.deadline = deadline
+        self._grant: Grant | None = None
+
+    async def grant(self) -> Grant:
+        if self._grant is None:
+            got = await self._broker.get_token(self.user_id, self.app_type, self.deadline)
+            self._grant = self._checked(got)
+        return self._grant
+
+    async def run(self, call: Callable[[Grant], Awaitable[T]]) -> T:
+        """`call` with the current token; if Zoho rejects it, once more with a fresh one.
+
+        A rejected call changed nothing at Zoho, so repeating it loses or repeats nothing.
+        """
+        grant = await self.grant()
+        try:
+            return await call(grant)
+        except TokenRejected as rejected:
+            log.info(
+                "zoho rejected the access token (%s); asking the broker for a fresh one",
+                rejected.zoho_code,
+            )
+            fresh = await self._broker.refresh_token(
+                self.user_id, self.app_type, grant, self.deadline
+            )
+            self._grant = self._checked(fresh)
+        try:
+            return await call(self._grant)
+        except TokenRejected as again:
+            raise ZohoRejected(
+                "Zoho rejected the access token again right after the broker refreshed it",
+                zoho_code=again.zoho_code,
+                http_status=again.http_status,
+            ) from None
+
+    def _checked(self, grant: Grant) -> Grant:
+        # The broker checked the domain when it stored it; a token is only ever sent to an
+        # allowed host, so check again where it is used.
+        origin = self._policy.api_domain(grant.api_domain)
+        return Grant(grant.access_token, origin, grant.desk_org_id, grant.scopes)

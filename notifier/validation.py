@@ -1,0 +1,139 @@
+"""Request checks: every bad field is named at once (INVALID_ARGUMENT with BadRequest)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from notifier import crm, desk
+from notifier.converters import DESK_UPDATE_FIELDS
+from servicekit.errors import Violations
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2
+
+_CHANNEL_ID = re.compile(r"^[0-9]{1,64}$")
+_MODULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
+_DESK_ID = re.compile(r"^[0-9]{1,32}$")
+_EVENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(create|edit|delete|all)$")
+_MAX_USER_ID = 256
+_MAX_CRM_EVENTS = 10
+
+
+def _user_id(v: Violations, user_id: str) -> None:
+    if not user_id.strip():
+        v.add("user_id", "required")
+    elif len(user_id) > _MAX_USER_ID:
+        v.add("user_id", f"at most {_MAX_USER_ID} characters")
+
+
+def list_request(request: notifier_pb2.ListNotificationsRequest) -> None:
+    v = Violations()
+    _user_id(v, request.user_id)
+    limit = 0
+    if request.app_type == common_pb2.APP_TYPE_CRM:
+        limit = crm.MAX_PAGE_SIZE
+    elif request.app_type == common_pb2.APP_TYPE_DESK:
+        limit = desk.MAX_PAGE_SIZE
+        if request.module or request.channel_id:
+            v.add("module" if request.module else "channel_id", "CRM only; Desk has no such filter")
+    else:
+        v.add("app_type", "must be APP_TYPE_CRM or APP_TYPE_DESK")
+    if request.page_size < 0 or (limit and request.page_size > limit):
+        v.add("page_size", f"must be between 0 (Zoho's maximum) and {limit or crm.MAX_PAGE_SIZE}")
+    if request.module and not _MODULE.match(request.module):
+        v.add("module", "must be a CRM module API name (Leads, Deals, ...)")
+    if request.channel_id and not _CHANNEL_ID.match(request.channel_id):
+        v.add("channel_id", "must be digits, at most 64")
+    v.raise_if_any()
+
+
+def crm_channels(
+    user_id: str, channels: Sequence[notifier_pb2.CrmChannelSpec], *, complete: bool
+) -> None:
+    """`complete`: every channel needs events and a notify_url (enable, replace)."""
+    v = Violations()
+    _user_id(v, user_id)
+    if not channels:
+        v.add("channels", "at least one channel")
+    elif len(channels) > crm.MAX_WRITE_ITEMS:
+        v.add("channels", f"at most {crm.MAX_WRITE_ITEMS} per call (Zoho's limit)")
+    for i, channel in enumerate(channels):
+        field = f"channels[{i}]"
+        if not _CHANNEL_ID.match(channel.channel_id):
+            v.add(f"{field}.channel_id", "required: digits, at most 64")
+        if complete and not channel.events:
+            v.add(f"{field}.events", "at least one event")
+        if complete and not channel.notify_url:
+            v.add(f"{field}.notify_url", "required")
+        _events(v, f"{field}.events", channel.events)
+        if channel.notify_url and not channel.notify_url.startswith(("https://", "http://")):
+            v.add(f"{field}.notify_url", "must be an http(s) URL")
+    v.raise_if_any()
+
+
+def _events(v: Violations, field: str, events: Sequence[str]) -> None:
+    if len(events) > _MAX_CRM_EVENTS:
+        v.add(field, f"at most {_MAX_CRM_EVENTS} events")
+    for j, event in enumerate(events):
+        if not _EVENT.match(event):
+            v.add(f"{field}[{j}]", "must be {Module}.{create|edit|delete|all}")
+
+
+def disable_events(request: notifier_pb2.DisableCrmEventsRequest) -> None:
+    v = Violations()
+    _user_id(v, request.user_id)
+    if not _CHANNEL_ID.match(request.channel_id):
+        v.add("channel_id", "required: digits, at most 64")
+    if not request.events:
+        v.add("events", "at least one event")
+    _events(v, "events", request.events)
+    v.raise_if_any()
+
+
+def disable_channels(request: notifier_pb2.DisableCrmChannelsRequest) -> None:
+    v = Violations()
+    _user_id(v, request.user_id)
+    if not request.channel_ids:
+        v.add("channel_ids", "at least one channel id")
+    elif len(request.channel_ids) > crm.MAX_WRITE_ITEMS:
+        v.add("channel_ids", f"at most {crm.MAX_WRITE_ITEMS} per call")
+    for i, channel_id in enumerate(request.channel_ids):
+        if not _CHANNEL_ID.match(channel_id):
+            v.add(f"channel_ids[{i}]", "digits, at most 64")
+    v.raise_if_any()
+
+
+def desk_webhook(
+    user_id: str,
+    spec: notifier_pb2.DeskWebhookSpec,
+    *,
+    webhook_id: str | None = None,
+    update_fields: Sequence[str] = (),
+) -> None:
+    v = Violations()
+    _user_id(v, user_id)
+    if webhook_id is not None and not _DESK_ID.match(webhook_id):
+        v.add("webhook_id", "required: a Desk webhook id (digits)")
+    unknown = [f for f in update_fields if f not in DESK_UPDATE_FIELDS]
+    for name in unknown:
+        v.add("update_fields", f"unknown field {name!r}; known: {', '.join(DESK_UPDATE_FIELDS)}")
+    # An update checks only the fields it changes; a create needs them all.
+    checked = set(update_fields) if update_fields else set(DESK_UPDATE_FIELDS)
+    if "name" in checked and not spec.name.strip():
+        v.add("webhook.name", "required")
+    if "url" in checked and not spec.url.startswith(("https://", "http://")):
+        v.add("webhook.url", "required: an http(s) URL")
+    if "subscriptions" in checked and not spec.subscriptions:
+        v.add("webhook.subscriptions", "at least one event name")
+    for name in spec.subscription_options.fields:
+        if name not in spec.subscriptions:
+            v.add("webhook.subscription_options", f"{name!r} is not in subscriptions")
+    v.raise_if_any()
+
+
+def delete_webhook(request: notifier_pb2.DeleteDeskWebhookRequest) -> None:
+    v = Violations()
+    _user_id(v, request.user_id)
+    if not _DESK_ID.match(request.webhook_id):
+        v.add("webhook_id", "required: a Desk webhook id (digits)")
+    v.raise_if_any()

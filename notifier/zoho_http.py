@@ -1,0 +1,229 @@
+"""One way to call Zoho, for CRM and Desk alike: the token header, a deadline per
+attempt taken from the caller's remaining time, bounded jittered retries of
+transient failures, and one classification of Zoho's answers into typed errors.
+
+The CRM and Desk clients build `ZohoCall`s; nothing else here knows either API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from notifier.config import RetryPolicy
+from notifier.deadline import Deadline
+from servicekit.errors import (
+    MissingScope,
+    ZohoBadResponse,
+    ZohoRejected,
+    ZohoThrottled,
+    ZohoUnavailable,
+)
+from servicekit.metrics import observe_zoho
+
+log = logging.getLogger(__name__)
+
+# CRM says INVALID_TOKEN (sometimes AUTHENTICATION_FAILURE); Desk says INVALID_OAUTH.
+TOKEN_REJECTED_CODES = frozenset({"INVALID_TOKEN", "AUTHENTICATION_FAILURE", "INVALID_OAUTH"})
+SCOPE_MISMATCH_CODES = frozenset({"OAUTH_SCOPE_MISMATCH", "SCOPE_MISMATCH"})
+_MAX_ZOHO_MESSAGE = 300
+
+
+class TokenRejected(Exception):
+    """Zoho refused the access token: the caller refreshes it through the broker and
+    retries once. Never reaches a gRPC caller as such."""
+
+    def __init__(self, zoho_code: str, http_status: int) -> None:
+        super().__init__(f"Zoho rejected the access token ({http_status} {zoho_code})")
+        self.zoho_code = zoho_code
+        self.http_status = http_status
+
+
+class ZohoClientError(ZohoRejected):
+    """A 4xx that is the request's fault; keeps Zoho's body for callers that read it
+    (a CRM bulk write answers 400 with a result per item)."""
+
+    def __init__(self, message: str, *, zoho_code: str, http_status: int, body: Any) -> None:
+        super().__init__(message, zoho_code=zoho_code, http_status=http_status)
+        self.zoho_code = zoho_code
+        self.http_status = http_status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class ZohoCall:
+    app: str  # "crm" or "desk": names the source of a throttle
+    endpoint: str  # a metrics label and the name in errors; never a URL with data in it
+    method: str
+    url: str
+    scope: str  # what MISSING_SCOPE names when Zoho says the token lacks a scope
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json_body: Any = None
+    # Whether sending twice is harmless. A POST that creates something is retried only
+    # when it surely never left (a refused connection), never after a timeout or a 5xx.
+    idempotent: bool = True
+
+
+@dataclass(frozen=True)
+class ZohoReply:
+    status: int
+    body: Any  # parsed JSON; None for 204 or an empty body
+
+
+class _Transient(Exception):
+    def __init__(self, outcome: str, *, surely_not_sent: bool = False) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+        self.surely_not_sent = surely_not_sent
+
+
+class ZohoHttp:
+    def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy) -> None:
+        self._client = client
+        self._retry = retry
+
+    async def send(self, call: ZohoCall, access_token: str, deadline: Deadline) -> ZohoReply:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(call, access_token, deadline)
+            except _Transient as failure:
+                retryable = call.idempotent or failure.surely_not_sent
+                delay = self._backoff(attempt)
+                left = deadline.left()
+                if (
+                    not retryable
+                    or attempt >= self._retry.max_attempts
+                    or (left is not None and left <= delay)
+                ):
+                    log.warning(
+                        "zoho %s gave up after %d attempt(s): %s",
+                        call.endpoint,
+                        attempt,
+                        failure.outcome,
+                    )
+                    raise ZohoUnavailable(
+                        f"Zoho did not answer {call.endpoint} after {attempt} attempt(s) "
+                        f"(last: {failure.outcome}); try again later",
+                        endpoint=call.endpoint,
+                    ) from None
+                log.info(
+                    "zoho %s attempt %d failed (%s); retrying in %.2fs",
+                    call.endpoint,
+                    attempt,
+                    failure.outcome,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: many streams failing together must not come back together.
+        ceiling = min(
+            self._retry.max_backoff_seconds, self._retry.backoff_seconds * 2 ** (attempt - 1)
+        )
+        return random.uniform(0, ceiling)
+
+    async def _attempt(self, call: ZohoCall, access_token: str, deadline: Deadline) -> ZohoReply:
+        timeout = deadline.timeout(self._retry.request_timeout_seconds)
+        headers = {**call.headers, "Authorization": f"Zoho-oauthtoken {access_token}"}
+        started = time.perf_counter()
+        try:
+            # httpx's timeout bounds each phase; asyncio.timeout bounds the whole exchange.
+            async with asyncio.timeout(timeout):
+                response = await self._client.request(
+                    call.method,
+                    call.url,
+                    params=call.params,
+                    headers=headers,
+                    json=call.json_body,
+                    timeout=timeout,
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            observe_zoho(call.endpoint, "connect_error", time.perf_counter() - started)
+            raise _Transient(
+                f"connection failed: {type(exc).__name__}", surely_not_sent=True
+            ) from None
+        except (httpx.TimeoutException, TimeoutError):
+            observe_zoho(call.endpoint, "timeout", time.perf_counter() - started)
+            raise _Transient(f"timed out after {timeout:.1f}s") from None
+        except httpx.TransportError as exc:
+            observe_zoho(call.endpoint, "transport_error", time.perf_counter() - started)
+            raise _Transient(f"connection lost: {type(exc).__name__}") from None
+        observe_zoho(call.endpoint, str(response.status_code), time.perf_counter() - started)
+        return self._classify(call, response)
+
+    def _classify(self, call: ZohoCall, response: httpx.Response) -> ZohoReply:
+        status = response.status_code
+        if status >= 500:
+            raise _Transient(f"HTTP {status}")
+        if 200 <= status < 300:
+            return ZohoReply(status, _json_or_none(call, response))
+        if 300 <= status < 400:
+            # Redirects are never followed: a token must not travel to a host we did not pick.
+            raise ZohoBadResponse(
+                f"Zoho answered {call.endpoint} with a redirect ({status})", endpoint=call.endpoint
+            )
+        body = _error_body(response)
+        code = _text(body.get("code")) or _text(body.get("errorCode"))
+        message = _text(body.get("message"))[:_MAX_ZOHO_MESSAGE]
+        if code in TOKEN_REJECTED_CODES:
+            raise TokenRejected(code, status)
+        if code in SCOPE_MISMATCH_CODES:
+            raise MissingScope(call.scope, app=call.app)
+        if status == 429 or code == "TOO_MANY_REQUESTS":
+            retry_after = _retry_after(response, self._retry.default_retry_after_seconds)
+            raise ZohoThrottled(
+                f"Zoho's rate limit was reached calling {call.endpoint}; retry after "
+                f"{retry_after:.0f}s",
+                retry_after=retry_after,
+                source=f"zoho-{call.app}",
+            )
+        raise ZohoClientError(
+            f"Zoho refused {call.endpoint}: {status} {code or 'no code'}"
+            + (f": {message}" if message else ""),
+            zoho_code=code or f"HTTP_{status}",
+            http_status=status,
+            body=body,
+        )
+
+
+def _json_or_none(call: ZohoCall, response: httpx.Response) -> Any:
+    if response.status_code == 204 or not response.content.strip():
+        return None
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        raise ZohoBadResponse(
+            f"Zoho answered {call.endpoint} with a body that is not JSON", endpoint=call.endpoint
+        ) from None
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    raw = response.headers.get("Retry-After", "").strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return default
+    return seconds if 0 <= seconds <= 86400 else default
