@@ -1,0 +1,75 @@
+"""The aiohttp application: Zoho's routes, the control routes, and an in-process runner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from sandbox import accounts, crm, demo, desk
+from sandbox.control import add_control_routes, control_guard
+from sandbox.demo import DemoSizes
+from sandbox.http import DEMO_SIZES_KEY, STATE_KEY
+from sandbox.middleware import zoho_middleware
+from sandbox.state import SandboxState
+
+
+def create_app(
+    state: SandboxState | None = None, sizes: DemoSizes | None = None
+) -> web.Application:
+    """The app, without any tenant: `seed` after the origin is known."""
+    # control_guard first: control calls must never be recorded or faulted.
+    app = web.Application(middlewares=[control_guard, zoho_middleware])
+    app[STATE_KEY] = state or SandboxState()
+    app[DEMO_SIZES_KEY] = sizes or DemoSizes()
+
+    token = app.router.add_resource("/oauth/v2/token", name="token")
+    token.add_route("POST", accounts.token)
+    revoke = app.router.add_resource("/oauth/v2/token/revoke", name="revoke")
+    revoke.add_route("POST", accounts.revoke)
+    crm.add_routes(app)
+    desk.add_routes(app)
+    add_control_routes(app)
+    return app
+
+
+def seed(app: web.Application, *, with_demo: bool) -> None:
+    state = app[STATE_KEY]
+    state.clear()
+    if with_demo:
+        sizes = app[DEMO_SIZES_KEY]
+        demo.seed_demo(state, crm_items=sizes.crm_items, desk_webhooks=sizes.desk_webhooks)
+
+
+def format_origin(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def run_sandbox(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    with_demo: bool = True,
+    sizes: DemoSizes | None = None,
+) -> AsyncIterator[str]:
+    """Serve the sandbox on this event loop; yields its origin (`http://127.0.0.1:40123`).
+
+    Port 0 binds a free port.
+    """
+    app = create_app(sizes=sizes)
+    # No access log: a line per request would cost the benchmark and would print query
+    # strings, which carry tokens on Zoho's token endpoint.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=2048, reuse_address=True)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        origin = format_origin(host, bound_port)
+        app[STATE_KEY].origin = origin
+        seed(app, with_demo=with_demo)
+        yield origin
+    finally:
+        await runner.cleanup()

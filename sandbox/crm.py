@@ -1,0 +1,323 @@
+"""CRM under `/crm/v8`: instant notifications (`actions/watch`) and `users`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from sandbox import demo
+from sandbox.auth import authenticate, has_scope
+from sandbox.crm_store import CrmStore, WatchItem
+from sandbox.crm_validation import WatchError, WatchRequest, new_item, parse_watch
+from sandbox.errors import crm_error
+from sandbox.http import BadJson, json_response, read_json, state_of
+from sandbox.state import AccessToken, SandboxState
+
+MAX_PER_PAGE = 200
+MAX_WRITE_ITEMS = 50
+NOTIFICATIONS = "ZohoCRM.notifications"
+OPERATION = {
+    "GET": "READ",
+    "POST": "CREATE",
+    "PUT": "UPDATE",
+    "PATCH": "UPDATE",
+    "DELETE": "DELETE",
+}
+USER_TYPES = (
+    "AllUsers",
+    "ActiveUsers",
+    "DeactiveUsers",
+    "ConfirmedUsers",
+    "NotConfirmedUsers",
+    "DeletedUsers",
+    "ActiveConfirmedUsers",
+    "AdminUsers",
+    "ActiveConfirmedAdmins",
+    "CurrentUser",
+)
+
+
+def _authorize(request: web.Request, family: str, operation: str) -> AccessToken | web.Response:
+    access = authenticate(request)
+    if access is None:
+        return crm_error(401, "INVALID_TOKEN", "invalid oauth token")
+    if not has_scope(access, family, operation):
+        return crm_error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
+    return access
+
+
+def _param_error(name: str, **extra: Any) -> web.Response:
+    return crm_error(400, "INVALID_DATA", "invalid data", {"param_name": name, **extra})
+
+
+def _positive_int(request: web.Request, name: str, default: int) -> int | None:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        return None
+    return int(text)
+
+
+# ---- actions/watch -------------------------------------------------------------------
+
+
+async def get_watch(request: web.Request) -> web.Response:
+    access = _authorize(request, NOTIFICATIONS, "READ")
+    if isinstance(access, web.Response):
+        return access
+    page = _positive_int(request, "page", 1)
+    if page is None:
+        return _param_error("page")
+    per_page = _positive_int(request, "per_page", MAX_PER_PAGE)
+    if per_page is None or per_page > MAX_PER_PAGE:
+        return _param_error("per_page", maximum_length=MAX_PER_PAGE)
+    module = request.query.get("module")
+    if module is not None and module not in demo.CRM_MODULES:
+        return crm_error(
+            400,
+            "INVALID_MODULE",
+            "the module name given seems to be invalid",
+            {"param_name": "module"},
+        )
+    channel_id = request.query.get("channel_id")
+    if channel_id is not None and not channel_id.isdigit():
+        return _param_error("channel_id")
+    items = access.user.crm.query(module, channel_id)
+    start = (page - 1) * per_page
+    chunk = items[start : start + per_page]
+    if not chunk:
+        return web.Response(status=204)
+    info = {
+        "per_page": per_page,
+        "count": len(chunk),
+        "page": page,
+        "more_records": start + per_page < len(items),
+    }
+    return json_response({"watch": chunk, "info": info})
+
+
+async def _watch_body(request: web.Request) -> list[Any] | web.Response:
+    try:
+        body = await read_json(request)
+    except BadJson:
+        return crm_error(400, "INVALID_DATA", "body is not a valid JSON")
+    if not isinstance(body, dict):
+        return crm_error(400, "INVALID_DATA", "invalid data", {"json_path": "$"})
+    if body.get("watch") is None:
+        return crm_error(
+            400,
+            "MANDATORY_NOT_FOUND",
+            "required field not found",
+            {"api_name": "watch", "json_path": "$.watch"},
+        )
+    items = body["watch"]
+    if not isinstance(items, list) or not items:
+        return crm_error(
+            400, "INVALID_DATA", "invalid data", {"api_name": "watch", "json_path": "$.watch"}
+        )
+    if len(items) > MAX_WRITE_ITEMS:
+        return crm_error(
+            400,
+            "INVALID_DATA",
+            f"at most {MAX_WRITE_ITEMS} items per request",
+            {"api_name": "watch", "json_path": "$.watch", "maximum_length": MAX_WRITE_ITEMS},
+        )
+    return items
+
+
+def _summary(items: list[WatchItem]) -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                "channel_expiry": it["channel_expiry"],
+                "resource_uri": it["resource_uri"],
+                "resource_id": it["resource_id"],
+                "resource_name": it["resource_name"],
+                "channel_id": it["channel_id"],
+            }
+            for it in items
+        ]
+    }
+
+
+def _success(message: str, items: list[WatchItem]) -> dict[str, Any]:
+    return {"code": "SUCCESS", "details": _summary(items), "message": message, "status": "success"}
+
+
+def _not_subscribed(path: str) -> WatchError:
+    return WatchError(
+        "INVALID_DATA",
+        "the given channel_id is not subscribed",
+        {"api_name": "channel_id", "json_path": path},
+    )
+
+
+def _apply_post(
+    state: SandboxState, store: CrmStore, req: WatchRequest, path: str
+) -> dict[str, Any]:
+    made = [new_item(state, req, m, ev) for m, ev in req.events_by_module.items()]
+    for item in made:
+        store.put(item)
+    return _success("Successfully subscribed for actions-watch of the given module", made)
+
+
+def _apply_put(
+    state: SandboxState, store: CrmStore, req: WatchRequest, path: str
+) -> dict[str, Any]:
+    store.remove_channel(req.channel_id)
+    made = [new_item(state, req, m, ev) for m, ev in req.events_by_module.items()]
+    for item in made:
+        store.put(item)
+    return _success("Successfully updated the subscribe details", made)
+
+
+def _apply_patch(
+    state: SandboxState, store: CrmStore, req: WatchRequest, path: str
+) -> dict[str, Any]:
+    current = store.channel(req.channel_id)
+    if not current:
+        raise _not_subscribed(f"{path}.channel_id")
+    template = next(iter(current.values()))
+    if req.delete_events:
+        for module, events in req.events_by_module.items():
+            item = current.get(module)
+            if item is None:
+                continue
+            remaining = [e for e in item["events"] if e not in events]
+            if remaining:
+                item["events"] = remaining
+            else:
+                store.remove(req.channel_id, module)
+        message = "Successfully unsubscribed the given events"
+    else:
+        for module, events in req.events_by_module.items():
+            item = current.get(module)
+            if item is None:
+                base = WatchRequest(req.channel_id, attrs={**template, **req.attrs})
+                store.put(new_item(state, base, module, events))
+            else:
+                item["events"] = item["events"] + [e for e in events if e not in item["events"]]
+        message = "Successfully updated the subscribe details"
+    for item in store.channel(req.channel_id).values():
+        item.update(req.attrs)
+    return _success(message, list(store.channel(req.channel_id).values()))
+
+
+APPLY = {"POST": _apply_post, "PUT": _apply_put, "PATCH": _apply_patch}
+
+
+def _multi_status(results: list[dict[str, Any]], ok_status: int) -> int:
+    ok = sum(1 for r in results if r["status"] == "success")
+    if ok == len(results):
+        return ok_status
+    return 207 if ok else 400
+
+
+async def write_watch(request: web.Request) -> web.Response:
+    access = _authorize(request, NOTIFICATIONS, OPERATION[request.method])
+    if isinstance(access, web.Response):
+        return access
+    items = await _watch_body(request)
+    if isinstance(items, web.Response):
+        return items
+    state = state_of(request)
+    apply = APPLY[request.method]
+    results = []
+    for i, raw in enumerate(items):
+        path = f"$.watch[{i}]"
+        try:
+            req = parse_watch(state, raw, path, request.method)
+            results.append(apply(state, access.user.crm, req, path))
+        except WatchError as exc:
+            results.append(exc.as_json())
+    status = _multi_status(results, 201 if request.method == "POST" else 200)
+    return json_response({"watch": results}, status=status)
+
+
+async def delete_watch(request: web.Request) -> web.Response:
+    access = _authorize(request, NOTIFICATIONS, "DELETE")
+    if isinstance(access, web.Response):
+        return access
+    raw = request.query.get("channel_ids")
+    if raw is None or not raw.strip():
+        return crm_error(
+            400,
+            "REQUIRED_PARAM_MISSING",
+            "One of the expected parameter is missing",
+            {"param_name": "channel_ids"},
+        )
+    results = []
+    for channel_id in [c.strip() for c in raw.split(",") if c.strip()]:
+        removed = access.user.crm.remove_channel(channel_id) if channel_id.isdigit() else []
+        if removed:
+            results.append(
+                _success(
+                    "Successfully unsubscribed from actions-watch of the given module", removed
+                )
+            )
+        else:
+            results.append(
+                WatchError(
+                    "INVALID_DATA",
+                    "the given channel_id is not subscribed",
+                    {"param_name": "channel_ids", "channel_id": channel_id},
+                ).as_json()
+            )
+    return json_response({"watch": results}, status=_multi_status(results, 200))
+
+
+# ---- users -------------------------------------------------------------------------------
+
+
+async def get_users(request: web.Request) -> web.Response:
+    access = _authorize(request, "ZohoCRM.users", "READ")
+    if isinstance(access, web.Response):
+        return access
+    kind = request.query.get("type", "AllUsers")
+    if kind not in USER_TYPES:
+        return _param_error("type")
+    user = access.user
+    name = user.user_id.capitalize()
+    body = {
+        "users": [
+            {
+                "id": user.crm_user_id,
+                "email": user.email,
+                "full_name": f"{name} User",
+                "first_name": name,
+                "last_name": "User",
+                "status": "active",
+                "confirm": True,
+                "role": {"name": "CEO", "id": "5725767000000026005"},
+                "profile": {"name": "Administrator", "id": "5725767000000026011"},
+                "time_zone": "Etc/UTC",
+                "locale": "en_US",
+                "country_locale": "en_US",
+                "language": "en_US",
+            }
+        ],
+        "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False},
+    }
+    return json_response(body)
+
+
+async def crm_not_found(request: web.Request) -> web.Response:
+    return crm_error(
+        404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    watch = app.router.add_resource("/crm/v8/actions/watch", name="crm.watch")
+    watch.add_route("GET", get_watch)
+    watch.add_route("POST", write_watch)
+    watch.add_route("PUT", write_watch)
+    watch.add_route("PATCH", write_watch)
+    watch.add_route("DELETE", delete_watch)
+    users = app.router.add_resource("/crm/v8/users", name="crm.users")
+    users.add_route("GET", get_users)
+    # Registered last so the routes above win; wrong methods on them land here too.
+    other = app.router.add_resource("/crm/{tail:.*}", name="crm.unknown")
+    other.add_route("*", crm_not_found)

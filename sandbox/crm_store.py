@@ -1,0 +1,69 @@
+"""One CRM org's instant-notification subscriptions ("watch" items).
+
+Zoho returns one item per (channel, module). Items are kept as the exact JSON objects the GET
+answers with, in insertion order (Zoho's order). Filtered views are cached and dropped on any
+write, so a GET page is a slice, not a scan: reads vastly outnumber writes in every test and
+benchmark.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WatchItem = dict[str, Any]
+
+
+class CrmStore:
+    def __init__(self) -> None:
+        self._items: dict[tuple[str, str], WatchItem] = {}
+        self._by_channel: dict[str, dict[str, WatchItem]] = {}
+        self._views: dict[tuple[str | None, str | None], list[WatchItem]] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: WatchItem) -> None:
+        """Insert or replace the item for its (channel_id, resource_name)."""
+        key = (item["channel_id"], item["resource_name"])
+        self._items[key] = item
+        self._by_channel.setdefault(key[0], {})[key[1]] = item
+        self._views.clear()
+
+    def remove(self, channel_id: str, module: str) -> WatchItem | None:
+        item = self._items.pop((channel_id, module), None)
+        if item is not None:
+            modules = self._by_channel[channel_id]
+            del modules[module]
+            if not modules:
+                del self._by_channel[channel_id]
+            self._views.clear()
+        return item
+
+    def remove_channel(self, channel_id: str) -> list[WatchItem]:
+        modules = self._by_channel.get(channel_id)
+        if not modules:
+            return []
+        return [item for m in list(modules) if (item := self.remove(channel_id, m))]
+
+    def channel(self, channel_id: str) -> dict[str, WatchItem]:
+        """module -> item for one channel (empty when unknown)."""
+        return self._by_channel.get(channel_id, {})
+
+    def query(self, module: str | None = None, channel_id: str | None = None) -> list[WatchItem]:
+        key = (module, channel_id)
+        view = self._views.get(key)
+        if view is None:
+            if channel_id is not None:
+                # Both dicts see the same puts and removes, so a channel's modules are already
+                # in the store's (Zoho's) order.
+                source = list(self._by_channel.get(channel_id, {}).values())
+            else:
+                source = list(self._items.values())
+            view = [it for it in source if module is None or it["resource_name"] == module]
+            self._views[key] = view
+        return view
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._by_channel.clear()
+        self._views.clear()
