@@ -1,0 +1,98 @@
+"""Wiring: builds the broker's parts from its configuration and runs the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+import httpx
+
+from broker import db
+from broker.config import BrokerConfig
+from broker.connections import ConnectionService
+from broker.crypto import KeyRing, load_key_ring
+from broker.servicer import SERVICE_NAME, TokenBrokerServicer
+from broker.store import ConnectionStore
+from broker.tokens import TokenService, utc_now
+from broker.zoho_accounts import AccountsClient
+from servicekit.origins import OriginPolicy
+from servicekit.server import GrpcServer, ServiceBinding
+from zoho.broker.v1 import broker_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+def key_ring(config: BrokerConfig) -> KeyRing:
+    return load_key_ring(
+        config.encryption_keys, sqlite_path=config.sqlite_path, database_url=config.database_url
+    )
+
+
+def zoho_http_client(policy: OriginPolicy) -> httpx.AsyncClient:
+    """One client per process. Redirects are never followed (a redirect could
+    lead a token off Zoho), and every request passes the origin guard."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,
+        event_hooks={"request": [policy.guard]},
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        headers={"User-Agent": "zoho-connect-broker/0.1"},
+    )
+
+
+class Broker:
+    """A running broker: its server and the parts behind it."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        replica: str | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        config.require_client()
+        self.config = config
+        self.policy = OriginPolicy(config.extra_origins)
+        self.keys = key_ring(config)
+        self.engine = db.make_async_engine(config.database_url)
+        self.http = zoho_http_client(self.policy)
+        self.store = ConnectionStore(self.engine, self.keys)
+        self.accounts = AccountsClient(
+            self.http,
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            attempt_timeout=config.zoho_timeout_seconds,
+            max_attempts=config.zoho_max_attempts,
+        )
+        self.tokens = TokenService(
+            self.store, self.accounts, self.policy, config, replica=replica, clock=clock
+        )
+        self.connections = ConnectionService(self.store, self.accounts, self.tokens, self.policy)
+        servicer = TokenBrokerServicer(self.tokens, self.connections)
+        self.server = GrpcServer(
+            config.listen,
+            [ServiceBinding(
+                SERVICE_NAME,
+                lambda server: broker_pb2_grpc.add_TokenBrokerServiceServicer_to_server(
+                    servicer, server
+                ),
+            )],
+            grace_seconds=config.grace_seconds,
+        )
+
+    async def start(self, *, migrate: bool = True) -> str:
+        if migrate:
+            await asyncio.to_thread(db.migrate, self.config.database_url)
+        return await self.server.start()
+
+    async def close(self) -> None:
+        """Releases what start() and the constructor took (after the server stopped)."""
+        await self.tokens.close()
+        await self.http.aclose()
+        await self.engine.dispose()
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(grace)
+        await self.close()

@@ -1,0 +1,78 @@
+"""`zoho-broker`: serve (the default), migrate, reencrypt, new-key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from broker import db
+from broker.app import Broker, key_ring
+from broker.config import BrokerConfig
+from broker.crypto import new_key_spec
+from broker.store import ConnectionStore
+from servicekit.config import ConfigError
+from servicekit.logs import setup_logging
+from servicekit.metrics import serve_metrics
+from servicekit.server import run_until_signal
+
+log = logging.getLogger("broker")
+
+
+async def _serve(config: BrokerConfig, migrate: bool) -> int:
+    broker = Broker(config)
+    if config.metrics_listen:
+        serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
+    if migrate:
+        await asyncio.to_thread(db.migrate, config.database_url)
+
+    async def close() -> None:
+        await broker.close()
+
+    return await run_until_signal(broker.server, on_stop=close)
+
+
+async def _reencrypt(config: BrokerConfig) -> int:
+    store = ConnectionStore(db.make_async_engine(config.database_url), key_ring(config))
+    try:
+        seen, rewritten = await store.reencrypt_all()
+    finally:
+        await store.engine.dispose()
+    print(f"re-encrypted {rewritten} of {seen} connections under key {store.keys.primary_id!r}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="zoho-broker",
+        description="Zoho token broker: owns OAuth connections, hands out fresh access tokens.",
+    )
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the gRPC server (the default)")
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
+    commands.add_parser("migrate", help="bring the database schema up to date, then exit")
+    commands.add_parser(
+        "reencrypt", help="re-encrypt every stored token under the first BROKER_ENCRYPTION_KEY"
+    )
+    new_key = commands.add_parser("new-key", help="print a new KEY_ID:KEY for the key ring")
+    new_key.add_argument("key_id", nargs="?", default="k1")
+    parser.add_argument("--no-migrate", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.command == "new-key":
+        print(new_key_spec(args.key_id))
+        return 0
+    try:
+        config = BrokerConfig.from_env()
+        setup_logging("broker", fmt=config.log_format, level=config.log_level)
+        if args.command == "migrate":
+            db.migrate(config.database_url)
+            print("database schema is up to date")
+            return 0
+        if args.command == "reencrypt":
+            return asyncio.run(_reencrypt(config))
+        return asyncio.run(_serve(config, migrate=not args.no_migrate))
+    except ConfigError as problem:
+        print(f"configuration error: {problem}", file=sys.stderr, flush=True)
+        return 2

@@ -1,0 +1,97 @@
+"""The broker's configuration, read once from the environment at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from servicekit.config import ConfigError, Env, ListenAddress
+from servicekit.origins import normalize_origin
+
+DEFAULT_DATABASE_URL = "sqlite:///zoho_broker.db"
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    listen: ListenAddress
+    database_url: str
+    encryption_keys: str
+    client_id: str
+    client_secret: str
+    extra_origins: list[str]
+    # A token expiring sooner than this is refreshed before it is handed out (callers wait).
+    refresh_window_seconds: int
+    # A token expiring sooner than this is handed out and refreshed in the background.
+    soft_refresh_seconds: int
+    # How stale the in-memory copy of a connection may be before it is re-read:
+    # bounds how long another replica's delete or re-consent takes to be seen here.
+    cache_seconds: float
+    # Zoho allows 10 new access tokens per refresh token per 10 minutes; we never ask more.
+    mint_budget: int
+    mint_budget_window_seconds: int
+    # A crashed refresher's lease lapses after this long, so another replica takes over.
+    lease_seconds: float
+    zoho_timeout_seconds: float
+    zoho_max_attempts: int
+    grace_seconds: float
+    metrics_listen: ListenAddress | None
+    log_format: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> BrokerConfig:
+        env = env or Env()
+        extra = env.items("ZOHO_EXTRA_ORIGINS")
+        for origin in extra:
+            if normalize_origin(origin) is None:
+                raise ConfigError(
+                    "ZOHO_EXTRA_ORIGINS", f"{origin!r} is not an origin (scheme://host[:port])"
+                )
+        window = env.integer("BROKER_REFRESH_WINDOW_SECONDS", 120, minimum=0, maximum=3000)
+        soft = env.integer("BROKER_SOFT_REFRESH_SECONDS", max(300, window), minimum=0, maximum=3300)
+        if soft < window:
+            raise ConfigError(
+                "BROKER_SOFT_REFRESH_SECONDS",
+                f"must be at least BROKER_REFRESH_WINDOW_SECONDS ({window}), got {soft}",
+            )
+        metrics = env.text("BROKER_METRICS_LISTEN")
+        log_format = env.text("LOG_FORMAT", "text")
+        if log_format not in {"text", "json"}:
+            raise ConfigError("LOG_FORMAT", f"expected text or json, got {log_format!r}")
+        return cls(
+            listen=env.listen("BROKER_LISTEN", "127.0.0.1:50051"),
+            database_url=env.text("BROKER_DATABASE_URL", DEFAULT_DATABASE_URL),
+            encryption_keys=env.text("BROKER_ENCRYPTION_KEY"),
+            client_id=env.text("ZOHO_CLIENT_ID"),
+            client_secret=env.text("ZOHO_CLIENT_SECRET"),
+            extra_origins=extra,
+            refresh_window_seconds=window,
+            soft_refresh_seconds=soft,
+            cache_seconds=env.number("BROKER_CACHE_SECONDS", 1.0, minimum=0.0, maximum=60.0),
+            mint_budget=env.integer("BROKER_MINT_BUDGET", 10, minimum=1, maximum=10),
+            mint_budget_window_seconds=600,
+            lease_seconds=env.number("BROKER_LEASE_SECONDS", 10.0, minimum=1.0, maximum=120.0),
+            zoho_timeout_seconds=env.number(
+                "BROKER_ZOHO_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=60.0
+            ),
+            zoho_max_attempts=env.integer("BROKER_ZOHO_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
+            grace_seconds=env.number("BROKER_GRACE_SECONDS", 5.0, minimum=0.0, maximum=120.0),
+            metrics_listen=env.listen("BROKER_METRICS_LISTEN", metrics) if metrics else None,
+            log_format=log_format,
+            log_level=env.text("LOG_LEVEL", "INFO"),
+        )
+
+    def require_client(self) -> None:
+        for name, value in (("ZOHO_CLIENT_ID", self.client_id),
+                            ("ZOHO_CLIENT_SECRET", self.client_secret)):
+            if not value:
+                raise ConfigError(name, "required: the Zoho OAuth client the broker refreshes with")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file, when the database is an SQLite file."""
+        prefix = self.database_url.split("://", 1)[0]
+        if not prefix.startswith("sqlite"):
+            return None
+        path = self.database_url.split(":///", 1)[-1] if ":///" in self.database_url else ""
+        return Path(path) if path and path != ":memory:" else None

@@ -1,0 +1,191 @@
+"""Creating, reading, listing and deleting connections."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from broker.store import AuditEntry, Connection, ConnectionStore, NewConnection, token_hash
+from broker.tokens import TokenService
+from broker.zoho_accounts import (
+    AccountsClient,
+    ClientRejected,
+    InvalidGrant,
+    Throttled,
+    TokenGrant,
+    Unavailable,
+)
+from servicekit.errors import (
+    InvalidArgument,
+    NotFound,
+    ReauthRequired,
+    ServiceError,
+    ZohoRejected,
+    ZohoThrottled,
+    ZohoUnavailable,
+)
+from servicekit.origins import OriginPolicy
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+# Zoho answers in well under a second; this bounds a connect or revoke call.
+ZOHO_CALL_BUDGET = 15.0
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    user_id: str
+    accounts_server: str
+    api_domain: str
+    scopes: Sequence[str]
+    desk_org_id: str
+    redirect_uri: str
+    authorization_code: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+
+
+def encode_page_token(last_user_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": last_user_id}).encode()).decode()
+
+
+def decode_page_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+        after = data["after"]
+        if not isinstance(after, str) or not after:
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
+        raise InvalidArgument(
+            [("page_token", "not a page token this service issued")]
+        ) from None
+    return after
+
+
+def _zoho_error(exc: Exception, *, what: str) -> ServiceError:
+    """Maps an accounts-server failure during connect/revoke to a caller's error."""
+    if isinstance(exc, InvalidGrant):
+        return ReauthRequired("", f"Zoho refused the {what} (invalid_code)")
+    if isinstance(exc, Throttled):
+        return ZohoThrottled(str(exc), retry_after=exc.retry_after, source="zoho")
+    if isinstance(exc, ClientRejected):
+        return ZohoRejected(str(exc), zoho_code=exc.zoho_error, http_status=200)
+    return ZohoUnavailable(str(exc), endpoint="token")
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        store: ConnectionStore,
+        accounts: AccountsClient,
+        tokens: TokenService,
+        policy: OriginPolicy,
+    ) -> None:
+        self.store = store
+        self.accounts = accounts
+        self.tokens = tokens
+        self.policy = policy
+
+    async def create(self, request: CreateRequest) -> Connection:
+        accounts_server = self.policy.accounts_server(request.accounts_server)
+        api_domain = (
+            self.policy.api_domain(request.api_domain) if request.api_domain else ""
+        )
+        deadline = time.monotonic() + ZOHO_CALL_BUDGET
+        started = time.monotonic()
+        try:
+            if request.authorization_code:
+                grant = await self.accounts.exchange_code(
+                    accounts_server, request.authorization_code, request.redirect_uri, deadline
+                )
+                if not grant.refresh_token:
+                    raise InvalidArgument([(
+                        "authorization_code",
+                        "Zoho issued no refresh token: the consent must ask access_type=offline "
+                        "(and prompt=consent to get a new one)",
+                    )])
+                refresh_token = grant.refresh_token
+            else:
+                # An import is checked at once: a dead token fails here, not at first use.
+                refresh_token = request.refresh_token
+                grant = await self.accounts.refresh(accounts_server, refresh_token, deadline)
+        except (InvalidGrant, Throttled, ClientRejected, Unavailable) as exc:
+            error = _zoho_error(
+                exc, what="authorization code" if request.authorization_code else "refresh token"
+            )
+            if isinstance(error, ReauthRequired):
+                error.metadata["user_id"] = request.user_id
+            raise error from None
+        api_domain = self._api_domain(grant, fallback=api_domain)
+        now = self.tokens.clock()
+        record = await self.store.put(
+            NewConnection(
+                user_id=request.user_id,
+                access_token=grant.access_token,
+                refresh_token=refresh_token,
+                token_expires_at=now + timedelta(seconds=grant.expires_in),
+                api_domain=api_domain,
+                accounts_server=accounts_server,
+                # Zoho's answer, when it names the scopes, is the truth about the grant.
+                scopes=grant.scopes or tuple(request.scopes),
+                desk_org_id=request.desk_org_id,
+            ),
+            now,
+            AuditEntry(
+                user_id=request.user_id, reason="create", outcome="success",
+                latency_ms=int((time.monotonic() - started) * 1000),
+                refresh_token_hash=token_hash(refresh_token), replica=self.tokens.replica,
+                access_token_hash=token_hash(grant.access_token),
+            ),
+        )
+        self.tokens.remember(record)
+        return record
+
+    def _api_domain(self, grant: TokenGrant, *, fallback: str) -> str:
+        if grant.api_domain:
+            return self.policy.api_domain(grant.api_domain, "api_domain (in Zoho's answer)")
+        if fallback:
+            return fallback
+        raise InvalidArgument([(
+            "api_domain", "Zoho's answer named no api_domain; give it in the request",
+        )])
+
+    async def get(self, user_id: str) -> Connection:
+        record = await self.store.get(user_id, with_tokens=False)
+        if record is None:
+            raise NotFound(f"no connection for user_id {user_id!r}", metadata={"user_id": user_id})
+        return record
+
+    async def list(self, page_size: int, page_token: str) -> tuple[list[Connection], str]:
+        after = decode_page_token(page_token)
+        size = page_size or DEFAULT_PAGE_SIZE
+        # One extra row tells whether another page exists, without a count query.
+        rows = await self.store.list_after(after, size + 1)
+        next_token = encode_page_token(rows[size - 1].user_id) if len(rows) > size else ""
+        return rows[:size], next_token
+
+    async def delete(self, user_id: str, revoke: bool) -> bool:
+        record = await self.store.get(user_id)
+        if record is None:
+            raise NotFound(f"no connection for user_id {user_id!r}", metadata={"user_id": user_id})
+        revoked = False
+        if revoke:
+            # Revoke first: if Zoho is down, nothing is deleted and the caller retries,
+            # rather than a live refresh token being forgotten while still valid.
+            try:
+                revoked = await self.accounts.revoke(
+                    record.accounts_server, record.refresh_token,
+                    time.monotonic() + ZOHO_CALL_BUDGET,
+                )
+            except Unavailable as exc:
+                raise ZohoUnavailable(f"revoke failed, nothing deleted: {exc}",
+                                      endpoint="revoke") from None
+        await self.store.delete(user_id)
+        self.tokens.forget(user_id)
+        return revoked

@@ -1,0 +1,99 @@
+"""The broker's tables. Token columns hold ciphertext only (see crypto.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+STATUS_ACTIVE = "active"
+STATUS_REAUTH_REQUIRED = "reauth_required"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python whatever the database keeps.
+
+    SQLite has no time zones and compares datetimes as text, so it gets naive
+    UTC in one format; PostgreSQL gets timestamptz.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ZohoConnection(Base):
+    __tablename__ = "zoho_connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    access_token: Mapped[str | None] = mapped_column(Text)
+    refresh_token: Mapped[str] = mapped_column(Text, nullable=False)
+    # Which refresh token this is, without being it: ties audit rows and the
+    # mint budget to the grant (a short SHA-256 of a high-entropy secret).
+    refresh_token_hash: Mapped[str] = mapped_column(String(16), nullable=False)
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    api_domain: Mapped[str] = mapped_column(String(255), nullable=False)
+    accounts_server: Mapped[str] = mapped_column(String(255), nullable=False)
+    scopes: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default=STATUS_ACTIVE)
+    desk_org_id: Mapped[str | None] = mapped_column(String(64))
+    last_refresh_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    refresh_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Compare-and-swap: every write names the version it read and bumps it.
+    # Taking the refresh lease bumps it too, so the version is also the fence.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Zoho's token throttle answered: no refresh is attempted before this.
+    throttled_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class RefreshAudit(Base):
+    """One row per call to Zoho's token endpoint: never a token, only short hashes."""
+
+    __tablename__ = "zoho_refresh_audit"
+    __table_args__ = (
+        Index("ix_zoho_refresh_audit_rt_time", "refresh_token_hash", "created_at"),
+        Index("ix_zoho_refresh_audit_user_time", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # window | soft_window | min_ttl | rejected | create
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    # success | invalid_code | throttled | unavailable | unknown | bad_response | rejected
+    # | lost_lease
+    outcome: Mapped[str] = mapped_column(String(32), nullable=False)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    refresh_token_hash: Mapped[str] = mapped_column(String(16), nullable=False)
+    access_token_hash: Mapped[str | None] = mapped_column(String(16))
+    replica: Mapped[str] = mapped_column(String(64), nullable=False)
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+# Outcomes after which Zoho may have minted a token: they count against the budget.
+MINTING_OUTCOMES = ("success", "lost_lease", "unknown")

@@ -1,0 +1,56 @@
+"""Coalesces concurrent calls for the same key into one in-flight task."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from servicekit.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[T]] = {}
+
+    def running(self, key: str) -> bool:
+        return key in self._tasks
+
+    def start(self, key: str, make: Callable[[], Awaitable[T]]) -> asyncio.Task[T]:
+        """The task already running for `key`, or a new one made by `make`.
+
+        The task belongs to no caller: a caller that gives up (deadline, cancel)
+        leaves it running for the others, so work Zoho has begun is not thrown away.
+        """
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(make())
+            self._tasks[key] = task
+            task.add_done_callback(functools.partial(self._finished, key))
+        return task
+
+    def _finished(self, key: str, task: asyncio.Task[T]) -> None:
+        if self._tasks.get(key) is task:
+            del self._tasks[key]
+        if task.cancelled():
+            return
+        # Retrieved here, so a failure nobody awaited (a background refresh) is
+        # not reported as lost; expected domain errors are already recorded.
+        error = task.exception()
+        if error is not None and not isinstance(error, ServiceError):
+            log.error("background task for a connection failed", exc_info=error)
+
+    async def do(self, key: str, make: Callable[[], Awaitable[T]], timeout: float | None) -> T:
+        return await asyncio.wait_for(asyncio.shield(self.start(key, make)), timeout)
+
+    async def cancel_all(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,396 @@
+"""All reads and writes of the broker's tables.
+
+Tokens are encrypted here and nowhere else, with the row's user_id and the
+column as associated data. Writes that follow a read are compare-and-swap on
+`version`; the refresh lease is taken with the same CAS, so the version a
+refresher holds is its fencing token: a refresher whose lease lapsed and was
+taken over cannot overwrite the newer token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from broker.crypto import KeyRing
+from broker.models import (
+    MINTING_OUTCOMES,
+    STATUS_ACTIVE,
+    STATUS_REAUTH_REQUIRED,
+    RefreshAudit,
+    ZohoConnection,
+)
+
+_conn = cast(Table, ZohoConnection.__table__)
+_audit = cast(Table, RefreshAudit.__table__)
+
+
+def token_hash(token: str) -> str:
+    """A short, stable name for a token that reveals nothing usable about it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Connection:
+    user_id: str
+    refresh_token_hash: str
+    token_expires_at: datetime | None
+    api_domain: str
+    accounts_server: str
+    scopes: tuple[str, ...]
+    status: str
+    desk_org_id: str
+    last_refresh_time: datetime | None
+    last_error: str
+    refresh_failures: int
+    version: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    throttled_until: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    # Decrypted only on reads that need them; never printed.
+    access_token: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+
+    @property
+    def active(self) -> bool:
+        return self.status == STATUS_ACTIVE
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    user_id: str
+    reason: str
+    outcome: str
+    latency_ms: int
+    refresh_token_hash: str
+    replica: str
+    access_token_hash: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class NewConnection:
+    user_id: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    token_expires_at: datetime
+    api_domain: str
+    accounts_server: str
+    scopes: Sequence[str]
+    desk_org_id: str
+
+
+def _join_scopes(scopes: Sequence[str]) -> str:
+    return " ".join(dict.fromkeys(s for s in scopes if s))
+
+
+class ConnectionStore:
+    def __init__(self, engine: AsyncEngine, keys: KeyRing) -> None:
+        self.engine = engine
+        self.keys = keys
+
+    # -- encryption ----------------------------------------------------------
+
+    def _seal(self, user_id: str, column: str, value: str) -> str:
+        return self.keys.encrypt(value, context=f"zoho_connections:{column}:{user_id}")
+
+    def _open(self, user_id: str, column: str, value: str | None) -> str:
+        if not value:
+            return ""
+        return self.keys.decrypt(value, context=f"zoho_connections:{column}:{user_id}")
+
+    def _record(self, row: Any, *, with_tokens: bool) -> Connection:
+        return Connection(
+            user_id=row.user_id,
+            refresh_token_hash=row.refresh_token_hash,
+            token_expires_at=row.token_expires_at,
+            api_domain=row.api_domain,
+            accounts_server=row.accounts_server,
+            scopes=tuple(row.scopes.split()) if row.scopes else (),
+            status=row.status,
+            desk_org_id=row.desk_org_id or "",
+            last_refresh_time=row.last_refresh_time,
+            last_error=row.last_error or "",
+            refresh_failures=row.refresh_failures,
+            version=row.version,
+            lease_owner=row.lease_owner,
+            lease_expires_at=row.lease_expires_at,
+            throttled_until=row.throttled_until,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            access_token=self._open(row.user_id, "access_token", row.access_token)
+            if with_tokens else "",
+            refresh_token=self._open(row.user_id, "refresh_token", row.refresh_token)
+            if with_tokens else "",
+        )
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get(self, user_id: str, *, with_tokens: bool = True) -> Connection | None:
+        async with self.engine.connect() as db:
+            row = (await db.execute(select(_conn).where(_conn.c.user_id == user_id))).first()
+        return None if row is None else self._record(row, with_tokens=with_tokens)
+
+    async def list_after(self, after_user_id: str, limit: int) -> list[Connection]:
+        query = select(_conn).order_by(_conn.c.user_id).limit(limit)
+        if after_user_id:
+            query = query.where(_conn.c.user_id > after_user_id)
+        async with self.engine.connect() as db:
+            rows = (await db.execute(query)).all()
+        return [self._record(row, with_tokens=False) for row in rows]
+
+    async def mints_since(self, refresh_token_hash: str, since: datetime) -> list[datetime]:
+        """When Zoho may have minted tokens for this refresh token since `since`, oldest first."""
+        query = (
+            select(_audit.c.created_at)
+            .where(
+                _audit.c.refresh_token_hash == refresh_token_hash,
+                _audit.c.created_at > since,
+                _audit.c.outcome.in_(MINTING_OUTCOMES),
+            )
+            .order_by(_audit.c.created_at)
+        )
+        async with self.engine.connect() as db:
+            return [value for (value,) in (await db.execute(query)).all()]
+
+    # -- writes --------------------------------------------------------------
+
+    async def put(self, new: NewConnection, now: datetime, audit: AuditEntry) -> Connection:
+        """Creates the connection, or replaces it (a reconnect after re-consent)."""
+        values = {
+            "access_token": self._seal(new.user_id, "access_token", new.access_token),
+            "refresh_token": self._seal(new.user_id, "refresh_token", new.refresh_token),
+            "refresh_token_hash": token_hash(new.refresh_token),
+            "token_expires_at": new.token_expires_at,
+            "api_domain": new.api_domain,
+            "accounts_server": new.accounts_server,
+            "scopes": _join_scopes(new.scopes),
+            "status": STATUS_ACTIVE,
+            "desk_org_id": new.desk_org_id or None,
+            "last_refresh_time": now,
+            "last_error": None,
+            "refresh_failures": 0,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "throttled_until": None,
+            "updated_at": now,
+        }
+        for _ in range(2):
+            try:
+                async with self.engine.begin() as db:
+                    replaced = await db.execute(
+                        update(_conn)
+                        .where(_conn.c.user_id == new.user_id)
+                        .values(**values, version=_conn.c.version + 1)
+                    )
+                    if replaced.rowcount == 0:
+                        await db.execute(
+                            insert(_conn).values(
+                                user_id=new.user_id, created_at=now, version=1, **values
+                            )
+                        )
+                    await self._audit(db, audit, now)
+                break
+            except IntegrityError:
+                continue  # a concurrent create inserted first: replace it instead
+        stored = await self.get(new.user_id)
+        assert stored is not None
+        return stored
+
+    async def delete(self, user_id: str) -> bool:
+        async with self.engine.begin() as db:
+            result = await db.execute(delete(_conn).where(_conn.c.user_id == user_id))
+        return bool(result.rowcount)
+
+    async def try_lease(
+        self, user_id: str, read_version: int, owner: str, now: datetime, ttl: float
+    ) -> int | None:
+        """Takes the refresh lease if nobody changed the row since `read_version`
+        and no live lease exists. Returns the fence (the new version) or None."""
+        async with self.engine.begin() as db:
+            result = await db.execute(
+                update(_conn)
+                .where(
+                    _conn.c.user_id == user_id,
+                    _conn.c.version == read_version,
+                    or_(_conn.c.lease_owner.is_(None), _conn.c.lease_expires_at < now),
+                )
+                .values(
+                    lease_owner=owner,
+                    lease_expires_at=now + timedelta(seconds=ttl),
+                    version=read_version + 1,
+                )
+            )
+        return read_version + 1 if result.rowcount == 1 else None
+
+    async def save_refresh(
+        self,
+        user_id: str,
+        fence: int,
+        owner: str,
+        *,
+        access_token: str,
+        expires_at: datetime,
+        api_domain: str,
+        refresh_token: str | None,
+        scopes: Sequence[str] | None,
+        now: datetime,
+        audit: AuditEntry,
+    ) -> bool:
+        """Writes a refreshed token and releases the lease, in one transaction with
+        its audit row, only if this refresher still holds the fence."""
+        values: dict[str, Any] = {
+            "access_token": self._seal(user_id, "access_token", access_token),
+            "token_expires_at": expires_at,
+            "api_domain": api_domain,
+            "last_refresh_time": now,
+            "last_error": None,
+            "refresh_failures": 0,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "throttled_until": None,
+            "updated_at": now,
+            "version": fence + 1,
+        }
+        if refresh_token:  # Zoho rotated it
+            values["refresh_token"] = self._seal(user_id, "refresh_token", refresh_token)
+            values["refresh_token_hash"] = token_hash(refresh_token)
+        if scopes:
+            values["scopes"] = _join_scopes(scopes)
+        async with self.engine.begin() as db:
+            result = await db.execute(
+                update(_conn)
+                .where(_conn.c.user_id == user_id, _conn.c.version == fence,
+                       _conn.c.lease_owner == owner)
+                .values(**values)
+            )
+            won = result.rowcount == 1
+            await self._audit(db, audit if won else _lost(audit), now)
+        return won
+
+    async def release_with_error(
+        self,
+        user_id: str,
+        fence: int,
+        owner: str,
+        *,
+        error: str,
+        now: datetime,
+        audit: AuditEntry,
+        reauth: bool = False,
+        throttled_until: datetime | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "last_error": error[:500],
+            "refresh_failures": _conn.c.refresh_failures + 1,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+            "version": fence + 1,
+        }
+        if reauth:
+            values["status"] = STATUS_REAUTH_REQUIRED
+        if throttled_until is not None:
+            values["throttled_until"] = throttled_until
+        async with self.engine.begin() as db:
+            await db.execute(
+                update(_conn)
+                .where(_conn.c.user_id == user_id, _conn.c.version == fence,
+                       _conn.c.lease_owner == owner)
+                .values(**values)
+            )
+            await self._audit(db, audit, now)
+
+    async def record_audit(self, audit: AuditEntry, now: datetime) -> None:
+        async with self.engine.begin() as db:
+            await self._audit(db, audit, now)
+
+    async def _audit(self, db: AsyncConnection, audit: AuditEntry, now: datetime) -> None:
+        await db.execute(
+            insert(_audit).values(
+                user_id=audit.user_id,
+                created_at=now,
+                reason=audit.reason,
+                outcome=audit.outcome,
+                latency_ms=audit.latency_ms,
+                refresh_token_hash=audit.refresh_token_hash,
+                access_token_hash=audit.access_token_hash,
+                replica=audit.replica,
+                detail=(audit.detail or "")[:200] or None,
+            )
+        )
+
+    # -- maintenance ---------------------------------------------------------
+
+    async def reencrypt_all(self, batch: int = 200) -> tuple[int, int]:
+        """Re-encrypts every token under the first key; returns (rows, rows rewritten).
+
+        Each row is CAS-written, so a concurrent refresh is never overwritten; a
+        row that changed under us is simply visited again in the next pass.
+        """
+        total = rewritten = 0
+        for _ in range(10):
+            seen, done, missed = await self._reencrypt_pass(batch)
+            total, rewritten = seen, rewritten + done
+            if not missed:
+                return total, rewritten
+        raise RuntimeError("rows kept changing during re-encryption; run it again")
+
+    async def _reencrypt_pass(self, batch: int) -> tuple[int, int, int]:
+        seen = rewritten = missed = 0
+        after = ""
+        while True:
+            query = select(_conn).order_by(_conn.c.user_id).limit(batch)
+            if after:
+                query = query.where(_conn.c.user_id > after)
+            async with self.engine.connect() as db:
+                rows = (await db.execute(query)).all()
+            if not rows:
+                return seen, rewritten, missed
+            for row in rows:
+                seen += 1
+                after = row.user_id
+                if all(
+                    not value or self.keys.key_id_of(value) == self.keys.primary_id
+                    for value in (row.access_token, row.refresh_token)
+                ):
+                    continue
+                record = self._record(row, with_tokens=True)
+                sealed_access = (
+                    self._seal(row.user_id, "access_token", record.access_token)
+                    if record.access_token else None
+                )
+                async with self.engine.begin() as db:
+                    result = await db.execute(
+                        update(_conn)
+                        .where(_conn.c.user_id == row.user_id, _conn.c.version == row.version)
+                        .values(
+                            access_token=sealed_access,
+                            refresh_token=self._seal(
+                                row.user_id, "refresh_token", record.refresh_token
+                            ),
+                            version=row.version + 1,
+                        )
+                    )
+                if result.rowcount == 1:
+                    rewritten += 1
+                else:
+                    missed += 1
+
+    async def count(self) -> int:
+        async with self.engine.connect() as db:
+            return int((await db.execute(select(func.count()).select_from(_conn))).scalar_one())
+
+
+def _lost(audit: AuditEntry) -> AuditEntry:
+    return AuditEntry(**{**audit.__dict__, "outcome": "lost_lease",
+                         "detail": "lease lapsed and was taken over; token discarded"})

@@ -1,0 +1,262 @@
+"""Zoho's accounts server: refresh, code exchange and revoke, with Zoho's quirks.
+
+A response is a success only if it carries `access_token`: Zoho answers most
+errors with HTTP 200. Failures are sorted into kinds the broker acts on
+differently: a dead grant (re-consent), a throttle (wait), a rejected client
+(our configuration), and transient trouble (retry, then give up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from servicekit import metrics
+
+TOKEN_PATH = "/oauth/v2/token"
+REVOKE_PATH = "/oauth/v2/token/revoke"
+# Zoho's access tokens live an hour; anything outside this is not a lifetime.
+_MAX_LIFETIME = 24 * 3600
+
+
+class AccountsError(Exception):
+    """Messages are safe to show: they never include a token or the client secret."""
+
+
+class InvalidGrant(AccountsError):
+    """invalid_code: the refresh token is revoked or unknown, or the code is spent."""
+
+
+class ClientRejected(AccountsError):
+    """invalid_client / invalid_client_secret: the OAuth client itself was refused."""
+
+    def __init__(self, message: str, zoho_error: str) -> None:
+        super().__init__(message)
+        self.zoho_error = zoho_error
+
+
+class Throttled(AccountsError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unavailable(AccountsError):
+    """5xx, timeout, reset, or an unreadable answer, after every retry."""
+
+    def __init__(self, message: str, *, maybe_minted: bool = False) -> None:
+        super().__init__(message)
+        # A request that timed out after it was sent may have minted a token:
+        # it counts against Zoho's budget even though we never saw the token.
+        self.maybe_minted = maybe_minted
+
+
+class _Retryable(Exception):
+    def __init__(self, message: str, *, maybe_minted: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_minted = maybe_minted
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    access_token: str = field(repr=False)
+    expires_in: int
+    api_domain: str | None
+    scopes: tuple[str, ...]
+    refresh_token: str | None = field(default=None, repr=False)
+
+
+# Zoho's throttle has two wordings, and comes with HTTP 200 or 400.
+_THROTTLE_MARKERS = ("too many requests", "throttle", "access denied")
+# Zoho blocks the rest of its 10-minute window; without a hint, wait a minute.
+DEFAULT_THROTTLE_WAIT = 60.0
+
+
+def parse_token_response(status: int, text: str) -> TokenGrant:
+    try:
+        body: Any = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        if status >= 500:
+            raise _Retryable(f"Zoho's token endpoint answered HTTP {status}")
+        raise _Retryable(f"Zoho's token endpoint answered HTTP {status} with no JSON object")
+    token = body.get("access_token")
+    if isinstance(token, str) and token:
+        return _grant(body)
+    error = str(body.get("error") or body.get("code") or "")[:100]
+    description = str(body.get("error_description") or body.get("message") or "")[:200]
+    wording = f"{error} {description}".lower()
+    if error == "invalid_code":
+        raise InvalidGrant("Zoho answered invalid_code: the grant is revoked, spent or unknown")
+    if error in {"invalid_client", "invalid_client_secret", "unauthorized_client"}:
+        raise ClientRejected(
+            f"Zoho rejected the OAuth client ({error}): check ZOHO_CLIENT_ID and "
+            "ZOHO_CLIENT_SECRET, and that the grant belongs to this client and data centre",
+            error,
+        )
+    if status == 429 or any(marker in wording for marker in _THROTTLE_MARKERS):
+        raise Throttled(
+            "Zoho's token throttle: too many access tokens for this refresh token",
+            DEFAULT_THROTTLE_WAIT,
+        )
+    if status >= 500:
+        raise _Retryable(f"Zoho's token endpoint answered HTTP {status}")
+    raise _Retryable(
+        f"Zoho's token endpoint answered HTTP {status} without access_token"
+        + (f" (error {error!r})" if error else "")
+    )
+
+
+def _grant(body: dict[str, Any]) -> TokenGrant:
+    # Legacy answers give expires_in in milliseconds plus expires_in_sec: the latter wins.
+    raw = body.get("expires_in_sec", body.get("expires_in"))
+    try:
+        lifetime = int(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise _Retryable("Zoho's token answer has no usable expires_in") from None
+    if not 0 < lifetime <= _MAX_LIFETIME:
+        raise _Retryable(f"Zoho's token answer has an implausible lifetime ({lifetime} s)")
+    api_domain = body.get("api_domain")
+    scope = body.get("scope")
+    refresh = body.get("refresh_token")
+    return TokenGrant(
+        access_token=body["access_token"],
+        expires_in=lifetime,
+        api_domain=api_domain if isinstance(api_domain, str) and api_domain else None,
+        scopes=tuple(scope.replace(",", " ").split()) if isinstance(scope, str) else (),
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+    )
+
+
+class AccountsClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        client_id: str,
+        client_secret: str,
+        attempt_timeout: float,
+        max_attempts: int,
+        backoff_base: float = 0.2,
+        backoff_cap: float = 2.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.http = http
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.attempt_timeout = attempt_timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.sleep = sleep
+
+    async def refresh(
+        self, accounts_server: str, refresh_token: str, deadline: float
+    ) -> TokenGrant:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "refresh_token": refresh_token,
+        }
+        return await self._token_call(accounts_server, form, deadline, retry_unsent_only=False)
+
+    async def exchange_code(
+        self, accounts_server: str, code: str, redirect_uri: str, deadline: float
+    ) -> TokenGrant:
+        form = {
+            "grant_type": "authorization_code",
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "code": code,
+            "redirect_uri": redirect_uri,
+        }
+        # A code is single-use: once a request may have reached Zoho, resending it
+        # would only earn invalid_code, so only unsent requests are retried.
+        return await self._token_call(accounts_server, form, deadline, retry_unsent_only=True)
+
+    async def revoke(self, accounts_server: str, refresh_token: str, deadline: float) -> bool:
+        """True if Zoho confirmed; an unknown token counts as revoked already."""
+
+        async def attempt(timeout: float) -> bool:
+            response = await self._send(
+                "revoke", accounts_server + REVOKE_PATH, timeout,
+                params={"token": refresh_token},
+            )
+            if response.status_code >= 500:
+                raise _Retryable(f"Zoho's revoke endpoint answered HTTP {response.status_code}")
+            try:
+                body = response.json()
+            except ValueError:
+                raise _Retryable("Zoho's revoke endpoint answered without JSON") from None
+            return isinstance(body, dict) and (
+                body.get("status") == "success" or body.get("error") == "invalid_code"
+            )
+
+        return await self._with_retries(attempt, deadline, retry_unsent_only=False)
+
+    async def _token_call(
+        self, accounts_server: str, form: dict[str, str], deadline: float, *,
+        retry_unsent_only: bool,
+    ) -> TokenGrant:
+        async def attempt(timeout: float) -> TokenGrant:
+            # Form body, not query string: secrets stay out of URLs and access logs.
+            response = await self._send("token", accounts_server + TOKEN_PATH, timeout, data=form)
+            return parse_token_response(response.status_code, response.text)
+
+        return await self._with_retries(attempt, deadline, retry_unsent_only=retry_unsent_only)
+
+    async def _send(self, endpoint: str, url: str, timeout: float, **kwargs: Any) -> httpx.Response:
+        started = time.perf_counter()
+        status = "error"
+        try:
+            response = await self.http.post(url, timeout=timeout, **kwargs)
+            status = str(response.status_code)
+            return response
+        except httpx.TimeoutException as exc:
+            status = "timeout"
+            unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise _Retryable(f"Zoho's {endpoint} endpoint timed out",
+                             maybe_minted=not unsent) from None
+        except httpx.TransportError as exc:
+            unsent = isinstance(exc, httpx.ConnectError)
+            raise _Retryable(
+                f"could not reach Zoho's {endpoint} endpoint ({type(exc).__name__})",
+                maybe_minted=not unsent and endpoint == "token",
+            ) from None
+        finally:
+            metrics.observe_zoho(endpoint, status, time.perf_counter() - started)
+
+    async def _with_retries(
+        self, attempt: Callable[[float], Awaitable[Any]], deadline: float, *,
+        retry_unsent_only: bool,
+    ) -> Any:
+        maybe_minted = False
+        last = "no attempt fitted in the time left"
+        for number in range(self.max_attempts):
+            left = deadline - time.monotonic()
+            if left <= 0.05:
+                break
+            try:
+                return await attempt(min(self.attempt_timeout, left))
+            except _Retryable as exc:
+                maybe_minted = maybe_minted or exc.maybe_minted
+                last = str(exc)
+                if retry_unsent_only and exc.maybe_minted:
+                    break
+            # Capped exponential backoff with full jitter, so replicas that failed
+            # together do not retry together.
+            pause = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**number))
+            if number + 1 < self.max_attempts and time.monotonic() + pause < deadline - 0.05:
+                await self.sleep(pause)
+            else:
+                break
+        raise Unavailable(last, maybe_minted=maybe_minted)
