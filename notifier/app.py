@@ -27,16 +27,31 @@ log = logging.getLogger(__name__)
 
 
 class NotifierApp:
-    def __init__(self, config: NotifierConfig) -> None:
+    def __init__(
+        self, config: NotifierConfig, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        """`transport`: tests wrap the real one to watch requests start and end."""
         self.config = config
         self.policy = OriginPolicy(list(config.extra_origins))
-        self.broker_channel = grpc.aio.insecure_channel(config.broker_target)
+        self.broker_channel = grpc.aio.insecure_channel(
+            config.broker_target,
+            # gRPC's default reconnect backoff grows to 120 s: the notifier would stay
+            # NOT_SERVING (and fail calls) for minutes after the broker came back.
+            options=[
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 3000),
+            ],
+        )
         self.http = httpx.AsyncClient(
             # A redirect could carry the token to a host we did not choose.
             follow_redirects=False,
             event_hooks={"request": [self.policy.guard]},
             timeout=config.retry.request_timeout_seconds,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            transport=transport
+            or httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
+            ),
         )
         zoho = ZohoHttp(self.http, config.retry)
         self.notifications = Notifications(

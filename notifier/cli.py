@@ -16,7 +16,7 @@ async def _serve(config: NotifierConfig) -> int:
     app = NotifierApp(config)
     app.health.start()
     try:
-        return await run_until_signal(app.server, on_stop=app.close)
+        return await run_until_signal(app.server)
     finally:
         await app.close()
 

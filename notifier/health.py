@@ -65,7 +65,9 @@ class BrokerHealthWatch:
                 "SERVING" if serving else "NOT_SERVING",
             )
             self._serving = serving
-            await self._set_serving(serving)
+        # Set every time, not only on a change: the server's own start sets SERVING, and
+        # that must not stand if it raced past a failed probe.
+        await self._set_serving(serving)
         return serving
 
     def start(self) -> None:
