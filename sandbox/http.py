@@ -13,7 +13,7 @@ from sandbox.state import SandboxState
 
 STATE_KEY = web.AppKey("sandbox_state", SandboxState)
 DEMO_SIZES_KEY = web.AppKey("demo_sizes", DemoSizes)
-RECORD_KEY = "sandbox_call_record"
+RECORD_KEY = web.RequestKey("sandbox_call_record", CallRecord)
 OAUTH_PREFIX = "Zoho-oauthtoken "
 
 
@@ -22,8 +22,7 @@ def state_of(request: web.Request) -> SandboxState:
 
 
 def record_of(request: web.Request) -> CallRecord | None:
-    record: CallRecord | None = request.get(RECORD_KEY)
-    return record
+    return request.get(RECORD_KEY)
 
 
 def oauth_token(request: web.Request) -> str | None:

@@ -198,9 +198,7 @@ async def test_throttle_status_configurable(sandbox: SandboxControl, http: httpx
     assert response.json()["error"] == THROTTLE_ERROR
 
 
-async def test_sixteenth_token_evicts_the_oldest(
-    sandbox: SandboxControl, http: httpx.AsyncClient
-):
+async def test_sixteenth_token_evicts_the_oldest(sandbox: SandboxControl, http: httpx.AsyncClient):
     await sandbox.configure(mint_limit=100)
     tokens = [await access_token(http, sandbox) for _ in range(16)]
     live = await sandbox.live_access_tokens(DEMO_REFRESH_TOKEN)
