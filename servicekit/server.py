@@ -75,8 +75,14 @@ class _RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 request_id.set(rid)
                 started = time.perf_counter()
                 try:
-                    async for item in inner_stream(req, ctx):
-                        yield item
+                    result = inner_stream(req, ctx)
+                    if hasattr(result, "__aiter__"):
+                        async for item in result:
+                            yield item
+                    else:
+                        # A handler that writes with context.write (the health Watch does)
+                        # is a coroutine, not an async generator.
+                        await result
                 finally:
                     metrics.observe_rpc(method, ctx.code(), time.perf_counter() - started)
 
