@@ -229,8 +229,9 @@ class TokenService:
     async def _refresh_once(
         self, user_id: str, reason: str, good_enough: Callable[[Connection], bool]
     ) -> Connection:
-        # The lease must outlive the Zoho call, so the call's budget is cut to fit.
-        deadline = time.monotonic() + self.config.lease_seconds - 1.0
+        # Another replica's lease can have just begun: waiting out one whole lease
+        # (and our own turn after it) is the most a refresh can take.
+        give_up_at = time.monotonic() + 2 * self.config.lease_seconds
         pause = 0.02
         while True:
             record = await self.store.get(user_id)
@@ -249,12 +250,14 @@ class TokenService:
                 user_id, record.version, self.replica, now, self.config.lease_seconds
             )
             if fence is not None:
+                # The lease must outlive the Zoho call, so the call's budget is cut to fit.
+                deadline = time.monotonic() + self.config.lease_seconds - 1.0
                 refreshed = await self._refresh_holding(record, fence, reason, deadline)
                 if refreshed is not None:
                     return refreshed
                 continue  # our lease lapsed and another replica took over: look again
             # Another replica holds the lease (or just wrote): wait for its result.
-            if time.monotonic() + pause > deadline:
+            if time.monotonic() + pause > give_up_at:
                 raise ZohoUnavailable("another replica's refresh of this connection is stuck")
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.25)

@@ -102,6 +102,9 @@ def parse_token_response(status: int, text: str) -> TokenGrant:
             "ZOHO_CLIENT_SECRET, and that the grant belongs to this client and data centre",
             error,
         )
+    if error in {"invalid_redirect_uri", "invalid_scope", "invalid_request",
+                 "unsupported_grant_type"}:
+        raise ClientRejected(f"Zoho rejected the request ({error})", error)
     if status == 429 or any(marker in wording for marker in _THROTTLE_MARKERS):
         raise Throttled(
             "Zoho's token throttle: too many access tokens for this refresh token",

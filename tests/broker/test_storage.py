@@ -1,0 +1,104 @@
+"""Encryption at rest, key handling, and migrations, against the real database."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from broker import db
+from broker.config import BrokerConfig
+from broker.crypto import DecryptError, KeyRing, load_key_ring, new_key_spec
+from broker.store import ConnectionStore
+from servicekit.config import ConfigError, Env
+from tests.plugins.broker_fixtures import TEST_KEY, BrokerHandle
+
+
+def test_ciphertext_is_bound_to_its_row_and_column() -> None:
+    ring = KeyRing.parse(new_key_spec("a"))
+    sealed = ring.encrypt("secret-token", context="zoho_connections:access_token:alice")
+    assert ring.decrypt(sealed, context="zoho_connections:access_token:alice") == "secret-token"
+    for other in ("zoho_connections:access_token:bob", "zoho_connections:refresh_token:alice"):
+        with pytest.raises(DecryptError):
+            ring.decrypt(sealed, context=other)
+
+
+async def test_ciphertext_copied_to_another_row_does_not_open(broker: BrokerHandle) -> None:
+    for user in ("alice", "bob"):
+        refresh = await broker.sandbox.add_refresh_token(user=user)
+        await broker.connect(user_id=user, refresh_token=refresh)
+    async with broker.broker.engine.begin() as conn:
+        await conn.execute(text(
+            "UPDATE zoho_connections SET refresh_token = "
+            "(SELECT refresh_token FROM zoho_connections WHERE user_id = 'alice') "
+            "WHERE user_id = 'bob'"
+        ))
+    with pytest.raises(DecryptError):
+        await broker.broker.store.get("bob")
+    assert (await broker.broker.store.get("alice")) is not None
+
+
+def test_key_ring_errors_name_the_variable() -> None:
+    for bad in ("nocolon", "k1:short", "k1:!!!!", f"{new_key_spec('k1')},{new_key_spec('k1')}"):
+        with pytest.raises(ConfigError) as caught:
+            KeyRing.parse(bad)
+        assert str(caught.value).startswith("BROKER_ENCRYPTION_KEY")
+
+
+def test_sqlite_without_a_key_generates_a_private_key_file(tmp_path: Path) -> None:
+    database = tmp_path / "broker.db"
+    ring = load_key_ring("", sqlite_path=database, database_url=f"sqlite:///{database}")
+    key_file = tmp_path / "broker.db.key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    again = load_key_ring("", sqlite_path=database, database_url=f"sqlite:///{database}")
+    sealed = ring.encrypt("x", context="c")
+    assert again.decrypt(sealed, context="c") == "x"
+
+
+def test_other_databases_refuse_to_start_without_a_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_key_ring("", sqlite_path=None, database_url="postgresql+psycopg://db/broker")
+    assert caught.value.variable == "BROKER_ENCRYPTION_KEY"
+
+
+def test_bad_configuration_names_the_variable() -> None:
+    for env, variable in (
+        ({"BROKER_REFRESH_WINDOW_SECONDS": "soon"}, "BROKER_REFRESH_WINDOW_SECONDS"),
+        ({"BROKER_LISTEN": "nowhere"}, "BROKER_LISTEN"),
+        ({"ZOHO_EXTRA_ORIGINS": "http://127.0.0.1:1/path"}, "ZOHO_EXTRA_ORIGINS"),
+        ({"BROKER_MINT_BUDGET": "11"}, "BROKER_MINT_BUDGET"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            BrokerConfig.from_env(Env(env))
+        assert caught.value.variable == variable
+
+
+async def test_reencrypt_moves_every_row_to_the_first_key(
+    broker: BrokerHandle, database_url: str
+) -> None:
+    for user in ("alice", "bob", "carol"):
+        refresh = await broker.sandbox.add_refresh_token(user=user)
+        await broker.connect(user_id=user, refresh_token=refresh)
+    before = {u: await broker.broker.store.get(u) for u in ("alice", "bob", "carol")}
+    new_key = new_key_spec("k2")
+    rotated = KeyRing.parse(f"{new_key},{TEST_KEY}")
+    store = ConnectionStore(db.make_async_engine(database_url), rotated)
+    try:
+        assert await store.reencrypt_all() == (3, 3)
+        assert await store.reencrypt_all() == (3, 0)  # nothing left on the old key
+        only_new = ConnectionStore(store.engine, KeyRing.parse(new_key))
+        for user, record in before.items():
+            after = await only_new.get(user)
+            assert record is not None and after is not None
+            assert (after.access_token, after.refresh_token) == (
+                record.access_token, record.refresh_token)
+    finally:
+        await store.engine.dispose()
+
+
+def test_migrate_is_idempotent(database_url: str) -> None:
+    db.migrate(database_url)
+    db.migrate(database_url)
