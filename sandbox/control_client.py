@@ -337,7 +337,7 @@ class SandboxControl:
         seconds: float | None = None,
         when: str = "before",
     ) -> dict[str, Any]:
-        """Inject a fault on `route` (token, revoke, crm.watch, crm.users, desk.orgs,
+        """Inject a fault on `route` (token, revoke, crm.watch, crm.users, crm.org, desk.orgs,
         desk.webhooks) for the next `count` calls (None: until cleared).
 
         kind: latency (needs latency_ms), status_500, hang (forever, or `seconds` then answer),
@@ -374,7 +374,7 @@ class SandboxControl:
 
     async def calls(self, route: str | None = None) -> list[Call]:
         """Requests received by Zoho-facing routes, oldest first (control calls excluded).
-        Routes: token, revoke, crm.watch, crm.users, crm.unknown, desk.orgs, desk.webhooks,
+        Routes: token, revoke, crm.watch, crm.users, crm.org, crm.unknown, desk.orgs, desk.webhooks,
         desk.unknown, unknown."""
         params = {"route": route} if route else {}
         data = await self._call("GET", "calls", params=params)

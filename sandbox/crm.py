@@ -303,6 +303,28 @@ async def get_users(request: web.Request) -> web.Response:
     return json_response(body)
 
 
+async def get_org(request: web.Request) -> web.Response:
+    # Zoho's SDK reads the org's zgid right after its first token refresh.
+    access = _authorize(request, "ZohoCRM.org", "READ")
+    if isinstance(access, web.Response):
+        return access
+    user = access.user
+    org = {
+        "id": str(int(user.crm_user_id) - 410000),
+        "zgid": str(int(user.crm_user_id) % 1_000_000_000),
+        "company_name": f"{user.user_id.capitalize()} Sandbox Org",
+        "primary_email": user.email,
+        "domain_name": f"org{user.crm_user_id[-6:]}",
+        "country_code": "US",
+        "currency": "US Dollar - USD",
+        "currency_symbol": "$",
+        "iso_code": "USD",
+        "time_zone": "Etc/UTC",
+        "type": "production",
+    }
+    return json_response({"org": [org]})
+
+
 async def crm_not_found(request: web.Request) -> web.Response:
     return crm_error(
         404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"
@@ -318,6 +340,8 @@ def add_routes(app: web.Application) -> None:
     watch.add_route("DELETE", delete_watch)
     users = app.router.add_resource("/crm/v8/users", name="crm.users")
     users.add_route("GET", get_users)
+    org = app.router.add_resource("/crm/v8/org", name="crm.org")
+    org.add_route("GET", get_org)
     # Registered last so the routes above win; wrong methods on them land here too.
     other = app.router.add_resource("/crm/{tail:.*}", name="crm.unknown")
     other.add_route("*", crm_not_found)

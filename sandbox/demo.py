@@ -25,6 +25,8 @@ DEMO_SCOPES = (
     "ZohoCRM.notifications.UPDATE",
     "ZohoCRM.notifications.DELETE",
     "ZohoCRM.users.READ",
+    # Zoho's SDK reads /crm/v8/users and /crm/v8/org after refreshing; the demo must let it.
+    "ZohoCRM.org.READ",
     "Desk.basic.READ",
     "Desk.webhooks.READ",
 )

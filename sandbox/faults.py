@@ -17,6 +17,7 @@ ROUTES = (
     "revoke",
     "crm.watch",
     "crm.users",
+    "crm.org",
     "desk.orgs",
     "desk.webhooks",
 )
