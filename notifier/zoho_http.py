@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from notifier.config import RetryPolicy
-from notifier.deadline import Deadline
+from notifier.deadline import Deadline, DeadlineExceeded
 from servicekit.errors import (
     MissingScope,
     ZohoBadResponse,
@@ -155,6 +155,12 @@ class ZohoHttp:
             ) from None
         except (httpx.TimeoutException, TimeoutError):
             observe_zoho(call.endpoint, "timeout", time.perf_counter() - started)
+            if timeout < self._retry.request_timeout_seconds:
+                # The caller's time ran out, not Zoho's allowance: that is the caller's
+                # DEADLINE_EXCEEDED, however close gRPC is to noticing it too.
+                raise DeadlineExceeded(
+                    f"Zoho did not answer {call.endpoint} within the caller's deadline"
+                ) from None
             raise _Transient(f"timed out after {timeout:.1f}s") from None
         except httpx.TransportError as exc:
             observe_zoho(call.endpoint, "transport_error", time.perf_counter() - started)

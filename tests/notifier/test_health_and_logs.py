@@ -17,7 +17,6 @@ from tests.notifier.helpers import CRM, DESK, collect, list_request
 from tests.plugins.notifier_fixtures import notifier_config
 from zoho.notifier.v1 import notifier_pb2 as pb
 
-pytestmark = pytest.mark.asyncio
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.notifier.helpers import CRM, collect, crm_keys, list_request
 from zoho.broker.v1 import broker_pb2
-
-pytestmark = pytest.mark.asyncio
 
 
 async def test_430_items_come_in_zohos_order_over_3_pages(sandbox, broker, notifier) -> None:

@@ -8,7 +8,6 @@ import pytest
 
 from tests.notifier.helpers import DESK, collect, list_request, reason
 
-pytestmark = pytest.mark.asyncio
 DEMO_ORG = "3981311"
 
 

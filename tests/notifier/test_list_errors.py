@@ -19,8 +19,6 @@ from tests.notifier.helpers import (
 )
 from zoho.common.v1 import common_pb2
 
-pytestmark = pytest.mark.asyncio
-
 
 async def list_error(notifier, request, **kw) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as caught:

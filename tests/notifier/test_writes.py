@@ -10,7 +10,6 @@ from google.protobuf import struct_pb2
 from tests.notifier.helpers import DESK, bad_fields, collect, error_info, list_request, reason
 from zoho.notifier.v1 import notifier_pb2 as pb
 
-pytestmark = pytest.mark.asyncio
 DESK_WRITER_SCOPES = ["Desk.basic.READ", "Desk.webhooks.ALL"]
 
 

@@ -3,6 +3,7 @@ same paths end to end; these pin the classification rules one by one)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
@@ -233,3 +234,19 @@ async def test_desk_page_sends_org_id_and_pages_by_from_and_limit() -> None:
     assert (seen[0].url.params["from"], seen[0].url.params["limit"]) == ("4", "2")
     assert page.next == 6
     assert [n.desk.subscriptions[0] for n in page.items] == ["Ticket_Add", "Ticket_Add"]
+
+
+async def test_running_out_of_the_callers_time_is_deadline_exceeded_not_a_retry() -> None:
+    from notifier.deadline import DeadlineExceeded
+
+    seen: list[httpx.Request] = []
+
+    async def never_answers(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(never_answers))
+    with pytest.raises(DeadlineExceeded):
+        await ZohoHttp(client, FAST).send(call(), "t", Deadline(0.2))
+    assert len(seen) == 1
