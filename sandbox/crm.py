@@ -84,18 +84,10 @@ async def get_watch(request: web.Request) -> web.Response:
     channel_id = request.query.get("channel_id")
     if channel_id is not None and not channel_id.isdigit():
         return _param_error("channel_id")
-    items = access.user.crm.query(module, channel_id)
-    start = (page - 1) * per_page
-    chunk = items[start : start + per_page]
-    if not chunk:
+    body = access.user.crm.page_body(module, channel_id, page, per_page)
+    if body is None:
         return web.Response(status=204)
-    info = {
-        "per_page": per_page,
-        "count": len(chunk),
-        "page": page,
-        "more_records": start + per_page < len(items),
-    }
-    return json_response({"watch": chunk, "info": info})
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 async def _watch_body(request: web.Request) -> list[Any] | web.Response:
@@ -202,6 +194,7 @@ def _apply_patch(
         message = "Successfully updated the subscribe details"
     for item in store.channel(req.channel_id).values():
         item.update(req.attrs)
+    store.touch()  # items changed in place
     return _success(message, list(store.channel(req.channel_id).values()))
 
 

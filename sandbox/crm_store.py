@@ -8,9 +8,12 @@ benchmark.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 WatchItem = dict[str, Any]
+PageKey = tuple[str | None, str | None, int, int]
+MAX_CACHED_PAGES = 1024
 
 
 class CrmStore:
@@ -18,6 +21,9 @@ class CrmStore:
         self._items: dict[tuple[str, str], WatchItem] = {}
         self._by_channel: dict[str, dict[str, WatchItem]] = {}
         self._views: dict[tuple[str | None, str | None], list[WatchItem]] = {}
+        # Serialized GET bodies: a 200-item page costs about a millisecond to encode, which
+        # would cap a benchmark well below what the server can otherwise answer.
+        self._pages: dict[PageKey, bytes | None] = {}
 
     def __len__(self) -> int:
         return len(self._items)
@@ -27,7 +33,7 @@ class CrmStore:
         key = (item["channel_id"], item["resource_name"])
         self._items[key] = item
         self._by_channel.setdefault(key[0], {})[key[1]] = item
-        self._views.clear()
+        self.touch()
 
     def remove(self, channel_id: str, module: str) -> WatchItem | None:
         item = self._items.pop((channel_id, module), None)
@@ -36,7 +42,7 @@ class CrmStore:
             del modules[module]
             if not modules:
                 del self._by_channel[channel_id]
-            self._views.clear()
+            self.touch()
         return item
 
     def remove_channel(self, channel_id: str) -> list[WatchItem]:
@@ -44,6 +50,35 @@ class CrmStore:
         if not modules:
             return []
         return [item for m in list(modules) if (item := self.remove(channel_id, m))]
+
+    def touch(self) -> None:
+        """Drop cached views and pages; call after changing a stored item in place."""
+        self._views.clear()
+        self._pages.clear()
+
+    def page_body(
+        self, module: str | None, channel_id: str | None, page: int, per_page: int
+    ) -> bytes | None:
+        """The JSON body of one GET page, or None when the page is empty (Zoho's 204)."""
+        key = (module, channel_id, page, per_page)
+        if key in self._pages:
+            return self._pages[key]
+        items = self.query(module, channel_id)
+        start = (page - 1) * per_page
+        chunk = items[start : start + per_page]
+        body = None
+        if chunk:
+            info = {
+                "per_page": per_page,
+                "count": len(chunk),
+                "page": page,
+                "more_records": start + per_page < len(items),
+            }
+            body = json.dumps({"watch": chunk, "info": info}, separators=(",", ":")).encode()
+        if len(self._pages) >= MAX_CACHED_PAGES:
+            self._pages.clear()
+        self._pages[key] = body
+        return body
 
     def channel(self, channel_id: str) -> dict[str, WatchItem]:
         """module -> item for one channel (empty when unknown)."""
@@ -66,4 +101,4 @@ class CrmStore:
     def clear(self) -> None:
         self._items.clear()
         self._by_channel.clear()
-        self._views.clear()
+        self.touch()
