@@ -1,0 +1,50 @@
+# Two commands matter: `make run` (the stack, with the sandbox, on SQLite) and
+# `make test` (everything CI checks). Both set up .venv themselves.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run stop test lint typecheck protos protos-check unit test-sqlite test-postgres bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## Start sandbox + broker + notifier in the background, connect the demo user,
+## stream its notifications, and print what to try next. `make stop` ends it.
+run: $(STAMP)
+	$(BIN)/python scripts/run_stack.py start
+
+stop:
+	@test -x $(BIN)/python && $(BIN)/python scripts/run_stack.py stop || true
+
+## Everything CI runs: lint, types, proto drift, all tests on SQLite and PostgreSQL.
+test: $(STAMP) lint typecheck protos-check
+	bash scripts/ensure_postgres.sh
+	$(MAKE) --no-print-directory test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	TEST_DATABASE=sqlite $(BIN)/pytest -q
+
+test-postgres: $(STAMP)
+	bash scripts/ensure_postgres.sh
+	TEST_DATABASE=postgres $(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+protos: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+
+protos-check: $(STAMP)
+	$(BIN)/python scripts/gen_protos.py --check
+
+clean: stop
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
