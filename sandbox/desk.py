@@ -39,8 +39,9 @@ def _org(request: web.Request, access: AccessToken) -> DeskOrg | web.Response:
         return desk_invalid("orgId", "invalid", "orgId must be a number")
     org = state_of(request).desk_orgs.get(org_id)
     if org is None or org_id not in access.user.desk_org_ids:
+        # Status unconfirmed by Zoho's docs; third-party clients report 403.
         return desk_error(
-            400, "OAUTH_ORG_MISMATCH", "The OAuth Token does not belong to the given orgId."
+            403, "OAUTH_ORG_MISMATCH", "The OAuthToken is not valid for specified organization."
         )
     return org
 

@@ -276,3 +276,12 @@ async def test_token_calls_are_recorded(sandbox: SandboxControl, http: httpx.Asy
     assert call.outcome == "success"
     assert call.status == 200
     assert (await sandbox.call_counts()) == {"token": 1}
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/oauth/v2/token"), ("GET", "/nowhere")])
+async def test_unknown_routes_answer_json_404(
+    sandbox: SandboxControl, http: httpx.AsyncClient, method: str, path: str
+):
+    response = await http.request(method, f"{sandbox.origin}{path}")
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found"}

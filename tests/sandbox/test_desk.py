@@ -87,6 +87,7 @@ async def test_org_checks(sandbox: SandboxControl, http, token):
     ]
     other = await sandbox.add_desk_org("someone-else")
     mismatch = await http.get(url, headers=_org(token, other["id"]))
+    assert mismatch.status_code == 403
     assert mismatch.json()["errorCode"] == "OAUTH_ORG_MISMATCH"
     unknown = await http.get(url, headers=_org(token, "123"))
     assert unknown.json()["errorCode"] == "OAUTH_ORG_MISMATCH"
