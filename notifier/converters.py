@@ -168,9 +168,19 @@ def write_results(entries: Sequence[Any], endpoint: str) -> list[notifier_pb2.Wr
         )
         details = entry.get("details")
         if isinstance(details, dict):
-            result.details.CopyFrom(_struct(details))
+            result.details.CopyFrom(_struct(_without_secrets(details)))
         results.append(result)
     return results
+
+
+def _without_secrets(value: Any) -> Any:
+    """Zoho's details as sent, minus any channel `token`: Zoho does not echo it today, and
+    it must not reach a caller if it ever does."""
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items() if k != "token"}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
 
 
 def _struct(value: dict[str, Any]) -> struct_pb2.Struct:

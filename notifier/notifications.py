@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -26,6 +26,7 @@ from zoho.notifier.v1 import notifier_pb2
 
 _DESK_ORG_ID = re.compile(r"^[0-9]{1,32}$")
 CRM = common_pb2.APP_TYPE_CRM
+T = TypeVar("T")
 DESK = common_pb2.APP_TYPE_DESK
 
 
@@ -156,7 +157,10 @@ class Notifications:
         self._orgs.put(session.user_id, origin, org_id)
         return org_id
 
-    async def _desk_call(self, session: TokenSession, call: Any) -> Any:
+    async def _desk_call(
+        self, session: TokenSession, call: Callable[[Grant, str], Awaitable[T]]
+    ) -> T:
+        """`call(grant, desk_origin)`, with the token refreshed once if Desk rejects it."""
         try:
             return await session.run(lambda g: call(g, self._desk_origin(g)))
         except ZohoClientError as refused:
@@ -196,7 +200,7 @@ class Notifications:
     ) -> notifier_pb2.DeskWebhook:
         session = self.session(user_id, DESK, deadline)
         org_id = await self._desk_org(session)
-        result: notifier_pb2.DeskWebhook = await self._desk_call(
+        result = await self._desk_call(
             session,
             lambda g, origin: self._desk.create(g, origin, org_id, body, deadline=deadline),
         )
@@ -208,7 +212,7 @@ class Notifications:
         session = self.session(user_id, DESK, deadline)
         org_id = await self._desk_org(session)
         try:
-            result: notifier_pb2.DeskWebhook = await self._desk_call(
+            result = await self._desk_call(
                 session,
                 lambda g, origin: self._desk.update(
                     g, origin, org_id, webhook_id, body, deadline=deadline
