@@ -50,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-demo", action="store_true", help="start without the demo tenant")
     parser.add_argument("--demo-crm-items", type=int, default=demo.DEFAULT_CRM_ITEMS)
     parser.add_argument("--demo-desk-webhooks", type=int, default=demo.DEFAULT_DESK_WEBHOOKS)
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+    )
     return parser
 
 
@@ -79,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    logging.basicConfig(level=args.log_level, handlers=[handler])
     sizes = DemoSizes(args.demo_crm_items, args.demo_desk_webhooks)
     try:
         asyncio.run(serve(host, port, with_demo=not args.no_demo, sizes=sizes))
