@@ -45,8 +45,9 @@ def start_one(name: str, address: str) -> None:
     if pidfile.exists() and _alive(int(pidfile.read_text())):
         print(f"{name} already running (pid {pidfile.read_text().strip()})")
         return
-    log = open(RUN / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-    stdout = open(RUN / f"{name}.out", "wb")  # noqa: SIM115
+    # Handed to the child, which keeps them open after this script exits.
+    log = open(RUN / f"{name}.log", "ab")
+    stdout = open(RUN / f"{name}.out", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", name], cwd=ROOT, env={**os.environ, **ENV},
         stdout=stdout, stderr=log, start_new_session=True,
