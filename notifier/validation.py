@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from notifier import crm, desk
 from notifier.converters import DESK_UPDATE_FIELDS
 from servicekit.errors import Violations
+from servicekit.validation import check_user_id
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
@@ -15,20 +16,12 @@ _CHANNEL_ID = re.compile(r"^[0-9]{1,64}$")
 _MODULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 _DESK_ID = re.compile(r"^[0-9]{1,32}$")
 _EVENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(create|edit|delete|all)$")
-_MAX_USER_ID = 256
 _MAX_CRM_EVENTS = 10
-
-
-def _user_id(v: Violations, user_id: str) -> None:
-    if not user_id.strip():
-        v.add("user_id", "required")
-    elif len(user_id) > _MAX_USER_ID:
-        v.add("user_id", f"at most {_MAX_USER_ID} characters")
 
 
 def list_request(request: notifier_pb2.ListNotificationsRequest) -> None:
     v = Violations()
-    _user_id(v, request.user_id)
+    check_user_id(v, request.user_id)
     limit = 0
     if request.app_type == common_pb2.APP_TYPE_CRM:
         limit = crm.MAX_PAGE_SIZE
@@ -52,7 +45,7 @@ def crm_channels(
 ) -> None:
     """`complete`: every channel needs events and a notify_url (enable, replace)."""
     v = Violations()
-    _user_id(v, user_id)
+    check_user_id(v, user_id)
     if not channels:
         v.add("channels", "at least one channel")
     elif len(channels) > crm.MAX_WRITE_ITEMS:
@@ -81,7 +74,7 @@ def _events(v: Violations, field: str, events: Sequence[str]) -> None:
 
 def disable_events(request: notifier_pb2.DisableCrmEventsRequest) -> None:
     v = Violations()
-    _user_id(v, request.user_id)
+    check_user_id(v, request.user_id)
     if not _CHANNEL_ID.match(request.channel_id):
         v.add("channel_id", "required: digits, at most 64")
     if not request.events:
@@ -92,7 +85,7 @@ def disable_events(request: notifier_pb2.DisableCrmEventsRequest) -> None:
 
 def disable_channels(request: notifier_pb2.DisableCrmChannelsRequest) -> None:
     v = Violations()
-    _user_id(v, request.user_id)
+    check_user_id(v, request.user_id)
     if not request.channel_ids:
         v.add("channel_ids", "at least one channel id")
     elif len(request.channel_ids) > crm.MAX_WRITE_ITEMS:
@@ -111,7 +104,7 @@ def desk_webhook(
     update_fields: Sequence[str] = (),
 ) -> None:
     v = Violations()
-    _user_id(v, user_id)
+    check_user_id(v, user_id)
     if webhook_id is not None and not _DESK_ID.match(webhook_id):
         v.add("webhook_id", "required: a Desk webhook id (digits)")
     unknown = [f for f in update_fields if f not in DESK_UPDATE_FIELDS]
@@ -133,7 +126,7 @@ def desk_webhook(
 
 def delete_webhook(request: notifier_pb2.DeleteDeskWebhookRequest) -> None:
     v = Violations()
-    _user_id(v, request.user_id)
+    check_user_id(v, request.user_id)
     if not _DESK_ID.match(request.webhook_id):
         v.add("webhook_id", "required: a Desk webhook id (digits)")
     v.raise_if_any()
