@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sandbox import accounts, crm, demo, desk
-from sandbox.control import add_control_routes, control_guard
+from sandbox import accounts, consent, crm, demo, desk
+from sandbox.control import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
 from sandbox.demo import DemoSizes
 from sandbox.http import DEMO_SIZES_KEY, STATE_KEY
 from sandbox.middleware import zoho_middleware
@@ -16,18 +16,22 @@ from sandbox.state import SandboxState
 
 
 def create_app(
-    state: SandboxState | None = None, sizes: DemoSizes | None = None
+    state: SandboxState | None = None,
+    sizes: DemoSizes | None = None,
+    control_networks: Sequence[Network] = (),
 ) -> web.Application:
     """The app, without any tenant: `seed` after the origin is known."""
     # control_guard first: control calls must never be recorded or faulted.
     app = web.Application(middlewares=[control_guard, zoho_middleware])
     app[STATE_KEY] = state or SandboxState()
     app[DEMO_SIZES_KEY] = sizes or DemoSizes()
+    app[CONTROL_NETWORKS_KEY] = tuple(control_networks)
 
     token = app.router.add_resource("/oauth/v2/token", name="token")
     token.add_route("POST", accounts.token)
     revoke = app.router.add_resource("/oauth/v2/token/revoke", name="revoke")
     revoke.add_route("POST", accounts.revoke)
+    consent.add_routes(app)
     crm.add_routes(app)
     desk.add_routes(app)
     add_control_routes(app)
@@ -53,12 +57,13 @@ async def run_sandbox(
     *,
     with_demo: bool = True,
     sizes: DemoSizes | None = None,
+    control_networks: Sequence[Network] = (),
 ) -> AsyncIterator[str]:
     """Serve the sandbox on this event loop; yields its origin (`http://127.0.0.1:40123`).
 
     Port 0 binds a free port.
     """
-    app = create_app(sizes=sizes)
+    app = create_app(sizes=sizes, control_networks=control_networks)
     # No access log: a line per request would cost the benchmark and would print query
     # strings, which carry tokens on Zoho's token endpoint.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)

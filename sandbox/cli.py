@@ -12,6 +12,7 @@ import sys
 
 from sandbox import demo
 from sandbox.app import run_sandbox
+from sandbox.control import Network, parse_networks
 from sandbox.demo import DemoSizes
 
 DEFAULT_LISTEN = "127.0.0.1:8780"
@@ -56,15 +57,30 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         type=str.upper,
     )
+    parser.add_argument(
+        "--control-from",
+        help="comma-separated networks (CIDR) whose peers may use the /_sandbox/ control API "
+        "besides loopback, e.g. a test runner in another container (overrides "
+        "SANDBOX_CONTROL_FROM; default none)",
+    )
     return parser
 
 
-async def serve(host: str, port: int, *, with_demo: bool, sizes: DemoSizes) -> None:
+async def serve(
+    host: str,
+    port: int,
+    *,
+    with_demo: bool,
+    sizes: DemoSizes,
+    control_networks: tuple[Network, ...] = (),
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with run_sandbox(host, port, with_demo=with_demo, sizes=sizes) as origin:
+    async with run_sandbox(
+        host, port, with_demo=with_demo, sizes=sizes, control_networks=control_networks
+    ) as origin:
         bound_port = origin.rsplit(":", 1)[1]
         print(f"listening on {host}:{bound_port}", flush=True)
         await stop.wait()
@@ -79,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"zoho-sandbox: bad {source}: {exc}", file=sys.stderr)
         return 2
+    control_from = args.control_from
+    if control_from is None:
+        control_from = os.environ.get("SANDBOX_CONTROL_FROM", "")
+    try:
+        control_networks = parse_networks(control_from)
+    except ValueError as exc:
+        print(f"zoho-sandbox: bad --control-from / SANDBOX_CONTROL_FROM: {exc}", file=sys.stderr)
+        return 2
     if args.demo_crm_items < 0 or args.demo_desk_webhooks < 0:
         print("zoho-sandbox: demo sizes must be >= 0", file=sys.stderr)
         return 2
@@ -87,7 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, handlers=[handler])
     sizes = DemoSizes(args.demo_crm_items, args.demo_desk_webhooks)
     try:
-        asyncio.run(serve(host, port, with_demo=not args.no_demo, sizes=sizes))
+        asyncio.run(
+            serve(
+                host,
+                port,
+                with_demo=not args.no_demo,
+                sizes=sizes,
+                control_networks=control_networks,
+            )
+        )
     except OSError as exc:
         print(f"zoho-sandbox: cannot listen on {listen}: {exc}", file=sys.stderr)
         return 1

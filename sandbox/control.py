@@ -1,4 +1,5 @@
-"""The test control interface under `/_sandbox/`: JSON in, JSON out, loopback peers only.
+"""The test control interface under `/_sandbox/`: JSON in, JSON out, loopback peers only
+(plus the networks named by `--control-from`, for a test runner in another container).
 
 Nothing here is Zoho: it seeds the model, moves the clock, injects faults and reports what
 Zoho-facing routes received. `sandbox/control_client.py` wraps every call.
@@ -21,25 +22,34 @@ from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, read_json, stat
 from sandbox.middleware import CONTROL_PREFIX
 from sandbox.state import Config, RefreshToken, SandboxState
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+CONTROL_NETWORKS_KEY = web.AppKey("control_networks", tuple[Network, ...])
+
 
 class ControlError(ValueError):
     pass
 
 
-def _is_loopback(peer: str | None) -> bool:
+def parse_networks(raw: str) -> tuple[Network, ...]:
+    """`10.0.0.0/8,fd00::/8` -> networks; raises ValueError naming a bad one."""
+    return tuple(ipaddress.ip_network(item.strip()) for item in raw.split(",") if item.strip())
+
+
+def _control_allowed(peer: str | None, networks: tuple[Network, ...]) -> bool:
     if not peer:
         return False
     try:
-        return ipaddress.ip_address(peer.split("%", 1)[0]).is_loopback
+        address = ipaddress.ip_address(peer.split("%", 1)[0])
     except ValueError:
         return False
+    return address.is_loopback or any(address in network for network in networks)
 
 
 @web.middleware
 async def control_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith(CONTROL_PREFIX):
         return await handler(request)
-    if not _is_loopback(request.remote):
+    if not _control_allowed(request.remote, request.app.get(CONTROL_NETWORKS_KEY, ())):
         return json_response({"error": "the control API answers loopback peers only"}, 403)
     try:
         return await handler(request)
