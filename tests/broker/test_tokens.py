@@ -244,3 +244,33 @@ async def test_every_refresh_leaves_an_audit_row_without_tokens(broker: BrokerHa
     for row in rows:
         assert refresh not in str(tuple(row)) and reply.access_token not in str(tuple(row))
     assert rows[1].access_token_hash and rows[1].refresh_token_hash == rows[0].refresh_token_hash
+
+
+async def test_memory_cache_sees_another_replicas_delete_and_reauth(
+    make_broker: MakeBroker,
+) -> None:
+    """Two brokers on one database: what one changes, the other's cache notices
+    within BROKER_CACHE_SECONDS."""
+    a = await make_broker(BROKER_CACHE_SECONDS="0.2")
+    b = await make_broker(BROKER_CACHE_SECONDS="0.2")
+    await a.connect()
+    assert (await a.stub.GetToken(get())).access_token  # now cached in a
+    await b.stub.DeleteConnection(broker_pb2.DeleteConnectionRequest(user_id="demo"))
+    await asyncio.sleep(0.3)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await a.stub.GetToken(get())
+    assert seen(caught.value).reason == "NOT_CONNECTED"
+
+    refresh = await a.sandbox.add_refresh_token(lifetimes=[3600])
+    await a.connect(refresh_token=refresh)
+    assert (await b.stub.GetToken(get())).access_token  # now cached in b
+    # a learns the grant is dead (a rejected token, then invalid_code) and marks it.
+    await a.sandbox.revoke_refresh_token(refresh)
+    stale = await a.stub.GetToken(get())
+    with pytest.raises(grpc.aio.AioRpcError):
+        await a.stub.RefreshToken(broker_pb2.RefreshTokenRequest(
+            user_id="demo", rejected_access_token=stale.access_token))
+    await asyncio.sleep(0.3)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await b.stub.GetToken(get())
+    assert seen(caught.value).reason == "REAUTH_REQUIRED"
