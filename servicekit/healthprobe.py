@@ -2,12 +2,17 @@
 
 Compose healthchecks use it, so a container is healthy only when the gRPC
 service itself says so, not merely when its port is open.
+`zoho-health --http URL` does the same for an HTTP service (the sandbox's
+`/_sandbox/health`): exit 0 on a 2xx answer whose JSON has `"ok": true`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import urllib.error
+import urllib.request
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,12 +25,38 @@ def check(address: str, service: str = "", timeout: float = 3.0) -> str:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
+def check_http(url: str, timeout: float = 3.0) -> bool:
+    """True when `url` answers 2xx with a JSON object whose `ok` is true."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http(s) URL, got {url!r}")
+    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - scheme checked
+        body = json.loads(response.read() or b"{}")
+    return isinstance(body, dict) and body.get("ok") is True
+
+
+def _main_http(url: str, timeout: float) -> int:
+    try:
+        healthy = check_http(url, timeout)
+    except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
+        print(f"{url}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{url}: {'SERVING' if healthy else 'NOT_SERVING'}")
+    return 0 if healthy else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zoho-health", description=__doc__.splitlines()[0])
-    parser.add_argument("address", help="HOST:PORT of a broker or notifier")
+    parser.add_argument("address", nargs="?", help="HOST:PORT of a broker or notifier")
     parser.add_argument("service", nargs="?", default="", help="service name ('' = server)")
+    parser.add_argument("--http", metavar="URL", help="probe an HTTP health URL instead")
     parser.add_argument("--timeout", type=float, default=3.0)
     args = parser.parse_args(argv)
+    if args.http:
+        if args.address:
+            parser.error("give either ADDRESS or --http URL, not both")
+        return _main_http(args.http, args.timeout)
+    if not args.address:
+        parser.error("ADDRESS (or --http URL) is required")
     try:
         status = check(args.address, args.service, args.timeout)
     except grpc.RpcError as exc:
