@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from broker import db
 from broker.config import BrokerConfig
@@ -102,3 +102,44 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
 def test_migrate_is_idempotent(database_url: str) -> None:
     db.migrate(database_url)
     db.migrate(database_url)
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_at_once_all_succeed(postgres_database: str) -> None:
+    """Four brokers starting together on a fresh PostgreSQL database each migrate;
+    the advisory lock serialises them and every one comes up."""
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+
+    admin = postgres_database.rsplit("/", 1)[0] + "/postgres"
+    name = f"zoho_migrate_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: db.migrate(url), range(4)))
+        engine = create_engine(db.sync_url(url))
+        with engine.connect() as conn:
+            tables = set(conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        engine.dispose()
+        assert {"zoho_connections", "zoho_refresh_audit", "alembic_version"} <= tables
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_sqlite_replicas_migrating_at_once_all_succeed(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: db.migrate(url), range(4)))
+    engine = create_engine(db.sync_url(url))
+    with engine.connect() as conn:
+        count = conn.execute(text("SELECT count(*) FROM zoho_connections")).scalar_one()
+    engine.dispose()
+    assert count == 0
