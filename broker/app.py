@@ -10,6 +10,7 @@ from datetime import datetime
 import httpx
 
 from broker import db
+from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
 from broker.config import BrokerConfig
 from broker.connections import ConnectionService
 from broker.crypto import KeyRing, load_key_ring
@@ -19,7 +20,7 @@ from broker.tokens import TokenService, utc_now
 from broker.zoho_accounts import AccountsClient
 from servicekit.origins import OriginPolicy
 from servicekit.server import GrpcServer, ServiceBinding
-from zoho.broker.v1 import broker_pb2_grpc
+from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,15 @@ def zoho_http_client(policy: OriginPolicy) -> httpx.AsyncClient:
     )
 
 
+def caller_policy(config: BrokerConfig) -> list[CallerPolicyInterceptor]:
+    """The caller policy, under mutual TLS only (no client certificate, no identity)."""
+    if config.tls is None or not config.tls.mutual:
+        return []
+    methods = broker_pb2.DESCRIPTOR.services_by_name["TokenBrokerService"].methods_by_name
+    policy = CallerPolicy.parse(config.caller_policy or DEFAULT_POLICY, methods)
+    return [CallerPolicyInterceptor(SERVICE_NAME, policy)]
+
+
 class Broker:
     """A running broker: its server and the parts behind it."""
 
@@ -54,6 +64,7 @@ class Broker:
     ) -> None:
         config.require_client()
         self.config = config
+        interceptors = caller_policy(config)
         self.policy = OriginPolicy(config.extra_origins)
         self.keys = key_ring(config)
         self.engine = db.make_async_engine(config.database_url)
@@ -79,7 +90,9 @@ class Broker:
                     servicer, server
                 ),
             )],
+            credentials=config.tls.credentials() if config.tls else None,
             grace_seconds=config.grace_seconds,
+            interceptors=interceptors,
         )
 
     async def start(self, *, migrate: bool = True) -> str:

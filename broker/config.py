@@ -7,6 +7,7 @@ from pathlib import Path
 
 from servicekit.config import ConfigError, Env, ListenAddress
 from servicekit.origins import normalize_origin
+from servicekit.tls import ServerTls
 
 DEFAULT_DATABASE_URL = "sqlite:///zoho_broker.db"
 
@@ -37,6 +38,10 @@ class BrokerConfig:
     metrics_listen: ListenAddress | None
     log_format: str
     log_level: str
+    # TLS on the gRPC port; mutual when it holds a client CA (BROKER_TLS_*).
+    tls: ServerTls | None = None
+    # BROKER_CALLER_POLICY as written ("" = the default); only applies under mutual TLS.
+    caller_policy: str = ""
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> BrokerConfig:
@@ -55,6 +60,12 @@ class BrokerConfig:
                 f"must be at least BROKER_REFRESH_WINDOW_SECONDS ({window}), got {soft}",
             )
         metrics = env.text("BROKER_METRICS_LISTEN")
+        tls = ServerTls.from_env("BROKER", env)
+        policy = env.text("BROKER_CALLER_POLICY")
+        if policy and (tls is None or not tls.mutual):
+            raise ConfigError("BROKER_CALLER_POLICY",
+                              "needs BROKER_TLS_CLIENT_CA: without client certificates there is "
+                              "no caller identity to apply it to")
         log_format = env.text("LOG_FORMAT", "text")
         if log_format not in {"text", "json"}:
             raise ConfigError("LOG_FORMAT", f"expected text or json, got {log_format!r}")
@@ -79,6 +90,8 @@ class BrokerConfig:
             metrics_listen=env.listen("BROKER_METRICS_LISTEN", metrics) if metrics else None,
             log_format=log_format,
             log_level=env.text("LOG_LEVEL", "INFO"),
+            tls=tls,
+            caller_policy=policy,
         )
 
     def require_client(self) -> None:

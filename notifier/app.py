@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 
-import grpc
 import httpx
 
 from notifier.broker_client import BrokerClient
@@ -21,6 +20,7 @@ from notifier.servicer import NotifierServicer
 from notifier.zoho_http import ZohoHttp
 from servicekit.origins import OriginPolicy
 from servicekit.server import GrpcServer, ServiceBinding
+from servicekit.tls import secure_or_insecure_channel
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -33,8 +33,9 @@ class NotifierApp:
         """`transport`: tests wrap the real one to watch requests start and end."""
         self.config = config
         self.policy = OriginPolicy(list(config.extra_origins))
-        self.broker_channel = grpc.aio.insecure_channel(
+        self.broker_channel = secure_or_insecure_channel(
             config.broker_target,
+            config.broker_tls,
             # gRPC's default reconnect backoff grows to 120 s: the notifier would stay
             # NOT_SERVING (and fail calls) for minutes after the broker came back.
             options=[
@@ -72,6 +73,7 @@ class NotifierApp:
                     ),
                 )
             ],
+            credentials=config.tls.credentials() if config.tls else None,
         )
         self.health = BrokerHealthWatch(
             self.broker_channel,

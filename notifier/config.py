@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from servicekit.config import ConfigError, Env, ListenAddress
 from servicekit.origins import OriginPolicy
+from servicekit.tls import ClientTls, ServerTls
 
 SERVICE_NAME = "zoho.notifier.v1.NotifierService"
 
@@ -36,6 +37,10 @@ class NotifierConfig:
     log_format: str = "text"
     log_level: str = "INFO"
     metrics_port: int = 0
+    # TLS on the notifier's own port (NOTIFIER_TLS_*), and on its channel to the broker
+    # with the certificate it presents there (NOTIFIER_BROKER_TLS_*).
+    tls: ServerTls | None = None
+    broker_tls: ClientTls | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifierConfig:
@@ -81,4 +86,6 @@ class NotifierConfig:
             log_format=log_format,
             log_level=log_level,
             metrics_port=env.integer("NOTIFIER_METRICS_PORT", 0, minimum=0, maximum=65535),
+            tls=ServerTls.from_env("NOTIFIER", env),
+            broker_tls=ClientTls.from_env("NOTIFIER_BROKER", env),
         )

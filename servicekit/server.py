@@ -100,10 +100,13 @@ class GrpcServer:
         *,
         credentials: grpc.ServerCredentials | None = None,
         grace_seconds: float = 5.0,
+        interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
     ) -> None:
+        """`interceptors` run inside the request-context one (e.g. the broker's caller policy)."""
         self.listen = listen
         self.services = list(services)
         self.credentials = credentials
+        self.interceptors = list(interceptors)
         self.grace_seconds = grace_seconds
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
@@ -115,7 +118,7 @@ class GrpcServer:
 
     async def start(self) -> str:
         server = grpc.aio.server(
-            interceptors=[_RequestContextInterceptor()],
+            interceptors=[_RequestContextInterceptor(), *self.interceptors],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
