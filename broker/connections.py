@@ -68,10 +68,10 @@ def decode_page_token(token: str) -> str:
     return after
 
 
-def _zoho_error(exc: Exception, *, what: str) -> ServiceError:
-    """Maps an accounts-server failure during connect/revoke to a caller's error."""
+def _zoho_error(exc: Exception, *, what: str, user_id: str) -> ServiceError:
+    """Maps an accounts-server failure while connecting to a caller's error."""
     if isinstance(exc, InvalidGrant):
-        return ReauthRequired("", f"Zoho refused the {what} (invalid_code)")
+        return ReauthRequired(user_id, f"Zoho refused the {what} (invalid_code)")
     if isinstance(exc, Throttled):
         return ZohoThrottled(str(exc), retry_after=exc.retry_after, source="zoho")
     if isinstance(exc, ClientRejected):
@@ -116,12 +116,11 @@ class ConnectionService:
                 refresh_token = request.refresh_token
                 grant = await self.accounts.refresh(accounts_server, refresh_token, deadline)
         except (InvalidGrant, Throttled, ClientRejected, Unavailable) as exc:
-            error = _zoho_error(
-                exc, what="authorization code" if request.authorization_code else "refresh token"
-            )
-            if isinstance(error, ReauthRequired):
-                error.metadata["user_id"] = request.user_id
-            raise error from None
+            raise _zoho_error(
+                exc,
+                what="authorization code" if request.authorization_code else "refresh token",
+                user_id=request.user_id,
+            ) from None
         api_domain = self._api_domain(grant, fallback=api_domain)
         now = self.tokens.clock()
         record = await self.store.put(

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -183,11 +182,6 @@ async def run_until_signal(
         await on_stop()
     log.info("stopped")
     return 0
-
-
-def exit_on_config_error(problem: BaseException) -> None:
-    print(f"configuration error: {problem}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
 
 
 @contextlib.asynccontextmanager
