@@ -1,0 +1,227 @@
+"""What every benchmark needs: real processes on free ports, a scratch PostgreSQL
+database, percentiles, peak RSS, and a table with PASS/FAIL per target.
+
+Benchmarks run from the repository root as `.venv/bin/python bench/NAME.py`; this
+module is imported by file location, so `bench/` needs no package marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+START_TIMEOUT_SECONDS = 30.0
+
+
+class Service:
+    """`python -m MODULE ARGS` with `env`, its address read from the first stdout line
+    (`listening on HOST:PORT`, SPEC). Both pipes are drained so it never blocks."""
+
+    def __init__(self, module: str, env: dict[str, str], *args: str,
+                 argv: Sequence[str] | None = None) -> None:
+        self.module = module
+        self.stderr_lines: list[str] = []
+        self.wrapped = argv is not None
+        command = list(argv) if argv is not None else [sys.executable, "-m", module, *args]
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT), **env},
+        )
+        first: list[str] = []
+
+        def read_first() -> None:
+            # A profiler in front (py-spy) prints its own lines first.
+            while self.proc.stdout is not None:
+                line = self.proc.stdout.readline()
+                if not line or (line.strip() and not line.startswith("py-spy>")):
+                    first.append(line)
+                    return
+
+        reader = threading.Thread(target=read_first, daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT_SECONDS)
+        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        threading.Thread(target=lambda: self.proc.stdout and self.proc.stdout.read(),
+                         daemon=True).start()
+        line = first[0].strip() if first else ""
+        if not line.startswith("listening on "):
+            self.kill()
+            raise RuntimeError(f"{module} did not start (first line {line!r}):\n{self.stderr}")
+        self.address = line.removeprefix("listening on ")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def origin(self) -> str:
+        return "http://" + self.address
+
+    def _drain_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+            if len(self.stderr_lines) > 5000:
+                del self.stderr_lines[:1000]
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_lines[-60:])
+
+    def peak_rss_mb(self) -> float:
+        return peak_rss_mb(self.proc.pid)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            # Under a profiler, stop the service itself: the profiler then writes its output.
+            targets = _children(self.proc.pid) if self.wrapped else []
+            for child in targets or [self.proc.pid]:
+                os.kill(child, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def kill(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.wait(timeout=10)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        names = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(n) for n in names]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM: the process's peak resident set, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextlib.contextmanager
+def services() -> Iterator[list[Service]]:
+    """Collects started services and stops them all (in reverse) on the way out."""
+    started: list[Service] = []
+    try:
+        yield started
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str = "bench") -> Iterator[str]:
+    """A fresh, migrated `bench_*` database, dropped afterwards. Yields its SQLAlchemy URL."""
+    import psycopg
+
+    from broker import db
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
+        "postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
+    try:
+        db.migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def broker_env(sandbox_origin: str, database_url: str, **extra: str) -> dict[str, str]:
+    from broker.crypto import new_key_spec
+    from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
+    return {
+        "BROKER_LISTEN": "127.0.0.1:0",
+        "BROKER_DATABASE_URL": database_url,
+        "BROKER_ENCRYPTION_KEY": extra.pop("BROKER_ENCRYPTION_KEY", None) or new_key_spec("bench"),
+        "ZOHO_CLIENT_ID": DEMO_CLIENT_ID,
+        "ZOHO_CLIENT_SECRET": DEMO_CLIENT_SECRET,
+        "ZOHO_EXTRA_ORIGINS": sandbox_origin,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass
+class Report:
+    title: str
+    command: str
+    rows: list[tuple[str, ...]] = field(default_factory=list)
+    verdicts: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def row(self, *cells: object) -> None:
+        self.rows.append(tuple(_cell(c) for c in cells))
+
+    def target(self, name: str, ok: bool, detail: str) -> None:
+        self.verdicts.append((name, ok, detail))
+
+    def print(self) -> bool:
+        print()
+        print(f"== {self.title}")
+        print(f"   command: {self.command}")
+        print(f"   host: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}, "
+              f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+        if self.rows:
+            widths = [max(len(r[i]) for r in self.rows if i < len(r))
+                      for i in range(max(len(r) for r in self.rows))]
+            for i, r in enumerate(self.rows):
+                print("   " + "  ".join(c.ljust(widths[j]) for j, c in enumerate(r)).rstrip())
+                if i == 0:
+                    print("   " + "  ".join("-" * w for w in widths))
+        for name, ok, detail in self.verdicts:
+            print(f"   {'PASS' if ok else 'FAIL'}  {name}: {detail}")
+        return all(ok for _, ok, _ in self.verdicts)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return str(value)
