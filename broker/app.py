@@ -98,6 +98,7 @@ class Broker:
     async def start(self, *, migrate: bool = True) -> str:
         if migrate:
             await asyncio.to_thread(db.migrate, self.config.database_url)
+        await self.store.check_keys()
         return await self.server.start()
 
     async def close(self) -> None:

@@ -1,4 +1,5 @@
-"""`zoho-broker`: serve (the default), migrate, reencrypt, new-key."""
+"""`zoho-broker`: serve (the default), migrate, reencrypt, new-key; and the operator's
+connect / connections commands (broker/operator_cli.py), which talk to a running broker."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import asyncio
 import logging
 import sys
 
-from broker import db
+from broker import db, operator_cli
 from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
-from broker.crypto import new_key_spec
+from broker.crypto import DecryptError, new_key_spec
 from broker.store import ConnectionStore
 from servicekit.config import ConfigError
 from servicekit.logs import setup_logging
@@ -26,6 +27,8 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
         serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
     if migrate:
         await asyncio.to_thread(db.migrate, config.database_url)
+    # A key ring that cannot read the stored tokens stops the process here (exit 2).
+    await broker.store.check_keys()
 
     async def close() -> None:
         await broker.close()
@@ -37,6 +40,10 @@ async def _reencrypt(config: BrokerConfig) -> int:
     store = ConnectionStore(db.make_async_engine(config.database_url), key_ring(config))
     try:
         seen, rewritten = await store.reencrypt_all()
+    except DecryptError as exc:
+        print(f"re-encryption stopped, the row it could not read is unchanged: {exc}",
+              file=sys.stderr)
+        return 1
     finally:
         await store.engine.dispose()
     print(f"re-encrypted {rewritten} of {seen} connections under key {store.keys.primary_id!r}")
@@ -57,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     new_key = commands.add_parser("new-key", help="print a new KEY_ID:KEY for the key ring")
     new_key.add_argument("key_id", nargs="?", default="k1")
+    operator_cli.add_commands(commands)
     parser.add_argument("--no-migrate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if getattr(args, "operator_command", None) is not None:
+        return operator_cli.run(args)
     if args.command == "new-key":
         print(new_key_spec(args.key_id))
         return 0

@@ -16,10 +16,12 @@ import os
 import secrets
 from pathlib import Path
 
+import grpc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from servicekit.config import ConfigError
+from servicekit.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,17 @@ ENV_VAR = "BROKER_ENCRYPTION_KEY"
 _FORMAT = "v1"
 
 
-class DecryptError(Exception):
-    """A stored value could not be decrypted (wrong key, moved or altered ciphertext)."""
+class DecryptError(ServiceError):
+    """A stored value could not be decrypted (wrong key, moved or altered ciphertext).
+
+    The broker's own misconfiguration, not the caller's: INTERNAL, but with a reason and
+    a message that names the key, never the value. Nothing is written after it."""
+
+    code = grpc.StatusCode.INTERNAL
+    reason = "TOKEN_UNREADABLE"
+
+    def __init__(self, message: str, *, key_id: str = "") -> None:
+        super().__init__(message, metadata={"key_id": key_id} if key_id else None)
 
 
 class KeyRing:
@@ -76,13 +87,17 @@ class KeyRing:
             raise DecryptError("not a value this broker encrypted")
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            raise DecryptError(f"encrypted under key {key_id!r}, which {ENV_VAR} does not hold")
+            raise DecryptError(
+                f"a stored token is encrypted under key {key_id!r}, which {ENV_VAR} does not "
+                "hold: add that key back to the ring", key_id=key_id)
         try:
             raw = base64.b64decode(payload, validate=True)
             return cipher.decrypt(raw[:12], raw[12:], context.encode()).decode()
         except (InvalidTag, binascii.Error, ValueError):
             raise DecryptError(
-                f"ciphertext under key {key_id!r} does not open for this row and column"
+                f"a stored token under key {key_id!r} does not open with the {ENV_VAR} key of "
+                "that id for this row and column (a different key under the same id, or an "
+                "altered value)", key_id=key_id,
             ) from None
 
     def key_id_of(self, stored: str) -> str:

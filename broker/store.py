@@ -19,7 +19,7 @@ from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker.crypto import KeyRing
+from broker.crypto import ENV_VAR, DecryptError, KeyRing
 from broker.models import (
     MINTING_OUTCOMES,
     STATUS_ACTIVE,
@@ -27,6 +27,7 @@ from broker.models import (
     RefreshAudit,
     ZohoConnection,
 )
+from servicekit.config import ConfigError
 
 _conn = cast(Table, ZohoConnection.__table__)
 _audit = cast(Table, RefreshAudit.__table__)
@@ -330,6 +331,40 @@ class ConnectionStore:
         )
 
     # -- maintenance ---------------------------------------------------------
+
+    async def check_keys(self) -> None:
+        """At start: every stored token is under a key of the ring, and each key of the
+        ring that is in use opens a token. A wrong ring stops the process here, naming
+        BROKER_ENCRYPTION_KEY, before any call could read (or a refresh rewrite) a row."""
+        async with self.engine.connect() as db:
+            for column in (_conn.c.refresh_token, _conn.c.access_token):
+                known = [column.startswith(f"v1:{k}:", autoescape=True)
+                         for k in self.keys.key_ids]
+                stray = (await db.execute(
+                    select(_conn.c.user_id, column.label("value"))
+                    .where(column.is_not(None), column != "", ~or_(*known)).limit(1)
+                )).first()
+                if stray is not None:
+                    raise ConfigError(ENV_VAR, (
+                        f"stored tokens are encrypted under key "
+                        f"{self.keys.key_id_of(stray.value)!r}, which is not in the ring: add "
+                        "it back (rotate by adding a key, re-encrypting, then dropping the old)"
+                    ))
+            for key_id in self.keys.key_ids:
+                sample = (await db.execute(
+                    select(_conn.c.user_id, _conn.c.refresh_token)
+                    .where(_conn.c.refresh_token.startswith(f"v1:{key_id}:", autoescape=True))
+                    .limit(1)
+                )).first()
+                if sample is None:
+                    continue
+                try:
+                    self._open(sample.user_id, "refresh_token", sample.refresh_token)
+                except DecryptError:
+                    raise ConfigError(ENV_VAR, (
+                        f"key {key_id!r} does not open the tokens stored under that id: "
+                        "a different key was given the same id"
+                    )) from None
 
     async def reencrypt_all(self, batch: int = 200) -> tuple[int, int]:
         """Re-encrypts every token under the first key; returns (rows, rows rewritten).
