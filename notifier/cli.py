@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from notifier.app import NotifierApp
 from notifier.config import NotifierConfig
 from servicekit.config import ConfigError
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
-from servicekit.server import exit_on_config_error, run_until_signal
+from servicekit.server import run_until_signal
 
 
 async def _serve(config: NotifierConfig) -> int:
@@ -25,8 +26,8 @@ def main() -> int:
     try:
         config = NotifierConfig.from_env()
     except ConfigError as problem:
-        exit_on_config_error(problem)
-        raise  # unreachable: exit_on_config_error exits
+        print(f"configuration error: {problem}", file=sys.stderr, flush=True)
+        return 2
     setup_logging("notifier", fmt=config.log_format, level=config.log_level)
     serve_metrics(config.listen.host, config.metrics_port)
     return asyncio.run(_serve(config))
