@@ -9,14 +9,16 @@ taken over cannot overwrite the newer token.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.crypto import ENV_VAR, DecryptError, KeyRing
@@ -28,6 +30,7 @@ from broker.models import (
     ZohoConnection,
 )
 from servicekit.config import ConfigError
+from servicekit.errors import Unavailable
 
 _conn = cast(Table, ZohoConnection.__table__)
 _audit = cast(Table, RefreshAudit.__table__)
@@ -99,6 +102,18 @@ class ConnectionStore:
         self.engine = engine
         self.keys = keys
 
+    # -- the database --------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        async with _database_down_is_unavailable(), self.engine.connect() as db:
+            yield db
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        async with _database_down_is_unavailable(), self.engine.begin() as db:
+            yield db
+
     # -- encryption ----------------------------------------------------------
 
     def _seal(self, user_id: str, column: str, value: str) -> str:
@@ -137,7 +152,7 @@ class ConnectionStore:
     # -- reads ---------------------------------------------------------------
 
     async def get(self, user_id: str, *, with_tokens: bool = True) -> Connection | None:
-        async with self.engine.connect() as db:
+        async with self._reading() as db:
             row = (await db.execute(select(_conn).where(_conn.c.user_id == user_id))).first()
         return None if row is None else self._record(row, with_tokens=with_tokens)
 
@@ -145,7 +160,7 @@ class ConnectionStore:
         query = select(_conn).order_by(_conn.c.user_id).limit(limit)
         if after_user_id:
             query = query.where(_conn.c.user_id > after_user_id)
-        async with self.engine.connect() as db:
+        async with self._reading() as db:
             rows = (await db.execute(query)).all()
         return [self._record(row, with_tokens=False) for row in rows]
 
@@ -160,7 +175,7 @@ class ConnectionStore:
             )
             .order_by(_audit.c.created_at)
         )
-        async with self.engine.connect() as db:
+        async with self._reading() as db:
             return [value for (value,) in (await db.execute(query)).all()]
 
     # -- writes --------------------------------------------------------------
@@ -187,7 +202,7 @@ class ConnectionStore:
         }
         for _ in range(2):
             try:
-                async with self.engine.begin() as db:
+                async with self._writing() as db:
                     replaced = await db.execute(
                         update(_conn)
                         .where(_conn.c.user_id == new.user_id)
@@ -208,7 +223,7 @@ class ConnectionStore:
         return stored
 
     async def delete(self, user_id: str) -> bool:
-        async with self.engine.begin() as db:
+        async with self._writing() as db:
             result = await db.execute(delete(_conn).where(_conn.c.user_id == user_id))
         return bool(result.rowcount)
 
@@ -217,7 +232,7 @@ class ConnectionStore:
     ) -> int | None:
         """Takes the refresh lease if nobody changed the row since `read_version`
         and no live lease exists. Returns the fence (the new version) or None."""
-        async with self.engine.begin() as db:
+        async with self._writing() as db:
             result = await db.execute(
                 update(_conn)
                 .where(
@@ -267,7 +282,7 @@ class ConnectionStore:
             values["refresh_token_hash"] = token_hash(refresh_token)
         if scopes:
             values["scopes"] = _join_scopes(scopes)
-        async with self.engine.begin() as db:
+        async with self._writing() as db:
             result = await db.execute(
                 update(_conn)
                 .where(_conn.c.user_id == user_id, _conn.c.version == fence,
@@ -302,7 +317,7 @@ class ConnectionStore:
             values["status"] = STATUS_REAUTH_REQUIRED
         if throttled_until is not None:
             values["throttled_until"] = throttled_until
-        async with self.engine.begin() as db:
+        async with self._writing() as db:
             await db.execute(
                 update(_conn)
                 .where(_conn.c.user_id == user_id, _conn.c.version == fence,
@@ -312,7 +327,7 @@ class ConnectionStore:
             await self._audit(db, audit, now)
 
     async def record_audit(self, audit: AuditEntry, now: datetime) -> None:
-        async with self.engine.begin() as db:
+        async with self._writing() as db:
             await self._audit(db, audit, now)
 
     async def _audit(self, db: AsyncConnection, audit: AuditEntry, now: datetime) -> None:
@@ -336,7 +351,7 @@ class ConnectionStore:
         """At start: every stored token is under a key of the ring, and each key of the
         ring that is in use opens a token. A wrong ring stops the process here, naming
         BROKER_ENCRYPTION_KEY, before any call could read (or a refresh rewrite) a row."""
-        async with self.engine.connect() as db:
+        async with self._reading() as db:
             for column in (_conn.c.refresh_token, _conn.c.access_token):
                 known = [column.startswith(f"v1:{k}:", autoescape=True)
                          for k in self.keys.key_ids]
@@ -387,7 +402,7 @@ class ConnectionStore:
             query = select(_conn).order_by(_conn.c.user_id).limit(batch)
             if after:
                 query = query.where(_conn.c.user_id > after)
-            async with self.engine.connect() as db:
+            async with self._reading() as db:
                 rows = (await db.execute(query)).all()
             if not rows:
                 return seen, rewritten, missed
@@ -404,7 +419,7 @@ class ConnectionStore:
                     self._seal(row.user_id, "access_token", record.access_token)
                     if record.access_token else None
                 )
-                async with self.engine.begin() as db:
+                async with self._writing() as db:
                     result = await db.execute(
                         update(_conn)
                         .where(_conn.c.user_id == row.user_id, _conn.c.version == row.version)
@@ -422,8 +437,28 @@ class ConnectionStore:
                     missed += 1
 
     async def count(self) -> int:
-        async with self.engine.connect() as db:
+        async with self._reading() as db:
             return int((await db.execute(select(func.count()).select_from(_conn))).scalar_one())
+
+
+@contextlib.asynccontextmanager
+async def _database_down_is_unavailable() -> AsyncIterator[None]:
+    """The one place a database outage (PostgreSQL restarting, unreachable, pool
+    exhausted) becomes UNAVAILABLE for callers, instead of INTERNAL. A constraint
+    violation is not an outage and passes through."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        raise Unavailable(
+            "the broker's database is unavailable; retry shortly",
+            metadata={"dependency": "database", "error": type(exc.orig or exc).__name__
+                      if isinstance(exc, DBAPIError) else type(exc).__name__},
+        ) from None
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise Unavailable("the broker's database connection was lost; retry shortly",
+                              metadata={"dependency": "database"}) from None
+        raise
 
 
 def _lost(audit: AuditEntry) -> AuditEntry:

@@ -42,6 +42,7 @@ from servicekit.errors import (
     ZohoThrottled,
     ZohoUnavailable,
 )
+from servicekit.errors import Unavailable as BackendUnavailable
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 
@@ -129,9 +130,9 @@ class TokenService:
             fresh = await self._refresh(
                 user_id, reason, lambda r: self._seconds_left(r) >= need, timeout
             )
-        except (ZohoUnavailable, ZohoThrottled, TimeoutError) as exc:
-            # Zoho is down or throttling, but the token we hold still works: a
-            # short-lived token beats an error.
+        except (ZohoUnavailable, ZohoThrottled, BackendUnavailable, TimeoutError) as exc:
+            # Zoho (or our database) is down or throttling, but the token we hold still
+            # works: a short-lived token beats an error.
             current = await self._current(user_id)
             if current.active and self._seconds_left(current) > 0:
                 log.warning("refresh failed (%s); handing out the unexpired token",
@@ -192,7 +193,15 @@ class TokenService:
         cached = self._cache.get(user_id)
         if cached is not None and time.monotonic() - cached.read_at <= max_age:
             return cached.record
-        record = await self._reads.do(user_id, lambda: self.store.get(user_id), None)
+        try:
+            record = await self._reads.do(user_id, lambda: self.store.get(user_id), None)
+        except BackendUnavailable:
+            if cached is None or max_age == 0.0:
+                raise
+            # The database is down: the copy this process holds is the best there is,
+            # and get_token hands its token out only while it is still valid.
+            CACHE.labels("stale_database_down").inc()
+            return cached.record
         if record is None:
             self._cache.pop(user_id, None)
             raise NotConnected(user_id)
