@@ -1,0 +1,32 @@
+# One image for the broker, the notifier and the sandbox (the command picks which).
+#   runtime: the services only, no test dependencies, runs as a non-root user.
+#   test:    runtime plus the dev extra and tests/, for compose's `tests` service.
+# No key or client secret is ever baked in: they come from the environment at run time.
+
+FROM python:3.11-slim AS runtime
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    LOG_FORMAT=json
+WORKDIR /app
+RUN groupadd --system --gid 10001 zoho \
+    && useradd --system --uid 10001 --gid zoho --home-dir /app --no-create-home zoho
+COPY pyproject.toml README.md ./
+COPY zoho ./zoho
+COPY servicekit ./servicekit
+COPY broker ./broker
+COPY notifier ./notifier
+COPY sandbox ./sandbox
+RUN pip install --no-cache-dir . && rm -rf build *.egg-info
+USER zoho
+EXPOSE 50051 50052 8780 9090 9091
+CMD ["zoho-broker", "serve", "--no-migrate"]
+
+FROM runtime AS test
+USER root
+RUN pip install --no-cache-dir ".[dev]" && rm -rf build *.egg-info
+COPY tests ./tests
+COPY docker-compose.yml Dockerfile ./
+USER zoho
+CMD ["pytest", "-q", "-p", "no:cacheprovider", "tests/integration"]
