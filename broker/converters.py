@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from google.protobuf import timestamp_pb2
 
@@ -41,21 +42,20 @@ def connection(record: Connection) -> broker_pb2.Connection:
     )
 
 
+def _token_fields(token: IssuedToken) -> dict[str, Any]:
+    return {
+        "access_token": token.access_token,
+        "api_domain": token.api_domain,
+        "expires_at": timestamp(token.expires_at),
+        "scopes": list(token.scopes),
+        "desk_org_id": token.desk_org_id,
+    }
+
+
 def get_token_response(token: IssuedToken) -> broker_pb2.GetTokenResponse:
-    return broker_pb2.GetTokenResponse(
-        access_token=token.access_token,
-        api_domain=token.api_domain,
-        expires_at=timestamp(token.expires_at),
-        scopes=list(token.scopes),
-        desk_org_id=token.desk_org_id,
-    )
+    return broker_pb2.GetTokenResponse(**_token_fields(token))
 
 
 def refresh_token_response(token: IssuedToken) -> broker_pb2.RefreshTokenResponse:
-    return broker_pb2.RefreshTokenResponse(
-        access_token=token.access_token,
-        api_domain=token.api_domain,
-        expires_at=timestamp(token.expires_at),
-        scopes=list(token.scopes),
-        desk_org_id=token.desk_org_id,
-    )
+    # SPEC: RefreshToken returns the same as GetToken.
+    return broker_pb2.RefreshTokenResponse(**_token_fields(token))
