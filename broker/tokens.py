@@ -191,10 +191,16 @@ class TokenService:
     async def _current(self, user_id: str, max_age: float | None = None) -> Connection:
         max_age = self.config.cache_seconds if max_age is None else max_age
         cached = self._cache.get(user_id)
-        if cached is not None and time.monotonic() - cached.read_at <= max_age:
-            return cached.record
+        if cached is not None:
+            age = time.monotonic() - cached.read_at
+            if age <= max_age:
+                if age > max_age / 2 and not self._reads.running(user_id):
+                    # Re-read ahead of time, so callers of a busy connection never wait
+                    # for the database; the copy they get now is still within max_age.
+                    self._reads.start(user_id, lambda: self._reload(user_id))
+                return cached.record
         try:
-            record = await self._reads.do(user_id, lambda: self.store.get(user_id), None)
+            record = await self._reads.do(user_id, lambda: self._reload(user_id), None)
         except BackendUnavailable:
             if cached is None or max_age == 0.0:
                 raise
@@ -203,9 +209,16 @@ class TokenService:
             CACHE.labels("stale_database_down").inc()
             return cached.record
         if record is None:
-            self._cache.pop(user_id, None)
             raise NotConnected(user_id)
-        self.remember(record)
+        return record
+
+    async def _reload(self, user_id: str) -> Connection | None:
+        """Reads the row into this process's copy (or drops the copy: no row)."""
+        record = await self.store.get(user_id)
+        if record is None:
+            self._cache.pop(user_id, None)
+        else:
+            self.remember(record)
         return record
 
     # -- refreshing ----------------------------------------------------------
