@@ -23,6 +23,15 @@ from grpc_status import rpc_status
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "zoho-connect"
+# A status travels in trailers, which gRPC caps at 16 KiB: an error echoing a huge
+# request value would arrive as a bare RESOURCE_EXHAUSTED with its details lost.
+MAX_MESSAGE_CHARS = 1000
+MAX_DETAIL_CHARS = 300
+MAX_VIOLATIONS = 15
+
+
+def clip(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 NOT_CONNECTED_MESSAGE = "Zoho is not connected for this app. Please reconnect."
 
 
@@ -39,9 +48,10 @@ class ServiceError(Exception):
         metadata: Mapping[str, str] | None = None,
         retry_after: float | None = None,
     ) -> None:
+        message = clip(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
-        self.metadata = dict(metadata or {})
+        self.metadata = {clip(k, 64): clip(v) for k, v in (metadata or {}).items()}
         self.retry_after = retry_after
 
     def details(self) -> list[Any]:
@@ -167,7 +177,10 @@ class InvalidArgument(ServiceError):
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Iterable[tuple[str, str]]) -> None:
-        self.violations = list(violations)
+        given = list(violations)
+        self.violations = [(clip(f, 100), clip(d)) for f, d in given[:MAX_VIOLATIONS]]
+        if len(given) > MAX_VIOLATIONS:
+            self.violations.append(("...", f"and {len(given) - MAX_VIOLATIONS} more"))
         text = "; ".join(f"{field}: {why}" for field, why in self.violations)
         super().__init__(f"invalid request: {text}")
 
