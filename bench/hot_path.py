@@ -23,15 +23,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness as h  # noqa: E402
+import _harness as h
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-import grpc  # noqa: E402
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
-
-from sandbox.control_client import SandboxControl  # noqa: E402
-from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES  # noqa: E402
-from zoho.broker.v1 import broker_pb2, broker_pb2_grpc  # noqa: E402
-from zoho.common.v1 import common_pb2  # noqa: E402
+from sandbox.control_client import SandboxControl
+from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
+from zoho.common.v1 import common_pb2
 
 SERVICE = "zoho.broker.v1.TokenBrokerService"
 
@@ -146,7 +145,7 @@ def main() -> int:
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument("--native", action="store_true", help="with --profile: C frames too")
     parser.add_argument("--profile", metavar="DIR",
-                        help="run the broker under `py-spy record` and write DIR/broker-hot.txt (collapsed stacks)")
+                        help="broker under `py-spy record`: DIR/broker-hot.txt (collapsed stacks)")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.pairs = 1.0, 3
@@ -165,7 +164,8 @@ def main() -> int:
             if args.profile:
                 spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
                 Path(args.profile).mkdir(parents=True, exist_ok=True)
-                argv = [spy, "record", "-r", "250", "--format", "raw", *(["--native"] if args.native else []), "-o",
+                native = ["--native"] if args.native else []
+                argv = [spy, "record", "-r", "250", "--format", "raw", *native, "-o",
                         str(Path(args.profile) / "broker-hot.txt"), "--",
                         sys.executable, "-m", "broker"]
             broker = h.Service("broker", env, argv=argv)
