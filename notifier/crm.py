@@ -56,7 +56,12 @@ class CrmClient:
         reply = await self._http.send(call, grant.access_token, deadline)
         if reply.body is None:  # 204: nothing (more) to list
             return Page([], None)
-        items = [converters.crm_channel(i, endpoint) for i in _watch(reply.body, endpoint)]
+        raw = _watch(reply.body, endpoint)
+        if len(raw) > per_page:
+            # More than we asked for is not a page of Zoho's: refuse it rather than stream it.
+            raise ZohoBadResponse(f"a page of {len(raw)} items; {per_page} were asked for",
+                                  endpoint=endpoint)
+        items = [converters.crm_channel(i, endpoint) for i in raw]
         info = reply.body.get("info")
         more = info.get("more_records") if isinstance(info, dict) else None
         if not isinstance(more, bool):

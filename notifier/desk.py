@@ -67,6 +67,10 @@ class DeskClient:
         )
         reply = await self._http.send(call, grant.access_token, deadline)
         raw = converters.list_field(reply.body, "data", endpoint)
+        if len(raw) > limit:
+            # More than we asked for is not a page of Desk's: refuse it rather than stream it.
+            raise ZohoBadResponse(f"a page of {len(raw)} webhooks; {limit} were asked for",
+                                  endpoint=endpoint)
         items = [converters.desk_notification(item, endpoint) for item in raw]
         # Desk has no "more" flag: a full page may have a next one.
         return Page(items, start + len(raw) if len(raw) >= limit else None)
