@@ -42,6 +42,9 @@ class NotifierApp:
                 ("grpc.initial_reconnect_backoff_ms", 200),
                 ("grpc.min_reconnect_backoff_ms", 200),
                 ("grpc.max_reconnect_backoff_ms", 3000),
+                # A target naming several brokers (dns:///broker:50051 with replicas,
+                # ipv4:a,b) spreads calls over all of them, not only the first.
+                ("grpc.lb_policy_name", "round_robin"),
             ],
         )
         self.http = httpx.AsyncClient(

@@ -142,3 +142,26 @@ async def test_the_request_id_goes_from_the_notifier_into_the_broker_logs(
     assert {entry["service"] for entry in found} == {"broker", "notifier"}
     broker_lines = [entry for entry in found if entry["service"] == "broker"]
     assert any("NOT_CONNECTED" in str(entry["msg"]) for entry in broker_lines)
+
+
+async def test_the_notifier_spreads_its_broker_calls_over_both_replicas(
+    stack: Stack, notifier: notifier_pb2_grpc.NotifierServiceStub
+) -> None:
+    if len(stack.broker_metrics_urls) < 2:
+        pytest.skip("needs each replica's metrics URL")
+
+    def per_replica() -> list[float]:
+        return [total(scrape([url]), "grpc_server_handled_total", method=GET_TOKEN)
+                for url in stack.broker_metrics_urls]
+
+    before = per_replica()
+    for _ in range(10):
+        stream = notifier.ListNotifications(notifier_pb2.ListNotificationsRequest(
+            user_id=f"nobody-{uuid.uuid4().hex[:8]}", app_type=common_pb2.APP_TYPE_CRM),
+            timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError):
+            async for _ in stream:
+                pass
+    calls = [after - was for after, was in zip(per_replica(), before, strict=True)]
+    assert sum(calls) == 10
+    assert min(calls) >= 3, calls
