@@ -182,7 +182,17 @@ async def sample_rss(processes: dict[str, Process], samples: list[dict[str, int]
 
 async def soak(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="zoho-soak-"))
+    started: list[Process] = []
+    try:
+        return await _soak(args, workdir, started)
+    finally:
+        for process in reversed(started):  # whatever failed, leave no process behind
+            process.stop()
+
+
+async def _soak(args: argparse.Namespace, workdir: Path, started: list[Process]) -> int:
     sandbox = Process("sandbox", {}, "--listen", "127.0.0.1:0")
+    started.append(sandbox)
     origin = f"http://{sandbox.address}"
     broker = Process("broker", {
         "BROKER_LISTEN": "127.0.0.1:0",
@@ -192,11 +202,13 @@ async def soak(args: argparse.Namespace) -> int:
         "ZOHO_EXTRA_ORIGINS": origin, "BROKER_ZOHO_TIMEOUT_SECONDS": "2",
         "LOG_LEVEL": "ERROR",
     })
+    started.append(broker)
     notifier = Process("notifier", {
         "NOTIFIER_LISTEN": "127.0.0.1:0", "NOTIFIER_BROKER_TARGET": broker.address,
         "ZOHO_EXTRA_ORIGINS": origin, "NOTIFIER_ZOHO_BACKOFF_SECONDS": "0.05",
         "NOTIFIER_HEALTH_INTERVAL_SECONDS": "1", "LOG_LEVEL": "ERROR",
     })
+    started.append(notifier)
     processes = {"broker": broker, "notifier": notifier}
     tally = Tally()
     samples: list[dict[str, int]] = []
@@ -237,6 +249,7 @@ async def soak(args: argparse.Namespace) -> int:
     finally:
         codes = {name: p.stop() for name, p in [("notifier", notifier), ("broker", broker),
                                                  ("sandbox", sandbox)]}
+        started.clear()
     report = {
         "seconds": round(elapsed, 1),
         "served": dict(tally.served),
