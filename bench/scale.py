@@ -70,8 +70,7 @@ async def run(args: argparse.Namespace, sandbox_origin: str, broker: str, notifi
         tokens = {}
         for user in users:
             tokens[user] = await sandbox.add_refresh_token(user=user)
-            await sandbox.seed_crm_channels(
-                user=user, count=50, modules=["Leads", "Contacts", "Accounts", "Deals", "Tasks"])
+            await sandbox.seed_crm_channels(user=user, count=250)
     channel = grpc.aio.insecure_channel(broker)
     stub = broker_pb2_grpc.TokenBrokerServiceStub(channel)
     gate = asyncio.Semaphore(16)
