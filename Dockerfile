@@ -27,6 +27,8 @@ FROM runtime AS test
 USER root
 RUN pip install --no-cache-dir ".[dev]" && rm -rf build *.egg-info
 COPY tests ./tests
-COPY docker-compose.yml Dockerfile ./
+# tests/integration/test_compose.py reads these.
+COPY docker-compose.yml Dockerfile .dockerignore ./
+COPY deploy ./deploy
 USER zoho
 CMD ["pytest", "-q", "-p", "no:cacheprovider", "tests/integration"]

@@ -252,3 +252,11 @@ def test_the_image_is_slim_non_root_and_the_runtime_has_no_test_dependencies() -
 def test_compose_builds_from_this_folder() -> None:
     for name in OUR_IMAGE:
         assert Path(REPO_ROOT / SERVICES[name]["build"]["context"]).resolve() == REPO_ROOT
+
+
+def test_the_test_image_holds_what_the_compose_test_reads() -> None:
+    copied = " ".join(rest for instruction, rest in dockerfile_stages()["test"]
+                      if instruction == "COPY")
+    for needed in ("tests", "docker-compose.yml", "Dockerfile", ".dockerignore", "deploy"):
+        assert needed in copied.split(), needed
+    assert "deploy" not in (REPO_ROOT / ".dockerignore").read_text().split()
