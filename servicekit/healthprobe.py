@@ -4,6 +4,8 @@ Compose healthchecks use it, so a container is healthy only when the gRPC
 service itself says so, not merely when its port is open.
 `zoho-health --http URL` does the same for an HTTP service (the sandbox's
 `/_sandbox/health`): exit 0 on a 2xx answer whose JSON has `"ok": true`.
+Against a TLS server: `--tls-ca CA.pem`, and under mutual TLS also `--tls-cert`
+and `--tls-key` (any certificate the server's client CA signed).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
-def check(address: str, service: str = "", timeout: float = 3.0) -> str:
-    with grpc.insecure_channel(address) as channel:
+def check(address: str, service: str = "", timeout: float = 3.0,
+          credentials: grpc.ChannelCredentials | None = None) -> str:
+    with (grpc.secure_channel(address, credentials) if credentials
+          else grpc.insecure_channel(address)) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -44,12 +48,22 @@ def _main_http(url: str, timeout: float) -> int:
     return 0 if healthy else 1
 
 
+def _read(path: str | None) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zoho-health", description=__doc__.splitlines()[0])
     parser.add_argument("address", nargs="?", help="HOST:PORT of a broker or notifier")
     parser.add_argument("service", nargs="?", default="", help="service name ('' = server)")
     parser.add_argument("--http", metavar="URL", help="probe an HTTP health URL instead")
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--tls-ca", metavar="PEM", help="CA of the server's certificate (TLS)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="client certificate (mutual TLS)")
+    parser.add_argument("--tls-key", metavar="PEM", help="client key (mutual TLS)")
     args = parser.parse_args(argv)
     if args.http:
         if args.address:
@@ -57,8 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         return _main_http(args.http, args.timeout)
     if not args.address:
         parser.error("ADDRESS (or --http URL) is required")
+    if (args.tls_cert or args.tls_key) and not (args.tls_ca and args.tls_cert and args.tls_key):
+        parser.error("--tls-cert and --tls-key go together, with --tls-ca")
     try:
-        status = check(args.address, args.service, args.timeout)
+        credentials = None
+        if args.tls_ca:
+            credentials = grpc.ssl_channel_credentials(
+                _read(args.tls_ca), _read(args.tls_key), _read(args.tls_cert))
+        status = check(args.address, args.service, args.timeout, credentials)
+    except OSError as exc:
+        print(f"cannot read a TLS file: {exc}", file=sys.stderr)
+        return 1
     except grpc.RpcError as exc:
         print(f"{args.address}: {exc.code().name}", file=sys.stderr)
         return 1

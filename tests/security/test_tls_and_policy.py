@@ -274,3 +274,19 @@ def test_a_bad_policy_stops_the_broker(
         Broker(config)
     assert caught.value.variable == "BROKER_CALLER_POLICY"
     assert problem in str(caught.value)
+
+
+async def test_the_health_probe_speaks_mutual_tls(
+    make_broker: MakeBroker, pki: Pki
+) -> None:
+    import asyncio
+
+    from servicekit.healthprobe import main as probe
+
+    handle = await make_broker(**tls_env(pki, mutual=True))
+    with_cert = ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.stranger.cert),
+                 "--tls-key", str(pki.stranger.key)]
+    assert await asyncio.to_thread(probe, [handle.address, *with_cert]) == 0
+    # Without a client certificate the handshake fails: not healthy, not a crash.
+    assert await asyncio.to_thread(probe, [handle.address, "--tls-ca", str(pki.ca),
+                                           "--timeout", "2"]) == 1
