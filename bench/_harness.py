@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -24,97 +21,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from tests.plugins.processes import ServiceProcess  # noqa: E402
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-START_TIMEOUT_SECONDS = 30.0
 
 
-class Service:
-    """`python -m MODULE ARGS` with `env`, its address read from the first stdout line
-    (`listening on HOST:PORT`, SPEC). Both pipes are drained so it never blocks."""
-
-    def __init__(self, module: str, env: dict[str, str], *args: str,
-                 argv: Sequence[str] | None = None) -> None:
-        self.module = module
-        self.stderr_lines: list[str] = []
-        self.wrapped = argv is not None
-        command = list(argv) if argv is not None else [sys.executable, "-m", module, *args]
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT), **env},
-        )
-        first: list[str] = []
-
-        def read_first() -> None:
-            # A profiler in front (py-spy) prints its own lines first.
-            while self.proc.stdout is not None:
-                line = self.proc.stdout.readline()
-                if not line or (line.strip() and not line.startswith("py-spy>")):
-                    first.append(line)
-                    return
-
-        reader = threading.Thread(target=read_first, daemon=True)
-        reader.start()
-        reader.join(START_TIMEOUT_SECONDS)
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
-        threading.Thread(target=lambda: self.proc.stdout and self.proc.stdout.read(),
-                         daemon=True).start()
-        line = first[0].strip() if first else ""
-        if not line.startswith("listening on "):
-            self.kill()
-            raise RuntimeError(f"{module} did not start (first line {line!r}):\n{self.stderr}")
-        self.address = line.removeprefix("listening on ")
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def origin(self) -> str:
-        return "http://" + self.address
-
-    def _drain_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr_lines.append(line)
-            if len(self.stderr_lines) > 5000:
-                del self.stderr_lines[:1000]
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.stderr_lines[-60:])
-
-    def peak_rss_mb(self) -> float:
-        return peak_rss_mb(self.proc.pid)
-
-    def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            # Under a profiler, stop the service itself: the profiler then writes its output.
-            targets = _children(self.proc.pid) if self.wrapped else []
-            for child in targets or [self.proc.pid]:
-                os.kill(child, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return self.kill()
-
-    def kill(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        return self.proc.wait(timeout=10)
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        names = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [int(n) for n in names]
+# One process starter for tests and benchmarks (the repository root is on sys.path).
+Service = ServiceProcess
 
 
 def cpu_seconds(pid: int) -> float:

@@ -29,6 +29,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandbox.control_client import SandboxControl
 from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from tests.plugins.processes import child_pids
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 
@@ -171,7 +172,7 @@ def main() -> int:
             broker = h.Service("broker", env, argv=argv)
             started.append(broker)
             try:
-                serving_pid = (h._children(broker.pid) or [broker.pid])[0]
+                serving_pid = (child_pids(broker.pid) or [broker.pid])[0]
                 report = asyncio.run(run(args, sandbox.origin, broker.address, serving_pid))
             finally:
                 broker.stop()

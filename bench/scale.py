@@ -127,7 +127,7 @@ async def run(args: argparse.Namespace, sandbox_origin: str, broker: str, notifi
     report.row("wall time", f"{wall:.2f} s; per stream p50 {h.percentile(durations, 50):.2f} s "
                f"p99 {h.percentile(durations, 99):.2f} s; first item p50 "
                f"{1000 * h.percentile(first_items, 50):.0f} ms")
-    peaks = {name: p.peak_rss_mb() for name, p in processes.items()}
+    peaks = {name: h.peak_rss_mb(p.pid) for name, p in processes.items()}
     import os
     peaks["client (this script)"] = h.peak_rss_mb(os.getpid())
     for name, mb in peaks.items():

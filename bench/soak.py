@@ -23,12 +23,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,41 +40,17 @@ from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.plugins.processes import ServiceProcess  # noqa: E402
+
 DEMO_CRM_ITEMS = 250
 TOKEN_LIFETIME = 400
 # A call that overlaps a loud fault window (widened by this margin) may fail.
 ATTRIBUTION_MARGIN = 1.5
 
 
-class Process:
-    def __init__(self, module: str, env: dict[str, str], *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("listening on "):
-            self.proc.kill()
-            raise SystemExit(f"{module} did not start: {line!r}")
-        self.address = line.removeprefix("listening on ")
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()
-
-    def rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        return 0
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
+# One process starter for tests and benchmarks; soak samples VmRSS through it.
+Process = ServiceProcess
 
 
 @dataclass
@@ -177,7 +149,7 @@ async def sample_rss(processes: dict[str, Process], samples: list[dict[str, int]
                      stop_at: float, every: float) -> None:
     while time.monotonic() < stop_at:
         await asyncio.sleep(min(every, max(0.0, stop_at - time.monotonic())))
-        samples.append({name: p.rss_kib() for name, p in processes.items()})
+        samples.append({name: p.status_kib("VmRSS") for name, p in processes.items()})
 
 
 async def soak(args: argparse.Namespace) -> int:
@@ -232,7 +204,7 @@ async def _soak(args: argparse.Namespace, workdir: Path, started: list[Process])
                 get_tokens(brokers, users, Tally(), warm_until, 0.01),
                 list_notifications(notifiers, Tally(), warm_until, 0.1),
             )
-            samples.append({name: p.rss_kib() for name, p in processes.items()})
+            samples.append({name: p.status_kib("VmRSS") for name, p in processes.items()})
             started = time.monotonic()
             stop_at = started + args.minutes * 60
             await asyncio.gather(

@@ -1,5 +1,5 @@
-"""Starting the project's real processes for tests: `python -m PKG` on a free port,
-its address read from the `listening on HOST:PORT` line that SPEC promises."""
+"""Starting the project's real processes for tests and benchmarks: `python -m PKG` on
+a free port, its address read from the `listening on HOST:PORT` line SPEC promises."""
 
 from __future__ import annotations
 
@@ -8,32 +8,42 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30.0
+# Enough for any test's assertions on logs, bounded for long benchmark runs.
+_MAX_STDERR_LINES = 50_000
 
 
 class ServiceProcess:
-    def __init__(self, module: str, env: dict[str, str], *args: str) -> None:
+    """`python -m MODULE ARGS` with `env` (or `argv`, e.g. a profiler in front of it).
+
+    Both pipes are drained for the process's whole life, so a chatty process never
+    blocks on a full pipe; stderr is kept for assertions.
+    """
+
+    def __init__(
+        self, module: str, env: dict[str, str], *args: str, argv: Sequence[str] | None = None
+    ) -> None:
         self.module = module
+        # Under a wrapper (py-spy), signals go to the service itself, so the wrapper
+        # can write its output once the service exits.
+        self.wrapped = argv is not None
         self.stderr_lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            list(argv) if argv is not None else [sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO_ROOT), **env},
         )
         first: list[str] = []
-        reader = threading.Thread(
-            target=lambda: first.append(self.proc.stdout.readline() if self.proc.stdout else ""),
-            daemon=True,
-        )
+        reader = threading.Thread(target=self._read_first_line, args=(first,), daemon=True)
         reader.start()
         reader.join(START_TIMEOUT_SECONDS)
-        # Keep reading both pipes so a chatty process never blocks on a full one.
         threading.Thread(target=self._drain_stderr, daemon=True).start()
         threading.Thread(target=lambda: self.proc.stdout and self.proc.stdout.read(),
                          daemon=True).start()
@@ -41,29 +51,74 @@ class ServiceProcess:
         if not line.startswith("listening on "):
             self.kill()
             raise RuntimeError(
-                f"{module} did not start (first line {line!r}); stderr:\n"
-                + "".join(self.stderr_lines[-40:])
+                f"{module} did not start (first line {line!r}); stderr:\n" + self.stderr_tail
             )
         self.address = line.removeprefix("listening on ")
+
+    def _read_first_line(self, first: list[str]) -> None:
+        while self.proc.stdout is not None:
+            line = self.proc.stdout.readline()
+            # A profiler in front prints its own lines first.
+            if not line or (line.strip() and not line.startswith("py-spy>")):
+                first.append(line)
+                return
 
     def _drain_stderr(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
             self.stderr_lines.append(line)
+            if len(self.stderr_lines) > _MAX_STDERR_LINES:
+                del self.stderr_lines[: _MAX_STDERR_LINES // 10]
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def origin(self) -> str:
+        return "http://" + self.address
 
     @property
     def stderr(self) -> str:
         return "".join(self.stderr_lines)
 
+    @property
+    def stderr_tail(self) -> str:
+        return "".join(self.stderr_lines[-60:])
+
+    def status_kib(self, field: str) -> int:
+        """A memory figure of /proc/PID/status (VmRSS, VmHWM, ...), in KiB; 0 if gone."""
+        try:
+            lines = Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+        except OSError:
+            return 0
+        for line in lines:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1])
+        return 0
+
     def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM, then the exit code; SIGKILL if it does not exit in `timeout`."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            targets = child_pids(self.proc.pid) if self.wrapped else []
+            for pid in targets or [self.proc.pid]:
+                os.kill(pid, signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return self.kill()
 
+    stop = terminate
+
     def kill(self) -> int:
         if self.proc.poll() is None:
             self.proc.kill()
         return self.proc.wait(timeout=10)
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        names = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(n) for n in names]

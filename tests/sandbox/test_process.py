@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -15,63 +14,44 @@ import pytest
 
 from sandbox.app import run_sandbox
 from sandbox.control_client import DEMO_REFRESH_TOKEN, SandboxControl, SandboxControlError
-from tests.plugins.sandbox_fixtures import (
-    REPO_ROOT,
-    start_sandbox_process,
-    stop_sandbox_process,
-)
+from tests.plugins.processes import REPO_ROOT, ServiceProcess
+from tests.plugins.sandbox_fixtures import start_sandbox_process
 from tests.sandbox.conftest import access_token, auth, refresh
-
-
-def _spawn(cmd: list[str], **env: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    assert line.startswith("listening on 127.0.0.1:"), line
-    port = int(line.rsplit(":", 1)[1])
-    assert port > 0
-    return proc, f"http://127.0.0.1:{port}"
 
 
 async def test_sandbox_listen_env_and_console_script(http: httpx.AsyncClient):
     script = Path(sys.executable).parent / "zoho-sandbox"
     if not script.exists():
         pytest.skip("console script not installed")
-    proc, origin = _spawn([str(script)], SANDBOX_LISTEN="127.0.0.1:0")
+    process = ServiceProcess("sandbox", {"SANDBOX_LISTEN": "127.0.0.1:0"}, argv=[str(script)])
     try:
-        async with SandboxControl(origin) as sb:
+        assert process.address.startswith("127.0.0.1:") and not process.address.endswith(":0")
+        async with SandboxControl(process.origin) as sb:
             assert await sb.health()
             assert "access_token" in (await refresh(http, sb)).json()
     finally:
-        assert stop_sandbox_process(proc) == 0
+        assert process.terminate() == 0
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_stop_cleanly(sig: signal.Signals):
-    proc, _ = start_sandbox_process()
-    proc.send_signal(sig)
-    assert proc.wait(timeout=10) == 0
-    assert proc.stderr is not None
-    assert "Traceback" not in proc.stderr.read()
+    process = start_sandbox_process()
+    process.proc.send_signal(sig)
+    assert process.proc.wait(timeout=10) == 0
+    assert "Traceback" not in process.stderr
 
 
 async def test_no_demo_and_sizes(http: httpx.AsyncClient):
-    proc, origin = start_sandbox_process("--no-demo")
+    process = start_sandbox_process("--no-demo")
     try:
-        async with SandboxControl(origin) as sb:
+        async with SandboxControl(process.origin) as sb:
             assert (await refresh(http, sb)).json() == {"error": "invalid_client"}
             await sb.reset()  # the demo comes back on request
             assert "access_token" in (await refresh(http, sb)).json()
     finally:
-        stop_sandbox_process(proc)
-    proc, origin = start_sandbox_process("--demo-crm-items", "7", "--demo-desk-webhooks", "2")
+        process.terminate()
+    process = start_sandbox_process("--demo-crm-items", "7", "--demo-desk-webhooks", "2")
+    origin = process.origin
     try:
         async with SandboxControl(origin) as sb:
             assert len(await sb.crm_channels()) == 7
@@ -83,7 +63,7 @@ async def test_no_demo_and_sizes(http: httpx.AsyncClient):
             await sb.reset(demo=False)
             assert (await refresh(http, sb)).json() == {"error": "invalid_client"}
     finally:
-        stop_sandbox_process(proc)
+        process.terminate()
 
 
 @pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:99999", ":80"])
