@@ -1,0 +1,51 @@
+"""The README's grpcurl commands work as written: each is run against the stack (its
+addresses put in place of the README's), and the error it shows is the error we print."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+from tests.integration.conftest import project_command
+from tests.integration.stack import Stack
+from zoho.broker.v1 import broker_pb2
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+BROKER, NOTIFIER = "127.0.0.1:50051", "127.0.0.1:50052"
+
+
+def readme_grpcurl_commands() -> list[str]:
+    """Every `grpcurl ...` in the README's shell blocks, continuation lines joined."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
+    text = "\n".join(blocks).replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("grpcurl ")]
+
+
+def readme_error_example() -> list[str]:
+    """The lines of the README's example error output (the block after the commands)."""
+    block = re.search(r"```\n(ERROR:.*?)```", README.read_text(), flags=re.S)
+    assert block, "the README lost its example error"
+    return [line.strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_every_readme_grpcurl_command_works_as_written(
+    stack: Stack, demo_connection: broker_pb2.Connection
+) -> None:
+    commands = readme_grpcurl_commands()
+    assert len(commands) >= 6, commands
+    for command in commands:
+        argv = shlex.split(
+            command.replace(BROKER, stack.broker_targets[0]).replace(NOTIFIER,
+                                                                    stack.notifier_target)
+        )
+        argv[0] = project_command("grpcurl")
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if '"nobody"' in command:
+            assert done.returncode != 0, command
+            shown = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+            assert shown == readme_error_example(), done.stderr
+        else:
+            assert done.returncode == 0, f"{command}\n{done.stderr}"
+            assert done.stdout.strip(), command
