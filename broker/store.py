@@ -192,13 +192,7 @@ class ConnectionStore:
             "scopes": _join_scopes(new.scopes),
             "status": STATUS_ACTIVE,
             "desk_org_id": new.desk_org_id or None,
-            "last_refresh_time": now,
-            "last_error": None,
-            "refresh_failures": 0,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "throttled_until": None,
-            "updated_at": now,
+            **_just_minted(now),
         }
         for _ in range(2):
             try:
@@ -268,13 +262,7 @@ class ConnectionStore:
             "access_token": self._seal(user_id, "access_token", access_token),
             "token_expires_at": expires_at,
             "api_domain": api_domain,
-            "last_refresh_time": now,
-            "last_error": None,
-            "refresh_failures": 0,
-            "lease_owner": None,
-            "lease_expires_at": None,
-            "throttled_until": None,
-            "updated_at": now,
+            **_just_minted(now),
             "version": fence + 1,
         }
         if refresh_token:  # Zoho rotated it
@@ -459,6 +447,19 @@ async def _database_down_is_unavailable() -> AsyncIterator[None]:
             raise Unavailable("the broker's database connection was lost; retry shortly",
                               metadata={"dependency": "database"}) from None
         raise
+
+
+def _just_minted(now: datetime) -> dict[str, Any]:
+    """A row's bookkeeping after Zoho minted its token: no error, no lease, no throttle."""
+    return {
+        "last_refresh_time": now,
+        "last_error": None,
+        "refresh_failures": 0,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "throttled_until": None,
+        "updated_at": now,
+    }
 
 
 def _lost(audit: AuditEntry) -> AuditEntry:
