@@ -7,8 +7,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-import httpx
-
 from broker import db
 from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
 from broker.config import BrokerConfig
@@ -19,6 +17,7 @@ from broker.store import ConnectionStore
 from broker.tokens import TokenService, utc_now
 from broker.zoho_accounts import AccountsClient
 from servicekit.origins import OriginPolicy
+from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
@@ -28,18 +27,6 @@ log = logging.getLogger(__name__)
 def key_ring(config: BrokerConfig) -> KeyRing:
     return load_key_ring(
         config.encryption_keys, sqlite_path=config.sqlite_path, database_url=config.database_url
-    )
-
-
-def zoho_http_client(policy: OriginPolicy) -> httpx.AsyncClient:
-    """One client per process. Redirects are never followed (a redirect could
-    lead a token off Zoho), and every request passes the origin guard."""
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        trust_env=False,
-        event_hooks={"request": [policy.guard]},
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        headers={"User-Agent": "zoho-connect-broker/0.1"},
     )
 
 
@@ -68,7 +55,7 @@ class Broker:
         self.policy = OriginPolicy(config.extra_origins)
         self.keys = key_ring(config)
         self.engine = db.make_async_engine(config.database_url)
-        self.http = zoho_http_client(self.policy)
+        self.http = zoho_http_client(self.policy, user_agent="zoho-connect-broker/0.1")
         self.store = ConnectionStore(self.engine, self.keys)
         self.accounts = AccountsClient(
             self.http,

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from servicekit import metrics
+from servicekit.outbound import ResponseTooLarge, send_capped
 
 TOKEN_PATH = "/oauth/v2/token"
 REVOKE_PATH = "/oauth/v2/token/revoke"
@@ -221,7 +222,7 @@ class AccountsClient:
         started = time.perf_counter()
         status = "error"
         try:
-            response = await self.http.post(url, timeout=timeout, **kwargs)
+            response = await send_capped(self.http, "POST", url, timeout=timeout, **kwargs)
             status = str(response.status_code)
             return response
         except httpx.TimeoutException as exc:
@@ -229,6 +230,9 @@ class AccountsClient:
             unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
             raise _Retryable(f"Zoho's {endpoint} endpoint timed out",
                              maybe_minted=not unsent) from None
+        except ResponseTooLarge as exc:
+            status = "too_large"
+            raise _Retryable(f"Zoho's {endpoint} endpoint answered too much: {exc}") from None
         except httpx.TransportError as exc:
             unsent = isinstance(exc, httpx.ConnectError)
             raise _Retryable(

@@ -19,6 +19,7 @@ from notifier.notifications import DeskOrgCache, Notifications
 from notifier.servicer import NotifierServicer
 from notifier.zoho_http import ZohoHttp
 from servicekit.origins import OriginPolicy
+from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
 from servicekit.tls import secure_or_insecure_channel
 from zoho.notifier.v1 import notifier_pb2_grpc
@@ -47,15 +48,12 @@ class NotifierApp:
                 ("grpc.lb_policy_name", "round_robin"),
             ],
         )
-        self.http = httpx.AsyncClient(
-            # A redirect could carry the token to a host we did not choose.
-            follow_redirects=False,
-            event_hooks={"request": [self.policy.guard]},
+        self.http = zoho_http_client(
+            self.policy,
+            user_agent="zoho-connect-notifier/0.1",
             timeout=config.retry.request_timeout_seconds,
-            transport=transport
-            or httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
-            ),
+            transport=transport,
+            max_connections=100,
         )
         zoho = ZohoHttp(self.http, config.retry)
         self.notifications = Notifications(

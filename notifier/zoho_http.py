@@ -28,6 +28,7 @@ from servicekit.errors import (
     ZohoUnavailable,
 )
 from servicekit.metrics import observe_zoho
+from servicekit.outbound import ResponseTooLarge, send_capped
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ class ZohoHttp:
         try:
             # httpx's timeout bounds each phase; asyncio.timeout bounds the whole exchange.
             async with asyncio.timeout(timeout):
-                response = await self._client.request(
+                response = await send_capped(
+                    self._client,
                     call.method,
                     call.url,
                     params=call.params,
@@ -165,6 +167,11 @@ class ZohoHttp:
         except httpx.TransportError as exc:
             observe_zoho(call.endpoint, "transport_error", time.perf_counter() - started)
             raise _Transient(f"connection lost: {type(exc).__name__}") from None
+        except ResponseTooLarge as exc:
+            observe_zoho(call.endpoint, "too_large", time.perf_counter() - started)
+            raise ZohoBadResponse(
+                f"Zoho's answer to {call.endpoint} is too large: {exc}", endpoint=call.endpoint
+            ) from None
         observe_zoho(call.endpoint, str(response.status_code), time.perf_counter() - started)
         return self._classify(call, response)
 
