@@ -86,9 +86,10 @@ class Notifications:
 
     # ---- listing -------------------------------------------------------------------------
 
-    async def stream(
+    async def stream_pages(
         self, request: notifier_pb2.ListNotificationsRequest, deadline: Deadline
-    ) -> AsyncGenerator[notifier_pb2.Notification, None]:
+    ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
+        """Every item, in Zoho's order, a page at a time as each page arrives."""
         session = self.session(request.user_id, request.app_type, deadline)
         # The token first: a broker error (NOT_CONNECTED, ...) comes before any Zoho call.
         await session.grant()
@@ -96,13 +97,13 @@ class Notifications:
             pages = self._crm_pages(session, request)
         else:
             pages = await self._desk_pages(session, request)
-        async with aclosing(pages) as items:
-            async for item in items:
-                yield item
+        async with aclosing(pages) as fetched:
+            async for page in fetched:
+                yield page
 
     def _crm_pages(
         self, session: TokenSession, request: notifier_pb2.ListNotificationsRequest
-    ) -> AsyncGenerator[notifier_pb2.Notification, None]:
+    ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
         per_page = request.page_size or crm.MAX_PAGE_SIZE
 
         async def fetch(page: int) -> Page[notifier_pb2.Notification, int]:
@@ -121,7 +122,7 @@ class Notifications:
 
     async def _desk_pages(
         self, session: TokenSession, request: notifier_pb2.ListNotificationsRequest
-    ) -> AsyncGenerator[notifier_pb2.Notification, None]:
+    ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
         limit = request.page_size or desk.MAX_PAGE_SIZE
         org_id = await self._desk_org(session)
 

@@ -3,7 +3,6 @@ The logic lives in notifications.Notifications."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any, TypeAlias
 
@@ -23,13 +22,16 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self._n = notifications
 
     @rpc_errors
-    async def ListNotifications(
+    async def ListNotifications(  # type: ignore[override]  # the stub knows only generators
         self, request: notifier_pb2.ListNotificationsRequest, context: Ctx
-    ) -> AsyncIterator[notifier_pb2.Notification]:
+    ) -> None:
+        # Written, not yielded: one write per item and no generator step per item
+        # (a server-streaming handler may be a coroutine that writes).
         validation.list_request(request)
-        async with aclosing(self._n.stream(request, Deadline.of(context))) as items:
-            async for item in items:
-                yield item
+        async with aclosing(self._n.stream_pages(request, Deadline.of(context))) as pages:
+            async for page in pages:
+                for item in page:
+                    await context.write(item)
 
     @rpc_errors
     async def EnableCrmChannels(

@@ -70,17 +70,19 @@ class _RequestContextInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream:
             inner_stream = handler.unary_stream
 
-            async def stream(req: Any, ctx: grpc.aio.ServicerContext) -> Any:
+            async def stream(req: Any, ctx: grpc.aio.ServicerContext) -> None:
+                # A coroutine that writes, not a generator that re-yields: wrapping a
+                # stream must not add a generator step to every message it carries.
                 request_id.set(rid)
                 started = time.perf_counter()
                 try:
                     result = inner_stream(req, ctx)
                     if hasattr(result, "__aiter__"):
                         async for item in result:
-                            yield item
+                            await ctx.write(item)
                     else:
-                        # A handler that writes with context.write (the health Watch does)
-                        # is a coroutine, not an async generator.
+                        # A handler that writes with context.write (the health Watch
+                        # does, and ListNotifications) is a coroutine.
                         await result
                 finally:
                     metrics.observe_rpc(method, ctx.code(), time.perf_counter() - started)

@@ -36,24 +36,23 @@ async def test_every_item_in_order() -> None:
     pages = Pages()
     for page in (1, 2, 3):
         pages.gate(page).set()
-    items = [item async for item in prefetching(1, pages.fetch)]
+    items = [item async for page in prefetching(1, pages.fetch) for item in page]
     assert items == ["1a", "1b", "2a", "2b", "3a", "3b"]
 
 
 async def test_fetches_the_next_page_while_the_current_is_consumed_and_no_further() -> None:
     pages = Pages()
     pages.gate(1).set()
-    async with aclosing(prefetching(1, pages.fetch)) as items:
-        assert await anext(items) == "1a"
+    async with aclosing(prefetching(1, pages.fetch)) as fetched:
+        assert await anext(fetched) == ["1a", "1b"]
         await asyncio.sleep(0)  # let the prefetch task start
         assert pages.started == [1, 2]
-        assert await anext(items) == "1b"
         # Page 2 is not back yet: page 3 must not have been asked for.
-        waiting = asyncio.ensure_future(anext(items))
+        waiting = asyncio.ensure_future(anext(fetched))
         await asyncio.sleep(0)
         assert pages.started == [1, 2]
         pages.gate(2).set()
-        assert await waiting == "2a"
+        assert await waiting == ["2a", "2b"]
         await asyncio.sleep(0)
         assert pages.started == [1, 2, 3]
 
@@ -61,8 +60,8 @@ async def test_fetches_the_next_page_while_the_current_is_consumed_and_no_furthe
 async def test_closing_early_cancels_the_fetch_in_flight() -> None:
     pages = Pages()
     pages.gate(1).set()
-    async with aclosing(prefetching(1, pages.fetch)) as items:
-        assert await anext(items) == "1a"
+    async with aclosing(prefetching(1, pages.fetch)) as fetched:
+        assert await anext(fetched) == ["1a", "1b"]
         await asyncio.sleep(0)
     assert pages.cancelled == [2]
 
@@ -75,6 +74,6 @@ async def test_an_error_on_a_later_page_comes_after_the_items_before_it() -> Non
 
     got = []
     with pytest.raises(RuntimeError, match="page 2"):
-        async for item in prefetching(1, fetch):
-            got.append(item)
+        async for page in prefetching(1, fetch):
+            got.extend(page)
     assert got == ["1a"]

@@ -58,8 +58,8 @@ def notifications(api_domain: str, seen: list[httpx.Request], **kw: str) -> Noti
 
 
 async def drain(n: Notifications, request) -> list:
-    async with aclosing(n.stream(request, Deadline(5))) as items:
-        return [item async for item in items]
+    async with aclosing(n.stream_pages(request, Deadline(5))) as pages:
+        return [item async for page in pages for item in page]
 
 
 @pytest.mark.parametrize(
