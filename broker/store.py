@@ -117,12 +117,12 @@ class ConnectionStore:
     # -- encryption ----------------------------------------------------------
 
     def _seal(self, user_id: str, column: str, value: str) -> str:
-        return self.keys.encrypt(value, context=f"zoho_connections:{column}:{user_id}")
+        return self.keys.encrypt(value, context=_bound_to(user_id, column))
 
     def _open(self, user_id: str, column: str, value: str | None) -> str:
         if not value:
             return ""
-        return self.keys.decrypt(value, context=f"zoho_connections:{column}:{user_id}")
+        return self.keys.decrypt(value, context=_bound_to(user_id, column))
 
     def _record(self, row: Any, *, with_tokens: bool) -> Connection:
         return Connection(
@@ -447,6 +447,12 @@ async def _database_down_is_unavailable() -> AsyncIterator[None]:
             raise Unavailable("the broker's database connection was lost; retry shortly",
                               metadata={"dependency": "database"}) from None
         raise
+
+
+def _bound_to(user_id: str, column: str) -> str:
+    """The associated data of a token ciphertext: it opens only in its own row and column.
+    Changing this string makes every stored token unreadable."""
+    return f"zoho_connections:{column}:{user_id}"
 
 
 def _just_minted(now: datetime) -> dict[str, Any]:

@@ -8,9 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
-from sqlalchemy import create_engine, text
 
-from broker import db
 from sandbox.control_client import SandboxControl
 from sandbox.demo import DEMO_SCOPES
 from tests.plugins.processes import ServiceProcess
@@ -21,17 +19,8 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def shared_postgres(postgres_database: str) -> str:
-    engine = create_engine(db.sync_url(postgres_database))
-    with engine.begin() as conn:
-        conn.execute(text("TRUNCATE zoho_connections, zoho_refresh_audit RESTART IDENTITY"))
-    engine.dispose()
-    return postgres_database
-
-
-@pytest.fixture
-def replica_env(broker_env: dict[str, str], shared_postgres: str) -> dict[str, str]:
-    return {**broker_env, "BROKER_DATABASE_URL": shared_postgres, "BROKER_LEASE_SECONDS": "3"}
+def replica_env(broker_env: dict[str, str], empty_postgres: str) -> dict[str, str]:
+    return {**broker_env, "BROKER_DATABASE_URL": empty_postgres, "BROKER_LEASE_SECONDS": "3"}
 
 
 @contextlib.contextmanager

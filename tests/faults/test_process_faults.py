@@ -15,9 +15,7 @@ from collections import Counter
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from sqlalchemy import create_engine, text
 
-from broker import db
 from sandbox.control_client import SandboxControl
 from tests.broker.test_replicas import connect, replicas, stubs
 from tests.plugins.broker_fixtures import BrokerHandle
@@ -45,13 +43,9 @@ async def until(condition, limit: float = 20.0, every: float = 0.02) -> None:
 
 @pytest.mark.postgres
 async def test_a_refresher_killed_after_zoho_minted_costs_one_extra_mint_at_most(
-    sandbox: SandboxControl, broker_env: dict[str, str], postgres_database: str
+    sandbox: SandboxControl, broker_env: dict[str, str], empty_postgres: str
 ) -> None:
-    engine = create_engine(db.sync_url(postgres_database))
-    with engine.begin() as conn:
-        conn.execute(text("TRUNCATE zoho_connections, zoho_refresh_audit RESTART IDENTITY"))
-    engine.dispose()
-    env = {**broker_env, "BROKER_DATABASE_URL": postgres_database, "BROKER_LEASE_SECONDS": "3"}
+    env = {**broker_env, "BROKER_DATABASE_URL": empty_postgres, "BROKER_LEASE_SECONDS": "3"}
     refresh = await sandbox.add_refresh_token(lifetimes=[60, 3600])
     with replicas(env, 2) as (first, second):
         async with stubs([first, second]) as (a, b):

@@ -60,13 +60,19 @@ def postgres_database() -> Iterator[str]:
 
 
 @pytest.fixture
+def empty_postgres(postgres_database: str) -> str:
+    """The session's PostgreSQL database, emptied for this test."""
+    engine = create_engine(db.sync_url(postgres_database))
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE zoho_connections, zoho_refresh_audit RESTART IDENTITY"))
+    engine.dispose()
+    return postgres_database
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     if test_database_kind() == "postgres":
-        url: str = request.getfixturevalue("postgres_database")
-        engine = create_engine(db.sync_url(url))
-        with engine.begin() as conn:
-            conn.execute(text("TRUNCATE zoho_connections, zoho_refresh_audit RESTART IDENTITY"))
-        engine.dispose()
+        url: str = request.getfixturevalue("empty_postgres")
         return url
     url = f"sqlite:///{tmp_path}/broker.db"
     db.migrate(url)
