@@ -48,9 +48,12 @@ class _Reader:
         value = self.obj.get(key)
         if value is None:
             return []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list):
             raise self.bad(key, "a list of strings")
-        return list(value)
+        for v in value:
+            if not isinstance(v, str):
+                raise self.bad(key, "a list of strings")
+        return value
 
     def timestamp(self, key: str) -> timestamp_pb2.Timestamp | None:
         raw = self.obj.get(key)
@@ -62,29 +65,37 @@ class _Reader:
             moment = datetime.fromisoformat(raw)
         except ValueError:
             raise self.bad(key, "an ISO-8601 time") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        stamp = timestamp_pb2.Timestamp()
-        stamp.FromDatetime(moment.astimezone(UTC))
-        return stamp
+        # Whole seconds and nanos from a timedelta: exact, and a third of the cost of
+        # Timestamp.FromDatetime (a stream converts every item; see bench/streaming.py).
+        since = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _EPOCH
+        return timestamp_pb2.Timestamp(
+            seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000
+        )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CRM = common_pb2.APP_TYPE_CRM
 
 
 def crm_channel(item: Any, endpoint: str) -> notifier_pb2.Notification:
     r = _Reader(item, "watch item", endpoint)
-    channel = notifier_pb2.CrmChannel(
-        channel_id=r.text("channel_id", required=True),
-        events=r.texts("events"),
-        notify_url=r.text("notify_url"),
-        resource_name=r.text("resource_name"),
-        resource_id=r.text("resource_id"),
-        resource_uri=r.text("resource_uri"),
-        notify_on_related_action=r.flag("notify_on_related_action"),
-        return_affected_field_values=r.flag("return_affected_field_values"),
-    )
+    # Fields as a dict into one constructor: building a CrmChannel and then copying it
+    # into the Notification costs half as much again.
+    channel: dict[str, Any] = {
+        "channel_id": r.text("channel_id", required=True),
+        "events": r.texts("events"),
+        "notify_url": r.text("notify_url"),
+        "resource_name": r.text("resource_name"),
+        "resource_id": r.text("resource_id"),
+        "resource_uri": r.text("resource_uri"),
+        "notify_on_related_action": r.flag("notify_on_related_action"),
+        "return_affected_field_values": r.flag("return_affected_field_values"),
+    }
     expiry = r.timestamp("channel_expiry")
     if expiry is not None:
-        channel.channel_expiry.CopyFrom(expiry)
-    return notifier_pb2.Notification(app_type=common_pb2.APP_TYPE_CRM, crm=channel)
+        channel["channel_expiry"] = expiry
+    # protobuf takes a dict for a message field; its generated stub does not say so.
+    return notifier_pb2.Notification(app_type=_CRM, crm=channel)  # type: ignore[arg-type]
 
 
 def desk_webhook(item: Any, endpoint: str) -> notifier_pb2.DeskWebhook:

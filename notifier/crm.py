@@ -8,7 +8,7 @@ from typing import Any
 from notifier import converters
 from notifier.broker_client import Grant
 from notifier.deadline import Deadline
-from notifier.paging import Page
+from notifier.paging import Converting, Page
 from notifier.zoho_http import ZohoCall, ZohoClientError, ZohoHttp
 from servicekit.errors import ZohoBadResponse
 from zoho.notifier.v1 import notifier_pb2
@@ -59,15 +59,16 @@ class CrmClient:
         raw = _watch(reply.body, endpoint)
         if len(raw) > per_page:
             # More than we asked for is not a page of Zoho's: refuse it rather than stream it.
-            raise ZohoBadResponse(f"a page of {len(raw)} items; {per_page} were asked for",
-                                  endpoint=endpoint)
-        items = [converters.crm_channel(i, endpoint) for i in raw]
+            raise ZohoBadResponse(
+                f"a page of {len(raw)} items; {per_page} were asked for", endpoint=endpoint
+            )
+        items = Converting(raw, lambda item: converters.crm_channel(item, endpoint))
         info = reply.body.get("info")
         more = info.get("more_records") if isinstance(info, dict) else None
         if not isinstance(more, bool):
             # Without it we cannot tell the last page from a truncated list.
             raise ZohoBadResponse("info.more_records is missing", endpoint=endpoint)
-        return Page(items, page + 1 if more and items else None)
+        return Page(items, page + 1 if more and raw else None)
 
     async def write(
         self,

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from notifier import converters
 from notifier.broker_client import Grant
 from notifier.deadline import Deadline
-from notifier.paging import Page
+from notifier.paging import Converting, Page
 from notifier.zoho_http import ZohoCall, ZohoHttp
 from servicekit.errors import ZohoBadResponse
 from zoho.notifier.v1 import notifier_pb2
@@ -69,9 +69,10 @@ class DeskClient:
         raw = converters.list_field(reply.body, "data", endpoint)
         if len(raw) > limit:
             # More than we asked for is not a page of Desk's: refuse it rather than stream it.
-            raise ZohoBadResponse(f"a page of {len(raw)} webhooks; {limit} were asked for",
-                                  endpoint=endpoint)
-        items = [converters.desk_notification(item, endpoint) for item in raw]
+            raise ZohoBadResponse(
+                f"a page of {len(raw)} webhooks; {limit} were asked for", endpoint=endpoint
+            )
+        items = Converting(raw, lambda item: converters.desk_notification(item, endpoint))
         # Desk has no "more" flag: a full page may have a next one.
         return Page(items, start + len(raw) if len(raw) >= limit else None)
 

@@ -9,12 +9,40 @@ cancels the HTTP request under it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 Item = TypeVar("Item")
 Cursor = TypeVar("Cursor")
+
+
+class Converting(Sequence[Item]):
+    """A page's items as Zoho sent them, each converted when it is read: the first item
+    is on its way to the caller while the rest are still JSON (converting a page of 200
+    first would hold the first item back by the whole page's conversion). A malformed
+    item raises when it is reached, ending the stream there with the converter's error."""
+
+    __slots__ = ("_convert", "_raw")
+
+    def __init__(self, raw: Sequence[Any], convert: Callable[[Any], Item]) -> None:
+        self._raw = raw
+        self._convert = convert
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @overload
+    def __getitem__(self, index: int) -> Item: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Item]: ...
+    def __getitem__(self, index: int | slice) -> Item | Sequence[Item]:
+        if isinstance(index, slice):
+            return [self._convert(raw) for raw in self._raw[index]]
+        return self._convert(self._raw[index])
+
+    def __iter__(self) -> Iterator[Item]:
+        return map(self._convert, self._raw)
 
 
 @dataclass(frozen=True)

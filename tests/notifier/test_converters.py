@@ -49,3 +49,27 @@ def test_desk_update_body_holds_only_the_fields_asked_for() -> None:
         "name": "n",
         "isEnabled": False,
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-12-02T10:30:00+05:30",
+        "2026-12-02T10:30:00.123456-08:00",
+        "2026-12-02T10:30:00",  # no offset: read as UTC
+        "1969-07-20T20:17:40.5Z",  # before the epoch: nanos stay in [0, 1e9)
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+    ],
+)
+def test_channel_expiry_is_the_instant_protobuf_itself_computes(text: str) -> None:
+    from datetime import UTC, datetime
+
+    from google.protobuf import timestamp_pb2
+
+    moment = datetime.fromisoformat(text)
+    expected = timestamp_pb2.Timestamp()
+    expected.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    item = converters.crm_channel({"channel_id": "1", "channel_expiry": text}, "crm.watch.list")
+    assert item.crm.channel_expiry == expected
+    assert item.WhichOneof("item") == "crm"

@@ -219,9 +219,26 @@ async def test_crm_204_is_an_empty_last_page() -> None:
 async def test_crm_malformed_pages_are_bad_responses(body: object) -> None:
     http, _ = make_http(lambda r: httpx.Response(200, content=json.dumps(body).encode()))
     with pytest.raises(ZohoBadResponse):
-        await CrmClient(http).list_page(
+        page = await CrmClient(http).list_page(
             GRANT, page=1, per_page=200, module="", channel_id="", deadline=Deadline(5)
         )
+        list(page.items)  # items are converted as they are read
+
+
+async def test_crm_items_are_converted_as_read_so_good_ones_before_a_bad_one_go_out() -> None:
+    good = {"channel_id": "1", "events": ["Leads.create"]}
+    body = {
+        "watch": [good, {"channel_id": "2", "events": "Leads.edit"}],
+        "info": {"more_records": False},
+    }
+    http, _ = make_http(lambda r: httpx.Response(200, json=body))
+    page = await CrmClient(http).list_page(
+        GRANT, page=1, per_page=200, module="", channel_id="", deadline=Deadline(5)
+    )
+    items = iter(page.items)
+    assert next(items).crm.channel_id == "1"
+    with pytest.raises(ZohoBadResponse, match=r"watch item\.events is not a list of strings"):
+        next(items)
 
 
 async def test_desk_page_sends_org_id_and_pages_by_from_and_limit() -> None:
