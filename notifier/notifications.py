@@ -26,6 +26,8 @@ from zoho.notifier.v1 import notifier_pb2
 
 _DESK_ORG_ID = re.compile(r"^[0-9]{1,32}$")
 CRM = common_pb2.APP_TYPE_CRM
+# Item by item or page by page, a listing asks the same of Zoho.
+ListRequest = notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest
 T = TypeVar("T")
 DESK = common_pb2.APP_TYPE_DESK
 
@@ -87,22 +89,23 @@ class Notifications:
     # ---- listing -------------------------------------------------------------------------
 
     async def stream_pages(
-        self, request: notifier_pb2.ListNotificationsRequest, deadline: Deadline
+        self, request: ListRequest, deadline: Deadline, *, whole_pages: bool = False
     ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
-        """Every item, in Zoho's order, a page at a time as each page arrives."""
+        """Every item, in Zoho's order, a page at a time as each page arrives.
+        `whole_pages`: the caller sends each page as one message (see `prefetching`)."""
         session = self.session(request.user_id, request.app_type, deadline)
         # The token first: a broker error (NOT_CONNECTED, ...) comes before any Zoho call.
         await session.grant()
         if request.app_type == CRM:
-            pages = self._crm_pages(session, request)
+            pages = self._crm_pages(session, request, whole_pages)
         else:
-            pages = await self._desk_pages(session, request)
+            pages = await self._desk_pages(session, request, whole_pages)
         async with aclosing(pages) as fetched:
             async for page in fetched:
                 yield page
 
     def _crm_pages(
-        self, session: TokenSession, request: notifier_pb2.ListNotificationsRequest
+        self, session: TokenSession, request: ListRequest, whole_pages: bool
     ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
         per_page = request.page_size or crm.MAX_PAGE_SIZE
 
@@ -118,10 +121,10 @@ class Notifications:
                 )
             )
 
-        return prefetching(1, fetch)
+        return prefetching(1, fetch, next_request_first=whole_pages)
 
     async def _desk_pages(
-        self, session: TokenSession, request: notifier_pb2.ListNotificationsRequest
+        self, session: TokenSession, request: ListRequest, whole_pages: bool
     ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
         limit = request.page_size or desk.MAX_PAGE_SIZE
         org_id = await self._desk_org(session)
@@ -134,7 +137,7 @@ class Notifications:
                 ),
             )
 
-        return prefetching(0, fetch)
+        return prefetching(0, fetch, next_request_first=whole_pages)
 
     # ---- Desk organisation ---------------------------------------------------------------
 

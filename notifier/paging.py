@@ -9,9 +9,12 @@ cancels the HTTP request under it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
+
+from servicekit import outbound
 
 Item = TypeVar("Item")
 Cursor = TypeVar("Cursor")
@@ -52,17 +55,29 @@ class Page(Generic[Item, Cursor]):
 
 
 async def prefetching(
-    first: Cursor, fetch: Callable[[Cursor], Awaitable[Page[Item, Cursor]]]
+    first: Cursor,
+    fetch: Callable[[Cursor], Awaitable[Page[Item, Cursor]]],
+    *,
+    next_request_first: bool = False,
 ) -> AsyncGenerator[Sequence[Item], None]:
     """Yields each page's items as the page arrives. Pages, not items, pass through
     the generator: the caller writes the items itself, so a 1,000-item list costs
     5 generator steps rather than 1,000 (measured: the per-item steps were a tenth of
-    a stream's time)."""
-    pending: asyncio.Future[Page[Item, Cursor]] | None = asyncio.ensure_future(fetch(first))
+    a stream's time).
+
+    `next_request_first`: the next page's request leaves before a page is handed over.
+    For a caller that sends a page as one message, which converts the whole page before
+    its first await. A caller writing item by item leaves it off: its first write lets
+    the request leave, and waiting would only hold the first item back."""
+    pending: asyncio.Task[Page[Item, Cursor]] | None = _start(fetch, first)[0]
     try:
         while pending is not None:
             page = await pending
-            pending = asyncio.ensure_future(fetch(page.next)) if page.next is not None else None
+            pending = None
+            if page.next is not None:
+                pending, sent = _start(fetch, page.next)
+                if next_request_first:
+                    await _until_sent(pending, sent)
             yield page.items
     finally:
         if pending is not None:
@@ -72,3 +87,36 @@ async def prefetching(
             await asyncio.wait({pending})
             if not pending.cancelled():
                 pending.exception()  # retrieved: an error nobody will see now is not an alarm
+
+
+# How long the current page waits for the next page's request to leave. Normally it
+# leaves within a few loop turns; this bounds the wait when it cannot yet (a token
+# being refreshed first, a connection being opened).
+SEND_WAIT_SECONDS = 0.005
+
+
+def _start(
+    fetch: Callable[[Cursor], Awaitable[Page[Item, Cursor]]], cursor: Cursor
+) -> tuple[asyncio.Task[Page[Item, Cursor]], asyncio.Event]:
+    """The fetch as a task whose HTTP request sets the returned event once it has left."""
+    sent = asyncio.Event()
+    context = contextvars.copy_context()
+    context.run(outbound.request_sent.set, sent.set)
+
+    async def run() -> Page[Item, Cursor]:
+        return await fetch(cursor)
+
+    return asyncio.get_running_loop().create_task(run(), context=context), sent
+
+
+async def _until_sent(pending: asyncio.Task[Page[Item, Cursor]], sent: asyncio.Event) -> None:
+    """Lets the next page's request leave before the caller works on this page: a task
+    only runs when this one yields, and converting a page to one message is CPU work
+    that would otherwise hold the request back by as long (measured: each page took
+    31 ms where a direct read takes 26)."""
+    waiter = asyncio.ensure_future(sent.wait())
+    try:
+        await asyncio.wait({pending, waiter}, timeout=SEND_WAIT_SECONDS,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()

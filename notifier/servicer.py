@@ -34,6 +34,19 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
                     await context.write(item)
 
     @rpc_errors
+    async def ListNotificationPages(  # type: ignore[override]  # as above
+        self, request: notifier_pb2.ListNotificationPagesRequest, context: Ctx
+    ) -> None:
+        validation.list_request(request)
+        stream = self._n.stream_pages(request, Deadline.of(context), whole_pages=True)
+        async with aclosing(stream) as pages:
+            async for page in pages:
+                if page:  # an empty page (CRM's 204) says nothing a caller needs
+                    await context.write(
+                        notifier_pb2.ListNotificationPagesResponse(notifications=page)
+                    )
+
+    @rpc_errors
     async def EnableCrmChannels(
         self, request: notifier_pb2.EnableCrmChannelsRequest, context: Ctx
     ) -> notifier_pb2.EnableCrmChannelsResponse:

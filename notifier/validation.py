@@ -19,7 +19,9 @@ _EVENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(create|edit|delete|all)$")
 _MAX_CRM_EVENTS = 10
 
 
-def list_request(request: notifier_pb2.ListNotificationsRequest) -> None:
+def list_request(
+    request: notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest,
+) -> None:
     v = Violations()
     check_user_id(v, request.user_id)
     limit = 0

@@ -8,6 +8,8 @@ and every request passes the origin guard before it leaves.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import httpx
@@ -17,6 +19,12 @@ from servicekit.origins import OriginPolicy
 # A CRM page of 200 channels is ~100 KB and a token answer well under 1 KB: 8 MiB
 # is generous for Zoho and still bounds what a hostile or broken answer can cost.
 MAX_ZOHO_BODY_BYTES = 8 * 1024 * 1024
+
+
+# Called once a request has fully left and its answer is awaited, when set in the sending
+# task's context: the notifier's paging starts the next page's request and lets it leave
+# before spending its time on the current page (see notifier/paging.py).
+request_sent: ContextVar[Callable[[], None] | None] = ContextVar("request_sent", default=None)
 
 
 class ResponseTooLarge(Exception):
@@ -58,6 +66,9 @@ async def send_capped(
     **kwargs: Any,
 ) -> httpx.Response:
     """Like `client.request`, but reads at most `max_bytes` of the (decoded) body."""
+    sent = request_sent.get()
+    if sent is not None:
+        kwargs["extensions"] = {**kwargs.get("extensions", {}), "trace": _tracer(sent)}
     request = client.build_request(method, url, **kwargs)
     response = await client.send(request, stream=True)
     try:
@@ -79,3 +90,13 @@ async def send_capped(
         content=bytes(body),
         request=request,
     )
+
+
+def _tracer(sent: Callable[[], None]) -> Callable[[str, dict[str, Any]], Any]:
+    """An httpx `trace` extension that calls `sent` when the request body has gone out."""
+
+    async def trace(event: str, info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            sent()
+
+    return trace

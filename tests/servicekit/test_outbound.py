@@ -76,3 +76,46 @@ async def test_the_client_follows_no_redirect_and_ignores_proxy_settings(
         response = await send_capped(client, "GET", f"{ORIGIN}/x")
     assert response.status_code == 302
     assert seen == [f"{ORIGIN}/x"]
+
+
+async def test_request_sent_is_called_when_the_request_has_left_not_when_the_answer_comes() -> None:
+    """A real HTTP server holds its answer: the hook fires while the answer is still held."""
+    import asyncio
+
+    from aiohttp import web
+
+    from servicekit.outbound import request_sent
+
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def held(request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/held", held)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    origin = f"http://{host}:{port}"
+    calls = []
+    try:
+        async with zoho_http_client(OriginPolicy([origin]), user_agent="test") as client:
+            hook = request_sent.set(lambda: calls.append("sent"))
+            try:
+                answer = asyncio.create_task(send_capped(client, "GET", f"{origin}/held"))
+            finally:
+                request_sent.reset(hook)
+            await asyncio.wait_for(arrived.wait(), 5)
+            assert calls == ["sent"] and not answer.done()
+            release.set()
+            assert (await asyncio.wait_for(answer, 5)).json() == {"ok": True}
+            # Outside that context nothing is called.
+            release.set()
+            await send_capped(client, "GET", f"{origin}/held")
+            assert calls == ["sent"]
+    finally:
+        await runner.cleanup()

@@ -57,6 +57,62 @@ class ListNotificationsRequest(_message.Message):
 Global___ListNotificationsRequest: _TypeAlias = ListNotificationsRequest  # noqa: Y015
 
 @_typing.final
+class ListNotificationPagesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_TYPE_FIELD_NUMBER: _builtins.int
+    MODULE_FIELD_NUMBER: _builtins.int
+    CHANNEL_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """As in ListNotificationsRequest."""
+    app_type: _common_pb2.AppType.ValueType
+    module: _builtins.str
+    channel_id: _builtins.str
+    page_size: _builtins.int
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        app_type: _common_pb2.AppType.ValueType = ...,
+        module: _builtins.str = ...,
+        channel_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_type", b"app_type", "channel_id", b"channel_id", "module", b"module", "page_size", b"page_size", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationPagesRequest: _TypeAlias = ListNotificationPagesRequest  # noqa: Y015
+
+@_typing.final
+class ListNotificationPagesResponse(_message.Message):
+    """One of Zoho's pages: at most page_size items (CRM 200, Desk 100 when 0). A page
+    with no items is not sent, so an empty list is an empty stream.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTIFICATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notifications(self) -> _containers.RepeatedCompositeFieldContainer[Global___Notification]: ...
+    def __init__(
+        self,
+        *,
+        notifications: _abc.Iterable[Global___Notification] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notifications", b"notifications"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotificationPagesResponse: _TypeAlias = ListNotificationPagesResponse  # noqa: Y015
+
+@_typing.final
 class Notification(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
