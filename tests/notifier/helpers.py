@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import grpc
+import httpx
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -67,3 +69,35 @@ def crm_keys(items: list[Any]) -> list[tuple[str, str]]:
         else:
             keys.append((item.crm.channel_id, item.crm.resource_name))
     return keys
+
+
+Hook = Callable[[httpx.Request, int], Awaitable[None]]
+
+
+def invalidate_token_before_watch_call(sandbox: Any, n: int) -> Hook:
+    """A `notifier.http.before` hook: just before the n-th CRM watch request, Zoho forgets
+    the access token that request carries (so it is answered 401 INVALID_TOKEN)."""
+    seen = 0
+
+    async def hook(request: httpx.Request, _: int) -> None:
+        nonlocal seen
+        if request.url.path.endswith("/actions/watch"):
+            seen += 1
+            if seen == n:
+                token = request.headers["Authorization"].split(" ", 1)[1]
+                assert await sandbox.invalidate_access_token(token)
+
+    return hook
+
+
+def fail_crm_watch_from_request(sandbox: Any, n: int) -> Hook:
+    """A `notifier.http.before` hook: from the n-th Zoho request on, CRM watch answers 500."""
+    seen = 0
+
+    async def hook(request: httpx.Request, _: int) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == n:
+            await sandbox.fault("crm.watch", "status_500", count=None)
+
+    return hook

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import httpx
 
-from tests.notifier.helpers import CRM, collect, crm_keys, list_request
+from tests.notifier.helpers import (
+    CRM,
+    collect,
+    crm_keys,
+    invalidate_token_before_watch_call,
+    list_request,
+)
 from zoho.broker.v1 import broker_pb2
 
 
@@ -72,17 +78,7 @@ async def test_a_token_invalidated_between_pages_is_refreshed_once_and_nothing_i
 ) -> None:
     expected = await sandbox.crm_channels()
     await broker.connect()
-    watch_calls = 0
-
-    async def invalidate_before_page_2(request: httpx.Request, _: int) -> None:
-        nonlocal watch_calls
-        if request.url.path.endswith("/actions/watch"):
-            watch_calls += 1
-            if watch_calls == 2:
-                token = request.headers["Authorization"].split(" ", 1)[1]
-                assert await sandbox.invalidate_access_token(token)
-
-    notifier.http.before = invalidate_before_page_2
+    notifier.http.before = invalidate_token_before_watch_call(sandbox, 2)
     # A stored token first, so the stream's GetToken mints nothing and the count is the refresh.
     await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo", app_type=CRM))
     mints_before = await sandbox.mint_count("1000.sandbox.demo-refresh")

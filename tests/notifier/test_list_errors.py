@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-import httpx
 import pytest
 
 from servicekit.errors import NOT_CONNECTED_MESSAGE
@@ -13,6 +12,7 @@ from tests.notifier.helpers import (
     bad_fields,
     collect,
     error_info,
+    fail_crm_watch_from_request,
     list_request,
     reason,
     retry_info,
@@ -143,15 +143,7 @@ async def test_an_error_after_some_items_ends_the_stream_with_its_status(
     sandbox, broker, notifier
 ) -> None:
     await broker.connect()
-    seen = 0
-
-    async def break_page_2(request: httpx.Request, _: int) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == 2:
-            await sandbox.fault("crm.watch", "status_500", count=None)
-
-    notifier.http.before = break_page_2
+    notifier.http.before = fail_crm_watch_from_request(sandbox, 2)
     received = []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for item in notifier.stub.ListNotifications(list_request(page_size=100)):

@@ -7,11 +7,20 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-import httpx
 import pytest
 
 from servicekit.errors import NOT_CONNECTED_MESSAGE
-from tests.notifier.helpers import CRM, DESK, bad_fields, collect, crm_keys, list_request, reason
+from tests.notifier.helpers import (
+    CRM,
+    DESK,
+    bad_fields,
+    collect,
+    crm_keys,
+    fail_crm_watch_from_request,
+    invalidate_token_before_watch_call,
+    list_request,
+    reason,
+)
 from zoho.broker.v1 import broker_pb2
 from zoho.notifier.v1 import notifier_pb2
 
@@ -68,18 +77,7 @@ async def test_a_token_invalidated_between_pages_is_refreshed_once_and_nothing_i
 ) -> None:
     expected = await sandbox.crm_channels()
     await broker.connect()
-    watch_calls = 0
-
-    async def invalidate_before_page_2(request: httpx.Request, _: int) -> None:
-        nonlocal watch_calls
-        if request.url.path.endswith("/actions/watch"):
-            watch_calls += 1
-            if watch_calls == 2:
-                assert await sandbox.invalidate_access_token(
-                    request.headers["Authorization"].split(" ", 1)[1]
-                )
-
-    notifier.http.before = invalidate_before_page_2
+    notifier.http.before = invalidate_token_before_watch_call(sandbox, 2)
     await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo", app_type=CRM))
     mints_before = await sandbox.mint_count("1000.sandbox.demo-refresh")
 
@@ -116,15 +114,7 @@ async def test_an_error_after_a_page_ends_the_stream_with_its_status_after_that_
     sandbox, broker, notifier
 ) -> None:
     await broker.connect()
-    seen = 0
-
-    async def break_page_2(request: httpx.Request, _: int) -> None:
-        nonlocal seen
-        seen += 1
-        if seen == 2:
-            await sandbox.fault("crm.watch", "status_500", count=None)
-
-    notifier.http.before = break_page_2
+    notifier.http.before = fail_crm_watch_from_request(sandbox, 2)
     received = []
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for page in notifier.stub.ListNotificationPages(pages_request(page_size=100)):
