@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from notifier import crm, desk
 from notifier.converters import DESK_UPDATE_FIELDS
+from notifier.notifications import ListRequest
 from servicekit.errors import Violations
 from servicekit.validation import check_user_id
 from zoho.common.v1 import common_pb2
@@ -19,9 +20,7 @@ _EVENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(create|edit|delete|all)$")
 _MAX_CRM_EVENTS = 10
 
 
-def list_request(
-    request: notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest,
-) -> None:
+def list_request(request: ListRequest) -> None:
     v = Violations()
     check_user_id(v, request.user_id)
     limit = 0
