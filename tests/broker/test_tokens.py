@@ -85,6 +85,26 @@ async def test_soft_window_hands_out_then_refreshes_once_in_background(
     assert later[-1].access_token != first.access_token
 
 
+async def test_each_replica_starts_background_refreshes_at_its_own_point_of_the_soft_window(
+    make_broker: MakeBroker,
+) -> None:
+    """Between BROKER_SOFT_REFRESH_SECONDS and halfway to BROKER_REFRESH_WINDOW_SECONDS,
+    spread over connections and replicas, so tokens minted together are not all
+    refreshed together by every replica."""
+    a = await make_broker(BROKER_SOFT_REFRESH_SECONDS="300", BROKER_REFRESH_WINDOW_SECONDS="120")
+    b = await make_broker(BROKER_SOFT_REFRESH_SECONDS="300", BROKER_REFRESH_WINDOW_SECONDS="120")
+    users = [f"user-{n}" for n in range(200)]
+    starts = {
+        name: [handle.broker.tokens._soft_start(user) for user in users]
+        for name, handle in (("a", a), ("b", b))
+    }
+    for points in starts.values():
+        assert all(210 <= point <= 300 for point in points)
+        assert max(points) - min(points) > 60  # spread over the range, not one instant
+    assert starts["a"] != starts["b"]
+    assert [a.broker.tokens._soft_start(user) for user in users] == starts["a"]  # stable
+
+
 async def test_refresh_token_rpc_refreshes_once_for_many_reporters(broker: BrokerHandle) -> None:
     await broker.connect()
     current = await broker.stub.GetToken(get())
@@ -244,6 +264,71 @@ async def test_every_refresh_leaves_an_audit_row_without_tokens(broker: BrokerHa
     for row in rows:
         assert refresh not in str(tuple(row)) and reply.access_token not in str(tuple(row))
     assert rows[1].access_token_hash and rows[1].refresh_token_hash == rows[0].refresh_token_hash
+
+
+class CountedReads:
+    """Counts the broker's row reads: one by one (`get`) and together (`get_many`)."""
+
+    def __init__(self, handle: BrokerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+        store = handle.broker.store
+        self.one_by_one = 0
+        self.batches: list[int] = []
+        get_one, get_many = store.get, store.get_many
+
+        async def counted_get(user_id: str, **kw: object) -> object:
+            self.one_by_one += 1
+            return await get_one(user_id, **kw)  # type: ignore[arg-type]
+
+        async def counted_get_many(user_ids: list[str]) -> object:
+            self.batches.append(len(user_ids))
+            return await get_many(user_ids)
+
+        monkeypatch.setattr(store, "get", counted_get)
+        monkeypatch.setattr(store, "get_many", counted_get_many)
+
+
+async def test_busy_connections_are_re_read_together_in_the_background(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers of busy connections never wait for a read, and the re-reads that keep
+    their copies within BROKER_CACHE_SECONDS are one query for all of them."""
+    a = await make_broker(BROKER_CACHE_SECONDS="0.4")
+    users = [f"busy-{n}" for n in range(12)]
+    for user in users:
+        await a.connect(user_id=user, refresh_token=await a.sandbox.add_refresh_token(user=user))
+    reads = CountedReads(a, monkeypatch)
+    loop = asyncio.get_running_loop()
+    until = loop.time() + 1.5  # a few cache lifetimes
+    while loop.time() < until:
+        await asyncio.gather(*(a.stub.GetToken(get(user)) for user in users))
+        await asyncio.sleep(0.05)
+    assert reads.one_by_one == 0, "a caller waited for a read of its own"
+    # Every copy was re-read a few times, several rows a query: the number of queries
+    # follows the cache's rhythm, not the number of connections.
+    assert sum(reads.batches) >= 3 * len(users), reads.batches
+    assert sum(reads.batches) >= 3 * len(reads.batches), reads.batches
+
+
+async def test_a_busy_connections_copy_sees_another_replicas_delete(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = await make_broker(BROKER_CACHE_SECONDS="0.4")
+    b = await make_broker(BROKER_CACHE_SECONDS="0.4")
+    await a.connect()
+    await a.stub.GetToken(get())
+    reads = CountedReads(a, monkeypatch)
+    await b.stub.DeleteConnection(broker_pb2.DeleteConnectionRequest(user_id="demo"))
+    loop = asyncio.get_running_loop()
+    deleted_at, reason = loop.time(), ""
+    while not reason and loop.time() < deleted_at + 5:
+        try:
+            await a.stub.GetToken(get())
+        except grpc.aio.AioRpcError as err:
+            reason = seen(err).reason
+        await asyncio.sleep(0.02)
+    assert reason == "NOT_CONNECTED"
+    assert loop.time() - deleted_at < 1.0  # BROKER_CACHE_SECONDS plus this loop's step
+    assert reads.batches  # the background re-read noticed it, not an expired copy
 
 
 async def test_memory_cache_sees_another_replicas_delete_and_reauth(
