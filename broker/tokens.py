@@ -132,7 +132,7 @@ class TokenService:
         self._check(record, app_type)
         left = self._seconds_left(record)
         if left >= need:
-            if left < self._soft_start(user_id):
+            if left < self.config.soft_refresh_seconds and left < self._soft_start(user_id):
                 self._refresh_in_background(user_id)
             CACHE.labels("memory").inc()
             return _issue(record)
