@@ -128,3 +128,14 @@ async def test_desk_pages_carry_the_org_id(sandbox, broker, notifier) -> None:
     got = await pages(notifier.stub, pages_request(app_type=DESK))
     assert [len(p) for p in got] == [5]
     assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [DEMO_ORG]
+
+
+async def test_no_channel_verification_token_is_streamed(sandbox, broker, notifier) -> None:
+    expected = await sandbox.crm_channels()
+    await broker.connect()
+    streamed = b"".join(
+        [page.SerializeToString()
+         async for page in notifier.stub.ListNotificationPages(pages_request())]
+    )
+    assert streamed
+    assert not any(raw["token"].encode() in streamed for raw in expected)
