@@ -1,5 +1,5 @@
 """Zoho's consent, seen from the operator's machine: the authorization URL and a one-shot
-local callback that receives Zoho's redirect (ZOHO.md section 1).
+local callback that receives Zoho's redirect (docs/zoho.md section 1).
 
 The redirect carries `code`, `location` and `accounts-server` (the data centre to exchange
 the code at) and our `state` back. A redirect whose `state` is not the one this flow made is

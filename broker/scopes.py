@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from zoho.common.v1 import common_pb2
 
 # For each app: a list of requirements, each satisfied by any one of its scopes.
-# Desk's webhooks scope has older names (ZOHO.md section 3).
+# Desk's webhooks scope has older names (docs/zoho.md section 3).
 REQUIREMENTS: dict[int, list[tuple[str, ...]]] = {
     common_pb2.APP_TYPE_CRM: [("ZohoCRM.notifications.READ",)],
     common_pb2.APP_TYPE_DESK: [("Desk.webhooks.READ", "Desk.events.READ", "Desk.settings.READ")],

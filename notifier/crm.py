@@ -1,4 +1,4 @@
-"""Zoho CRM's notification channels ("actions/watch", ZOHO.md section 2)."""
+"""Zoho CRM's notification channels ("actions/watch", docs/zoho.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Zoho Desk's webhooks, its notification subscriptions (ZOHO.md section 3)."""
+"""Zoho Desk's webhooks, its notification subscriptions (docs/zoho.md section 3)."""
 
 from __future__ import annotations
 

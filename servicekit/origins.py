@@ -24,7 +24,7 @@ class DataCentre:
     desk: str | None
 
 
-# ZOHO.md section 1 and 3. Desk hosts for CA and SA, and the UK API domain,
+# docs/zoho.md sections 1 and 3. Desk hosts for CA and SA, and the UK API domain,
 # are unconfirmed: those routes fail clearly instead of guessing a host.
 DATA_CENTRES = (
     DataCentre("US", "https://accounts.zoho.com", "https://www.zohoapis.com", "https://desk.zoho.com"),
