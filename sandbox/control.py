@@ -20,7 +20,7 @@ from sandbox.desk_validation import WebhookError, build_webhook
 from sandbox.faults import FaultError
 from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, read_json, state_of
 from sandbox.middleware import CONTROL_PREFIX
-from sandbox.state import Config, RefreshToken, SandboxState
+from sandbox.state import CONFIG_CHOICES, Config, RefreshToken, SandboxState
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CONTROL_NETWORKS_KEY = web.AppKey("control_networks", tuple[Network, ...])
@@ -146,11 +146,19 @@ async def advance_clock(request: web.Request) -> web.Response:
 async def configure(request: web.Request) -> web.Response:
     body = await _body(request)
     state = state_of(request)
-    known = {f.name: f.type for f in fields(Config)}
+    defaults = Config()
+    known = {f.name for f in fields(Config)}
     for key, value in body.items():
         if key not in known:
             raise ControlError(f"unknown setting {key!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ControlError(f"{key!r} must be a boolean")
+        elif isinstance(default, str):
+            if value not in CONFIG_CHOICES.get(key, ()):
+                raise ControlError(f"{key!r} must be one of {CONFIG_CHOICES.get(key)}")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ControlError(f"{key!r} must be a number")
         setattr(state.config, key, value)
     return json_response(asdict(state.config))
@@ -290,6 +298,7 @@ async def crm_channels(request: web.Request) -> web.Response:
     user = state.users.get(_get(body, "user", str, demo.DEMO_USER))
     if user is None:
         raise ControlError("unknown user")
+    user.crm.expire(state.clock.now())
     return json_response({"items": user.crm.query()})
 
 

@@ -9,13 +9,25 @@ from aiohttp import web
 from sandbox import demo
 from sandbox.auth import authenticate, has_scope
 from sandbox.crm_store import CrmStore, WatchItem
-from sandbox.crm_validation import WatchError, WatchRequest, new_item, parse_watch
+from sandbox.crm_validation import (
+    WatchError,
+    WatchRequest,
+    new_item,
+    one_hour_from_now,
+    parse_watch,
+)
 from sandbox.errors import crm_error
 from sandbox.http import BadJson, json_response, read_json, state_of
 from sandbox.state import AccessToken, SandboxState
 
 MAX_PER_PAGE = 200
 MAX_WRITE_ITEMS = 50
+MAX_CHANNEL_IDS = 512  # characters of DELETE's channel_ids (the spec's ChannelIds)
+SUBSCRIBED = "Successfully subscribed for actions-watch of the given module"
+UPDATED = "Successfully updated the subscribe details"
+# The spec lists this message beside the others; it is the one left for _delete_events.
+EVENTS_REMOVED = "Successfully removed the subscribe details"
+UNSUBSCRIBED = "Successfully un-subscribed from actions-watch"
 NOTIFICATIONS = "ZohoCRM.notifications"
 OPERATION = {
     "GET": "READ",
@@ -41,7 +53,8 @@ USER_TYPES = (
 def _authorize(request: web.Request, family: str, operation: str) -> AccessToken | web.Response:
     access = authenticate(request)
     if access is None:
-        return crm_error(401, "INVALID_TOKEN", "invalid oauth token")
+        code = state_of(request).config.crm_token_error_code
+        return crm_error(401, code, "invalid oauth token")
     if not has_scope(access, family, operation):
         return crm_error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
     return access
@@ -84,7 +97,9 @@ async def get_watch(request: web.Request) -> web.Response:
     channel_id = request.query.get("channel_id")
     if channel_id is not None and not channel_id.isdigit():
         return _param_error("channel_id")
-    body = access.user.crm.page_body(module, channel_id, page, per_page)
+    store = access.user.crm
+    store.expire(state_of(request).clock.now())
+    body = store.page_body(module, channel_id, page, per_page)
     if body is None:
         return web.Response(status=204)
     return web.Response(body=body, content_type="application/json", charset="utf-8")
@@ -152,17 +167,28 @@ def _apply_post(
     made = [new_item(state, req, m, ev) for m, ev in req.events_by_module.items()]
     for item in made:
         store.put(item)
-    return _success("Successfully subscribed for actions-watch of the given module", made)
+    return _success(SUBSCRIBED, made)
+
+
+def _expiry_without_one(state: SandboxState, current: dict[str, WatchItem]) -> str | None:
+    """The expiry a PUT/PATCH without channel_expiry leaves: one hour from now by default
+    (which can move it earlier), or the current one with `crm_write_without_expiry=keep`."""
+    if state.config.crm_write_without_expiry == "keep" and current:
+        return str(next(iter(current.values()))["channel_expiry"])
+    return one_hour_from_now(state)
 
 
 def _apply_put(
     state: SandboxState, store: CrmStore, req: WatchRequest, path: str
 ) -> dict[str, Any]:
+    if "channel_expiry" not in req.attrs:
+        req.attrs["channel_expiry"] = _expiry_without_one(state, store.channel(req.channel_id))
     store.remove_channel(req.channel_id)
     made = [new_item(state, req, m, ev) for m, ev in req.events_by_module.items()]
     for item in made:
         store.put(item)
-    return _success("Successfully updated the subscribe details", made)
+    # The spec's PUT example answers with the subscribe message.
+    return _success(SUBSCRIBED, made)
 
 
 def _apply_patch(
@@ -171,6 +197,8 @@ def _apply_patch(
     current = store.channel(req.channel_id)
     if not current:
         raise _not_subscribed(f"{path}.channel_id")
+    if "channel_expiry" not in req.attrs:
+        req.attrs["channel_expiry"] = _expiry_without_one(state, current)
     template = next(iter(current.values()))
     if req.delete_events:
         for module, events in req.events_by_module.items():
@@ -182,7 +210,7 @@ def _apply_patch(
                 item["events"] = remaining
             else:
                 store.remove(req.channel_id, module)
-        message = "Successfully unsubscribed the given events"
+        message = EVENTS_REMOVED
     else:
         for module, events in req.events_by_module.items():
             item = current.get(module)
@@ -191,9 +219,10 @@ def _apply_patch(
                 store.put(new_item(state, base, module, events))
             else:
                 item["events"] = item["events"] + [e for e in events if e not in item["events"]]
-        message = "Successfully updated the subscribe details"
+        message = UPDATED
     for item in store.channel(req.channel_id).values():
         item.update(req.attrs)
+        store.set_expiry(item)
     store.touch()  # items changed in place
     return _success(message, list(store.channel(req.channel_id).values()))
 
@@ -216,6 +245,7 @@ async def write_watch(request: web.Request) -> web.Response:
     if isinstance(items, web.Response):
         return items
     state = state_of(request)
+    access.user.crm.expire(state.clock.now())
     apply = APPLY[request.method]
     results = []
     for i, raw in enumerate(items):
@@ -239,23 +269,35 @@ async def delete_watch(request: web.Request) -> web.Response:
             400,
             "REQUIRED_PARAM_MISSING",
             "One of the expected parameter is missing",
-            {"param_name": "channel_ids"},
+            {"param_name": "channel_ids", "param": "channel_ids"},
         )
-    results = []
+    if len(raw) > MAX_CHANNEL_IDS:
+        return _param_error("channel_ids", maximum_length=MAX_CHANNEL_IDS)
+    store = access.user.crm
+    store.expire(state_of(request).clock.now())
+    results: list[dict[str, Any]] = []
     for channel_id in [c.strip() for c in raw.split(",") if c.strip()]:
-        removed = access.user.crm.remove_channel(channel_id) if channel_id.isdigit() else []
-        if removed:
-            results.append(
-                _success(
-                    "Successfully unsubscribed from actions-watch of the given module", removed
-                )
-            )
-        else:
+        removed = store.remove_channel(channel_id) if channel_id.isdigit() else []
+        # One result per module the channel covered (the spec's example).
+        results.extend(
+            {
+                "code": "SUCCESS",
+                "details": {
+                    "resource_uri": item["resource_uri"],
+                    "resource_id": item["resource_id"],
+                    "channel_id": item["channel_id"],
+                },
+                "message": UNSUBSCRIBED,
+                "status": "success",
+            }
+            for item in removed
+        )
+        if not removed:
             results.append(
                 WatchError(
-                    "INVALID_DATA",
+                    "NOT_SUBSCRIBED",
                     "the given channel_id is not subscribed",
-                    {"param_name": "channel_ids", "channel_id": channel_id},
+                    {"channel_id": channel_id},
                 ).as_json()
             )
     return json_response({"watch": results}, status=_multi_status(results, 200))

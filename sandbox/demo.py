@@ -78,7 +78,7 @@ def watch_item(
     notify_url: str,
     token: str | None,
     channel_expiry: str,
-    notify_on_related_action: bool = False,
+    notify_on_related_action: bool = True,
     return_affected_field_values: bool = False,
     fields: list[Any] | None = None,
     notification_condition: list[Any] | None = None,
@@ -96,7 +96,8 @@ def watch_item(
         "notify_on_related_action": notify_on_related_action,
         "return_affected_field_values": return_affected_field_values,
         "fields": fields,
-        "notification_condition": notification_condition or [],
+        # GET answers show null for both when nothing was set (the spec's examples).
+        "notification_condition": notification_condition,
     }
 
 
@@ -127,9 +128,28 @@ def generate_watch_items(
                 channel_expiry=expiry,
                 notify_on_related_action=i % 2 == 0,
                 return_affected_field_values=i % 4 == 0,
+                notification_condition=_demo_condition(module) if i % 7 == 3 else None,
             )
         )
     return items
+
+
+def _demo_condition(module: str) -> list[dict[str, Any]]:
+    # Shaped as the spec's GET example: a field_selection over two fields.
+    fields = [("Last_Name", "554023000000000559"), ("Email", "554023000000000597")]
+    return [
+        {
+            "field_selection": {
+                "group_operator": "or",
+                "group": [
+                    {"field": {"api_name": n, "id": i}, "group_operator": None, "group": None}
+                    for n, i in fields
+                ],
+            },
+            "module": {"api_name": module, "id": CRM_MODULES[module]},
+            "type": "field_selection",
+        }
+    ]
 
 
 def webhook(
