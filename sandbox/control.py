@@ -14,20 +14,20 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sandbox import demo
+from sandbox import control_events, demo
+from sandbox.control_args import ControlError
+from sandbox.control_args import body_of as _body
+from sandbox.control_args import get as _get
+from sandbox.control_args import str_list as _str_list
 from sandbox.crm_validation import WatchError, build_item
 from sandbox.desk_validation import WebhookError, build_webhook
 from sandbox.faults import FaultError
-from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, read_json, state_of
+from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, state_of
 from sandbox.middleware import CONTROL_PREFIX
 from sandbox.state import CONFIG_CHOICES, Config, RefreshToken, SandboxState
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CONTROL_NETWORKS_KEY = web.AppKey("control_networks", tuple[Network, ...])
-
-
-class ControlError(ValueError):
-    pass
 
 
 def parse_networks(raw: str) -> tuple[Network, ...]:
@@ -60,36 +60,6 @@ async def control_guard(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 # ---- argument helpers ------------------------------------------------------------------
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not (await request.read()).strip():
-        return {}
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ControlError("the body must be a JSON object")
-    return body
-
-
-def _get(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    if key not in body or body[key] is None:
-        if default is ...:
-            raise ControlError(f"missing {key!r}")
-        return default
-    value = body[key]
-    # bool is an int in Python; an int field must not accept true.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ControlError(f"{key!r} has the wrong type")
-    if not isinstance(value, kind):
-        raise ControlError(f"{key!r} has the wrong type")
-    return value
-
-
-def _str_list(body: dict[str, Any], key: str, default: Any = ...) -> list[str]:
-    value = _get(body, key, list, default)
-    if value is not None and not all(isinstance(v, str) for v in value):
-        raise ControlError(f"{key!r} must be a list of strings")
-    return list(value) if value is not None else []
 
 
 def _int_list(body: dict[str, Any], key: str) -> list[int]:
@@ -399,3 +369,4 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get(p + "counters", counters)
     r.add_get(p + "calls", calls)
     r.add_post(p + "calls/clear", clear_calls)
+    control_events.add_routes(app, p)

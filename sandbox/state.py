@@ -15,8 +15,11 @@ from typing import Literal
 from sandbox.clock import Clock
 from sandbox.counters import CallLog
 from sandbox.crm_store import CrmStore
+from sandbox.deliver_to import DeliverTo
+from sandbox.delivery import Deliverer
 from sandbox.desk_store import DeskOrg
 from sandbox.faults import FaultBook
+from sandbox.jwt_keys import SigningKey
 
 DeadReason = Literal["revoked", "evicted", "invalidated", "expired", "unknown"]
 
@@ -141,6 +144,9 @@ class SandboxState:
         self.config = Config()
         self.faults = FaultBook()
         self.calls = CallLog()
+        self.deliveries = Deliverer(DeliverTo(), lambda: self.config.delivery_concurrency)
+        # Desk signs its callbacks (X-ZDesk-JWT); one key per process, kept across resets.
+        self.signing_key = SigningKey()
         # The origin the server bound, set by the app once listening; api_domain and
         # resource_uri default to it.
         self.origin = "http://127.0.0.1:8780"
@@ -152,6 +158,7 @@ class SandboxState:
         self.clock.reset()
         self.faults.clear()
         self.calls.clear()
+        self.deliveries.clear()
         self.clients: dict[str, Client] = {}
         self.users: dict[str, User] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
