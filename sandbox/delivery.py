@@ -78,7 +78,7 @@ class Deliverer:
             await self._session.close()
             self._session = None
 
-    def _client(self) -> aiohttp.ClientSession:
+    def client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             # limit=0: the semaphore is the bound; no redirects, no proxy from the env.
             connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=60)
@@ -181,7 +181,7 @@ class Deliverer:
         async with self._slot():
             started = time.perf_counter()
             try:
-                async with self._client().post(
+                async with self.client().post(
                     url,
                     data=delivery.body,
                     headers={"Content-Type": "application/json", **delivery.headers},

@@ -161,9 +161,11 @@ def webhook(
     description: str | None = None,
     ignore_source_id: str | None = None,
     is_enabled: bool = True,
+    include_events_from: list[str] | None = None,
     created_by: str = "5725767000000411001",
 ) -> Webhook:
-    """A Desk webhook as `GET /api/v1/webhooks/{id}` returns it."""
+    """A Desk webhook as `GET /api/v1/webhooks/{id}` returns it (Webhook.json's
+    webhookResponse: no modifiedBy)."""
     now = iso_millis_z(state.clock.now())
     return {
         "id": state.next_desk_id(),
@@ -173,10 +175,10 @@ def webhook(
         "subscriptions": subscriptions,
         "ignoreSourceId": ignore_source_id,
         "isEnabled": is_enabled,
-        "type": "URL",
+        "includeEventsFrom": list(include_events_from or []),
+        "type": "CUSTOMER_WEBHOOK",
         "createdBy": created_by,
         "createdTime": now,
-        "modifiedBy": created_by,
         "modifiedTime": now,
     }
 
@@ -195,6 +197,8 @@ def generate_webhooks(state: SandboxState, org: DeskOrg, count: int) -> list[Web
         subs: dict[str, Any] = {first: None}
         if first == "Ticket_Update":
             subs[first] = {"departmentIds": [], "fields": ["status"], "includePrevState": True}
+        elif first == "Ticket_Thread_Add":
+            subs[first] = {"departmentIds": [], "direction": "in"}
         hook = webhook(
             state,
             name=f"Sandbox webhook {i + 1}",
@@ -215,7 +219,7 @@ def add_desk_org(
     org_id: str | None = None,
     company_name: str | None = None,
     portal_name: str | None = None,
-    edition: str = "Enterprise",
+    edition: str = "ENTERPRISE",
 ) -> DeskOrg:
     owner = state.add_user(user)
     org_id = org_id or state.next_desk_id()
@@ -225,7 +229,7 @@ def add_desk_org(
             id=org_id,
             company_name=company_name or f"{user} company",
             portal_name=portal_name or f"{user}portal",
-            edition=edition,
+            edition=edition.upper(),
             is_default=not owner.desk_org_ids,
         )
         state.desk_orgs[org_id] = org

@@ -51,6 +51,8 @@ class Config:
     crm_numeric_channel_id: bool = False
     # Desk checks a webhook URL (GET, then POST) before creating it or changing its URL.
     desk_url_check: bool = True
+    # Organization.json's examples give the orgs' booleans as strings ("false").
+    desk_org_booleans_as_strings: bool = False
     # Outbound callbacks: how many in flight at once, and per-request timeouts.
     delivery_concurrency: int = 64
     crm_delivery_timeout_seconds: float = 10.0
@@ -92,6 +94,10 @@ class AccessToken:
     api_origin: str | None
     issued_at: float
     expires_at: float
+    folded_scopes: frozenset[str] = frozenset()  # lower-cased, for Zoho's scope comparison
+
+    def __post_init__(self) -> None:
+        self.folded_scopes = frozenset(s.lower() for s in self.scopes)
 
 
 @dataclass

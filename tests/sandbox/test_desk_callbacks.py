@@ -16,6 +16,8 @@ from sandbox.control_client import DEMO_DESK_ORG_ID, SandboxControl
 from sandbox.state import Config
 from tests.plugins.receiver_fixtures import Receiver
 
+SOURCE = "49ad222a-f812-11e7-8c3f-9a214cf093ae"
+
 
 def _hook(url: str, subscriptions: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"name": "test hook", "url": url, "subscriptions": subscriptions, **extra}
@@ -93,14 +95,14 @@ async def test_only_enabled_subscribed_and_matching_webhooks_hear(sandbox, recei
         _hook(receiver.url("/dept"), {"Ticket_Add": {"departmentIds": ["8"]}}),
         _hook(receiver.url("/fields"), {"Ticket_Update": {"fields": ["status"]}}),
         _hook(receiver.url("/in"), {"Ticket_Thread_Add": {"direction": "in"}}),
-        _hook(receiver.url("/ignored"), {"Ticket_Add": None}, ignoreSourceId="src-1"),
+        _hook(receiver.url("/ignored"), {"Ticket_Add": None}, ignoreSourceId=SOURCE),
     )
     await sandbox.change_records(
         "desk",
         "Ticket",
         "insert",
         [{"id": "1", "values": {"departmentId": "7"}}],
-        source_id="src-1",
+        source_id=SOURCE,
     )
     await sandbox.change_records(
         "desk", "Ticket", "update", [{"id": "1", "values": {"subject": "x"}, "prev": {}}]
