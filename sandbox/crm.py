@@ -1,4 +1,4 @@
-"""CRM under `/crm/v8`: instant notifications (`actions/watch`) and `users`."""
+"""CRM under `/crm/v8`: instant notifications (`actions/watch`); users and org in crm_org."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import demo
-from sandbox.auth import authenticate, has_scope
+from sandbox import crm_org, demo
+from sandbox.crm_auth import authorize, param_error
 from sandbox.crm_store import CrmStore, WatchItem
 from sandbox.crm_validation import (
     WatchError,
@@ -18,7 +18,7 @@ from sandbox.crm_validation import (
 )
 from sandbox.errors import crm_error
 from sandbox.http import BadJson, json_response, read_json, state_of
-from sandbox.state import AccessToken, SandboxState
+from sandbox.state import SandboxState
 
 MAX_PER_PAGE = 200
 MAX_WRITE_ITEMS = 50
@@ -36,32 +36,6 @@ OPERATION = {
     "PATCH": "UPDATE",
     "DELETE": "DELETE",
 }
-USER_TYPES = (
-    "AllUsers",
-    "ActiveUsers",
-    "DeactiveUsers",
-    "ConfirmedUsers",
-    "NotConfirmedUsers",
-    "DeletedUsers",
-    "ActiveConfirmedUsers",
-    "AdminUsers",
-    "ActiveConfirmedAdmins",
-    "CurrentUser",
-)
-
-
-def _authorize(request: web.Request, family: str, operation: str) -> AccessToken | web.Response:
-    access = authenticate(request)
-    if access is None:
-        code = state_of(request).config.crm_token_error_code
-        return crm_error(401, code, "invalid oauth token")
-    if not has_scope(access, family, operation):
-        return crm_error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
-    return access
-
-
-def _param_error(name: str, **extra: Any) -> web.Response:
-    return crm_error(400, "INVALID_DATA", "invalid data", {"param_name": name, **extra})
 
 
 def _positive_int(request: web.Request, name: str, default: int) -> int | None:
@@ -77,15 +51,15 @@ def _positive_int(request: web.Request, name: str, default: int) -> int | None:
 
 
 async def get_watch(request: web.Request) -> web.Response:
-    access = _authorize(request, NOTIFICATIONS, "READ")
+    access = authorize(request, NOTIFICATIONS, "READ")
     if isinstance(access, web.Response):
         return access
     page = _positive_int(request, "page", 1)
     if page is None:
-        return _param_error("page")
+        return param_error("page")
     per_page = _positive_int(request, "per_page", MAX_PER_PAGE)
     if per_page is None or per_page > MAX_PER_PAGE:
-        return _param_error("per_page", maximum_length=MAX_PER_PAGE)
+        return param_error("per_page", maximum_length=MAX_PER_PAGE)
     module = request.query.get("module")
     if module is not None and module not in demo.CRM_MODULES:
         return crm_error(
@@ -96,7 +70,7 @@ async def get_watch(request: web.Request) -> web.Response:
         )
     channel_id = request.query.get("channel_id")
     if channel_id is not None and not channel_id.isdigit():
-        return _param_error("channel_id")
+        return param_error("channel_id")
     store = access.user.crm
     store.expire(state_of(request).clock.now())
     body = store.page_body(module, channel_id, page, per_page)
@@ -238,7 +212,7 @@ def _multi_status(results: list[dict[str, Any]], ok_status: int) -> int:
 
 
 async def write_watch(request: web.Request) -> web.Response:
-    access = _authorize(request, NOTIFICATIONS, OPERATION[request.method])
+    access = authorize(request, NOTIFICATIONS, OPERATION[request.method])
     if isinstance(access, web.Response):
         return access
     items = await _watch_body(request)
@@ -260,7 +234,7 @@ async def write_watch(request: web.Request) -> web.Response:
 
 
 async def delete_watch(request: web.Request) -> web.Response:
-    access = _authorize(request, NOTIFICATIONS, "DELETE")
+    access = authorize(request, NOTIFICATIONS, "DELETE")
     if isinstance(access, web.Response):
         return access
     raw = request.query.get("channel_ids")
@@ -272,7 +246,7 @@ async def delete_watch(request: web.Request) -> web.Response:
             {"param_name": "channel_ids", "param": "channel_ids"},
         )
     if len(raw) > MAX_CHANNEL_IDS:
-        return _param_error("channel_ids", maximum_length=MAX_CHANNEL_IDS)
+        return param_error("channel_ids", maximum_length=MAX_CHANNEL_IDS)
     store = access.user.crm
     store.expire(state_of(request).clock.now())
     results: list[dict[str, Any]] = []
@@ -303,63 +277,6 @@ async def delete_watch(request: web.Request) -> web.Response:
     return json_response({"watch": results}, status=_multi_status(results, 200))
 
 
-# ---- users -------------------------------------------------------------------------------
-
-
-async def get_users(request: web.Request) -> web.Response:
-    access = _authorize(request, "ZohoCRM.users", "READ")
-    if isinstance(access, web.Response):
-        return access
-    kind = request.query.get("type", "AllUsers")
-    if kind not in USER_TYPES:
-        return _param_error("type")
-    user = access.user
-    name = user.user_id.capitalize()
-    body = {
-        "users": [
-            {
-                "id": user.crm_user_id,
-                "email": user.email,
-                "full_name": f"{name} User",
-                "first_name": name,
-                "last_name": "User",
-                "status": "active",
-                "confirm": True,
-                "role": {"name": "CEO", "id": "5725767000000026005"},
-                "profile": {"name": "Administrator", "id": "5725767000000026011"},
-                "time_zone": "Etc/UTC",
-                "locale": "en_US",
-                "country_locale": "en_US",
-                "language": "en_US",
-            }
-        ],
-        "info": {"per_page": 200, "count": 1, "page": 1, "more_records": False},
-    }
-    return json_response(body)
-
-
-async def get_org(request: web.Request) -> web.Response:
-    # Zoho's SDK reads the org's zgid right after its first token refresh.
-    access = _authorize(request, "ZohoCRM.org", "READ")
-    if isinstance(access, web.Response):
-        return access
-    user = access.user
-    org = {
-        "id": str(int(user.crm_user_id) - 410000),
-        "zgid": str(int(user.crm_user_id) % 1_000_000_000),
-        "company_name": f"{user.user_id.capitalize()} Sandbox Org",
-        "primary_email": user.email,
-        "domain_name": f"org{user.crm_user_id[-6:]}",
-        "country_code": "US",
-        "currency": "US Dollar - USD",
-        "currency_symbol": "$",
-        "iso_code": "USD",
-        "time_zone": "Etc/UTC",
-        "type": "production",
-    }
-    return json_response({"org": [org]})
-
-
 async def crm_not_found(request: web.Request) -> web.Response:
     return crm_error(
         404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one"
@@ -374,9 +291,9 @@ def add_routes(app: web.Application) -> None:
     watch.add_route("PATCH", write_watch)
     watch.add_route("DELETE", delete_watch)
     users = app.router.add_resource("/crm/v8/users", name="crm.users")
-    users.add_route("GET", get_users)
+    users.add_route("GET", crm_org.get_users)
     org = app.router.add_resource("/crm/v8/org", name="crm.org")
-    org.add_route("GET", get_org)
+    org.add_route("GET", crm_org.get_org)
     # Registered last so the routes above win; wrong methods on them land here too.
     other = app.router.add_resource("/crm/{tail:.*}", name="crm.unknown")
     other.add_route("*", crm_not_found)
