@@ -26,6 +26,9 @@ from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, state_of
 from sandbox.middleware import CONTROL_PREFIX
 from sandbox.state import CONFIG_CHOICES, Config, RefreshToken, SandboxState
 
+POSITIVE_SETTINGS = frozenset(
+    {"delivery_concurrency", "crm_delivery_timeout_seconds", "desk_delivery_timeout_seconds"}
+)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CONTROL_NETWORKS_KEY = web.AppKey("control_networks", tuple[Network, ...])
 
@@ -130,6 +133,9 @@ async def configure(request: web.Request) -> web.Response:
                 raise ControlError(f"{key!r} must be one of {CONFIG_CHOICES.get(key)}")
         elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ControlError(f"{key!r} must be a number")
+        elif key in POSITIVE_SETTINGS and value <= 0:
+            # A zero timeout would mean none to aiohttp, and zero slots no deliveries.
+            raise ControlError(f"{key!r} must be > 0")
         setattr(state.config, key, value)
     return json_response(asdict(state.config))
 

@@ -23,7 +23,10 @@ class DeliveryRecord:
 
     @property
     def ok(self) -> bool:
-        return isinstance(self.status, int) and 200 <= self.status < 300
+        """Delivered: Desk counts only 200, CRM any 2xx."""
+        if not isinstance(self.status, int):
+            return False
+        return self.status == 200 if self.app == "desk" else 200 <= self.status < 300
 
 
 _UNSET: Any = object()

@@ -55,6 +55,7 @@ class Deliverer:
         self._slots = asyncio.Semaphore(1)
         self._lanes: dict[tuple[str, str], deque[Delivery]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Future[list[Outcome]]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._seq = itertools.count(1)
         self._idle = asyncio.Event()
@@ -67,6 +68,11 @@ class Deliverer:
         for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()
+        for future in self._pending:
+            # Whoever waits on a cancelled delivery hears it never went out.
+            if not future.done():
+                future.set_result([])
+        self._pending.clear()
         self._lanes.clear()
         self.faults.clear()
         self.log.clear()
@@ -99,6 +105,8 @@ class Deliverer:
     def submit(self, delivery: Delivery) -> asyncio.Future[list[Outcome]]:
         loop = asyncio.get_running_loop()
         delivery.done = loop.create_future()
+        self._pending.add(delivery.done)
+        delivery.done.add_done_callback(self._pending.discard)
         delivery.plan = self.faults.plan_for(delivery.app, delivery.subscription)
         if delivery.plan.delay_seconds:
             # Sent apart from its lane, so later deliveries overtake it.

@@ -30,7 +30,10 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return isinstance(self.status, int) and 200 <= self.status < 300
+        # Desk counts only 200 as delivered (ZOHO.md section 5); CRM any 2xx.
+        if not isinstance(self.status, int):
+            return False
+        return self.status == 200 if self.app == "desk" else 200 <= self.status < 300
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,7 +44,7 @@ class SubscriptionStats:
     app: str
     subscription: str
     attempts: int = 0
-    delivered: int = 0  # answered 2xx
+    delivered: int = 0  # answered 2xx (Desk: 200)
     failed: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_LATENCIES))

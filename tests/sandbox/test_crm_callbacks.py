@@ -3,11 +3,14 @@ whose events match, and nothing else; counters, bounds and delivery faults."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
 
-from sandbox.control_client import SandboxControl
+import pytest
+
+from sandbox.control_client import SandboxControl, SandboxControlError
 from tests.plugins.receiver_fixtures import Receiver
 
 
@@ -195,3 +198,21 @@ async def test_a_slow_receiver_times_out_and_concurrency_is_bounded(sandbox, rec
     assert {d.subscription: d.status for d in done}["9000001"] == "timeout"
     # Two slots: the timed-out one (0.3 s) and three of 0.2 s cannot all overlap.
     assert 0.4 <= elapsed < 1.5
+
+
+async def test_delivery_bounds_must_be_positive(sandbox):
+    for key in ("delivery_concurrency", "crm_delivery_timeout_seconds"):
+        with pytest.raises(SandboxControlError):
+            await sandbox.configure(**{key: 0})
+
+
+async def test_a_reset_ends_a_wait_on_queued_deliveries(sandbox, receiver):
+    await _seed(sandbox, _channel(receiver.url("/slow")))
+    receiver.answer("/slow", 200, delay=3.0)
+    waiting = asyncio.create_task(sandbox.change_records("crm", "Leads", "insert", ["1"]))
+    await asyncio.sleep(0.3)
+    async with SandboxControl(sandbox.origin) as other:
+        await other.reset()
+    started = time.monotonic()
+    assert await waiting == []
+    assert time.monotonic() - started < 2.0

@@ -148,3 +148,12 @@ async def test_desk_times_out_after_its_own_limit(sandbox, receiver):
     [delivery] = await sandbox.change_records("desk", "Ticket", "insert", ["1"])
     assert delivery.status == "timeout"
     assert delivery.latency_ms < 900
+
+
+async def test_only_200_counts_as_delivered_for_desk(sandbox, receiver):
+    [hook] = await _seed(sandbox, _hook(receiver.url("/nocontent"), {"Ticket_Add": None}))
+    receiver.answer("/nocontent", 204)
+    [delivery] = await sandbox.change_records("desk", "Ticket", "insert", ["1"])
+    assert (delivery.status, delivery.ok) == (204, False)
+    stats = (await sandbox.delivery_stats())[("desk", hook["id"])]
+    assert (stats["delivered"], stats["failed"]) == (0, 1)
