@@ -8,6 +8,7 @@ exceptions and never touches the gRPC context.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -277,9 +278,30 @@ _Method = TypeVar("_Method", bound=Callable[..., Any])
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, ServiceError):
         log.info("rpc %s failed: %s %s", method, exc.to_status().code.name, exc.reason)
-        await context.abort_with_status(exc.to_status())
+        await abort_with(context, exc.to_status())
+        return
     log.exception("rpc %s failed unexpectedly", method)
-    await context.abort_with_status(_INTERNAL)
+    await abort_with(context, _INTERNAL)
+
+
+# How long ending a call may wait for its status to be taken by the transport.
+ABORT_SEND_SECONDS = 1.0
+
+
+async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
+    """Ends the call with `status`.
+
+    Behind data its reader has not taken (a stalled reader), the status waits in the
+    transport (or, behind a message gRPC has not taken yet, is refused outright). The
+    call is marked aborted with it all the same (its code is what metrics count) and
+    nothing more can be sent; the reader gets the status if it ever reads on, or the
+    call goes with its connection. Not waiting for that frees the handler: gRPC re-raises
+    the abort itself once the handler returns."""
+    try:
+        async with asyncio.timeout(ABORT_SEND_SECONDS):
+            await context.abort_with_status(status)
+    except (grpc.aio.InternalError, TimeoutError):
+        log.info("the status waits behind data the reader has not taken (a stalled reader)")
 
 
 def rpc_errors(method: _Method) -> _Method:
