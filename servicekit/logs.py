@@ -78,6 +78,19 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+class _GrpcDecodeNoise(logging.Filter):
+    """gRPC logs every metadata value that is not UTF-8 at ERROR, with a traceback and the
+    caller's bytes: anyone could fill our logs with them. One plain line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Invalid encoding on"):
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "a caller sent metadata that is not UTF-8 (passed on as bytes)", (), None, None
+            )
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 class TextFormatter(logging.Formatter):
     """One line a record, whatever its message or fields hold; a traceback follows indented,
     so that no line of it (an exception's text included) can pass for a record of its own."""
@@ -142,6 +155,8 @@ def setup_logging(service: str, *, fmt: str = "text", level: str = "INFO") -> No
         handler.setFormatter(JsonFormatter(service))
     else:
         handler.setFormatter(TextFormatter(service))
+    grpc_core = logging.getLogger("grpc._cython.cygrpc")
+    grpc_core.filters[:] = [_GrpcDecodeNoise()]
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
