@@ -8,13 +8,15 @@ from __future__ import annotations
 import asyncio
 import re
 
+import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from sandbox.control_client import SandboxControl
-from tests.plugins.broker_fixtures import BrokerHandle
+from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from tests.plugins.processes import ServiceProcess
 from tests.plugins.raw_h2 import RawH2Client
+from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
@@ -54,15 +56,11 @@ def processes(sandbox: SandboxControl, broker_env: dict[str, str]):
 
 
 async def _connect(broker: ServiceProcess, sandbox: SandboxControl) -> None:
-    import grpc
-
-    from tests.plugins.broker_fixtures import BrokerHandle as Handle
-    from zoho.broker.v1 import broker_pb2_grpc
-
     async with grpc.aio.insecure_channel(broker.address) as channel:
-        handle = Handle(None, broker.address, channel,  # type: ignore[arg-type]
-                        broker_pb2_grpc.TokenBrokerServiceStub(channel), sandbox)
-        await handle.connect()
+        await broker_pb2_grpc.TokenBrokerServiceStub(channel).CreateConnection(
+            broker_pb2.CreateConnectionRequest(
+                user_id="demo", accounts_server=sandbox.origin, refresh_token=DEMO_REFRESH_TOKEN,
+                api_domain=sandbox.origin, scopes=list(DEMO_SCOPES)), timeout=10)
 
 
 async def test_hostile_request_ids_get_normal_answers_and_forge_no_log_line(
