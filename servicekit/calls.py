@@ -164,6 +164,15 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 # Raised by the bounded write under a handler that maps no errors itself.
                 error = failed
                 await _abort(ctx, failed, method)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if writes is None or not writes.stalled or task is None or task.uncancel():
+                    error = exc
+                    raise
+                # Ended for stalling while its write had just gone through: the
+                # cancellation landed at the handler's next await, not in the write.
+                error = writes.error()
+                await _abort(ctx, error, method)
             except BaseException as exc:
                 error = exc
                 raise

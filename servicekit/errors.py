@@ -225,6 +225,47 @@ class PassthroughError(ServiceError):
         return self.status
 
 
+# Streams end on their own (complete, or stalled past the write timeout): a caller
+# refused a stream slot can try again soon.
+STREAM_SLOT_RETRY_SECONDS = 2.0
+
+
+class TooManyStreams(ServiceError):
+    """Our own cap on open streams, not Zoho's throttle: retry after RetryInfo."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "TOO_MANY_STREAMS"
+
+    def __init__(self, scope: str, limit: int) -> None:
+        where = "on this connection" if scope == "connection" else "on this server"
+        super().__init__(
+            f"too many streams open {where} (at most {limit}); retry after RetryInfo",
+            metadata={"scope": scope, "limit": str(limit)},
+            retry_after=STREAM_SLOT_RETRY_SECONDS,
+        )
+
+
+class ConsumerStalled(ServiceError):
+    """The caller did not read what it was sent: the caller stalled, not the service."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "CONSUMER_STALLED"
+
+    def __init__(self, timeout: float, *, preempted_after: float | None = None) -> None:
+        """`preempted_after`: ended early, stuck that long while every slot was taken."""
+        preempted = preempted_after is not None
+        if preempted:
+            why = (f"its reader had taken nothing for {preempted_after:g} s while "
+                   "every stream slot was in use")
+        else:
+            why = f"its reader took none of a message for {timeout:g} s"
+        super().__init__(
+            f"the stream was ended: {why} (read the stream as it arrives)",
+            metadata={"write_timeout_seconds": f"{timeout:g}",
+                      "preempted": "true" if preempted else "false"},
+        )
+
+
 class Violations:
     """Collects field violations, then raises them all at once."""
 

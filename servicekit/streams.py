@@ -19,13 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
+from servicekit.errors import ConsumerStalled, TooManyStreams
 
-from servicekit.errors import ServiceError
-
-# Streams end on their own (complete, or stalled past the write timeout): a caller
-# refused a slot can try again soon.
-SLOT_RETRY_SECONDS = 2.0
 # With every slot taken, a write stuck this long marks its reader as stalled.
 PREEMPT_AFTER_SECONDS = 1.0
 
@@ -37,40 +32,6 @@ class StreamLimits:
     max_streams: int = 500
     max_streams_per_peer: int = 100
     write_timeout_seconds: float = 30.0
-
-
-class TooManyStreams(ServiceError):
-    """Our own cap on open streams, not Zoho's throttle: retry after RetryInfo."""
-
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "TOO_MANY_STREAMS"
-
-    def __init__(self, scope: str, limit: int) -> None:
-        where = "on this connection" if scope == "connection" else "on this server"
-        super().__init__(
-            f"too many streams open {where} (at most {limit}); retry after RetryInfo",
-            metadata={"scope": scope, "limit": str(limit)},
-            retry_after=SLOT_RETRY_SECONDS,
-        )
-
-
-class ConsumerStalled(ServiceError):
-    """The caller did not read what it was sent: the caller stalled, not the service."""
-
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    reason = "CONSUMER_STALLED"
-
-    def __init__(self, timeout: float, *, preempted: bool = False) -> None:
-        if preempted:
-            why = (f"its reader had taken nothing for {PREEMPT_AFTER_SECONDS:g} s while "
-                   "every stream slot was in use")
-        else:
-            why = f"its reader took none of a message for {timeout:g} s"
-        super().__init__(
-            f"the stream was ended: {why} (read the stream as it arrives)",
-            metadata={"write_timeout_seconds": f"{timeout:g}",
-                      "preempted": "true" if preempted else "false"},
-        )
 
 
 class StreamSlots:
@@ -166,19 +127,24 @@ class BoundedWrites:
 
     async def write(self, message: Any) -> None:
         if self._stalled:
-            raise self._error()
+            raise self.error()
         self._since = self._loop.time()
         try:
             await self._write(message)
         except asyncio.CancelledError:
             if self._stalled and self._task is not None and self._task.uncancel() == 0:
-                raise self._error() from None
+                raise self.error() from None
             raise
         finally:
             self._since = None
 
-    def _error(self) -> ConsumerStalled:
-        return ConsumerStalled(self._timeout, preempted=self._preempted)
+    @property
+    def stalled(self) -> bool:
+        return self._stalled
+
+    def error(self) -> ConsumerStalled:
+        stuck = PREEMPT_AFTER_SECONDS if self._preempted else None
+        return ConsumerStalled(self._timeout, preempted_after=stuck)
 
     def close(self) -> None:
         self._timer.cancel()
