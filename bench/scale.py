@@ -88,8 +88,12 @@ async def run(args: argparse.Namespace, sandbox_origin: str, broker: str, notifi
                                                      database_url=url)).count()
     await channel.close()
 
-    notifier_channel = grpc.aio.insecure_channel(notifier)
-    nstub = notifier_pb2_grpc.NotifierServiceStub(notifier_channel)
+    # 100 streams a connection, the notifier's default NOTIFIER_MAX_STREAMS_PER_PEER: a
+    # channel of its own subchannel pool each, or they would share one connection.
+    notifier_channels = [
+        grpc.aio.insecure_channel(notifier, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(0, len(users), 100)]
+    nstubs = [notifier_pb2_grpc.NotifierServiceStub(c) for c in notifier_channels]
     errors: collections.Counter[str] = collections.Counter()
     counts: list[int] = []
     durations: list[float] = []
@@ -98,6 +102,7 @@ async def run(args: argparse.Namespace, sandbox_origin: str, broker: str, notifi
     async def stream(user: str) -> None:
         started = time.monotonic()
         n = 0
+        nstub = nstubs[users.index(user) // 100]
         try:
             async for _ in nstub.ListNotifications(notifier_pb2.ListNotificationsRequest(
                     user_id=user, app_type=common_pb2.APP_TYPE_CRM), timeout=120):
@@ -113,7 +118,8 @@ async def run(args: argparse.Namespace, sandbox_origin: str, broker: str, notifi
     began = time.monotonic()
     await asyncio.gather(*(stream(u) for u in users))
     wall = time.monotonic() - began
-    await notifier_channel.close()
+    for notifier_channel in notifier_channels:
+        await notifier_channel.close()
 
     report = h.Report(f"scale: {args.connections} connections, {args.streams} concurrent "
                       "ListNotifications streams", "bench/scale.py"

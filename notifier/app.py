@@ -75,6 +75,7 @@ class NotifierApp:
                 )
             ],
             credentials=config.tls.credentials() if config.tls else None,
+            stream_limits=config.streams,
         )
         self.health = BrokerHealthWatch(
             self.broker_channel,

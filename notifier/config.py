@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from servicekit.config import ConfigError, Env, ListenAddress
 from servicekit.origins import OriginPolicy
+from servicekit.streams import StreamLimits
 from servicekit.tls import ClientTls, ServerTls
 
 SERVICE_NAME = "zoho.notifier.v1.NotifierService"
@@ -41,6 +42,8 @@ class NotifierConfig:
     # with the certificate it presents there (NOTIFIER_BROKER_TLS_*).
     tls: ServerTls | None = None
     broker_tls: ClientTls | None = None
+    # Caps on open streams and on how long one write may wait for its reader.
+    streams: StreamLimits = field(default_factory=StreamLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifierConfig:
@@ -88,4 +91,13 @@ class NotifierConfig:
             metrics_port=env.integer("NOTIFIER_METRICS_PORT", 0, minimum=0, maximum=65535),
             tls=ServerTls.from_env("NOTIFIER", env),
             broker_tls=ClientTls.from_env("NOTIFIER_BROKER", env),
+            streams=StreamLimits(
+                max_streams=env.integer("NOTIFIER_MAX_STREAMS", 500, minimum=1, maximum=100_000),
+                max_streams_per_peer=env.integer(
+                    "NOTIFIER_MAX_STREAMS_PER_PEER", 100, minimum=1, maximum=100_000
+                ),
+                write_timeout_seconds=env.number(
+                    "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS", 30.0, minimum=0.05, maximum=3600.0
+                ),
+            ),
         )

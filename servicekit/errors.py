@@ -8,6 +8,7 @@ exceptions and never touches the gRPC context.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
@@ -224,6 +225,47 @@ class PassthroughError(ServiceError):
         return self.status
 
 
+# Streams end on their own (complete, or stalled past the write timeout): a caller
+# refused a stream slot can try again soon.
+STREAM_SLOT_RETRY_SECONDS = 2.0
+
+
+class TooManyStreams(ServiceError):
+    """Our own cap on open streams, not Zoho's throttle: retry after RetryInfo."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "TOO_MANY_STREAMS"
+
+    def __init__(self, scope: str, limit: int) -> None:
+        where = "on this connection" if scope == "connection" else "on this server"
+        super().__init__(
+            f"too many streams open {where} (at most {limit}); retry after RetryInfo",
+            metadata={"scope": scope, "limit": str(limit)},
+            retry_after=STREAM_SLOT_RETRY_SECONDS,
+        )
+
+
+class ConsumerStalled(ServiceError):
+    """The caller did not read what it was sent: the caller stalled, not the service."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    reason = "CONSUMER_STALLED"
+
+    def __init__(self, timeout: float, *, preempted_after: float | None = None) -> None:
+        """`preempted_after`: ended early, stuck that long while every slot was taken."""
+        preempted = preempted_after is not None
+        if preempted:
+            why = (f"its reader had taken nothing for {preempted_after:g} s while "
+                   "every stream slot was in use")
+        else:
+            why = f"its reader took none of a message for {timeout:g} s"
+        super().__init__(
+            f"the stream was ended: {why} (read the stream as it arrives)",
+            metadata={"write_timeout_seconds": f"{timeout:g}",
+                      "preempted": "true" if preempted else "false"},
+        )
+
+
 class Violations:
     """Collects field violations, then raises them all at once."""
 
@@ -277,9 +319,30 @@ _Method = TypeVar("_Method", bound=Callable[..., Any])
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
     if isinstance(exc, ServiceError):
         log.info("rpc %s failed: %s %s", method, exc.to_status().code.name, exc.reason)
-        await context.abort_with_status(exc.to_status())
+        await abort_with(context, exc.to_status())
+        return
     log.exception("rpc %s failed unexpectedly", method)
-    await context.abort_with_status(_INTERNAL)
+    await abort_with(context, _INTERNAL)
+
+
+# How long ending a call may wait for its status to be taken by the transport.
+ABORT_SEND_SECONDS = 1.0
+
+
+async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
+    """Ends the call with `status`.
+
+    Behind data its reader has not taken (a stalled reader), the status waits in the
+    transport (or, behind a message gRPC has not taken yet, is refused outright). The
+    call is marked aborted with it all the same (its code is what metrics count) and
+    nothing more can be sent; the reader gets the status if it ever reads on, or the
+    call goes with its connection. Not waiting for that frees the handler: gRPC re-raises
+    the abort itself once the handler returns."""
+    try:
+        async with asyncio.timeout(ABORT_SEND_SECONDS):
+            await context.abort_with_status(status)
+    except (grpc.aio.InternalError, TimeoutError):
+        log.info("the status waits behind data the reader has not taken (a stalled reader)")
 
 
 def rpc_errors(method: _Method) -> _Method:

@@ -14,6 +14,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 
 REQUEST_ID_KEY = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -36,8 +37,39 @@ def redact(text: str) -> str:
     return text
 
 
+# A request id from outside is untrusted: it reaches our logs and the broker's metadata,
+# so only this charset and length are taken as they are; anything else is replaced.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def trusted_request_id(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
+    """The caller's `x-request-id` if it is safe to log and forward, else a new one."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY:
+            if isinstance(value, str) and _SAFE_REQUEST_ID.fullmatch(value):
+                return value
+            break
+    return new_request_id()
+
+
+# Every character a log reader could take for a line break or a terminal command (C0,
+# DEL, C1, the Unicode line and paragraph separators), written as an escape instead.
+_UNSAFE_CHARS = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+}
+_UNSAFE_CHARS[ord("\n")] = "\\n"
+_UNSAFE_CHARS[ord("\r")] = "\\r"
+_UNSAFE_CHARS[ord("\t")] = "\\t"
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters escaped: one log record stays one line."""
+    return text.translate(_UNSAFE_CHARS)
 
 
 class _RequestIdFilter(logging.Filter):
@@ -46,9 +78,51 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-class _RedactingFormatter(logging.Formatter):
+class _GrpcDecodeNoise(logging.Filter):
+    """gRPC logs every metadata value that is not UTF-8 at ERROR, with a traceback and the
+    caller's bytes: anyone could fill our logs with them. One plain line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Invalid encoding on"):
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "a caller sent metadata that is not UTF-8 (passed on as bytes)", (), None, None
+            )
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """One line a record, whatever its message or fields hold; a traceback follows indented,
+    so that no line of it (an exception's text included) can pass for a record of its own."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            f"%(asctime)s %(levelname)s {service} [%(request_id)s] %(name)s: %(message)s"
+        )
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        fields = dict(record.__dict__)
+        fields["message"] = one_line(record.message)
+        fields["request_id"] = one_line(str(getattr(record, "request_id", "-")))
+        fields["name"] = one_line(record.name)
+        return self._style._fmt % fields
+
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        extra = []
+        if record.exc_info:
+            extra.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            extra.append(self.formatStack(record.stack_info))
+        for block in extra:
+            for part in block.splitlines():
+                line += "\n    | " + one_line(part)
+        return redact(line)
+
+
+_JSON_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -68,7 +142,9 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False)
+        # json.dumps escapes C0 controls but leaves NEL and U+2028/9, which splitlines()
+        # and some log shippers take for line breaks: escaped too (still valid JSON).
+        return json.dumps(entry, ensure_ascii=False).translate(_JSON_LINE_BREAKS)
 
 
 def setup_logging(service: str, *, fmt: str = "text", level: str = "INFO") -> None:
@@ -78,11 +154,9 @@ def setup_logging(service: str, *, fmt: str = "text", level: str = "INFO") -> No
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:
-        handler.setFormatter(
-            _RedactingFormatter(
-                f"%(asctime)s %(levelname)s {service} [%(request_id)s] %(name)s: %(message)s"
-            )
-        )
+        handler.setFormatter(TextFormatter(service))
+    grpc_core = logging.getLogger("grpc._cython.cygrpc")
+    grpc_core.filters[:] = [_GrpcDecodeNoise()]
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

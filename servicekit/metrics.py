@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RPCS = Counter("grpc_server_handled_total", "RPCs handled", ["method", "code"])
 RPC_LATENCY = Histogram(
@@ -11,6 +11,9 @@ RPC_LATENCY = Histogram(
     "RPC latency",
     ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+OPEN_STREAMS = Gauge(
+    "grpc_server_open_streams", "Server streams open now (those under stream limits)"
 )
 ZOHO_CALLS = Counter("zoho_http_requests_total", "Calls to Zoho", ["endpoint", "status"])
 ZOHO_LATENCY = Histogram("zoho_http_request_seconds", "Latency of calls to Zoho", ["endpoint"])

@@ -3,7 +3,7 @@
 grpc.aio on the running event loop, reflection, grpc.health.v1 with a status
 per service name, a request id (and metrics) on every call, and a shutdown that
 turns health NOT_SERVING before it stops taking calls, so load balancers drain
-first.
+first. What each call goes through is in calls.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +20,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from servicekit import metrics
+from servicekit.calls import RequestContextInterceptor
 from servicekit.config import ListenAddress
-from servicekit.logs import REQUEST_ID_KEY, new_request_id, request_id
+from servicekit.streams import StreamLimits
 
 log = logging.getLogger(__name__)
 
@@ -39,60 +38,6 @@ class ServiceBinding:
     add_to_server: Callable[[grpc.aio.Server], None]
 
 
-class _RequestContextInterceptor(grpc.aio.ServerInterceptor):
-    """Gives each call a request id (the caller's, or a new one) and records metrics."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        incoming = dict(details.invocation_metadata or ())
-        rid = str(incoming.get(REQUEST_ID_KEY) or new_request_id())[:64]
-        method = details.method
-        if handler.unary_unary:
-            inner_unary = handler.unary_unary
-
-            async def unary(req: Any, ctx: grpc.aio.ServicerContext) -> Any:
-                request_id.set(rid)
-                started = time.perf_counter()
-                try:
-                    return await inner_unary(req, ctx)
-                finally:
-                    metrics.observe_rpc(method, ctx.code(), time.perf_counter() - started)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream:
-            inner_stream = handler.unary_stream
-
-            async def stream(req: Any, ctx: grpc.aio.ServicerContext) -> None:
-                # A coroutine that writes, not a generator that re-yields: wrapping a
-                # stream must not add a generator step to every message it carries.
-                request_id.set(rid)
-                started = time.perf_counter()
-                try:
-                    result = inner_stream(req, ctx)
-                    if hasattr(result, "__aiter__"):
-                        async for item in result:
-                            await ctx.write(item)
-                    else:
-                        # A handler that writes with context.write (the health Watch
-                        # does, and ListNotifications) is a coroutine.
-                        await result
-                finally:
-                    metrics.observe_rpc(method, ctx.code(), time.perf_counter() - started)
-
-            return grpc.unary_stream_rpc_method_handler(
-                stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler
-
-
 class GrpcServer:
     def __init__(
         self,
@@ -102,13 +47,16 @@ class GrpcServer:
         credentials: grpc.ServerCredentials | None = None,
         grace_seconds: float = 5.0,
         interceptors: Iterable[grpc.aio.ServerInterceptor] = (),
+        stream_limits: StreamLimits | None = None,
     ) -> None:
-        """`interceptors` run inside the request-context one (e.g. the broker's caller policy)."""
+        """`interceptors` run inside the request-context one (e.g. the broker's caller policy);
+        `stream_limits` bound the server streams of `services` (servicekit/streams.py)."""
         self.listen = listen
         self.services = list(services)
         self.credentials = credentials
         self.interceptors = list(interceptors)
         self.grace_seconds = grace_seconds
+        self.calls = RequestContextInterceptor(stream_limits, [s.name for s in self.services])
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -119,10 +67,11 @@ class GrpcServer:
 
     async def start(self) -> str:
         server = grpc.aio.server(
-            interceptors=[_RequestContextInterceptor(), *self.interceptors],
+            interceptors=[self.calls, *self.interceptors],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
+                *self._stream_options(),
             ],
         )
         for service in self.services:
@@ -145,6 +94,16 @@ class GrpcServer:
             await self.set_serving(service.name, True)
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         return self.address
+
+    def _stream_options(self) -> list[tuple[str, int]]:
+        """HTTP/2's own cap on a connection's streams, above the per-connection stream
+        cap: room for unary calls beside the streams, and a bound on the streams a stalled
+        reader leaves behind (ended for us, but held by the transport until its
+        connection closes, since their status cannot be sent)."""
+        if self.calls.limits is None:
+            return []
+        per_peer = self.calls.limits.max_streams_per_peer
+        return [("grpc.max_concurrent_streams", 2 * per_peer)]
 
     async def set_serving(self, service_name: str, serving: bool) -> None:
         status = (
@@ -169,14 +128,16 @@ async def run_until_signal(
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Serves until SIGTERM or SIGINT, then drains and returns the exit code 0."""
-    address = await server.start()
-    # The first line of stdout is a contract: tests and scripts read the port from it.
-    print(f"listening on {address}", flush=True)
-    log.info("serving %s on %s", ", ".join(s.name for s in server.services), address)
+    # Handlers before the server starts: a supervisor may send SIGTERM the moment it reads
+    # `listening on`, and a signal that arrives before them would kill the process (-15).
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    address = await server.start()
+    # The first line of stdout is a contract: tests and scripts read the port from it.
+    print(f"listening on {address}", flush=True)
+    log.info("serving %s on %s", ", ".join(s.name for s in server.services), address)
     await stopping.wait()
     log.info("shutting down: health NOT_SERVING, draining for %.1fs", server.grace_seconds)
     await server.stop()

@@ -150,3 +150,20 @@ def json_object() -> st.SearchStrategy[dict[str, Any]]:
 
 def _repeated(field: FieldDescriptor) -> bool:
     return bool(field.is_repeated)
+
+
+# ---- metadata values ------------------------------------------------------------------
+# What a caller can put in a header such as x-request-id over raw HTTP/2 (grpc's own
+# clients refuse most of it): line breaks that would forge log lines, NUL, terminal
+# escapes, non-ASCII and non-UTF-8 bytes, Unicode line separators, lengths past any limit.
+METADATA_ODD = [
+    b"", b" ", b"\r\n", b"abc\n2026-12-02 04:00:00,000 ERROR broker [x] forged", b"a\rb",
+    b"\x00", b"nul\x00x", b"\x1b[2J", b"\x7f", b"\xc3\xa9t\xc3\xa9", b"\xff\xfe",
+    b"\xe2\x80\xa8", b"\xc2\x85", b"a" * 65, b"a" * 4000, b"%0d%0a", b"req id", b"../x",
+    b"req-1.2:3_x",
+]
+
+
+def metadata_value() -> st.SearchStrategy[bytes]:
+    return st.one_of(st.sampled_from(METADATA_ODD), st.binary(max_size=80),
+                     st.text(max_size=40).map(str.encode))
