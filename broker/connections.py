@@ -30,6 +30,7 @@ from servicekit.errors import (
     ZohoUnavailable,
 )
 from servicekit.origins import OriginPolicy
+from servicekit.validation import valid_user_id
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -59,7 +60,9 @@ def decode_page_token(token: str) -> str:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
         after = data["after"]
-        if not isinstance(after, str) or not after:
+        # Decoded JSON can hold what no request field may (a NUL, a lone surrogate):
+        # the value is checked as the user_id it stands for before it reaches the database.
+        if not isinstance(after, str) or not valid_user_id(after):
             raise ValueError
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
         raise InvalidArgument(

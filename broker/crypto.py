@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "BROKER_ENCRYPTION_KEY"
 _FORMAT = "v1"
+# ASCII only: the id is matched as text in SQL (check_keys) and named in messages.
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class DecryptError(ServiceError):
@@ -56,7 +59,7 @@ class KeyRing:
             if not item:
                 continue
             key_id, sep, encoded = item.partition(":")
-            if not sep or not key_id or not key_id.replace("-", "").replace("_", "").isalnum():
+            if not sep or not key_id or not _KEY_ID.fullmatch(key_id):
                 raise ConfigError(ENV_VAR, "each key must be KEY_ID:URLSAFE_BASE64_32_BYTES")
             try:
                 key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))

@@ -3,7 +3,6 @@ to CRM or Desk by app_type. Knows nothing of gRPC contexts; the servicer transla
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
@@ -19,12 +18,12 @@ from notifier.desk import DeskClient
 from notifier.paging import Page, prefetching
 from notifier.tokens import TokenSession
 from notifier.zoho_http import ZohoClientError
+from servicekit import identifiers
 from servicekit.errors import NotFound, ServiceError, ZohoBadResponse
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-_DESK_ORG_ID = re.compile(r"^[0-9]{1,32}$")
 CRM = common_pb2.APP_TYPE_CRM
 # Item by item or page by page, a listing asks the same of Zoho.
 ListRequest = notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest
@@ -147,7 +146,7 @@ class Notifications:
     async def _desk_org(self, session: TokenSession) -> str:
         grant = await session.grant()
         if grant.desk_org_id:
-            if not _DESK_ORG_ID.match(grant.desk_org_id):
+            if not identifiers.is_desk_id(grant.desk_org_id):
                 raise ZohoBadResponse("the connection's desk_org_id is not a Desk org id")
             return grant.desk_org_id
         origin = self._desk_origin(grant)
@@ -258,7 +257,7 @@ def _pick_org(orgs: list[dict[str, Any]]) -> str:
     org_id = chosen.get("id")
     if isinstance(org_id, int) and not isinstance(org_id, bool):
         org_id = str(org_id)
-    if not isinstance(org_id, str) or not _DESK_ORG_ID.match(org_id):
+    if not isinstance(org_id, str) or not identifiers.is_desk_id(org_id):
         raise ZohoBadResponse(
             "an organisation's id is not a Desk org id", endpoint="desk.organizations"
         )
