@@ -26,6 +26,12 @@ _SCOPE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{SCOPE_MAX - 1}}}")
 # A decimal number (ports, counters): ASCII digits only, so int() never meets "²".
 _DECIMAL = re.compile(r"[0-9]{1,18}")
 URL_MAX = 2048
+# A DNS name as a certificate's identity: labels of letters, digits and hyphens, no
+# wildcard, no trailing dot, at most 253 characters.
+_DNS_NAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+)
 
 
 def is_desk_id(value: str) -> bool:
@@ -46,6 +52,10 @@ def is_crm_event(value: str) -> bool:
 
 def is_scope(value: str) -> bool:
     return _SCOPE.fullmatch(value) is not None
+
+
+def is_dns_name(value: str) -> bool:
+    return _DNS_NAME.fullmatch(value) is not None
 
 
 def is_decimal(value: str) -> bool:
