@@ -68,6 +68,13 @@ class Connection:
     def active(self) -> bool:
         return self.status == STATUS_ACTIVE
 
+    @property
+    def grant_id(self) -> str:
+        """Names the grant: it changes with the refresh token, so a reconnect (a new
+        consent, maybe of another Zoho account) changes it. A hash of the hash, so it
+        is not the refresh_token_hash found in the audit table."""
+        return hashlib.sha256(f"grant:{self.refresh_token_hash}".encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class AuditEntry:

@@ -73,6 +73,7 @@ class IssuedToken:
     expires_at: datetime
     scopes: tuple[str, ...]
     desk_org_id: str
+    grant_id: str = ""
 
 
 @dataclass
@@ -94,6 +95,7 @@ def _issue(record: Connection) -> IssuedToken:
         expires_at=record.token_expires_at,
         scopes=record.scopes,
         desk_org_id=record.desk_org_id,
+        grant_id=record.grant_id,
     )
 
 

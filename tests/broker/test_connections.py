@@ -234,3 +234,18 @@ async def test_racing_imports_of_one_refresh_token_stay_within_the_budget(
     refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
     assert [seen(r).metadata["source"] for r in refused] == ["broker_budget"] * 3
     assert await broker.sandbox.mint_count(refresh) == 10
+
+
+async def test_the_grant_id_names_the_grant_and_changes_with_a_reconnect(
+    broker: BrokerHandle,
+) -> None:
+    await broker.connect()
+    first = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
+    refreshed = await broker.stub.RefreshToken(broker_pb2.RefreshTokenRequest(
+        user_id="demo", rejected_access_token=first.access_token), timeout=10)
+    assert first.grant_id and refreshed.grant_id == first.grant_id
+    assert first.grant_id not in (first.access_token, DEMO_REFRESH_TOKEN)
+    other = await broker.sandbox.add_refresh_token(user="other-account")
+    await broker.connect(refresh_token=other)
+    again = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
+    assert again.grant_id and again.grant_id != first.grant_id
