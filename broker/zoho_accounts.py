@@ -152,7 +152,8 @@ def _token_text(value: object) -> bool:
 
 def _ascii(value: object) -> str:
     text = value if isinstance(value, str) else str(value or "")
-    return "".join(c for c in text if c.isascii() and c.isprintable())
+    # Replaced, not dropped: "invalid_client\x00" must not read as invalid_client.
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
 
 
 class AccountsClient:
