@@ -10,6 +10,7 @@ taken over cannot overwrite the newer token.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -79,7 +80,7 @@ class Connection:
     def active(self) -> bool:
         return self.status == STATUS_ACTIVE
 
-    @property
+    @functools.cached_property  # a record is shared by every GetToken of its cache lifetime
     def grant_id(self) -> str:
         """Names the grant: it changes with the refresh token, so a reconnect (a new
         consent, maybe of another Zoho account) changes it. A hash of the hash, so it
