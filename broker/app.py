@@ -57,6 +57,8 @@ class Broker:
         self.engine = db.make_async_engine(config.database_url)
         self.http = zoho_http_client(self.policy, user_agent="zoho-connect-broker/0.1")
         self.store = ConnectionStore(self.engine, self.keys)
+        self.store.on_damage = self._report_damage
+        self._damage_report: asyncio.Future[None] | None = None
         self.accounts = AccountsClient(
             self.http,
             client_id=config.client_id,
@@ -81,6 +83,15 @@ class Broker:
             grace_seconds=config.grace_seconds,
             interceptors=interceptors,
         )
+
+    def _report_damage(self) -> None:
+        """The database is damaged: NOT_SERVING, so load balancers and the notifier's
+        health watch stop sending calls that cannot succeed."""
+        async def not_serving() -> None:
+            await self.server.set_serving(SERVICE_NAME, False)
+            await self.server.set_serving("", False)
+
+        self._damage_report = asyncio.ensure_future(not_serving())
 
     async def start(self, *, migrate: bool = True) -> str:
         if migrate:

@@ -5,8 +5,9 @@ TokenBrokerService is checked against `BROKER_CALLER_POLICY`, e.g.
 
     notifier=GetToken,RefreshToken;operator=*
 
-An identity is the certificate's subject common name or any of its subject
-alternative names; a caller whose identities the policy does not name, or that
+An identity is one of the certificate's DNS subject alternative names, or its subject
+common name when it has no SAN extension (certificate_identities; docs/security.md);
+a caller whose identities the policy does not name, or that
 asks for a method its entries do not list, gets PERMISSION_DENIED with an
 ErrorInfo. Health and reflection are not TokenBrokerService: any certificate the
 client CA signed may call them. Without a client CA there is no caller identity
@@ -15,13 +16,17 @@ and no policy (the network is the boundary); setting a policy then is an error.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
+from servicekit import identifiers
 from servicekit.config import ConfigError
 from servicekit.errors import PermissionDenied
 
@@ -64,15 +69,41 @@ class CallerPolicy:
 
 
 def peer_identities(context: grpc.aio.ServicerContext) -> list[str]:
-    """The client certificate's common name and subject alternative names."""
+    """The identities of the client certificate (see certificate_identities)."""
     auth = context.auth_context() or {}
-    names: list[str] = []
-    for key in ("x509_common_name", "x509_subject_alternative_name"):
-        for value in auth.get(key, ()):
-            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-            if text not in names:
-                names.append(text)
-    return names
+    pems = auth.get("x509_pem_cert", ())
+    return list(certificate_identities(bytes(pems[0]))) if pems else []
+
+
+@functools.lru_cache(maxsize=256)
+def certificate_identities(pem: bytes) -> tuple[str, ...]:
+    """Which names of a certificate count as the caller's identity:
+
+    - its DNS subject alternative names, when it has a SAN extension (URI, email, IP and
+      other SAN types never count: a CA issuing an email certificate does not mean to
+      name a service);
+    - its subject common name only when it has no SAN extension at all (RFC 6125's
+      rule for host names, applied to callers);
+    - nothing for a certificate with an empty subject, or whose names are not plain
+      ASCII host names (a wildcard names no one caller).
+    """
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return ()
+    if not list(cert.subject):
+        return ()
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        san = None
+    if san is not None:
+        names = san.get_values_for_type(x509.DNSName)
+    else:
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        if len(names) != 1:
+            return ()  # several CNs: which one would be the caller is anyone's guess
+    return tuple(dict.fromkeys(n for n in names if identifiers.is_dns_name(n)))
 
 
 class CallerPolicyInterceptor(grpc.aio.ServerInterceptor):

@@ -14,6 +14,7 @@ from broker.config import BrokerConfig
 from broker.crypto import DecryptError, new_key_spec
 from broker.store import ConnectionStore
 from servicekit.config import ConfigError
+from servicekit.errors import Unavailable
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
 from servicekit.server import run_until_signal
@@ -27,8 +28,14 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
         serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
     if migrate:
         await asyncio.to_thread(db.migrate, config.database_url)
+    # A database that is garbage, damaged or read-only stops the process here (exit 2),
+    # named in one line, before anything listens.
+    await asyncio.to_thread(db.check_usable, config.database_url)
     # A key ring that cannot read the stored tokens stops the process here (exit 2).
-    await broker.store.check_keys()
+    try:
+        await broker.store.check_keys()
+    except Unavailable as down:
+        raise db.DatabaseUnusable(config.database_url, f"cannot be read: {down.message}") from None
 
     async def close() -> None:
         await broker.close()
@@ -83,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reencrypt":
             return asyncio.run(_reencrypt(config))
         return asyncio.run(_serve(config, migrate=not args.no_migrate))
+    except db.DatabaseUnusable as problem:
+        print(f"cannot start: {problem}", file=sys.stderr, flush=True)
+        return 2
     except ConfigError as problem:
         print(f"configuration error: {problem}", file=sys.stderr, flush=True)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker import db
 from servicekit.config import ConfigError, Env, ListenAddress
 from servicekit.origins import normalize_origin
 from servicekit.tls import ServerTls
@@ -107,8 +108,4 @@ class BrokerConfig:
     @property
     def sqlite_path(self) -> Path | None:
         """The database file, when the database is an SQLite file."""
-        prefix = self.database_url.split("://", 1)[0]
-        if not prefix.startswith("sqlite"):
-            return None
-        path = self.database_url.split(":///", 1)[-1] if ":///" in self.database_url else ""
-        return Path(path) if path and path != ":memory:" else None
+        return db.sqlite_file(self.database_url)

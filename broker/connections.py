@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -21,6 +23,7 @@ from broker.zoho_accounts import (
     Unavailable,
 )
 from servicekit.errors import (
+    THROTTLE_SOURCE_ZOHO,
     InvalidArgument,
     NotFound,
     ReauthRequired,
@@ -30,6 +33,7 @@ from servicekit.errors import (
     ZohoUnavailable,
 )
 from servicekit.origins import OriginPolicy
+from servicekit.validation import valid_user_id
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -59,7 +63,9 @@ def decode_page_token(token: str) -> str:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
         after = data["after"]
-        if not isinstance(after, str) or not after:
+        # Decoded JSON can hold what no request field may (a NUL, a lone surrogate):
+        # the value is checked as the user_id it stands for before it reaches the database.
+        if not isinstance(after, str) or not valid_user_id(after):
             raise ValueError
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
         raise InvalidArgument(
@@ -73,7 +79,7 @@ def _zoho_error(exc: Exception, *, what: str, user_id: str) -> ServiceError:
     if isinstance(exc, InvalidGrant):
         return ReauthRequired(user_id, f"Zoho refused the {what} (invalid_code)")
     if isinstance(exc, Throttled):
-        return ZohoThrottled(str(exc), retry_after=exc.retry_after, source="zoho")
+        return ZohoThrottled(str(exc), retry_after=exc.retry_after, source=THROTTLE_SOURCE_ZOHO)
     if isinstance(exc, ClientRejected):
         return ZohoRejected(str(exc), zoho_code=exc.zoho_error, http_status=200)
     return ZohoUnavailable(str(exc), endpoint="token")
@@ -91,8 +97,17 @@ class ConnectionService:
         self.accounts = accounts
         self.tokens = tokens
         self.policy = policy
+        self._import_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def create(self, request: CreateRequest) -> Connection:
+        if not request.refresh_token:
+            return await self._create(request)
+        # One import of a refresh token at a time in this process, from the budget check
+        # to the audit row of its mint: racing imports then see each other's mints.
+        async with self._importing(token_hash(request.refresh_token)):
+            return await self._create(request)
+
+    async def _create(self, request: CreateRequest) -> Connection:
         accounts_server = self.policy.accounts_server(request.accounts_server)
         api_domain = (
             self.policy.api_domain(request.api_domain) if request.api_domain else ""
@@ -113,8 +128,10 @@ class ConnectionService:
                 refresh_token = grant.refresh_token
             else:
                 # An import is checked at once: a dead token fails here, not at first use.
+                # That check mints a token, so it spends the same budget as a refresh.
                 refresh_token = request.refresh_token
-                grant = await self.accounts.refresh(accounts_server, refresh_token, deadline)
+                await self._check_import_budget(request.user_id, refresh_token)
+                grant = await self._import(request, accounts_server, deadline, started)
         except (InvalidGrant, Throttled, ClientRejected, Unavailable) as exc:
             raise _zoho_error(
                 exc,
@@ -145,6 +162,49 @@ class ConnectionService:
         )
         self.tokens.remember(record)
         return record
+
+    @contextlib.asynccontextmanager
+    async def _importing(self, refresh_hash: str) -> AsyncIterator[None]:
+        """A lock per refresh token, dropped when its last holder leaves."""
+        lock, users = self._import_locks.get(refresh_hash, (asyncio.Lock(), 0))
+        self._import_locks[refresh_hash] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._import_locks[refresh_hash]
+            if users == 1:
+                del self._import_locks[refresh_hash]
+            else:
+                self._import_locks[refresh_hash] = (lock, users - 1)
+
+    async def _check_import_budget(self, user_id: str, refresh_token: str) -> None:
+        now, refresh_hash = self.tokens.clock(), token_hash(refresh_token)
+        existing = await self.store.get(user_id, with_tokens=False)
+        if existing is not None and existing.refresh_token_hash == refresh_hash \
+                and existing.throttled_until and existing.throttled_until > now:
+            raise ZohoThrottled(
+                "Zoho throttled new tokens for this refresh token; retry later",
+                retry_after=(existing.throttled_until - now).total_seconds(),
+                source=THROTTLE_SOURCE_ZOHO,
+            )
+        await self.tokens.check_mint_budget(refresh_hash, now)
+
+    async def _import(
+        self, request: CreateRequest, accounts_server: str, deadline: float, started: float
+    ) -> TokenGrant:
+        try:
+            return await self.accounts.refresh(accounts_server, request.refresh_token, deadline)
+        except Unavailable as exc:
+            if exc.maybe_minted:
+                # Zoho may have minted before the answer was lost: count it, as a refresh does.
+                await self.store.record_audit(AuditEntry(
+                    user_id=request.user_id, reason="create", outcome="unknown",
+                    latency_ms=int((time.monotonic() - started) * 1000),
+                    refresh_token_hash=token_hash(request.refresh_token),
+                    replica=self.tokens.replica, detail="import: Zoho's answer was lost",
+                ), self.tokens.clock())
+            raise
 
     def _api_domain(self, grant: TokenGrant, *, fallback: str) -> str:
         if grant.api_domain:

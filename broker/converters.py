@@ -49,6 +49,7 @@ def _token_fields(token: IssuedToken) -> dict[str, Any]:
         "expires_at": timestamp(token.expires_at),
         "scopes": list(token.scopes),
         "desk_org_id": token.desk_org_id,
+        "grant_id": token.grant_id,
     }
 
 

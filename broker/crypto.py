@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import grpc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from broker.key_file import key_file_for, read_or_create
 from servicekit.config import ConfigError
 from servicekit.errors import ServiceError
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "BROKER_ENCRYPTION_KEY"
 _FORMAT = "v1"
+# ASCII only: the id is matched as text in SQL (check_keys) and named in messages.
+_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class DecryptError(ServiceError):
@@ -56,7 +60,7 @@ class KeyRing:
             if not item:
                 continue
             key_id, sep, encoded = item.partition(":")
-            if not sep or not key_id or not key_id.replace("-", "").replace("_", "").isalnum():
+            if not sep or not key_id or not _KEY_ID.fullmatch(key_id):
                 raise ConfigError(ENV_VAR, "each key must be KEY_ID:URLSAFE_BASE64_32_BYTES")
             try:
                 key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
@@ -110,7 +114,7 @@ def new_key_spec(key_id: str = "k1") -> str:
 
 def load_key_ring(spec: str, *, sqlite_path: Path | None, database_url: str) -> KeyRing:
     """The key ring from the environment; for a local SQLite file with no key, a
-    key file beside the database (created 0600 on first use), with a warning."""
+    key file beside the database (broker/key_file.py), with a warning."""
     if spec:
         return KeyRing.parse(spec)
     if sqlite_path is None:
@@ -118,16 +122,10 @@ def load_key_ring(spec: str, *, sqlite_path: Path | None, database_url: str) -> 
             ENV_VAR,
             "required for this database (only a local SQLite file may use a generated key file)",
         )
-    key_file = sqlite_path.with_name(sqlite_path.name + ".key")
-    if not key_file.exists():
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(new_key_spec("local1") + "\n")
-        log.warning(
-            "%s is not set: generated a key in %s (mode 0600). Back it up with the database; "
-            "set %s for anything but local use.", ENV_VAR, key_file, ENV_VAR,
-        )
-    else:
-        log.warning("%s is not set: using the key file %s", ENV_VAR, key_file)
-    return KeyRing.parse(key_file.read_text().strip())
+    key_file = key_file_for(sqlite_path)
+    stored = read_or_create(key_file, sqlite_path, new_key_spec("local1"))
+    try:
+        return KeyRing.parse(stored)
+    except ConfigError as problem:
+        why = str(problem).removeprefix(f"{ENV_VAR}: ")
+        raise ConfigError(ENV_VAR, f"the key file {key_file}: {why}") from None

@@ -3,6 +3,9 @@
     zoho-broker connect --user ID [--scope S ...]   consent in a browser, then CreateConnection
     zoho-broker connections list | show ID | delete ID [--keep-grant]
 
+Against a TLS broker: --tls-ca (and under mutual TLS --tls-cert, --tls-key), or
+ZOHO_BROKER_TLS_CA/_CERT/_KEY; the broker's default policy names an `operator` identity.
+
 Every typed error (the ErrorInfo reason) is said in a sentence that tells what to do.
 Exit codes: 0 done, 1 the broker or Zoho said no, 2 a usage or configuration problem.
 """
@@ -16,12 +19,10 @@ import os
 import sys
 import webbrowser
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import grpc
 from google.protobuf import json_format
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from broker.consent_flow import (
     DEFAULT_ACCOUNTS_SERVER,
@@ -30,86 +31,14 @@ from broker.consent_flow import (
     ConsentError,
     authorization_url,
 )
+from broker.operator_words import explain
 from servicekit.config import ConfigError, parse_listen
-from servicekit.errors import error_info
+from servicekit.tls import ClientTls
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 DEFAULT_BROKER = "127.0.0.1:50051"
 DEFAULT_CALLBACK = "127.0.0.1:8765"
 RPC_TIMEOUT_SECONDS = 30.0
-
-
-def explain(err: grpc.aio.AioRpcError, *, broker: str, user_id: str = "") -> str:
-    """One or two sentences an operator can act on, from the error's reason."""
-    status = rpc_status.from_call(cast(Any, err))
-    info = error_info(status) if status is not None else None
-    reason = info.reason if info is not None else ""
-    meta = dict(info.metadata) if info is not None else {}
-    user = meta.get("user_id") or user_id or "this user"
-    reconnect = f"zoho-broker connect --user {user}"
-    if reason == "NOT_CONNECTED":
-        return f"{user} has no Zoho connection. Connect them with `{reconnect}`."
-    if reason == "NOT_FOUND":
-        return f"There is no connection for {user}: `zoho-broker connections list` shows them."
-    if reason == "REAUTH_REQUIRED":
-        return (
-            f"Zoho refused the grant ({err.details()}). The user must consent again: "
-            f"`{reconnect}` (an authorization code works once, for about 2 minutes)."
-        )
-    if reason == "MISSING_SCOPE":
-        scope = meta.get("scope", "a needed scope")
-        return (
-            f"The grant lacks {scope}. Connect again asking for it: `{reconnect} --scope {scope}` "
-            "(an old grant never gains scopes)."
-        )
-    if reason == "ZOHO_THROTTLED":
-        wait = _retry_seconds(status) or meta.get("retry_after_seconds", "a while")
-        who = "the broker's own budget" if meta.get("source") == "broker" else "Zoho"
-        return f"{who} is limiting new tokens for this grant: try again in {wait} s."
-    if reason in ("ZOHO_UNAVAILABLE", "ZOHO_BAD_RESPONSE"):
-        return f"Zoho's accounts server failed ({err.details()}): try again later."
-    if reason == "ORIGIN_NOT_ALLOWED":
-        return (
-            f"{meta.get('origin', 'That server')} is not a Zoho data centre and not in the "
-            f"broker's ZOHO_EXTRA_ORIGINS ({meta.get('field', 'origin')}); add it there if it "
-            "is trusted."
-        )
-    if reason == "ZOHO_REJECTED":
-        code = meta.get("zoho_code", "?")
-        hint = (
-            " Check the broker's ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET, and that --client-id "
-            "is the same client."
-            if code.startswith("invalid_client")
-            else ""
-        )
-        return f"Zoho refused the request ({code}).{hint}"
-    if reason == "INVALID_ARGUMENT":
-        fields = _violations(status)
-        return "The broker refused the request: " + (fields or err.details() or "bad request")
-    if reason == "PERMISSION_DENIED" or err.code() == grpc.StatusCode.PERMISSION_DENIED:
-        return f"The broker refused this caller: {err.details()}"
-    if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
-            and not reason:
-        return f"Cannot reach the broker at {broker} ({err.code().name}): is it running?"
-    return f"The broker answered {err.code().name}: {err.details()}"
-
-
-def _retry_seconds(status: Any) -> str | None:
-    for detail in getattr(status, "details", []):
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return str(max(1, round(info.retry_delay.ToTimedelta().total_seconds())))
-    return None
-
-
-def _violations(status: Any) -> str:
-    for detail in getattr(status, "details", []):
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            return "; ".join(f"{v.field}: {v.description}" for v in bad.field_violations)
-    return ""
 
 
 def _when(
@@ -255,8 +184,24 @@ async def delete(args: argparse.Namespace, stub: broker_pb2_grpc.TokenBrokerServ
 Command = Callable[[argparse.Namespace, broker_pb2_grpc.TokenBrokerServiceStub], Awaitable[int]]
 
 
+def channel_tls(args: argparse.Namespace) -> ClientTls | None:
+    """TLS to the broker from --tls-ca/--tls-cert/--tls-key, each defaulting to its
+    ZOHO_BROKER_TLS_* variable (as zoho-health takes them). Raises ConfigError."""
+    env = {name: value for name, value in (
+        ("ZOHO_BROKER_TLS_CA", args.tls_ca), ("ZOHO_BROKER_TLS_CERT", args.tls_cert),
+        ("ZOHO_BROKER_TLS_KEY", args.tls_key)) if value}
+    return ClientTls.from_env("ZOHO_BROKER", env)
+
+
 async def _run(command: Command, args: argparse.Namespace) -> int:
-    async with grpc.aio.insecure_channel(args.broker) as channel:
+    try:
+        tls = channel_tls(args)
+    except ConfigError as problem:
+        print(f"TLS to the broker: {problem}", file=sys.stderr)
+        return 2
+    channel = grpc.aio.secure_channel(args.broker, tls.credentials()) if tls \
+        else grpc.aio.insecure_channel(args.broker)
+    async with channel:
         stub = broker_pb2_grpc.TokenBrokerServiceStub(channel)
         try:
             return await command(args, stub)
@@ -321,5 +266,17 @@ def add_commands(commands: Any) -> None:
     deleting.set_defaults(operator_command=delete)
     for sub in (listing, showing, deleting):
         sub.add_argument("--broker", default=default_broker, help=broker_help)
+    for sub in (connect_parser, listing, showing, deleting):
+        _tls_arguments(sub)
     for sub in (listing, showing):
         sub.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _tls_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, variable, meaning in (
+        ("--tls-ca", "ZOHO_BROKER_TLS_CA", "CA of the broker's certificate (TLS)"),
+        ("--tls-cert", "ZOHO_BROKER_TLS_CERT", "this operator's certificate (mutual TLS)"),
+        ("--tls-key", "ZOHO_BROKER_TLS_KEY", "its private key (mutual TLS)"),
+    ):
+        parser.add_argument(flag, metavar="PEM", default=os.environ.get(variable, ""),
+                            help=f"{meaning}; default {variable}")

@@ -10,18 +10,28 @@ taken over cannot overwrite the newer token.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, func, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DatabaseError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker.crypto import ENV_VAR, DecryptError, KeyRing
+from broker.db import describe_fault
 from broker.models import (
     MINTING_OUTCOMES,
     STATUS_ACTIVE,
@@ -31,6 +41,8 @@ from broker.models import (
 )
 from servicekit.config import ConfigError
 from servicekit.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 _conn = cast(Table, ZohoConnection.__table__)
 _audit = cast(Table, RefreshAudit.__table__)
@@ -68,6 +80,13 @@ class Connection:
     def active(self) -> bool:
         return self.status == STATUS_ACTIVE
 
+    @functools.cached_property  # a record is shared by every GetToken of its cache lifetime
+    def grant_id(self) -> str:
+        """Names the grant: it changes with the refresh token, so a reconnect (a new
+        consent, maybe of another Zoho account) changes it. A hash of the hash, so it
+        is not the refresh_token_hash found in the audit table."""
+        return hashlib.sha256(f"grant:{self.refresh_token_hash}".encode()).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -101,18 +120,45 @@ class ConnectionStore:
     def __init__(self, engine: AsyncEngine, keys: KeyRing) -> None:
         self.engine = engine
         self.keys = keys
+        # Called once when the database turns out damaged (the broker reports NOT_SERVING).
+        self.on_damage: Callable[[], None] | None = None
+        self.damaged = False
 
     # -- the database --------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[AsyncConnection]:
-        async with _database_down_is_unavailable(), self.engine.connect() as db:
+        async with self._database_faults(), self.engine.connect() as db:
             yield db
 
     @contextlib.asynccontextmanager
     async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        async with _database_down_is_unavailable(), self.engine.begin() as db:
+        async with self._database_faults(), self.engine.begin() as db:
             yield db
+
+    @contextlib.asynccontextmanager
+    async def _database_faults(self) -> AsyncIterator[None]:
+        """An outage is UNAVAILABLE (_database_down_is_unavailable); so is a damaged
+        database (a corrupted page or index that passed the start checks), which also
+        is logged once, with its cause, and reported through `on_damage`."""
+        try:
+            async with _database_down_is_unavailable():
+                yield
+        except DBAPIError as exc:
+            if not _is_damage(exc):
+                raise
+            if not self.damaged:
+                self.damaged = True
+                log.error("the broker's database %s; every call that needs it answers "
+                          "UNAVAILABLE and health is NOT_SERVING until an operator restores "
+                          "it (PRAGMA integrity_check / REINDEX, or a backup)",
+                          describe_fault(exc))
+                if self.on_damage is not None:
+                    self.on_damage()
+            raise Unavailable(
+                "the broker's database is damaged; an operator must repair it",
+                metadata={"dependency": "database", "error": "DatabaseDamaged"},
+            ) from None
 
     # -- encryption ----------------------------------------------------------
 
@@ -458,6 +504,12 @@ async def _database_down_is_unavailable() -> AsyncIterator[None]:
             raise Unavailable("the broker's database connection was lost; retry shortly",
                               metadata={"dependency": "database"}) from None
         raise
+
+
+def _is_damage(exc: DBAPIError) -> bool:
+    """SQLite's "database disk image is malformed" is a bare DatabaseError; PostgreSQL's
+    data_corrupted and index_corrupted (XX001, XX002) are InternalErrors."""
+    return type(exc) is DatabaseError or isinstance(exc, InternalError)
 
 
 def _bound_to(user_id: str, column: str) -> str:

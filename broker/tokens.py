@@ -35,6 +35,8 @@ from broker.zoho_accounts import (
     Unavailable,
 )
 from servicekit.errors import (
+    THROTTLE_SOURCE_BUDGET,
+    THROTTLE_SOURCE_ZOHO,
     MissingScope,
     NotConnected,
     OriginNotAllowed,
@@ -71,6 +73,7 @@ class IssuedToken:
     expires_at: datetime
     scopes: tuple[str, ...]
     desk_org_id: str
+    grant_id: str = ""
 
 
 @dataclass
@@ -92,6 +95,7 @@ def _issue(record: Connection) -> IssuedToken:
         expires_at=record.token_expires_at,
         scopes=record.scopes,
         desk_org_id=record.desk_org_id,
+        grant_id=record.grant_id,
     )
 
 
@@ -352,12 +356,18 @@ class TokenService:
             wait = (record.throttled_until - now).total_seconds()
             raise ZohoThrottled(
                 "Zoho throttled new tokens for this connection; retry later",
-                retry_after=wait, source="zoho",
+                retry_after=wait, source=THROTTLE_SOURCE_ZOHO,
             )
 
     async def _check_budget(self, record: Connection, now: datetime) -> None:
+        await self.check_mint_budget(record.refresh_token_hash, now)
+
+    async def check_mint_budget(self, refresh_token_hash: str, now: datetime) -> None:
+        """Refuses a call to Zoho's token endpoint for this refresh token once the budget
+        of new tokens in the window is spent: refreshes and imports (CreateConnection
+        with a refresh_token mints too) count against, and are refused by, this one check."""
         window = timedelta(seconds=self.config.mint_budget_window_seconds)
-        mints = await self.store.mints_since(record.refresh_token_hash, now - window)
+        mints = await self.store.mints_since(refresh_token_hash, now - window)
         budget = self.config.mint_budget
         if len(mints) >= budget:
             # The budget frees up when the oldest mint that fills it ages out.
@@ -367,7 +377,7 @@ class TokenService:
                 f"{self.config.mint_budget_window_seconds // 60} minutes (Zoho allows "
                 f"{budget}); retry later",
                 retry_after=max(1.0, (frees_at - now).total_seconds()),
-                source="broker_budget",
+                source=THROTTLE_SOURCE_BUDGET,
             )
 
     async def _refresh_holding(
@@ -412,7 +422,7 @@ class TokenService:
         except Throttled as exc:
             raise await failed(
                 "throttled",
-                ZohoThrottled(str(exc), retry_after=exc.retry_after, source="zoho"),
+                ZohoThrottled(str(exc), retry_after=exc.retry_after, source=THROTTLE_SOURCE_ZOHO),
                 throttled_until=self.clock() + timedelta(seconds=exc.retry_after),
             ) from None
         except ClientRejected as exc:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from broker.connections import MAX_PAGE_SIZE
+from servicekit import identifiers
 from servicekit.errors import Violations
 from servicekit.validation import check_app_type, check_user_id
 from zoho.broker.v1 import broker_pb2
@@ -13,7 +12,6 @@ from zoho.broker.v1 import broker_pb2
 MAX_MIN_TTL = 3000
 MAX_TOKEN_CHARS = 4096
 MAX_SCOPES = 100
-MAX_SCOPE_CHARS = 200
 
 
 def _token_field(v: Violations, field: str, value: str, *, required: bool) -> None:
@@ -47,11 +45,8 @@ def create(request: broker_pb2.CreateConnectionRequest) -> None:
         _token_field(v, "authorization_code", request.authorization_code, required=True)
         if not request.redirect_uri:
             v.add("redirect_uri", "required with authorization_code")
-        else:
-            parts = urlsplit(request.redirect_uri)
-            if parts.scheme not in ("http", "https") or not parts.netloc \
-                    or len(request.redirect_uri) > 2048:
-                v.add("redirect_uri", "must be the http(s) URL the code was issued for")
+        elif not identifiers.is_http_url(request.redirect_uri):
+            v.add("redirect_uri", "must be the http(s) URL the code was issued for")
     else:
         _token_field(v, "refresh_token", request.refresh_token, required=True)
         if not request.api_domain:
@@ -60,11 +55,11 @@ def create(request: broker_pb2.CreateConnectionRequest) -> None:
     if len(request.scopes) > MAX_SCOPES:
         v.add("scopes", f"at most {MAX_SCOPES}")
     for i, scope in enumerate(request.scopes):
-        if not scope or len(scope) > MAX_SCOPE_CHARS or not scope.isprintable() or " " in scope:
+        if not identifiers.is_scope(scope):
             v.add(f"scopes[{i}]", "must be a Zoho scope such as ZohoCRM.notifications.READ")
-    if request.desk_org_id and (not request.desk_org_id.isdigit()
-                                or len(request.desk_org_id) > 32):
-        v.add("desk_org_id", "must be digits (Desk's orgId), at most 32")
+    if request.desk_org_id and not identifiers.is_desk_id(request.desk_org_id):
+        v.add("desk_org_id",
+              f"must be ASCII digits (Desk's orgId), at most {identifiers.DESK_ID_MAX}")
     v.raise_if_any()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from servicekit import metrics
+from servicekit import identifiers, metrics
 from servicekit.outbound import ResponseTooLarge, send_capped
 
 TOKEN_PATH = "/oauth/v2/token"
@@ -92,8 +92,10 @@ def parse_token_response(status: int, text: str) -> TokenGrant:
     token = body.get("access_token")
     if isinstance(token, str) and token:
         return _grant(body)
-    error = str(body.get("error") or body.get("code") or "")[:100]
-    description = str(body.get("error_description") or body.get("message") or "")[:200]
+    # Zoho's words go into logs, the row's last_error and ErrorInfo metadata: only
+    # printable ASCII of them (a NUL or a lone surrogate would break the write).
+    error = _ascii(body.get("error") or body.get("code"))[:100]
+    description = _ascii(body.get("error_description") or body.get("message"))[:200]
     wording = f"{error} {description}".lower()
     if error == "invalid_code":
         raise InvalidGrant("Zoho answered invalid_code: the grant is revoked, spent or unknown")
@@ -131,13 +133,27 @@ def _grant(body: dict[str, Any]) -> TokenGrant:
     api_domain = body.get("api_domain")
     scope = body.get("scope")
     refresh = body.get("refresh_token")
+    rotated = isinstance(refresh, str) and bool(refresh)
+    if not _token_text(body["access_token"]) or (rotated and not _token_text(refresh)):
+        raise _Retryable("Zoho's token answer holds a token that is not printable ASCII")
     return TokenGrant(
         access_token=body["access_token"],
         expires_in=lifetime,
         api_domain=api_domain if isinstance(api_domain, str) and api_domain else None,
-        scopes=tuple(scope.replace(",", " ").split()) if isinstance(scope, str) else (),
+        scopes=tuple(s for s in scope.replace(",", " ").split() if identifiers.is_scope(s))
+        if isinstance(scope, str) else (),
         refresh_token=refresh if isinstance(refresh, str) and refresh else None,
     )
+
+
+def _token_text(value: object) -> bool:
+    return isinstance(value, str) and value.isascii() and value.isprintable() and " " not in value
+
+
+def _ascii(value: object) -> str:
+    text = value if isinstance(value, str) else str(value or "")
+    # Replaced, not dropped: "invalid_client\x00" must not read as invalid_client.
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
 
 
 class AccountsClient:

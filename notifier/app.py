@@ -81,6 +81,7 @@ class NotifierApp:
             self.broker_channel,
             lambda serving: self.server.set_serving(SERVICE_NAME, serving),
             interval=config.health_interval_seconds,
+            check_policy=config.broker_tls is not None and config.broker_tls.cert_chain is not None,
         )
 
     async def start(self) -> str:

@@ -26,6 +26,8 @@ class Grant:
     api_domain: str
     desk_org_id: str = ""
     scopes: tuple[str, ...] = ()
+    # Changes with each new grant (reconnect): keys what is cached about the account.
+    grant_id: str = ""
 
 
 class BrokerClient:
@@ -43,7 +45,7 @@ class BrokerClient:
             )
         except grpc.aio.AioRpcError as err:
             raise _translate(err, "GetToken") from None
-        return Grant(reply.access_token, reply.api_domain, reply.desk_org_id, tuple(reply.scopes))
+        return _grant(reply)
 
     async def refresh_token(
         self,
@@ -61,7 +63,12 @@ class BrokerClient:
             )
         except grpc.aio.AioRpcError as err:
             raise _translate(err, "RefreshToken") from None
-        return Grant(reply.access_token, reply.api_domain, reply.desk_org_id, tuple(reply.scopes))
+        return _grant(reply)
+
+
+def _grant(reply: broker_pb2.GetTokenResponse | broker_pb2.RefreshTokenResponse) -> Grant:
+    return Grant(reply.access_token, reply.api_domain, reply.desk_org_id, tuple(reply.scopes),
+                 reply.grant_id)
 
 
 def _metadata() -> tuple[tuple[str, str], ...]:

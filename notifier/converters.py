@@ -11,6 +11,7 @@ from typing import Any
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from servicekit.errors import ZohoBadResponse
+from servicekit.validation import MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
@@ -68,9 +69,11 @@ class _Reader:
         # Whole seconds and nanos from a timedelta: exact, and a third of the cost of
         # Timestamp.FromDatetime (a stream converts every item; see bench/streaming.py).
         since = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _EPOCH
-        return timestamp_pb2.Timestamp(
-            seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000
-        )
+        seconds = since.days * 86400 + since.seconds
+        # 9999-12-31T23:59:59-14:00 parses, but lies past the range a Timestamp may hold.
+        if not MIN_TIMESTAMP_SECONDS <= seconds <= MAX_TIMESTAMP_SECONDS:
+            raise self.bad(key, "a time between 0001 and 9999")
+        return timestamp_pb2.Timestamp(seconds=seconds, nanos=since.microseconds * 1000)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -3,7 +3,6 @@ to CRM or Desk by app_type. Knows nothing of gRPC contexts; the servicer transla
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
@@ -19,12 +18,12 @@ from notifier.desk import DeskClient
 from notifier.paging import Page, prefetching
 from notifier.tokens import TokenSession
 from notifier.zoho_http import ZohoClientError
+from servicekit import identifiers
 from servicekit.errors import NotFound, ServiceError, ZohoBadResponse
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-_DESK_ORG_ID = re.compile(r"^[0-9]{1,32}$")
 CRM = common_pb2.APP_TYPE_CRM
 # Item by item or page by page, a listing asks the same of Zoho.
 ListRequest = notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest
@@ -45,25 +44,32 @@ class DeskOrgUnresolved(ServiceError):
 
 
 class DeskOrgCache:
-    """user -> resolved Desk org id, for `ttl` seconds: saves a call per request, and
-    notices within the TTL when the user's default org changes."""
+    """(user, Desk host, grant) -> resolved Desk org id, for `ttl` seconds: saves a call
+    per request, and notices within the TTL when the user's default org changes. The
+    broker's grant_id is in the key because a reconnect may be another Zoho account,
+    whose token the old account's org refuses (OAUTH_ORG_MISMATCH)."""
 
     def __init__(self, ttl: float) -> None:
         self._ttl = ttl
-        self._entries: dict[tuple[str, str], tuple[str, float]] = {}
+        self._entries: dict[tuple[str, str, str], tuple[str, float]] = {}
 
-    def get(self, user_id: str, origin: str) -> str | None:
-        entry = self._entries.get((user_id, origin))
+    def get(self, user_id: str, origin: str, grant_id: str) -> str | None:
+        key = (user_id, origin, grant_id)
+        entry = self._entries.get(key)
         if entry is None or entry[1] <= time.monotonic():
+            self._entries.pop(key, None)
             return None
         return entry[0]
 
-    def put(self, user_id: str, origin: str, org_id: str) -> None:
+    def put(self, user_id: str, origin: str, grant_id: str, org_id: str) -> None:
         if self._ttl > 0:
-            self._entries[(user_id, origin)] = (org_id, time.monotonic() + self._ttl)
+            # One entry per user and host: the previous grant's org goes at once.
+            for key in [k for k in self._entries if k[:2] == (user_id, origin)]:
+                del self._entries[key]
+            self._entries[(user_id, origin, grant_id)] = (org_id, time.monotonic() + self._ttl)
 
-    def drop(self, user_id: str, origin: str) -> None:
-        self._entries.pop((user_id, origin), None)
+    def drop(self, user_id: str, origin: str, grant_id: str) -> None:
+        self._entries.pop((user_id, origin, grant_id), None)
 
 
 class Notifications:
@@ -147,18 +153,18 @@ class Notifications:
     async def _desk_org(self, session: TokenSession) -> str:
         grant = await session.grant()
         if grant.desk_org_id:
-            if not _DESK_ORG_ID.match(grant.desk_org_id):
+            if not identifiers.is_desk_id(grant.desk_org_id):
                 raise ZohoBadResponse("the connection's desk_org_id is not a Desk org id")
             return grant.desk_org_id
         origin = self._desk_origin(grant)
-        cached = self._orgs.get(session.user_id, origin)
+        cached = self._orgs.get(session.user_id, origin, grant.grant_id)
         if cached is not None:
             return cached
         orgs = await session.run(
             lambda g: self._desk.organizations(g, self._desk_origin(g), deadline=session.deadline)
         )
         org_id = _pick_org(orgs)
-        self._orgs.put(session.user_id, origin, org_id)
+        self._orgs.put(session.user_id, origin, grant.grant_id, org_id)
         return org_id
 
     async def _desk_call(
@@ -170,7 +176,8 @@ class Notifications:
         except ZohoClientError as refused:
             if refused.zoho_code == "OAUTH_ORG_MISMATCH":
                 # The cached org is no longer the user's: look it up again next time.
-                self._orgs.drop(session.user_id, self._desk_origin(await session.grant()))
+                grant = await session.grant()
+                self._orgs.drop(session.user_id, self._desk_origin(grant), grant.grant_id)
             raise
 
     # ---- CRM writes ----------------------------------------------------------------------
@@ -259,7 +266,7 @@ def _pick_org(orgs: list[dict[str, Any]]) -> str:
     org_id = chosen.get("id")
     if isinstance(org_id, int) and not isinstance(org_id, bool):
         org_id = str(org_id)
-    if not isinstance(org_id, str) or not _DESK_ORG_ID.match(org_id):
+    if not isinstance(org_id, str) or not identifiers.is_desk_id(org_id):
         raise ZohoBadResponse(
             "an organisation's id is not a Desk org id", endpoint="desk.organizations"
         )

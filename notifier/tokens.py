@@ -3,6 +3,7 @@ when Zoho rejects it."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -71,4 +72,4 @@ class TokenSession:
         # The broker checked the domain when it stored it; a token is only ever sent to an
         # allowed host, so check again where it is used.
         origin = self._policy.api_domain(grant.api_domain)
-        return Grant(grant.access_token, origin, grant.desk_org_id, grant.scopes)
+        return dataclasses.replace(grant, api_domain=origin)

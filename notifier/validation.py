@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from notifier import crm, desk
 from notifier.converters import DESK_UPDATE_FIELDS
 from notifier.notifications import ListRequest
+from servicekit import identifiers
 from servicekit.errors import Violations
-from servicekit.validation import check_user_id
+from servicekit.validation import check_clean_text, check_struct, check_timestamp, check_user_id
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-_CHANNEL_ID = re.compile(r"^[0-9]{1,64}$")
-_MODULE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
-_DESK_ID = re.compile(r"^[0-9]{1,32}$")
-_EVENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\.(create|edit|delete|all)$")
 _MAX_CRM_EVENTS = 10
 
 
@@ -34,9 +30,9 @@ def list_request(request: ListRequest) -> None:
         v.add("app_type", "must be APP_TYPE_CRM or APP_TYPE_DESK")
     if request.page_size < 0 or (limit and request.page_size > limit):
         v.add("page_size", f"must be between 0 (Zoho's maximum) and {limit or crm.MAX_PAGE_SIZE}")
-    if request.module and not _MODULE.match(request.module):
+    if request.module and not identifiers.is_module(request.module):
         v.add("module", "must be a CRM module API name (Leads, Deals, ...)")
-    if request.channel_id and not _CHANNEL_ID.match(request.channel_id):
+    if request.channel_id and not identifiers.is_channel_id(request.channel_id):
         v.add("channel_id", "must be digits, at most 64")
     v.raise_if_any()
 
@@ -53,15 +49,18 @@ def crm_channels(
         v.add("channels", f"at most {crm.MAX_WRITE_ITEMS} per call (Zoho's limit)")
     for i, channel in enumerate(channels):
         field = f"channels[{i}]"
-        if not _CHANNEL_ID.match(channel.channel_id):
+        if not identifiers.is_channel_id(channel.channel_id):
             v.add(f"{field}.channel_id", "required: digits, at most 64")
         if complete and not channel.events:
             v.add(f"{field}.events", "at least one event")
         if complete and not channel.notify_url:
             v.add(f"{field}.notify_url", "required")
         _events(v, f"{field}.events", channel.events)
-        if channel.notify_url and not channel.notify_url.startswith(("https://", "http://")):
+        if channel.notify_url and not identifiers.is_http_url(channel.notify_url):
             v.add(f"{field}.notify_url", "must be an http(s) URL")
+        if channel.HasField("channel_expiry"):
+            check_timestamp(v, f"{field}.channel_expiry", channel.channel_expiry)
+        check_clean_text(v, f"{field}.token", channel.token)
     v.raise_if_any()
 
 
@@ -69,14 +68,14 @@ def _events(v: Violations, field: str, events: Sequence[str]) -> None:
     if len(events) > _MAX_CRM_EVENTS:
         v.add(field, f"at most {_MAX_CRM_EVENTS} events")
     for j, event in enumerate(events):
-        if not _EVENT.match(event):
+        if not identifiers.is_crm_event(event):
             v.add(f"{field}[{j}]", "must be {Module}.{create|edit|delete|all}")
 
 
 def disable_events(request: notifier_pb2.DisableCrmEventsRequest) -> None:
     v = Violations()
     check_user_id(v, request.user_id)
-    if not _CHANNEL_ID.match(request.channel_id):
+    if not identifiers.is_channel_id(request.channel_id):
         v.add("channel_id", "required: digits, at most 64")
     if not request.events:
         v.add("events", "at least one event")
@@ -92,7 +91,7 @@ def disable_channels(request: notifier_pb2.DisableCrmChannelsRequest) -> None:
     elif len(request.channel_ids) > crm.MAX_WRITE_ITEMS:
         v.add("channel_ids", f"at most {crm.MAX_WRITE_ITEMS} per call")
     for i, channel_id in enumerate(request.channel_ids):
-        if not _CHANNEL_ID.match(channel_id):
+        if not identifiers.is_channel_id(channel_id):
             v.add(f"channel_ids[{i}]", "digits, at most 64")
     v.raise_if_any()
 
@@ -106,7 +105,7 @@ def desk_webhook(
 ) -> None:
     v = Violations()
     check_user_id(v, user_id)
-    if webhook_id is not None and not _DESK_ID.match(webhook_id):
+    if webhook_id is not None and not identifiers.is_desk_id(webhook_id):
         v.add("webhook_id", "required: a Desk webhook id (digits)")
     unknown = [f for f in update_fields if f not in DESK_UPDATE_FIELDS]
     for name in unknown:
@@ -115,8 +114,14 @@ def desk_webhook(
     checked = set(update_fields) if update_fields else set(DESK_UPDATE_FIELDS)
     if "name" in checked and not spec.name.strip():
         v.add("webhook.name", "required")
-    if "url" in checked and not spec.url.startswith(("https://", "http://")):
+    if "url" in checked and not identifiers.is_http_url(spec.url):
         v.add("webhook.url", "required: an http(s) URL")
+    for name, text in (("name", spec.name), ("description", spec.description),
+                       ("ignore_source_id", spec.ignore_source_id)):
+        check_clean_text(v, f"webhook.{name}", text)
+    for i, event in enumerate(spec.subscriptions):
+        check_clean_text(v, f"webhook.subscriptions[{i}]", event)
+    check_struct(v, "webhook.subscription_options", spec.subscription_options)
     if "subscriptions" in checked and not spec.subscriptions:
         v.add("webhook.subscriptions", "at least one event name")
     for name in spec.subscription_options.fields:
@@ -128,6 +133,6 @@ def desk_webhook(
 def delete_webhook(request: notifier_pb2.DeleteDeskWebhookRequest) -> None:
     v = Violations()
     check_user_id(v, request.user_id)
-    if not _DESK_ID.match(request.webhook_id):
+    if not identifiers.is_desk_id(request.webhook_id):
         v.add("webhook_id", "required: a Desk webhook id (digits)")
     v.raise_if_any()

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from servicekit.identifiers import is_decimal
+
 
 class ConfigError(Exception):
     """A bad configuration value; the message starts with the variable's name."""
@@ -42,6 +44,9 @@ class Env:
         if not raw:
             return default
         try:
+            # ASCII only: int() also reads Arabic-Indic and other Unicode digits.
+            if not is_decimal(raw.removeprefix("-")):
+                raise ValueError
             value = int(raw)
         except ValueError:
             raise ConfigError(name, f"expected a whole number, got {raw!r}") from None
@@ -81,6 +86,6 @@ class Env:
 def parse_listen(raw: str, variable: str) -> ListenAddress:
     host, sep, port_text = raw.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+    if not sep or not host or not is_decimal(port_text) or int(port_text) > 65535:
         raise ConfigError(variable, f"expected HOST:PORT (port 0 picks a free one), got {raw!r}")
     return ListenAddress(host, int(port_text))

@@ -111,6 +111,12 @@ class MissingScope(ServiceError):
         )
 
 
+# ZohoThrottled's metadata.source: who said "too many tokens". Operators (and callers)
+# compare against these, never against a literal of their own.
+THROTTLE_SOURCE_ZOHO = "zoho"
+THROTTLE_SOURCE_BUDGET = "broker_budget"
+
+
 class ZohoThrottled(ServiceError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "ZOHO_THROTTLED"

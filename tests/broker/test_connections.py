@@ -197,3 +197,55 @@ async def test_reconnect_replaces_the_grant(broker: BrokerHandle) -> None:
     second = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"))
     assert second.access_token != first.access_token
     assert await broker.sandbox.mint_count(other) == 1
+
+
+async def test_importing_a_refresh_token_spends_the_mint_budget_like_a_refresh(
+    broker: BrokerHandle,
+) -> None:
+    # Issue 11 item 7: 13 imports sent 13 token calls; Zoho throttled the grant, and the
+    # user's RefreshToken was then blocked for 10 minutes.
+    refresh = await broker.sandbox.add_refresh_token()
+    for _ in range(10):
+        await broker.connect(refresh_token=refresh)
+    for _ in range(3):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await broker.connect(refresh_token=refresh)
+        error = seen(caught.value)
+        assert error.reason == "ZOHO_THROTTLED"
+        assert error.metadata["source"] == "broker_budget"
+        assert error.retry_seconds and 1 <= error.retry_seconds <= 600
+    assert await broker.sandbox.mint_count(refresh) == 10
+    assert len(await broker.sandbox.calls("token")) == 10
+    # The connection the imports made still hands out its token.
+    token = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
+    assert token.access_token
+
+
+async def test_racing_imports_of_one_refresh_token_stay_within_the_budget(
+    broker: BrokerHandle,
+) -> None:
+    import asyncio
+
+    refresh = await broker.sandbox.add_refresh_token()
+    results = await asyncio.gather(
+        *(broker.connect(user_id=f"u{i}", refresh_token=refresh) for i in range(13)),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert [seen(r).metadata["source"] for r in refused] == ["broker_budget"] * 3
+    assert await broker.sandbox.mint_count(refresh) == 10
+
+
+async def test_the_grant_id_names_the_grant_and_changes_with_a_reconnect(
+    broker: BrokerHandle,
+) -> None:
+    await broker.connect()
+    first = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
+    refreshed = await broker.stub.RefreshToken(broker_pb2.RefreshTokenRequest(
+        user_id="demo", rejected_access_token=first.access_token), timeout=10)
+    assert first.grant_id and refreshed.grant_id == first.grant_id
+    assert first.grant_id not in (first.access_token, DEMO_REFRESH_TOKEN)
+    other = await broker.sandbox.add_refresh_token(user="other-account")
+    await broker.connect(refresh_token=other)
+    again = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
+    assert again.grant_id and again.grant_id != first.grant_id

@@ -5,7 +5,9 @@ padding), or huge (up to past the 1 MiB message limit); numbers span their whole
 negatives included; enums take unknown values; repeated fields are empty to many;
 oneofs pick one member or none. Fields with a meaning get extra cases: ids the servers
 know, origins inside and outside the allowed ones, page tokens forged from what a real
-one looks like.
+one looks like. Classes found by attacks get strategies of their own: malformed URLs,
+text JSON holds but UTF-8 and PostgreSQL refuse (lone surrogates, NUL), Timestamps outside
+their range.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def forged_page_token() -> st.SearchStrategy[str]:
     json_values = st.one_of(
         st.fixed_dictionaries({"after": st.one_of(st.text(max_size=300), st.integers(),
                                                   st.none(), st.lists(st.integers()))}),
+        st.fixed_dictionaries({"after": undecodable_text()}),
         st.lists(st.integers(), max_size=3), st.integers(), st.text(max_size=10),
     )
     return st.one_of(text(), json_values.map(encode),
@@ -55,8 +58,54 @@ def origin(known: list[str]) -> st.SearchStrategy[str]:
                          "https://accounts.zoho.com.evil.example", "https://user@accounts.zoho.eu",
                          "file:///etc/passwd", "https://accounts.zoho.com/path?q=1",
                          "https://[::1]:99999", "gopher://x"]),
+        malformed_url(),
         text(),
     )
+
+
+# ---- value classes an attack pass found (issue 11): each class, not one instance ----------
+
+# Text that JSON can carry but UTF-8 and PostgreSQL cannot: lone surrogates, NUL.
+UNDECODABLE = ["\ud800", "\udfff", "a\udc80b", "\x00", "demo\x00", "\ud800\x00"]
+
+
+def undecodable_text() -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.sampled_from(UNDECODABLE),
+        st.builds(lambda head, bad, tail: head + bad + tail, st.text(max_size=8),
+                  st.sampled_from(UNDECODABLE), st.text(max_size=8)),
+        st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1,
+                max_size=4),
+    )
+
+
+def malformed_url() -> st.SearchStrategy[str]:
+    """URLs that make urlsplit raise (bad IPv6 brackets, ports out of range or not numbers),
+    or that pass a prefix check and are still not URLs."""
+    hosts = st.sampled_from(["[x", "[::1", "::1]", "[v1.x]", "[0:0:0:0:0:0:0:0:0]",
+                             "host:99999", "host:-1", "host:abc", "host:0", "", "@", "a b"])
+    return st.one_of(
+        st.sampled_from(["http://[x", "https://[", "http://]", "http:///path", "http://",
+                         "https://h:65536/", "http://h:١٢/", "http://h\x00/", "http:// /",
+                         "https://\u202ehost/", "http://h\n.example/", "HTTP://[x/cb"]),
+        st.builds(lambda scheme, host, tail: f"{scheme}://{host}{tail}",
+                  st.sampled_from(["http", "https"]), hosts,
+                  st.sampled_from(["", "/", "/callback", "?q=[", "#["])),
+    )
+
+
+def timestamp_fields() -> st.SearchStrategy[tuple[int, int]]:
+    """(seconds, nanos) of a google.protobuf.Timestamp: valid, at the edges of its range
+    (0001-01-01 .. 9999-12-31), and outside it, nanos negative or past a second."""
+    seconds = st.one_of(
+        st.integers(1_700_000_000, 1_900_000_000),
+        st.sampled_from([-62_135_596_800, -62_135_596_801, 253_402_300_799, 253_402_300_800,
+                         2**62, -(2**62), 2**63 - 1, -(2**63), 0]),
+        st.integers(*INT64),
+    )
+    nanos = st.one_of(st.just(0), st.sampled_from([-5, -1, 999_999_999, 1_000_000_000]),
+                      st.integers(*INT32))
+    return st.tuples(seconds, nanos)
 
 
 def scalar(field: FieldDescriptor, hints: dict[str, st.SearchStrategy[Any]]
@@ -111,6 +160,12 @@ def _set(instance: Message, field: FieldDescriptor, draw: st.DrawFn,
     if field.type == FieldDescriptor.TYPE_MESSAGE and \
             field.message_type.full_name == "google.protobuf.Struct":
         getattr(instance, field.name).update(draw(json_object()))
+        return
+    if field.type == FieldDescriptor.TYPE_MESSAGE and not _repeated(field) and \
+            field.message_type.full_name == "google.protobuf.Timestamp":
+        seconds, nanos = draw(timestamp_fields())
+        getattr(instance, field.name).seconds = seconds
+        getattr(instance, field.name).nanos = nanos
         return
     if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
         key = field.message_type.fields_by_name["key"]

@@ -73,3 +73,9 @@ def test_channel_expiry_is_the_instant_protobuf_itself_computes(text: str) -> No
     item = converters.crm_channel({"channel_id": "1", "channel_expiry": text}, "crm.watch.list")
     assert item.crm.channel_expiry == expected
     assert item.WhichOneof("item") == "crm"
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"])
+def test_a_zoho_time_outside_the_timestamp_range_is_a_bad_response(text: str) -> None:
+    with pytest.raises(ZohoBadResponse):
+        converters.crm_channel({"channel_id": "1", "channel_expiry": text}, "crm.watch.list")

@@ -109,3 +109,26 @@ async def test_invalid_oauth_is_refreshed_once(sandbox, broker, notifier) -> Non
     items = await collect(notifier.stub, list_request(app_type=DESK))
     assert len(items) == 5
     assert [c.status for c in await sandbox.calls("desk.webhooks")] == [401, 200]
+
+
+async def test_a_reconnect_with_another_zoho_account_does_not_reuse_the_old_org(
+    sandbox, broker, notifier
+) -> None:
+    # Issue 11 item 11: the org cache was keyed by (user, host), so after the user
+    # reconnected with another Zoho account the first Desk call used the old account's org
+    # and failed with OAUTH_ORG_MISMATCH.
+    await broker.connect()
+    await collect(notifier.stub, list_request(app_type=DESK))
+    other_org = await sandbox.add_desk_org(user="other-account", company_name="Other")
+    await sandbox.seed_desk_webhooks(other_org["id"], count=3)
+    other = await sandbox.add_refresh_token(user="other-account")
+    await broker.connect(refresh_token=other)  # the same user_id, another Zoho account
+
+    items = await collect(notifier.stub, list_request(app_type=DESK))
+
+    assert len(items) == 3
+    assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [DEMO_ORG, other_org["id"]]
+    assert (await sandbox.call_counts())["desk.orgs"] == 2
+    # The new grant's org is cached in turn.
+    await collect(notifier.stub, list_request(app_type=DESK))
+    assert (await sandbox.call_counts())["desk.orgs"] == 2

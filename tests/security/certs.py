@@ -63,15 +63,20 @@ class CertificateAuthority:
         self.ca = _write(folder, stem, self.cert, self.key).cert
 
     def issue(self, common_name: str, *, server: bool = False,
-              dns_names: tuple[str, ...] = ()) -> Issued:
+              dns_names: tuple[str, ...] = (), other_names: tuple[x509.GeneralName, ...] = (),
+              empty_subject: bool = False, stem: str | None = None) -> Issued:
+        """`other_names`: SANs of other types (URI, email); `empty_subject`: no subject at
+        all (the SANs then carry every name the certificate has)."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
+        names += list(other_names)
         if server:
             names += [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(common_name)).issuer_name(self.cert.subject)
+            .subject_name(x509.Name([]) if empty_subject else _name(common_name))
+            .issuer_name(self.cert.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
@@ -82,6 +87,8 @@ class CertificateAuthority:
                 critical=False)
         )
         if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+            # RFC 5280: with an empty subject the SAN extension must be critical.
+            builder = builder.add_extension(x509.SubjectAlternativeName(names),
+                                            critical=empty_subject)
         cert = builder.sign(self.key, hashes.SHA256())
-        return _write(self.folder, common_name.replace(" ", "_"), cert, key)
+        return _write(self.folder, stem or common_name.replace(" ", "_"), cert, key)

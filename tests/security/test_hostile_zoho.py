@@ -84,6 +84,13 @@ BAD_TOKEN_ANSWERS: dict[str, Reply] = {
         status=302, headers={"Location": t.origin + "/oauth/v2/token"})),
     "redirect_307": constant(lambda h, t: web.Response(
         status=307, headers={"Location": t.origin + "/oauth/v2/token"})),
+    # Text JSON carries but no header, database or UTF-8 encoder takes (issue 11 item 3).
+    "token_lone_surrogate": constant(lambda h, t: web.json_response(
+        {"access_token": "1000.\ud800x", "expires_in": 3600, "api_domain": h.origin})),
+    "token_with_nul": constant(lambda h, t: web.json_response(
+        {"access_token": "1000.a\x00b", "expires_in": 3600, "api_domain": h.origin})),
+    "error_with_nul_and_surrogate": constant(lambda h, t: web.json_response(
+        {"error": "invalid_client\x00\udc80", "error_description": "\ud800"})),
     "api_domain_elsewhere": constant(lambda h, t: good_token(t.origin)),
     "api_domain_metadata_ip": constant(lambda h, t: good_token("http://169.254.169.254")),
 }

@@ -289,9 +289,15 @@ class GetTokenResponse(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     SCOPES_FIELD_NUMBER: _builtins.int
     DESK_ORG_ID_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     api_domain: _builtins.str
     desk_org_id: _builtins.str
+    grant_id: _builtins.str
+    """Names the grant behind the token (not a secret; no token can be derived from it):
+    a new consent or import, possibly of another Zoho account, gives a new one, so
+    what a caller caches about the account (its Desk organisation) keys on it.
+    """
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -304,10 +310,11 @@ class GetTokenResponse(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         scopes: _abc.Iterable[_builtins.str] | None = ...,
         desk_org_id: _builtins.str = ...,
+        grant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "api_domain", b"api_domain", "desk_org_id", b"desk_org_id", "expires_at", b"expires_at", "scopes", b"scopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "api_domain", b"api_domain", "desk_org_id", b"desk_org_id", "expires_at", b"expires_at", "grant_id", b"grant_id", "scopes", b"scopes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -348,9 +355,15 @@ class RefreshTokenResponse(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     SCOPES_FIELD_NUMBER: _builtins.int
     DESK_ORG_ID_FIELD_NUMBER: _builtins.int
+    GRANT_ID_FIELD_NUMBER: _builtins.int
     access_token: _builtins.str
     api_domain: _builtins.str
     desk_org_id: _builtins.str
+    grant_id: _builtins.str
+    """Names the grant behind the token (not a secret; no token can be derived from it):
+    a new consent or import, possibly of another Zoho account, gives a new one, so
+    what a caller caches about the account (its Desk organisation) keys on it.
+    """
     @_builtins.property
     def expires_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -363,10 +376,11 @@ class RefreshTokenResponse(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         scopes: _abc.Iterable[_builtins.str] | None = ...,
         desk_org_id: _builtins.str = ...,
+        grant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "api_domain", b"api_domain", "desk_org_id", b"desk_org_id", "expires_at", b"expires_at", "scopes", b"scopes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_token", b"access_token", "api_domain", b"api_domain", "desk_org_id", b"desk_org_id", "expires_at", b"expires_at", "grant_id", b"grant_id", "scopes", b"scopes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
