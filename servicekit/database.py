@@ -1,0 +1,146 @@
+"""Engines and migrations for SQLite (the embedded default) and PostgreSQL, for any
+service with its own tables and Alembic scripts (the broker's, the notifier's)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import DateTime, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from servicekit.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python whatever the database keeps.
+
+    SQLite has no time zones and compares datetimes as text, so it gets naive
+    UTC in one format; PostgreSQL gets timestamptz.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the one writer; busy_timeout makes writers queue
+    # instead of failing when several processes share the file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class ServiceDatabase:
+    """One service's database: the variable naming it, its migrations, and the Alembic
+    version table (each service its own, so two services may share one PostgreSQL)."""
+
+    env_var: str
+    migrations: Path
+    version_table: str = "alembic_version"
+    # Any constant works; it only has to be the same in every replica of the service.
+    migration_lock_key: int = 0x20_4B_52
+
+    def parse(self, url: str) -> URL:
+        try:
+            parsed = make_url(url)
+        except Exception:
+            raise ConfigError(self.env_var, "not a SQLAlchemy database URL") from None
+        if parsed.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ConfigError(self.env_var, "only sqlite and postgresql are supported")
+        return parsed
+
+    def sync_url(self, url: str) -> URL:
+        parsed = self.parse(url)
+        driver = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+psycopg"
+        return parsed.set(drivername=driver)
+
+    def async_url(self, url: str) -> URL:
+        parsed = self.parse(url)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        return parsed.set(drivername="sqlite+aiosqlite" if sqlite else "postgresql+psycopg")
+
+    def make_async_engine(self, url: str, *, pool_size: int = 10) -> AsyncEngine:
+        parsed = self.async_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            engine = create_async_engine(parsed)
+            event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+            return engine
+        # pre_ping: after a PostgreSQL restart, stale pooled connections are replaced
+        # instead of failing the next call.
+        return create_async_engine(
+            parsed, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, pool_timeout=10
+        )
+
+    def migrate(self, url: str) -> None:
+        """Brings the schema to the newest revision. Safe when several replicas start
+        at once: PostgreSQL serialises them on an advisory lock, SQLite on a file lock."""
+        parsed = self.sync_url(url)
+        postgres = parsed.get_backend_name() == "postgresql"
+        engine = create_engine(parsed)
+        if not postgres:
+            event.listen(engine, "connect", sqlite_pragmas)
+        config = Config()
+        config.set_main_option("script_location", str(self.migrations))
+        config.attributes["version_table"] = self.version_table
+        key = {"k": self.migration_lock_key}
+        try:
+            if not postgres and parsed.database not in (None, "", ":memory:"):
+                lock: contextlib.AbstractContextManager[None] = _file_lock(
+                    Path(str(parsed.database) + ".migrate-lock")
+                )
+            else:
+                lock = contextlib.nullcontext()
+            with lock, engine.connect() as connection:
+                if postgres:
+                    connection.execute(text("SELECT pg_advisory_lock(:k)"), key)
+                    connection.commit()
+                try:
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    connection.commit()
+                finally:
+                    if postgres:
+                        connection.execute(text("SELECT pg_advisory_unlock(:k)"), key)
+                        connection.commit()
+        finally:
+            engine.dispose()
+        log.info("database schema is up to date (%s)", self.env_var)
