@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.plugins.sandbox_fixtures",
     "tests.plugins.broker_fixtures",
     "tests.plugins.notifier_fixtures",
+    "tests.plugins.live_fixtures",
 ]

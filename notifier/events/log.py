@@ -1,0 +1,150 @@
+"""The event log's storage: append (deduplicated, cursor order = commit order), read
+after a cursor, prune past the retention.
+
+Cursors must be committed in the order they are assigned, or a reader could pass a
+cursor whose event is still uncommitted and never see it. SQLite has one writer at a
+time; on PostgreSQL every append takes one transaction-scoped advisory lock, so
+replicas' appends are serialised (events/writer.py batches them, so this is one lock
+per batch, not per event) and NOTIFY tells every replica once the batch is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from notifier.database.models import EventLogState, EventRow, SubscriptionRow
+from notifier.events.cursor import format_cursor
+from zoho.notifier.v1 import notifier_pb2
+
+NOTIFY_CHANNEL = "notifier_events"
+_APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
+
+# (cursor, event with its cursor set): the cursor as a number too, to compare cheaply.
+Logged = tuple[int, notifier_pb2.NotificationEvent]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    dedupe_key: str
+    event: notifier_pb2.NotificationEvent  # without cursor and received_time
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    user_id: str = ""
+    app_type: int = 0
+    subscription_id: str = ""
+
+    def matches(self, event: notifier_pb2.NotificationEvent) -> bool:
+        return (
+            (not self.user_id or event.user_id == self.user_id)
+            and (not self.app_type or event.app_type == self.app_type)
+            and (not self.subscription_id or event.subscription_id == self.subscription_id)
+        )
+
+
+def _decode(cursor: int, blob: bytes) -> Logged:
+    event = notifier_pb2.NotificationEvent.FromString(blob)
+    event.cursor = format_cursor(cursor)
+    return cursor, event
+
+
+class EventLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self.postgres else sqlite.insert
+
+    async def append(self, events: Sequence[NewEvent], received_at: datetime) -> int:
+        """Stores `events` in one transaction (a dedupe key already stored is skipped);
+        returns how many were new. Committed when it returns."""
+        stamp = Timestamp()
+        stamp.FromDatetime(received_at)
+        rows = []
+        for new in events:
+            event = new.event
+            event.received_time.CopyFrom(stamp)
+            rows.append(
+                {
+                    "dedupe_key": new.dedupe_key,
+                    "subscription_id": event.subscription_id,
+                    "user_id": event.user_id,
+                    "app_type": event.app_type,
+                    "received_at": received_at,
+                    "event": event.SerializeToString(),
+                }
+            )
+        subscriptions = sorted({new.event.subscription_id for new in events})
+        async with self.engine.begin() as conn:
+            if self.postgres:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+            stored = 0
+            for row in rows:
+                statement = self._insert(EventRow).values(row).on_conflict_do_nothing()
+                result = await conn.execute(statement)
+                stored += result.rowcount or 0
+            if stored:
+                await conn.execute(
+                    update(SubscriptionRow)
+                    .where(SubscriptionRow.id.in_(subscriptions))
+                    .values(last_event_time=received_at)
+                )
+                if self.postgres:
+                    await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        return stored
+
+    async def read_after(
+        self,
+        after: int,
+        event_filter: EventFilter,
+        limit: int,
+        *,
+        through: int | None = None,
+    ) -> list[Logged]:
+        query = select(EventRow.cursor, EventRow.event).where(EventRow.cursor > after)
+        if through is not None:
+            query = query.where(EventRow.cursor <= through)
+        if event_filter.user_id:
+            query = query.where(EventRow.user_id == event_filter.user_id)
+        if event_filter.app_type:
+            query = query.where(EventRow.app_type == event_filter.app_type)
+        if event_filter.subscription_id:
+            query = query.where(EventRow.subscription_id == event_filter.subscription_id)
+        query = query.order_by(EventRow.cursor).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_decode(cursor, blob) for cursor, blob in rows]
+
+    async def bounds(self) -> tuple[int, int]:
+        """(pruned_through, newest): every cursor at or below the first is gone; the
+        second is the newest stored (or pruned_through when none is)."""
+        async with self.engine.connect() as conn:
+            pruned = (await conn.execute(select(EventLogState.pruned_through))).scalar_one()
+            newest = (await conn.execute(select(func.max(EventRow.cursor)))).scalar()
+        return pruned, max(pruned, newest or 0)
+
+    async def prune(self, before: datetime) -> int:
+        """Deletes every event received before `before`; returns how many."""
+        async with self.engine.begin() as conn:
+            last = (
+                await conn.execute(
+                    select(func.max(EventRow.cursor)).where(EventRow.received_at < before)
+                )
+            ).scalar()
+            if last is None:
+                return 0
+            # By cursor, not by time, so that "at or below pruned_through" is exact.
+            result = await conn.execute(delete(EventRow).where(EventRow.cursor <= last))
+            await conn.execute(
+                update(EventLogState)
+                .where(EventLogState.id == 1, EventLogState.pruned_through < last)
+                .values(pruned_through=last)
+            )
+        return result.rowcount or 0

@@ -1,0 +1,21 @@
+"""The key ring sealing CRM channel tokens: NOTIFIER_ENCRYPTION_KEY (or, for a local
+SQLite file, a generated key file beside it, as the broker does)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from notifier.database import DATABASE
+from servicekit import sealing
+
+
+class NotifierKeyRing(sealing.KeyRing):
+    env_var = "NOTIFIER_ENCRYPTION_KEY"
+
+
+def load_keys(spec: str, database_url: str) -> NotifierKeyRing:
+    parsed = DATABASE.parse(database_url)
+    path = None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(str(parsed.database))
+    return sealing.load_key_ring(NotifierKeyRing, spec, sqlite_path=path)
