@@ -59,7 +59,9 @@ class Watcher:
             if error.code() != grpc.StatusCode.CANCELLED:
                 self.error = error
 
-    async def wait_for(self, count: int, limit: float = 10.0) -> list[notifier_pb2.NotificationEvent]:
+    async def wait_for(
+        self, count: int, limit: float = 10.0
+    ) -> list[notifier_pb2.NotificationEvent]:
         async with asyncio.timeout(limit):
             while len(self.events) < count and self.error is None:
                 await asyncio.sleep(0.01)

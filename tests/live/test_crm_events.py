@@ -54,7 +54,7 @@ async def test_an_unverified_delivery_is_401_stores_nothing_and_is_counted(
     notifier, sandbox, connect_subscriber, callbacks, forgery
 ) -> None:
     await connect_subscriber()
-    sub, channel = await crm_subscription(notifier, sandbox)
+    _, channel = await crm_subscription(notifier, sandbox)
     watcher = Watcher(notifier.stub, from_earliest=True)
     await watcher.started()
     body = crm_body(channel, ["1"])

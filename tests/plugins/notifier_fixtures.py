@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import grpc
 import httpx
 import pytest
-
 from sqlalchemy import create_engine, text
 
 from notifier.app import NotifierApp

@@ -23,7 +23,9 @@ def server_time() -> int:
     return next(_clock)
 
 
-async def crm_channel(sandbox: SandboxControl, channel_id: str, user: str = "demo") -> dict[str, Any]:
+async def crm_channel(
+    sandbox: SandboxControl, channel_id: str, user: str = "demo"
+) -> dict[str, Any]:
     """The channel as the sandbox (Zoho) holds it: notify_url and token included."""
     for item in await sandbox.crm_channels(user):
         if item["channel_id"] == channel_id:
