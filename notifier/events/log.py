@@ -85,11 +85,12 @@ class EventLog:
         async with self.engine.begin() as conn:
             if self.postgres:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
-            stored = 0
-            for row in rows:
-                statement = self._insert(EventRow).values(row).on_conflict_do_nothing()
-                result = await conn.execute(statement)
-                stored += result.rowcount or 0
+            # One statement for the batch; a dedupe key already stored is skipped.
+            result = await conn.execute(
+                self._insert(EventRow).on_conflict_do_nothing().returning(EventRow.cursor),
+                rows,
+            )
+            stored = len(result.all())
             if stored:
                 await conn.execute(
                     update(SubscriptionRow)
