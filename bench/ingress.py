@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness as h  # noqa: E402
+import _harness as h
+import grpc
 
-import grpc  # noqa: E402
-
-from tests.integration.stack import free_port  # noqa: E402
-from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES  # noqa: E402
-from zoho.broker.v1 import broker_pb2, broker_pb2_grpc  # noqa: E402
-from zoho.common.v1 import common_pb2  # noqa: E402
-from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc  # noqa: E402
+from tests.integration.stack import free_port
+from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
+from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 
 def _load(url: str, channel: dict[str, Any], rate: float, seconds: float, forged: float,
@@ -105,8 +104,10 @@ async def run(args: argparse.Namespace) -> bool:
                   "ZOHO_EXTRA_ORIGINS": sandbox.origin, "NOTIFIER_DATABASE_URL": url,
                   "NOTIFIER_ENCRYPTION_KEY": key, "LOG_LEVEL": "WARNING",
                   "NOTIFIER_EVENT_POLL_SECONDS": "2"}
-        a = h.Service("notifier", {**common, "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{ingress_port}"})
-        b = h.Service("notifier", {**common, "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{free_port()}"})
+        a = h.Service("notifier", {**common,
+                                   "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{ingress_port}"})
+        b = h.Service("notifier", {**common,
+                                   "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{free_port()}"})
         started += [a, b]
         async with SandboxControl(sandbox.origin) as control:
             token = await control.add_refresh_token(scopes=SUBSCRIBING_SCOPES)
@@ -119,7 +120,8 @@ async def run(args: argparse.Namespace) -> bool:
                 sub = await notifier_pb2_grpc.NotifierServiceStub(ch).CreateSubscription(
                     notifier_pb2.CreateSubscriptionRequest(
                         user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=["Leads.all"]))
-            channel = next(c for c in await control.crm_channels() if c["channel_id"] == sub.zoho_id)
+            channel = next(
+                c for c in await control.crm_channels() if c["channel_id"] == sub.zoho_id)
         seen_a: dict[str, float] = {}
         seen_b: dict[str, float] = {}
         stop = asyncio.Event()
