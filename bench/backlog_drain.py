@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _harness as h  # noqa: E402
+import _harness as h
+import grpc
+from google.protobuf import struct_pb2
 
-import grpc  # noqa: E402
-from google.protobuf import struct_pb2  # noqa: E402
-
-from zoho.common.v1 import common_pb2  # noqa: E402
-from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc  # noqa: E402
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 
 def event(i: int) -> notifier_pb2.NotificationEvent:
