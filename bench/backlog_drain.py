@@ -97,7 +97,11 @@ async def run(args: argparse.Namespace) -> bool:
         await _fill(url, args.events)
         from tests.integration.stack import free_port
 
-        notifier = h.Service("notifier", {
+        argv = None
+        if args.profile:
+            argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                    "-o", args.profile, "--", sys.executable, "-m", "notifier"]
+        notifier = h.Service("notifier", argv=argv, env={
             "NOTIFIER_LISTEN": "127.0.0.1:0", "NOTIFIER_BROKER_TARGET": "127.0.0.1:1",
             "NOTIFIER_DATABASE_URL": url, "NOTIFIER_ENCRYPTION_KEY": h.broker_env(
                 "http://x", url)["BROKER_ENCRYPTION_KEY"],
@@ -123,6 +127,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", default="", help="py-spy raw profile of the notifier")
     return 0 if asyncio.run(run(parser.parse_args())) else 1
 
 

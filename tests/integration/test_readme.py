@@ -41,6 +41,19 @@ def test_every_readme_grpcurl_command_works_as_written(
                                                                     stack.notifier_target)
         )
         argv[0] = project_command("grpcurl")
+        if "WatchNotifications" in command:
+            # A live watch stays open: it must still be streaming, without an error, later.
+            watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+            try:
+                assert watch.wait(timeout=3) is None, command
+            except subprocess.TimeoutExpired:
+                pass
+            finally:
+                watch.kill()
+                _, err = watch.communicate(timeout=10)
+            assert not err.strip(), f"{command}\n{err}"
+            continue
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         if '"nobody"' in command:
             assert done.returncode != 0, command

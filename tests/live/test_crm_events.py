@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
 
@@ -134,3 +136,26 @@ async def test_bad_bodies_are_400_and_cursors_are_checked(
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert bad_fields(caught.value) == {"after_cursor"}
     assert reason(caught.value) == "INVALID_ARGUMENT"
+
+
+async def test_a_slow_sender_is_cut_off_and_an_idle_watch_stays_open(
+    notifier, sandbox, connect_subscriber, callbacks
+) -> None:
+    await connect_subscriber()
+    _, channel = await crm_subscription(notifier, sandbox)
+    watcher = Watcher(notifier.stub, user_id="demo")
+    await watcher.started()
+    notifier.app.live.ingress._read_timeout = 0.3
+    host, port = notifier.app.live.ingress_address.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    path = channel["notify_url"].split(port, 1)[1]
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: 1000\r\n\r\n{{\"ids\": [".encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    assert b" 408 " in status
+    await asyncio.sleep(1.5)  # idle: the watch is neither ended nor stalled
+    assert (await callbacks.crm(channel["notify_url"], crm_body(channel, ["1"]))).status_code == 200
+    assert [e.record_id for e in await watcher.wait_for(1)] == ["1"]
+    await watcher.stop()
