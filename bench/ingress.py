@@ -104,8 +104,13 @@ async def run(args: argparse.Namespace) -> bool:
                   "ZOHO_EXTRA_ORIGINS": sandbox.origin, "NOTIFIER_DATABASE_URL": url,
                   "NOTIFIER_ENCRYPTION_KEY": key, "LOG_LEVEL": "WARNING",
                   "NOTIFIER_EVENT_POLL_SECONDS": "2"}
+        argv = None
+        if args.profile:
+            argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                    "-o", args.profile, "--", sys.executable, "-m", "notifier"]
         a = h.Service("notifier", {**common,
-                                   "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{ingress_port}"})
+                                   "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{ingress_port}"},
+                      argv=argv)
         b = h.Service("notifier", {**common,
                                    "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{free_port()}"})
         started += [a, b]
@@ -176,6 +181,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--forged-rate", type=float, default=0)
+    parser.add_argument("--profile", default="", help="py-spy raw profile of notifier A")
     return 0 if asyncio.run(run(parser.parse_args())) else 1
 
 

@@ -35,7 +35,7 @@ class LiveEvents:
         self.log = EventLog(self.engine)
         self.tail = LogTail(self.log, poll_seconds=config.poll_seconds)
         self.watches = Watches(self.log, self.tail)
-        self.writer = EventWriter(self.log, on_committed=self.tail.wake)
+        self.writer = EventWriter(self.log, on_committed=self.tail.committed)
         self.pruner = Pruner(
             self.log, config.event_retention_seconds, interval_seconds=config.prune_interval_seconds
         )

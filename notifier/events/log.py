@@ -10,6 +10,7 @@ per batch, not per event) and NOTIFY tells every replica once the batch is commi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +18,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database.models import EventLogState, EventRow, SubscriptionRow
 from notifier.events.cursor import format_cursor
@@ -61,10 +62,22 @@ class EventLog:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self.postgres else sqlite.insert
+        # subscription id -> when its last_event_time was last written (monotonic): it is
+        # written at most once a second, not in every commit.
+        self._touched: dict[str, float] = {}
 
-    async def append(self, events: Sequence[NewEvent], received_at: datetime) -> int:
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        received_at: datetime,
+        connection: AsyncConnection | None = None,
+    ) -> list[Logged]:
         """Stores `events` in one transaction (a dedupe key already stored is skipped);
-        returns how many were new. Committed when it returns."""
+        returns the new ones with their cursors, in cursor order. Committed when it
+        returns. `connection`: the writer's own (saves a pool checkout per commit)."""
+        if connection is None:
+            async with self.engine.connect() as own:
+                return await self.append(events, received_at, own)
         stamp = Timestamp()
         stamp.FromDatetime(received_at)
         rows = []
@@ -81,24 +94,43 @@ class EventLog:
                     "event": event.SerializeToString(),
                 }
             )
-        subscriptions = sorted({new.event.subscription_id for new in events})
-        async with self.engine.begin() as conn:
+        now = time.monotonic()
+        stale = sorted(
+            {new.event.subscription_id for new in events}
+            - {s for s, at in self._touched.items() if now - at < 1.0}
+        )
+        conn = connection
+        async with conn.begin():
             if self.postgres:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
             # One statement for the batch; a dedupe key already stored is skipped.
             result = await conn.execute(
-                self._insert(EventRow).on_conflict_do_nothing().returning(EventRow.cursor),
+                self._insert(EventRow)
+                .on_conflict_do_nothing()
+                .returning(EventRow.cursor, EventRow.dedupe_key),
                 rows,
             )
-            stored = len(result.all())
-            if stored:
+            returned = result.all()
+            if returned and stale:
                 await conn.execute(
                     update(SubscriptionRow)
-                    .where(SubscriptionRow.id.in_(subscriptions))
+                    .where(SubscriptionRow.id.in_(stale))
                     .values(last_event_time=received_at)
                 )
-                if self.postgres:
-                    await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+            if returned and self.postgres:
+                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        if returned:
+            self._touched.update(dict.fromkeys(stale, now))
+            if len(self._touched) > 10_000:
+                self._touched.clear()
+        by_key: dict[str, notifier_pb2.NotificationEvent] = {}
+        for new in events:
+            by_key.setdefault(new.dedupe_key, new.event)
+        stored = []
+        for cursor, key in sorted(returned):
+            event = by_key[key]
+            event.cursor = format_cursor(cursor)
+            stored.append((cursor, event))
         return stored
 
     async def read_after(

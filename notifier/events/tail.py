@@ -71,6 +71,19 @@ class LogTail:
         """New events were committed (here, or NOTIFY from another replica)."""
         self._wake.set()
 
+    def committed(self, stored: list[Logged]) -> None:
+        """This process's writer committed `stored`. When they follow the position
+        directly (nothing of another replica's in between), they are fanned out as they
+        are, without reading them back; otherwise the log is read."""
+        if not stored or self._task is None:
+            self.wake()
+            return
+        expected = self.position + 1
+        if any(cursor != expected + i for i, (cursor, _) in enumerate(stored)):
+            self.wake()
+            return
+        self._fan_out(stored)
+
     def subscribe(self, event_filter: EventFilter) -> TailSubscription:
         subscription = TailSubscription(event_filter, self.position)
         self._subscriptions.add(subscription)
@@ -96,16 +109,20 @@ class LogTail:
     async def _read_new(self) -> None:
         everything = EventFilter()
         while True:
-            batch = await self._log.read_after(self.position, everything, READ_BATCH)
-            if not batch:
+            read = await self._log.read_after(self.position, everything, READ_BATCH)
+            # What `committed` fanned out meanwhile is not sent twice.
+            batch = [item for item in read if item[0] > self.position]
+            if batch:
+                self._fan_out(batch)
+            if len(read) < READ_BATCH:
                 return
-            # No await between fan-out and moving the position: a watcher registered
-            # meanwhile is owed exactly what comes after the position it saw.
-            for item in batch:
-                event = item[1]
-                for subscription in list(self._subscriptions):
-                    if subscription.filter.matches(event) and not subscription.push(item):
-                        self._subscriptions.discard(subscription)
-            self.position = batch[-1][0]
-            if len(batch) < READ_BATCH:
-                return
+
+    def _fan_out(self, batch: list[Logged]) -> None:
+        # No await between fan-out and moving the position: a watcher registered
+        # meanwhile is owed exactly what comes after the position it saw.
+        for item in batch:
+            event = item[1]
+            for subscription in list(self._subscriptions):
+                if subscription.filter.matches(event) and not subscription.push(item):
+                    self._subscriptions.discard(subscription)
+        self.position = batch[-1][0]

@@ -3,10 +3,12 @@ the database and kept for a second, so a burst of deliveries costs one lookup.
 
 A delete in this process is seen at once (forget); one in another replica within the
 cache time. Unknown ids are cached too, so a flood of forged ids costs one query per
-id and second, not one per delivery."""
+id and second, not one per delivery. Lookups of one id share one query: when an entry
+expires under load, the deliveries in flight would otherwise each open a connection."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -49,15 +51,25 @@ class SubscriptionDirectory:
         self._engine = engine
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[KnownSubscription | None, float]] = {}
+        self._reading: dict[str, asyncio.Future[KnownSubscription | None]] = {}
 
     def forget(self, subscription_id: str) -> None:
         self._cache.pop(subscription_id, None)
 
     async def lookup(self, subscription_id: str) -> KnownSubscription | None:
-        now = time.monotonic()
         cached = self._cache.get(subscription_id)
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > time.monotonic():
             return cached[0]
+        reading = self._reading.get(subscription_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(subscription_id))
+            self._reading[subscription_id] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(subscription_id, None))
+        # shield: one caller going away must not cancel the others' lookup.
+        return await asyncio.shield(reading)
+
+    async def _read(self, subscription_id: str) -> KnownSubscription | None:
+        now = time.monotonic()
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
