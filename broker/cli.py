@@ -35,7 +35,7 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
     try:
         await broker.store.check_keys()
     except Unavailable as down:
-        raise db.DatabaseUnusable(config.database_url, f"cannot be read: {down.message}") from None
+        raise db.unusable(config.database_url, f"cannot be read: {down.message}") from None
 
     async def close() -> None:
         await broker.close()

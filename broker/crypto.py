@@ -1,131 +1,23 @@
-"""Tokens at rest: AES-256-GCM with a key ring, each ciphertext bound to its row.
-
-The associated data names the table, the column and the row's user_id, so a
-ciphertext copied into another row or column fails to decrypt instead of
-handing one user's token to another. Stored form: `v1:<key id>:<base64(nonce|ct)>`.
-`BROKER_ENCRYPTION_KEY` holds `KEY_ID:BASE64URL_32_BYTES[,...]`: the first key
-encrypts, every key decrypts, so keys rotate without downtime.
-"""
+"""Tokens at rest: servicekit.sealing's AES-256-GCM key ring, read from
+BROKER_ENCRYPTION_KEY (see servicekit/sealing.py for the format and the binding)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import logging
-import os
-import re
-import secrets
 from pathlib import Path
 
-import grpc
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from servicekit import sealing
+from servicekit.sealing import DecryptError, new_key_spec
 
-from broker.key_file import key_file_for, read_or_create
-from servicekit.config import ConfigError
-from servicekit.errors import ServiceError
-
-log = logging.getLogger(__name__)
+__all__ = ["ENV_VAR", "DecryptError", "KeyRing", "load_key_ring", "new_key_spec"]
 
 ENV_VAR = "BROKER_ENCRYPTION_KEY"
-_FORMAT = "v1"
-# ASCII only: the id is matched as text in SQL (check_keys) and named in messages.
-_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-class DecryptError(ServiceError):
-    """A stored value could not be decrypted (wrong key, moved or altered ciphertext).
-
-    The broker's own misconfiguration, not the caller's: INTERNAL, but with a reason and
-    a message that names the key, never the value. Nothing is written after it."""
-
-    code = grpc.StatusCode.INTERNAL
-    reason = "TOKEN_UNREADABLE"
-
-    def __init__(self, message: str, *, key_id: str = "") -> None:
-        super().__init__(message, metadata={"key_id": key_id} if key_id else None)
+class KeyRing(sealing.KeyRing):
+    env_var = ENV_VAR
 
 
-class KeyRing:
-    def __init__(self, keys: list[tuple[str, bytes]]) -> None:
-        if not keys:
-            raise ConfigError(ENV_VAR, "no key given")
-        self.primary_id = keys[0][0]
-        self._ciphers = {key_id: AESGCM(key) for key_id, key in keys}
-
-    @classmethod
-    def parse(cls, spec: str) -> KeyRing:
-        keys: list[tuple[str, bytes]] = []
-        for item in (part.strip() for part in spec.split(",")):
-            if not item:
-                continue
-            key_id, sep, encoded = item.partition(":")
-            if not sep or not key_id or not _KEY_ID.fullmatch(key_id):
-                raise ConfigError(ENV_VAR, "each key must be KEY_ID:URLSAFE_BASE64_32_BYTES")
-            try:
-                key = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-            except (binascii.Error, ValueError):
-                raise ConfigError(ENV_VAR, f"key {key_id!r} is not valid base64") from None
-            if len(key) != 32:
-                raise ConfigError(ENV_VAR, f"key {key_id!r} must be 32 bytes, got {len(key)}")
-            if any(existing == key_id for existing, _ in keys):
-                raise ConfigError(ENV_VAR, f"key id {key_id!r} appears twice")
-            keys.append((key_id, key))
-        return cls(keys)
-
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._ciphers)
-
-    def encrypt(self, plaintext: str, *, context: str) -> str:
-        nonce = os.urandom(12)
-        sealed = self._ciphers[self.primary_id].encrypt(
-            nonce, plaintext.encode(), context.encode()
-        )
-        return f"{_FORMAT}:{self.primary_id}:{base64.b64encode(nonce + sealed).decode()}"
-
-    def decrypt(self, stored: str, *, context: str) -> str:
-        version, _, rest = stored.partition(":")
-        key_id, _, payload = rest.partition(":")
-        if version != _FORMAT or not payload:
-            raise DecryptError("not a value this broker encrypted")
-        cipher = self._ciphers.get(key_id)
-        if cipher is None:
-            raise DecryptError(
-                f"a stored token is encrypted under key {key_id!r}, which {ENV_VAR} does not "
-                "hold: add that key back to the ring", key_id=key_id)
-        try:
-            raw = base64.b64decode(payload, validate=True)
-            return cipher.decrypt(raw[:12], raw[12:], context.encode()).decode()
-        except (InvalidTag, binascii.Error, ValueError):
-            raise DecryptError(
-                f"a stored token under key {key_id!r} does not open with the {ENV_VAR} key of "
-                "that id for this row and column (a different key under the same id, or an "
-                "altered value)", key_id=key_id,
-            ) from None
-
-    def key_id_of(self, stored: str) -> str:
-        return stored.split(":", 2)[1] if stored.count(":") >= 2 else ""
-
-
-def new_key_spec(key_id: str = "k1") -> str:
-    return f"{key_id}:{base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip('=')}"
-
-
-def load_key_ring(spec: str, *, sqlite_path: Path | None, database_url: str) -> KeyRing:
-    """The key ring from the environment; for a local SQLite file with no key, a
-    key file beside the database (broker/key_file.py), with a warning."""
-    if spec:
-        return KeyRing.parse(spec)
-    if sqlite_path is None:
-        raise ConfigError(
-            ENV_VAR,
-            "required for this database (only a local SQLite file may use a generated key file)",
-        )
-    key_file = key_file_for(sqlite_path)
-    stored = read_or_create(key_file, sqlite_path, new_key_spec("local1"))
-    try:
-        return KeyRing.parse(stored)
-    except ConfigError as problem:
-        why = str(problem).removeprefix(f"{ENV_VAR}: ")
-        raise ConfigError(ENV_VAR, f"the key file {key_file}: {why}") from None
+def load_key_ring(spec: str, *, sqlite_path: Path | None, database_url: str = "") -> KeyRing:
+    return sealing.load_key_ring(
+        KeyRing, spec, sqlite_path=sqlite_path, sealed_in=("zoho_connections", "refresh_token")
+    )

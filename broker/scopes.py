@@ -6,9 +6,12 @@ scope is reported up front, naming it, instead of as Zoho's 401 later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from servicekit.scopes import covers
 from zoho.common.v1 import common_pb2
+
+__all__ = ["DESK_ORG_LOOKUP", "REQUIREMENTS", "covers", "missing_scope"]
 
 # For each app: a list of requirements, each satisfied by any one of its scopes.
 # Desk's webhooks scope has older names (docs/zoho.md section 3).
@@ -18,13 +21,6 @@ REQUIREMENTS: dict[int, list[tuple[str, ...]]] = {
 }
 # Without a stored org id, the notifier must look the org up, which needs this.
 DESK_ORG_LOOKUP = "Desk.basic.READ"
-
-
-def covers(granted: Iterable[str], needed: str) -> bool:
-    """`Service.resource.OP` is covered by itself or by `Service.resource.ALL`."""
-    family = needed.rsplit(".", 1)[0].lower()
-    wanted = {needed.lower(), f"{family}.all"}
-    return any(scope.lower() in wanted for scope in granted)
 
 
 def missing_scope(granted: Sequence[str], app_type: int, *, has_desk_org: bool) -> str | None:

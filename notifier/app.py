@@ -1,4 +1,5 @@
-"""Wiring: one broker channel, one httpx client, the servicer, and the health watch.
+"""Wiring: one broker channel, one httpx client, the servicer, the health watch, and
+live events (database, event log, ingress: notifier/live.py).
 
 `NotifierApp` owns every resource of the process; `start`/`stop` bracket them so tests
 run the same wiring in-process that `zoho-notifier` runs.
@@ -15,8 +16,12 @@ from notifier.config import SERVICE_NAME, NotifierConfig
 from notifier.crm import CrmClient
 from notifier.desk import DeskClient
 from notifier.health import BrokerHealthWatch
+from notifier.live import LiveEvents
 from notifier.notifications import DeskOrgCache, Notifications
 from notifier.servicer import NotifierServicer
+from notifier.subscriptions.keys import load_keys
+from notifier.subscriptions.service import Subscriptions
+from notifier.subscriptions.store import SubscriptionStore
 from notifier.zoho_http import ZohoHttp
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
@@ -63,7 +68,16 @@ class NotifierApp:
             self.policy,
             DeskOrgCache(config.desk_org_ttl_seconds),
         )
-        servicer = NotifierServicer(self.notifications)
+        self.live = LiveEvents(config.events, self.http, self.policy, watch=True)
+        self.subscriptions = Subscriptions(
+            SubscriptionStore(self.live.engine),
+            self.notifications,
+            load_keys(config.events.encryption_key, config.events.database_url),
+            public_url=lambda: self.live.public_url,
+            channel_ttl_seconds=config.events.channel_ttl_seconds,
+            forget=self.live.directory.forget,
+        )
+        servicer = NotifierServicer(self.notifications, self.subscriptions, self.live.watches)
         self.server = GrpcServer(
             config.listen,
             [
@@ -84,14 +98,16 @@ class NotifierApp:
             check_policy=config.broker_tls is not None and config.broker_tls.cert_chain is not None,
         )
 
-    async def start(self) -> str:
-        """Starts serving; returns HOST:PORT."""
+    async def start(self, *, migrate: bool = True) -> str:
+        """Starts serving (the ingress first); returns the gRPC HOST:PORT."""
+        await self.live.start(migrate=migrate)
         address = await self.server.start()
         self.health.start()
         return address
 
     async def close(self) -> None:
         """Everything but the server (run_until_signal stops that, draining calls first)."""
+        await self.live.stop()
         await self.health.stop()
         await self.http.aclose()
         await self.broker_channel.close()

@@ -5,12 +5,80 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from notifier.database import DATABASE
+from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
 from servicekit.config import ConfigError, Env, ListenAddress
 from servicekit.origins import OriginPolicy
 from servicekit.streams import StreamLimits
 from servicekit.tls import ClientTls, ServerTls
 
 SERVICE_NAME = "zoho.notifier.v1.NotifierService"
+MAX_CHANNEL_TTL_SECONDS = 604800  # Zoho's week
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """The notifier's database, its ingress and the event log (live events)."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    # Seals CRM channel tokens at rest; SQLite may use a generated key file instead.
+    encryption_key: str = ""
+    ingress_listen: ListenAddress = field(
+        default_factory=lambda: ListenAddress("127.0.0.1", 8781)
+    )
+    # Empty: http:// + the address the ingress bound.
+    public_url: str = ""
+    channel_ttl_seconds: float = MAX_CHANNEL_TTL_SECONDS
+    event_retention_seconds: float = 604800.0
+    prune_interval_seconds: float = 60.0
+    # How often the log is re-read without a wake-up (another process's ingress on
+    # SQLite; a lost LISTEN connection on PostgreSQL).
+    poll_seconds: float = 0.5
+    ingress_max_body_bytes: int = 1024 * 1024
+    ingress_read_timeout_seconds: float = 5.0
+    # Empty: each Desk webhook's own host's /.well-known/jwks.json.
+    desk_jwks_url: str = ""
+
+    @classmethod
+    def from_env(cls, env: Env) -> EventsConfig:
+        public_url = env.text("NOTIFIER_PUBLIC_URL", "").rstrip("/")
+        if public_url and (
+            not public_url.startswith(("http://", "https://")) or "?" in public_url
+        ):
+            raise ConfigError("NOTIFIER_PUBLIC_URL", "expected an http(s) URL without a query")
+        jwks = env.text("NOTIFIER_DESK_JWKS_URL", "")
+        if jwks and not jwks.startswith(("http://", "https://")):
+            raise ConfigError("NOTIFIER_DESK_JWKS_URL", "expected an http(s) URL")
+        database_url = env.text("NOTIFIER_DATABASE_URL", DEFAULT_DATABASE_URL)
+        DATABASE.parse(database_url)
+        return cls(
+            database_url=database_url,
+            encryption_key=env.text("NOTIFIER_ENCRYPTION_KEY", ""),
+            ingress_listen=env.listen("NOTIFIER_INGRESS_LISTEN", "127.0.0.1:8781"),
+            public_url=public_url,
+            channel_ttl_seconds=env.number(
+                "NOTIFIER_CHANNEL_TTL_SECONDS",
+                MAX_CHANNEL_TTL_SECONDS,
+                minimum=60.0,
+                maximum=MAX_CHANNEL_TTL_SECONDS,
+            ),
+            event_retention_seconds=env.number(
+                "NOTIFIER_EVENT_RETENTION_SECONDS", 604800.0, minimum=1.0, maximum=31_536_000.0
+            ),
+            prune_interval_seconds=env.number(
+                "NOTIFIER_PRUNE_INTERVAL_SECONDS", 60.0, minimum=0.05, maximum=86400.0
+            ),
+            poll_seconds=env.number(
+                "NOTIFIER_EVENT_POLL_SECONDS", 0.5, minimum=0.01, maximum=60.0
+            ),
+            ingress_max_body_bytes=env.integer(
+                "NOTIFIER_INGRESS_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=64 << 20
+            ),
+            ingress_read_timeout_seconds=env.number(
+                "NOTIFIER_INGRESS_READ_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=120.0
+            ),
+            desk_jwks_url=jwks,
+        )
 
 
 @dataclass(frozen=True)
@@ -44,6 +112,7 @@ class NotifierConfig:
     broker_tls: ClientTls | None = None
     # Caps on open streams and on how long one write may wait for its reader.
     streams: StreamLimits = field(default_factory=StreamLimits)
+    events: EventsConfig = field(default_factory=EventsConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifierConfig:
@@ -100,4 +169,5 @@ class NotifierConfig:
                     "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS", 30.0, minimum=0.05, maximum=3600.0
                 ),
             ),
+            events=EventsConfig.from_env(env),
         )

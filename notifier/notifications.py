@@ -209,13 +209,21 @@ class Notifications:
     async def desk_create(
         self, user_id: str, body: dict[str, Any], deadline: Deadline
     ) -> notifier_pb2.DeskWebhook:
+        webhook, _, _ = await self.desk_create_in_org(user_id, body, deadline)
+        return webhook
+
+    async def desk_create_in_org(
+        self, user_id: str, body: dict[str, Any], deadline: Deadline
+    ) -> tuple[notifier_pb2.DeskWebhook, str, str]:
+        """The webhook, the org it was created in and the Desk origin (a subscription
+        checks the webhook's JWT against both)."""
         session = self.session(user_id, DESK, deadline)
         org_id = await self._desk_org(session)
         result = await self._desk_call(
             session,
             lambda g, origin: self._desk.create(g, origin, org_id, body, deadline=deadline),
         )
-        return result
+        return result, org_id, self._desk_origin(await session.grant())
 
     async def desk_update(
         self, user_id: str, webhook_id: str, body: dict[str, Any], deadline: Deadline

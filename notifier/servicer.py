@@ -1,5 +1,6 @@
 """NotifierService over gRPC: validates, hands the caller's deadline on, translates.
-The logic lives in notifications.Notifications."""
+The logic lives in notifications.Notifications, subscriptions.service.Subscriptions and
+events.watch.Watches."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import grpc
 
 from notifier import converters, crm, validation
 from notifier.deadline import Deadline
+from notifier.events.watch import Watches
 from notifier.notifications import Notifications
+from notifier.subscriptions import converters as subscription_converters
+from notifier.subscriptions import validation as subscription_validation
+from notifier.subscriptions.service import Subscriptions
 from servicekit.errors import rpc_errors
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
@@ -18,8 +23,12 @@ Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
-    def __init__(self, notifications: Notifications) -> None:
+    def __init__(
+        self, notifications: Notifications, subscriptions: Subscriptions, watches: Watches
+    ) -> None:
         self._n = notifications
+        self._subscriptions = subscriptions
+        self._watches = watches
 
     @rpc_errors
     async def ListNotifications(  # type: ignore[override]  # the stub knows only generators
@@ -140,3 +149,58 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.delete_webhook(request)
         await self._n.desk_delete(request.user_id, request.webhook_id, Deadline.of(context))
         return notifier_pb2.DeleteDeskWebhookResponse()
+
+    # ---- subscriptions and live events ----------------------------------------------------
+
+    @rpc_errors
+    async def CreateSubscription(
+        self, request: notifier_pb2.CreateSubscriptionRequest, context: Ctx
+    ) -> notifier_pb2.Subscription:
+        subscription_validation.create_request(request)
+        row = await self._subscriptions.create(request, Deadline.of(context))
+        return subscription_converters.subscription(row)
+
+    @rpc_errors
+    async def GetSubscription(
+        self, request: notifier_pb2.GetSubscriptionRequest, context: Ctx
+    ) -> notifier_pb2.Subscription:
+        subscription_validation.one_request(request)
+        row = await self._subscriptions.get(request.user_id, request.subscription_id)
+        return subscription_converters.subscription(row)
+
+    @rpc_errors
+    async def ListSubscriptions(
+        self, request: notifier_pb2.ListSubscriptionsRequest, context: Ctx
+    ) -> notifier_pb2.ListSubscriptionsResponse:
+        subscription_validation.list_request(request)
+        rows, next_token = await self._subscriptions.page(
+            request.user_id, request.page_size, request.page_token
+        )
+        return notifier_pb2.ListSubscriptionsResponse(
+            subscriptions=[subscription_converters.subscription(row) for row in rows],
+            next_page_token=next_token,
+        )
+
+    @rpc_errors
+    async def DeleteSubscription(
+        self, request: notifier_pb2.DeleteSubscriptionRequest, context: Ctx
+    ) -> notifier_pb2.DeleteSubscriptionResponse:
+        subscription_validation.one_request(request)
+        await self._subscriptions.delete(
+            request.user_id, request.subscription_id, Deadline.of(context)
+        )
+        return notifier_pb2.DeleteSubscriptionResponse()
+
+    @rpc_errors
+    async def WatchNotifications(  # type: ignore[override]  # a coroutine that writes
+        self, request: notifier_pb2.WatchNotificationsRequest, context: Ctx
+    ) -> None:
+        subscription_validation.watch_request(request)
+        start = await self._watches.start_position(request)
+        # Headers now: a caller that has them knows every later event will reach it.
+        await context.send_initial_metadata(())
+        # The one place WatchNotifications writes: stream caps and stall timeouts go here.
+        async with aclosing(self._watches.stream(request, start)) as batches:
+            async for batch in batches:
+                for event in batch:
+                    await context.write(event)

@@ -1,6 +1,7 @@
 """`make run`: the whole stack on this machine, with the sandbox standing in for Zoho.
 
-    python scripts/run_stack.py start   # sandbox, broker (SQLite), notifier; connect; stream
+    python scripts/run_stack.py start   # sandbox, broker (SQLite), notifier; connect; stream;
+                                        # subscribe (CRM + Desk), change records, watch events
     python scripts/run_stack.py stop
 
 Processes run in the background with their logs and pids in .run/, so the stack
@@ -17,15 +18,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 RUN = ROOT / ".run"
 SANDBOX = "127.0.0.1:8780"
 BROKER = "127.0.0.1:50051"
 NOTIFIER = "127.0.0.1:50052"
+INGRESS = "127.0.0.1:8781"
 ORIGIN = f"http://{SANDBOX}"
+# The demo grant has only Desk's read scopes; live events need the write ones too.
+SUBSCRIBING_SCOPES = [
+    "ZohoCRM.notifications.READ", "ZohoCRM.notifications.CREATE",
+    "ZohoCRM.notifications.UPDATE", "ZohoCRM.notifications.DELETE",
+    "Desk.basic.READ", "Desk.webhooks.READ", "Desk.webhooks.CREATE", "Desk.webhooks.DELETE",
+]
 
 ENV = {
     "SANDBOX_LISTEN": SANDBOX,
@@ -36,6 +46,8 @@ ENV = {
     "ZOHO_EXTRA_ORIGINS": ORIGIN,
     "NOTIFIER_LISTEN": NOTIFIER,
     "NOTIFIER_BROKER_TARGET": BROKER,
+    "NOTIFIER_DATABASE_URL": f"sqlite:///{RUN}/notifier.db",
+    "NOTIFIER_INGRESS_LISTEN": INGRESS,
 }
 SERVICES = [("sandbox", SANDBOX), ("broker", BROKER), ("notifier", NOTIFIER)]
 
@@ -73,15 +85,19 @@ def _alive(pid: int) -> bool:
 
 
 async def demo() -> None:
+    from sandbox.control_client import SandboxControl
     from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
     from zoho.common.v1 import common_pb2
     from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
+    async with SandboxControl(ORIGIN) as control:
+        # A grant of the demo user with the scopes subscriptions need (a sandbox value).
+        refresh_token = await control.add_refresh_token(scopes=SUBSCRIBING_SCOPES)
     async with grpc.aio.insecure_channel(BROKER) as channel:
         broker = broker_pb2_grpc.TokenBrokerServiceStub(channel)
         connection = await broker.CreateConnection(broker_pb2.CreateConnectionRequest(
             user_id="demo", accounts_server=ORIGIN, api_domain=ORIGIN,
-            refresh_token="1000.sandbox.demo-refresh",  # the sandbox's public demo grant
+            refresh_token=refresh_token, scopes=SUBSCRIBING_SCOPES,
         ), timeout=15)
         print(f"\nconnected user 'demo' at {connection.api_domain}; scopes: "
               f"{', '.join(connection.scopes)}")
@@ -99,9 +115,44 @@ async def demo() -> None:
                     body = item.crm if item.HasField("crm") else item.desk
                     print("  ", " ".join(str(body).split())[:110])
             print(f"streamed {count} {label}\n")
+        await live_events(notifier)
+
+
+async def live_events(notifier: object) -> None:
+    """A CRM and a Desk subscription for the demo user, records changed, events watched."""
+    from live_demo import change_records
+
+    from zoho.common.v1 import common_pb2
+    from zoho.notifier.v1 import notifier_pb2
+
+    stub: Any = notifier
+    crm = await stub.CreateSubscription(notifier_pb2.CreateSubscriptionRequest(
+        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=["Leads.all"]), timeout=15)
+    desk = await stub.CreateSubscription(notifier_pb2.CreateSubscriptionRequest(
+        user_id="demo", app_type=common_pb2.APP_TYPE_DESK, events=["Ticket_Add", "Ticket_Update"]),
+        timeout=15)
+    print(f"subscribed: CRM {crm.subscription_id} (channel {crm.zoho_id}), "
+          f"Desk {desk.subscription_id} (webhook {desk.zoho_id})")
+    watch = stub.WatchNotifications(notifier_pb2.WatchNotificationsRequest(user_id="demo"))
+    await watch.initial_metadata()
+    sent = await change_records(stub, ORIGIN, crm, desk)
+    print(f"changed {sent} records; WatchNotifications streams:")
+    received = 0
+    async for event in watch:
+        app = "CRM " if event.app_type == common_pb2.APP_TYPE_CRM else "Desk"
+        print(f"   {event.cursor}  {app} {event.module}.{event.operation} {event.record_id}"
+              f"  fields={list(event.affected_fields)}")
+        received += 1
+        if received == sent:
+            break
+    watch.cancel()
 
 
 TRY_NEXT = f"""The stack is running (stop it with `make stop`). Try:
+
+  # live events of the demo user, from the earliest retained (Ctrl-C to stop)
+  grpcurl -plaintext -d '{{"user_id": "demo", "from_earliest": true}}' \\
+      {NOTIFIER} zoho.notifier.v1.NotifierService/WatchNotifications
 
   grpcurl -plaintext {BROKER} list
   grpcurl -plaintext -d '{{"user_id": "demo", "app_type": "APP_TYPE_CRM"}}' \\

@@ -33,3 +33,9 @@ def serve_metrics(host: str, port: int) -> None:
     """Starts the /metrics endpoint on its own thread (port 0 disables it)."""
     if port:
         start_http_server(port, addr=host)
+
+INGRESS_DELIVERIES = Counter(
+    "notifier_ingress_deliveries_total",
+    "Zoho callbacks received by the ingress, by outcome (stored, unverified, malformed, ...)",
+    ["app", "outcome"],
+)

@@ -126,8 +126,10 @@ async def run_until_signal(
     server: GrpcServer,
     *,
     on_stop: Callable[[], Awaitable[None]] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> int:
-    """Serves until SIGTERM or SIGINT, then drains and returns the exit code 0."""
+    """Serves until SIGTERM or SIGINT, then drains and returns the exit code 0.
+    `on_started` runs right after the first line (the notifier prints its ingress's)."""
     # Handlers before the server starts: a supervisor may send SIGTERM the moment it reads
     # `listening on`, and a signal that arrives before them would kill the process (-15).
     stopping = asyncio.Event()
@@ -137,6 +139,8 @@ async def run_until_signal(
     address = await server.start()
     # The first line of stdout is a contract: tests and scripts read the port from it.
     print(f"listening on {address}", flush=True)
+    if on_started is not None:
+        on_started()
     log.info("serving %s on %s", ", ".join(s.name for s in server.services), address)
     await stopping.wait()
     log.info("shutting down: health NOT_SERVING, draining for %.1fs", server.grace_seconds)

@@ -1,10 +1,15 @@
-"""Alembic environment: the broker passes an open connection (see broker/db.py)."""
+"""Alembic environment: the broker passes an open connection (see servicekit/database.py)."""
 
 from alembic import context
 
 from broker.models import Base
 
-connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+attributes = context.config.attributes
+context.configure(
+    connection=attributes["connection"],
+    target_metadata=Base.metadata,
+    render_as_batch=True,
+    version_table=attributes.get("version_table", "alembic_version"),
+)
 with context.begin_transaction():
     context.run_migrations()

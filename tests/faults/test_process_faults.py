@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 from collections import Counter
 
 import grpc
@@ -87,6 +88,8 @@ def notifier_env(sandbox: SandboxControl, broker: BrokerHandle) -> dict[str, str
         "NOTIFIER_BROKER_TARGET": broker.address,
         "ZOHO_EXTRA_ORIGINS": sandbox.origin,
         "NOTIFIER_HEALTH_INTERVAL_SECONDS": "0.1",
+        "NOTIFIER_INGRESS_LISTEN": "127.0.0.1:0",
+        "NOTIFIER_DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='notifier-')}/n.db",
     }
 
 

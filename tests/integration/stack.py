@@ -43,6 +43,7 @@ LOCAL_OVERRIDES = {
     },
     "notifier": {
         "NOTIFIER_LISTEN", "NOTIFIER_BROKER_TARGET", "NOTIFIER_METRICS_PORT", "ZOHO_EXTRA_ORIGINS",
+        "NOTIFIER_DATABASE_URL", "NOTIFIER_ENCRYPTION_KEY", "NOTIFIER_INGRESS_LISTEN",
     },
 }
 # ${NAME}, ${NAME:-default}, ${NAME:?message}, as compose interpolates them.
@@ -87,6 +88,7 @@ def local_environment(service: str, overrides: Mapping[str, str]) -> dict[str, s
         "ZOHO_CLIENT_ID": DEMO_CLIENT_ID,
         "ZOHO_CLIENT_SECRET": DEMO_CLIENT_SECRET,
         "BROKER_ENCRYPTION_KEY": TEST_KEY,
+        "NOTIFIER_ENCRYPTION_KEY": TEST_KEY,
         "POSTGRES_PASSWORD": "unused-locally",
     }
     env = compose_environment(service, variables)
@@ -202,6 +204,9 @@ def local_stack() -> Iterator[Stack]:
                 "NOTIFIER_BROKER_TARGET": "ipv4:" + ",".join(b.address for b in brokers),
                 "NOTIFIER_METRICS_PORT": str(notifier_metrics),
                 "ZOHO_EXTRA_ORIGINS": origin,
+                "NOTIFIER_DATABASE_URL": database_url,
+                "NOTIFIER_ENCRYPTION_KEY": TEST_KEY,
+                "NOTIFIER_INGRESS_LISTEN": "127.0.0.1:0",
             }))
             started.append(notifier)
             yield Stack(

@@ -42,6 +42,7 @@ SERVICE_NAMES = {
 VARIABLES = {  # what the operator's .env provides
     "POSTGRES_PASSWORD": "pw",
     "BROKER_ENCRYPTION_KEY": TEST_KEY,
+    "NOTIFIER_ENCRYPTION_KEY": TEST_KEY,
     "ZOHO_CLIENT_ID": "1000.SANDBOX",
     "ZOHO_CLIENT_SECRET": "sandbox-secret",
 }
@@ -206,7 +207,10 @@ def test_every_required_secret_is_named_in_the_env_example() -> None:
     example = (REPO_ROOT / "deploy" / "stack.env.example").read_text()
     listed = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
     assert required == listed == set(VARIABLES)
-    assert not re.search(r"^(POSTGRES_PASSWORD|BROKER_ENCRYPTION_KEY)=.", example, re.MULTILINE)
+    assert not re.search(
+        r"^(POSTGRES_PASSWORD|BROKER_ENCRYPTION_KEY|NOTIFIER_ENCRYPTION_KEY)=.", example,
+        re.MULTILINE,
+    )
 
 
 def dockerfile_stages() -> dict[str, list[tuple[str, str]]]:

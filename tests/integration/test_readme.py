@@ -8,9 +8,12 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import grpc
+
 from tests.integration.conftest import project_command
 from tests.integration.stack import Stack
 from zoho.broker.v1 import broker_pb2
+from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BROKER, NOTIFIER = "127.0.0.1:50051", "127.0.0.1:50052"
@@ -41,6 +44,19 @@ def test_every_readme_grpcurl_command_works_as_written(
                                                                     stack.notifier_target)
         )
         argv[0] = project_command("grpcurl")
+        if "WatchNotifications" in command:
+            # A live watch stays open: it must still be streaming, without an error, later.
+            watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+            try:
+                assert watch.wait(timeout=3) is None, command
+            except subprocess.TimeoutExpired:
+                pass
+            finally:
+                watch.kill()
+                _, err = watch.communicate(timeout=10)
+            assert not err.strip(), f"{command}\n{err}"
+            continue
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         if '"nobody"' in command:
             assert done.returncode != 0, command
@@ -49,3 +65,16 @@ def test_every_readme_grpcurl_command_works_as_written(
         else:
             assert done.returncode == 0, f"{command}\n{done.stderr}"
             assert done.stdout.strip(), command
+    _delete_subscriptions(stack.notifier_target)
+
+
+def _delete_subscriptions(target: str) -> None:
+    """The walkthrough's CreateSubscription made a CRM channel: the stack is shared by
+    the integration tests, which count the demo's channels."""
+    with grpc.insecure_channel(target) as channel:
+        stub = notifier_pb2_grpc.NotifierServiceStub(channel)
+        listed = stub.ListSubscriptions(
+            notifier_pb2.ListSubscriptionsRequest(user_id="demo"), timeout=10)
+        for sub in listed.subscriptions:
+            stub.DeleteSubscription(notifier_pb2.DeleteSubscriptionRequest(
+                user_id="demo", subscription_id=sub.subscription_id), timeout=10)

@@ -17,7 +17,7 @@ from zoho.notifier.v1 import notifier_pb2_grpc
 
 
 async def test_serves_real_calls_logs_json_without_secrets_and_stops_on_sigterm(
-    sandbox, broker
+    sandbox, broker, tmp_path
 ) -> None:
     await broker.connect()
     env = {
@@ -26,6 +26,8 @@ async def test_serves_real_calls_logs_json_without_secrets_and_stops_on_sigterm(
         "ZOHO_EXTRA_ORIGINS": sandbox.origin,
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "DEBUG",
+        "NOTIFIER_INGRESS_LISTEN": "127.0.0.1:0",
+        "NOTIFIER_DATABASE_URL": f"sqlite:///{tmp_path}/notifier.db",
     }
     process = await asyncio.to_thread(ServiceProcess, "notifier", env)
     try:

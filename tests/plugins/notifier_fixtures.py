@@ -5,17 +5,23 @@ real sandbox. Its HTTP transport is the real one, wrapped to count requests in f
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
 
 from notifier.app import NotifierApp
-from notifier.config import NotifierConfig, RetryPolicy
+from notifier.config import EventsConfig, NotifierConfig, RetryPolicy
+from notifier.database import DATABASE
 from servicekit.config import ListenAddress
+from tests.plugins.broker_fixtures import TEST_KEY, test_database_kind
 from zoho.notifier.v1 import notifier_pb2_grpc
+
+NOTIFIER_TABLES = "notifier_events, notifier_subscriptions"
 
 
 class SpyTransport(httpx.AsyncBaseTransport):
@@ -69,8 +75,52 @@ class NotifierHandle:
     http: SpyTransport
 
 
-def notifier_config(sandbox_origin: str, broker_target: str, **overrides: object) -> NotifierConfig:
+@pytest.fixture(scope="session")
+def notifier_postgres(postgres_database: str) -> str:
+    """The session's PostgreSQL database with the notifier's tables too (its own
+    Alembic version table, as in production when both share one database)."""
+    DATABASE.migrate(postgres_database)
+    return postgres_database
+
+
+@pytest.fixture
+def notifier_database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A fresh, migrated notifier database for this test."""
+    if test_database_kind() == "postgres":
+        url: str = request.getfixturevalue("notifier_postgres")
+        engine = create_engine(DATABASE.sync_url(url))
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {NOTIFIER_TABLES} RESTART IDENTITY"))
+            conn.execute(text("UPDATE notifier_event_log_state SET pruned_through = 0"))
+        engine.dispose()
+        return url
+    url = f"sqlite:///{tmp_path}/notifier.db"
+    DATABASE.migrate(url)
+    return url
+
+
+def events_config(database_url: str, **overrides: object) -> EventsConfig:
     settings: dict[str, object] = {
+        "database_url": database_url,
+        "encryption_key": TEST_KEY,
+        "ingress_listen": ListenAddress("127.0.0.1", 0),
+        "poll_seconds": 0.2,
+    }
+    settings.update(overrides)
+    return EventsConfig(**settings)  # type: ignore[arg-type]
+
+
+def notifier_config(
+    sandbox_origin: str,
+    broker_target: str,
+    database_url: str | None = None,
+    **overrides: object,
+) -> NotifierConfig:
+    """`database_url`: by default a new SQLite file (migrated when the app starts)."""
+    if database_url is None:
+        database_url = f"sqlite:///{tempfile.mkdtemp(prefix='notifier-')}/notifier.db"
+    settings: dict[str, object] = {
+        "events": events_config(database_url),
         "listen": ListenAddress("127.0.0.1", 0),
         "broker_target": broker_target,
         "extra_origins": (sandbox_origin,),
@@ -88,10 +138,12 @@ def notifier_config(sandbox_origin: str, broker_target: str, **overrides: object
 
 
 @pytest.fixture
-async def notifier(sandbox, broker) -> AsyncIterator[NotifierHandle]:
+async def notifier(sandbox, broker, notifier_database_url) -> AsyncIterator[NotifierHandle]:
     spy = SpyTransport()
-    app = NotifierApp(notifier_config(sandbox.origin, broker.address), transport=spy)
-    address = await app.start()
+    app = NotifierApp(
+        notifier_config(sandbox.origin, broker.address, notifier_database_url), transport=spy
+    )
+    address = await app.start(migrate=False)
     channel = grpc.aio.insecure_channel(address)
     try:
         yield NotifierHandle(

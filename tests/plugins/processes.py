@@ -25,8 +25,15 @@ class ServiceProcess:
     """
 
     def __init__(
-        self, module: str, env: dict[str, str], *args: str, argv: Sequence[str] | None = None
+        self,
+        module: str,
+        env: dict[str, str],
+        *args: str,
+        argv: Sequence[str] | None = None,
+        first_line_prefix: str = "listening on ",
     ) -> None:
+        """`first_line_prefix`: what the first line starts with (`zoho-notifier ingress`
+        prints `ingress listening on HOST:PORT`)."""
         self.module = module
         # Under a wrapper (py-spy), signals go to the service itself, so the wrapper
         # can write its output once the service exits.
@@ -48,12 +55,12 @@ class ServiceProcess:
         threading.Thread(target=lambda: self.proc.stdout and self.proc.stdout.read(),
                          daemon=True).start()
         line = first[0].strip() if first else ""
-        if not line.startswith("listening on "):
+        if not line.startswith(first_line_prefix):
             self.kill()
             raise RuntimeError(
                 f"{module} did not start (first line {line!r}); stderr:\n" + self.stderr_tail
             )
-        self.address = line.removeprefix("listening on ")
+        self.address = line.removeprefix(first_line_prefix)
 
     def _read_first_line(self, first: list[str]) -> None:
         while self.proc.stdout is not None:

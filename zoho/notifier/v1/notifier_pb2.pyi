@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from zoho.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -20,6 +21,25 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SubscriptionStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SubscriptionStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SubscriptionStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SUBSCRIPTION_STATUS_UNSPECIFIED: _SubscriptionStatus.ValueType  # 0
+    SUBSCRIPTION_STATUS_ACTIVE: _SubscriptionStatus.ValueType  # 1
+    SUBSCRIPTION_STATUS_REAUTH_REQUIRED: _SubscriptionStatus.ValueType  # 2
+    SUBSCRIPTION_STATUS_FAILING: _SubscriptionStatus.ValueType  # 3
+
+class SubscriptionStatus(_SubscriptionStatus, metaclass=_SubscriptionStatusEnumTypeWrapper): ...
+
+SUBSCRIPTION_STATUS_UNSPECIFIED: SubscriptionStatus.ValueType  # 0
+SUBSCRIPTION_STATUS_ACTIVE: SubscriptionStatus.ValueType  # 1
+SUBSCRIPTION_STATUS_REAUTH_REQUIRED: SubscriptionStatus.ValueType  # 2
+SUBSCRIPTION_STATUS_FAILING: SubscriptionStatus.ValueType  # 3
+Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
 @_typing.final
 class ListNotificationsRequest(_message.Message):
@@ -714,3 +734,321 @@ class DeleteDeskWebhookResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteDeskWebhookResponse: _TypeAlias = DeleteDeskWebhookResponse  # noqa: Y015
+
+@_typing.final
+class CreateSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_TYPE_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NOTIFY_ON_RELATED_ACTION_FIELD_NUMBER: _builtins.int
+    RETURN_AFFECTED_FIELD_VALUES_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    app_type: _common_pb2.AppType.ValueType
+    """CRM or DESK."""
+    notify_on_related_action: _builtins.bool
+    """CRM only: also notify on related records' changes."""
+    return_affected_field_values: _builtins.bool
+    """CRM only: callbacks carry the changed fields' values."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """CRM "{Module}.{create|edit|delete|all}" (at most 10); Desk event names (Ticket_Add, ...)."""
+
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        app_type: _common_pb2.AppType.ValueType = ...,
+        events: _abc.Iterable[_builtins.str] | None = ...,
+        notify_on_related_action: _builtins.bool = ...,
+        return_affected_field_values: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_type", b"app_type", "events", b"events", "notify_on_related_action", b"notify_on_related_action", "return_affected_field_values", b"return_affected_field_values", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateSubscriptionRequest: _TypeAlias = CreateSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class Subscription(_message.Message):
+    """Never carries the verification secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_TYPE_FIELD_NUMBER: _builtins.int
+    EVENTS_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    LAST_RENEWED_TIME_FIELD_NUMBER: _builtins.int
+    LAST_EVENT_TIME_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
+    ZOHO_ID_FIELD_NUMBER: _builtins.int
+    NOTIFY_ON_RELATED_ACTION_FIELD_NUMBER: _builtins.int
+    RETURN_AFFECTED_FIELD_VALUES_FIELD_NUMBER: _builtins.int
+    subscription_id: _builtins.str
+    user_id: _builtins.str
+    app_type: _common_pb2.AppType.ValueType
+    status: Global___SubscriptionStatus.ValueType
+    last_error: _builtins.str
+    zoho_id: _builtins.str
+    """Zoho's id of it: the CRM channel_id or the Desk webhook id."""
+    notify_on_related_action: _builtins.bool
+    return_affected_field_values: _builtins.bool
+    @_builtins.property
+    def events(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """CRM: the channel's current expiry. Desk webhooks do not expire (unset)."""
+
+    @_builtins.property
+    def last_renewed_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_event_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        subscription_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        app_type: _common_pb2.AppType.ValueType = ...,
+        events: _abc.Iterable[_builtins.str] | None = ...,
+        status: Global___SubscriptionStatus.ValueType = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        last_renewed_time: _timestamp_pb2.Timestamp | None = ...,
+        last_event_time: _timestamp_pb2.Timestamp | None = ...,
+        last_error: _builtins.str = ...,
+        created_time: _timestamp_pb2.Timestamp | None = ...,
+        zoho_id: _builtins.str = ...,
+        notify_on_related_action: _builtins.bool = ...,
+        return_affected_field_values: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "expires_at", b"expires_at", "last_event_time", b"last_event_time", "last_renewed_time", b"last_renewed_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_type", b"app_type", "created_time", b"created_time", "events", b"events", "expires_at", b"expires_at", "last_error", b"last_error", "last_event_time", b"last_event_time", "last_renewed_time", b"last_renewed_time", "notify_on_related_action", b"notify_on_related_action", "return_affected_field_values", b"return_affected_field_values", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id", "zoho_id", b"zoho_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Subscription: _TypeAlias = Subscription  # noqa: Y015
+
+@_typing.final
+class GetSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    subscription_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSubscriptionRequest: _TypeAlias = GetSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    page_size: _builtins.int
+    """0 means 100; at most 500."""
+    page_token: _builtins.str
+    """next_page_token of the previous page."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsRequest: _TypeAlias = ListSubscriptionsRequest  # noqa: Y015
+
+@_typing.final
+class ListSubscriptionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def subscriptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Subscription]: ...
+    def __init__(
+        self,
+        *,
+        subscriptions: _abc.Iterable[Global___Subscription] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "subscriptions", b"subscriptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSubscriptionsResponse: _TypeAlias = ListSubscriptionsResponse  # noqa: Y015
+
+@_typing.final
+class DeleteSubscriptionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    subscription_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSubscriptionRequest: _TypeAlias = DeleteSubscriptionRequest  # noqa: Y015
+
+@_typing.final
+class DeleteSubscriptionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteSubscriptionResponse: _TypeAlias = DeleteSubscriptionResponse  # noqa: Y015
+
+@_typing.final
+class WatchNotificationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_TYPE_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    FROM_EARLIEST_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """Empty: every user's events."""
+    app_type: _common_pb2.AppType.ValueType
+    """UNSPECIFIED: both apps."""
+    subscription_id: _builtins.str
+    """Only this subscription's events."""
+    after_cursor: _builtins.str
+    """Resume right after this event's cursor."""
+    from_earliest: _builtins.bool
+    """With no after_cursor: start at the earliest retained event instead of now."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        app_type: _common_pb2.AppType.ValueType = ...,
+        subscription_id: _builtins.str = ...,
+        after_cursor: _builtins.str = ...,
+        from_earliest: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "app_type", b"app_type", "from_earliest", b"from_earliest", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchNotificationsRequest: _TypeAlias = WatchNotificationsRequest  # noqa: Y015
+
+@_typing.final
+class NotificationEvent(_message.Message):
+    """One change to one record."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_TYPE_FIELD_NUMBER: _builtins.int
+    MODULE_FIELD_NUMBER: _builtins.int
+    OPERATION_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    AFFECTED_FIELDS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    PREVIOUS_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_FIELD_NUMBER: _builtins.int
+    RECEIVED_TIME_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """Opaque; pass it as after_cursor to resume right after this event."""
+    subscription_id: _builtins.str
+    user_id: _builtins.str
+    app_type: _common_pb2.AppType.ValueType
+    module: _builtins.str
+    """CRM module API name (Leads); Desk the resource (Ticket, Contact, ...)."""
+    operation: _builtins.str
+    """CRM create/edit/delete; Desk the event type (Ticket_Add)."""
+    record_id: _builtins.str
+    @_builtins.property
+    def affected_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def values(self) -> _struct_pb2.Struct:
+        """CRM: the affected fields' values; Desk: the payload (the record's current state)."""
+
+    @_builtins.property
+    def previous(self) -> _struct_pb2.Struct:
+        """Desk: prevState (updates with includePrevState)."""
+
+    @_builtins.property
+    def event_time(self) -> _timestamp_pb2.Timestamp:
+        """Zoho's time of the change."""
+
+    @_builtins.property
+    def received_time(self) -> _timestamp_pb2.Timestamp:
+        """When the ingress stored it."""
+
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        subscription_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        app_type: _common_pb2.AppType.ValueType = ...,
+        module: _builtins.str = ...,
+        operation: _builtins.str = ...,
+        record_id: _builtins.str = ...,
+        affected_fields: _abc.Iterable[_builtins.str] | None = ...,
+        values: _struct_pb2.Struct | None = ...,
+        previous: _struct_pb2.Struct | None = ...,
+        event_time: _timestamp_pb2.Timestamp | None = ...,
+        received_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "previous", b"previous", "received_time", b"received_time", "values", b"values"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected_fields", b"affected_fields", "app_type", b"app_type", "cursor", b"cursor", "event_time", b"event_time", "module", b"module", "operation", b"operation", "previous", b"previous", "received_time", b"received_time", "record_id", b"record_id", "subscription_id", b"subscription_id", "user_id", b"user_id", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotificationEvent: _TypeAlias = NotificationEvent  # noqa: Y015

@@ -88,6 +88,31 @@ class NotifierServiceStub:
                 request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteDeskWebhookRequest.SerializeToString,
                 response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteDeskWebhookResponse.FromString,
                 _registered_method=True)
+        self.CreateSubscription = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/CreateSubscription',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.CreateSubscriptionRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Subscription.FromString,
+                _registered_method=True)
+        self.GetSubscription = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/GetSubscription',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.GetSubscriptionRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Subscription.FromString,
+                _registered_method=True)
+        self.ListSubscriptions = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/ListSubscriptions',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListSubscriptionsRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListSubscriptionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteSubscription = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/DeleteSubscription',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteSubscriptionRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteSubscriptionResponse.FromString,
+                _registered_method=True)
+        self.WatchNotifications = channel.unary_stream(
+                '/zoho.notifier.v1.NotifierService/WatchNotifications',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.WatchNotificationsRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.NotificationEvent.FromString,
+                _registered_method=True)
 
 
 class NotifierServiceServicer:
@@ -170,6 +195,42 @@ class NotifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSubscription(self, request, context):
+        """Live events. A subscription is a CRM channel or a Desk webhook that the notifier
+        creates at Zoho pointing at its own ingress, with a verification secret only the
+        notifier knows (never returned).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSubscription(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSubscriptions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSubscription(self, request, context):
+        """Removes the channel or webhook at Zoho too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchNotifications(self, request, context):
+        """The retained backlog after a cursor (or from the call, or from the earliest), then
+        the live tail: every event once, in the order received.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +283,31 @@ def add_NotifierServiceServicer_to_server(servicer, server):
                     servicer.DeleteDeskWebhook,
                     request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteDeskWebhookRequest.FromString,
                     response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteDeskWebhookResponse.SerializeToString,
+            ),
+            'CreateSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSubscription,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.CreateSubscriptionRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Subscription.SerializeToString,
+            ),
+            'GetSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSubscription,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.GetSubscriptionRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Subscription.SerializeToString,
+            ),
+            'ListSubscriptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSubscriptions,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListSubscriptionsRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListSubscriptionsResponse.SerializeToString,
+            ),
+            'DeleteSubscription': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSubscription,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteSubscriptionRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteSubscriptionResponse.SerializeToString,
+            ),
+            'WatchNotifications': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchNotifications,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.WatchNotificationsRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.NotificationEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -498,6 +584,141 @@ class NotifierService:
             '/zoho.notifier.v1.NotifierService/DeleteDeskWebhook',
             zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteDeskWebhookRequest.SerializeToString,
             zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteDeskWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/CreateSubscription',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.CreateSubscriptionRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/GetSubscription',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.GetSubscriptionRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.Subscription.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSubscriptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/ListSubscriptions',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListSubscriptionsRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListSubscriptionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSubscription(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/DeleteSubscription',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteSubscriptionRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteSubscriptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/WatchNotifications',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.WatchNotificationsRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.NotificationEvent.FromString,
             options,
             channel_credentials,
             insecure,

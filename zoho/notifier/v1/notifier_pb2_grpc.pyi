@@ -61,6 +61,19 @@ class NotifierServiceStub:
     """Desk: PATCH /api/v1/webhooks/{id}."""
     DeleteDeskWebhook: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.DeleteDeskWebhookRequest, _notifier_pb2.DeleteDeskWebhookResponse]
     """Desk: DELETE /api/v1/webhooks/{id}."""
+    CreateSubscription: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.CreateSubscriptionRequest, _notifier_pb2.Subscription]
+    """Live events. A subscription is a CRM channel or a Desk webhook that the notifier
+    creates at Zoho pointing at its own ingress, with a verification secret only the
+    notifier knows (never returned).
+    """
+    GetSubscription: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.GetSubscriptionRequest, _notifier_pb2.Subscription]
+    ListSubscriptions: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.ListSubscriptionsRequest, _notifier_pb2.ListSubscriptionsResponse]
+    DeleteSubscription: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.DeleteSubscriptionRequest, _notifier_pb2.DeleteSubscriptionResponse]
+    """Removes the channel or webhook at Zoho too."""
+    WatchNotifications: _grpc.UnaryStreamMultiCallable[_notifier_pb2.WatchNotificationsRequest, _notifier_pb2.NotificationEvent]
+    """The retained backlog after a cursor (or from the call, or from the earliest), then
+    the live tail: every event once, in the order received.
+    """
 
 @_typing.type_check_only
 class NotifierServiceAsyncStub(NotifierServiceStub):
@@ -95,6 +108,19 @@ class NotifierServiceAsyncStub(NotifierServiceStub):
     """Desk: PATCH /api/v1/webhooks/{id}."""
     DeleteDeskWebhook: _aio.UnaryUnaryMultiCallable[_notifier_pb2.DeleteDeskWebhookRequest, _notifier_pb2.DeleteDeskWebhookResponse]  # type: ignore[assignment]
     """Desk: DELETE /api/v1/webhooks/{id}."""
+    CreateSubscription: _aio.UnaryUnaryMultiCallable[_notifier_pb2.CreateSubscriptionRequest, _notifier_pb2.Subscription]  # type: ignore[assignment]
+    """Live events. A subscription is a CRM channel or a Desk webhook that the notifier
+    creates at Zoho pointing at its own ingress, with a verification secret only the
+    notifier knows (never returned).
+    """
+    GetSubscription: _aio.UnaryUnaryMultiCallable[_notifier_pb2.GetSubscriptionRequest, _notifier_pb2.Subscription]  # type: ignore[assignment]
+    ListSubscriptions: _aio.UnaryUnaryMultiCallable[_notifier_pb2.ListSubscriptionsRequest, _notifier_pb2.ListSubscriptionsResponse]  # type: ignore[assignment]
+    DeleteSubscription: _aio.UnaryUnaryMultiCallable[_notifier_pb2.DeleteSubscriptionRequest, _notifier_pb2.DeleteSubscriptionResponse]  # type: ignore[assignment]
+    """Removes the channel or webhook at Zoho too."""
+    WatchNotifications: _aio.UnaryStreamMultiCallable[_notifier_pb2.WatchNotificationsRequest, _notifier_pb2.NotificationEvent]  # type: ignore[assignment]
+    """The retained backlog after a cursor (or from the call, or from the earliest), then
+    the live tail: every event once, in the order received.
+    """
 
 class NotifierServiceServicer(metaclass=_abc_1.ABCMeta):
     """Streams and manages a user's Zoho notification subscriptions: CRM
@@ -186,5 +212,48 @@ class NotifierServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_notifier_pb2.DeleteDeskWebhookResponse, _abc.Awaitable[_notifier_pb2.DeleteDeskWebhookResponse]]:
         """Desk: DELETE /api/v1/webhooks/{id}."""
+
+    @_abc_1.abstractmethod
+    def CreateSubscription(
+        self,
+        request: _notifier_pb2.CreateSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.Subscription, _abc.Awaitable[_notifier_pb2.Subscription]]:
+        """Live events. A subscription is a CRM channel or a Desk webhook that the notifier
+        creates at Zoho pointing at its own ingress, with a verification secret only the
+        notifier knows (never returned).
+        """
+
+    @_abc_1.abstractmethod
+    def GetSubscription(
+        self,
+        request: _notifier_pb2.GetSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.Subscription, _abc.Awaitable[_notifier_pb2.Subscription]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSubscriptions(
+        self,
+        request: _notifier_pb2.ListSubscriptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.ListSubscriptionsResponse, _abc.Awaitable[_notifier_pb2.ListSubscriptionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteSubscription(
+        self,
+        request: _notifier_pb2.DeleteSubscriptionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.DeleteSubscriptionResponse, _abc.Awaitable[_notifier_pb2.DeleteSubscriptionResponse]]:
+        """Removes the channel or webhook at Zoho too."""
+
+    @_abc_1.abstractmethod
+    def WatchNotifications(
+        self,
+        request: _notifier_pb2.WatchNotificationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_notifier_pb2.NotificationEvent], _abc.AsyncIterator[_notifier_pb2.NotificationEvent]]:
+        """The retained backlog after a cursor (or from the call, or from the earliest), then
+        the live tail: every event once, in the order received.
+        """
 
 def add_NotifierServiceServicer_to_server(servicer: NotifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

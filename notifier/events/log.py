@@ -1,0 +1,183 @@
+"""The event log's storage: append (deduplicated, cursor order = commit order), read
+after a cursor, prune past the retention.
+
+Cursors must be committed in the order they are assigned, or a reader could pass a
+cursor whose event is still uncommitted and never see it. SQLite has one writer at a
+time; on PostgreSQL every append takes one transaction-scoped advisory lock, so
+replicas' appends are serialised (events/writer.py batches them, so this is one lock
+per batch, not per event) and NOTIFY tells every replica once the batch is committed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from notifier.database.models import EventLogState, EventRow, SubscriptionRow
+from notifier.events.cursor import format_cursor
+from zoho.notifier.v1 import notifier_pb2
+
+NOTIFY_CHANNEL = "notifier_events"
+_APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
+
+# (cursor, event with its cursor set): the cursor as a number too, to compare cheaply.
+Logged = tuple[int, notifier_pb2.NotificationEvent]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    dedupe_key: str
+    event: notifier_pb2.NotificationEvent  # without cursor and received_time
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    user_id: str = ""
+    app_type: int = 0
+    subscription_id: str = ""
+
+    def matches(self, event: notifier_pb2.NotificationEvent) -> bool:
+        return (
+            (not self.user_id or event.user_id == self.user_id)
+            and (not self.app_type or event.app_type == self.app_type)
+            and (not self.subscription_id or event.subscription_id == self.subscription_id)
+        )
+
+
+def _decode(cursor: int, blob: bytes) -> Logged:
+    event = notifier_pb2.NotificationEvent.FromString(blob)
+    event.cursor = format_cursor(cursor)
+    return cursor, event
+
+
+class EventLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self.postgres else sqlite.insert
+        # subscription id -> when its last_event_time was last written (monotonic): it is
+        # written at most once a second, not in every commit.
+        self._touched: dict[str, float] = {}
+
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        received_at: datetime,
+        connection: AsyncConnection | None = None,
+    ) -> list[Logged]:
+        """Stores `events` in one transaction (a dedupe key already stored is skipped);
+        returns the new ones with their cursors, in cursor order. Committed when it
+        returns. `connection`: the writer's own (saves a pool checkout per commit)."""
+        if connection is None:
+            async with self.engine.connect() as own:
+                return await self.append(events, received_at, own)
+        stamp = Timestamp()
+        stamp.FromDatetime(received_at)
+        rows = []
+        for new in events:
+            event = new.event
+            event.received_time.CopyFrom(stamp)
+            rows.append(
+                {
+                    "dedupe_key": new.dedupe_key,
+                    "subscription_id": event.subscription_id,
+                    "user_id": event.user_id,
+                    "app_type": event.app_type,
+                    "received_at": received_at,
+                    "event": event.SerializeToString(),
+                }
+            )
+        now = time.monotonic()
+        stale = sorted(
+            {new.event.subscription_id for new in events}
+            - {s for s, at in self._touched.items() if now - at < 1.0}
+        )
+        conn = connection
+        async with conn.begin():
+            if self.postgres:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+            # One statement for the batch; a dedupe key already stored is skipped.
+            result = await conn.execute(
+                self._insert(EventRow)
+                .on_conflict_do_nothing()
+                .returning(EventRow.cursor, EventRow.dedupe_key),
+                rows,
+            )
+            returned = result.all()
+            if returned and stale:
+                await conn.execute(
+                    update(SubscriptionRow)
+                    .where(SubscriptionRow.id.in_(stale))
+                    .values(last_event_time=received_at)
+                )
+            if returned and self.postgres:
+                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        if returned:
+            self._touched.update(dict.fromkeys(stale, now))
+            if len(self._touched) > 10_000:
+                self._touched.clear()
+        by_key: dict[str, notifier_pb2.NotificationEvent] = {}
+        for new in events:
+            by_key.setdefault(new.dedupe_key, new.event)
+        stored = []
+        for cursor, key in sorted(returned):
+            event = by_key[key]
+            event.cursor = format_cursor(cursor)
+            stored.append((cursor, event))
+        return stored
+
+    async def read_after(
+        self,
+        after: int,
+        event_filter: EventFilter,
+        limit: int,
+        *,
+        through: int | None = None,
+    ) -> list[Logged]:
+        query = select(EventRow.cursor, EventRow.event).where(EventRow.cursor > after)
+        if through is not None:
+            query = query.where(EventRow.cursor <= through)
+        if event_filter.user_id:
+            query = query.where(EventRow.user_id == event_filter.user_id)
+        if event_filter.app_type:
+            query = query.where(EventRow.app_type == event_filter.app_type)
+        if event_filter.subscription_id:
+            query = query.where(EventRow.subscription_id == event_filter.subscription_id)
+        query = query.order_by(EventRow.cursor).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_decode(cursor, blob) for cursor, blob in rows]
+
+    async def bounds(self) -> tuple[int, int]:
+        """(pruned_through, newest): every cursor at or below the first is gone; the
+        second is the newest stored (or pruned_through when none is)."""
+        async with self.engine.connect() as conn:
+            pruned = (await conn.execute(select(EventLogState.pruned_through))).scalar_one()
+            newest = (await conn.execute(select(func.max(EventRow.cursor)))).scalar()
+        return pruned, max(pruned, newest or 0)
+
+    async def prune(self, before: datetime) -> int:
+        """Deletes every event received before `before`; returns how many."""
+        async with self.engine.begin() as conn:
+            last = (
+                await conn.execute(
+                    select(func.max(EventRow.cursor)).where(EventRow.received_at < before)
+                )
+            ).scalar()
+            if last is None:
+                return 0
+            # By cursor, not by time, so that "at or below pruned_through" is exact.
+            result = await conn.execute(delete(EventRow).where(EventRow.cursor <= last))
+            await conn.execute(
+                update(EventLogState)
+                .where(EventLogState.id == 1, EventLogState.pruned_through < last)
+                .values(pruned_through=last)
+            )
+        return result.rowcount or 0

@@ -1,0 +1,51 @@
+"""PostgreSQL LISTEN: another replica's committed events wake this replica's tail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import psycopg
+
+from notifier.events.log import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class PostgresListener:
+    def __init__(self, conninfo: str, on_notify: Callable[[], None]) -> None:
+        self._conninfo = conninfo
+        self._on_notify = on_notify
+        self._task: asyncio.Task[None] | None = None
+        self.listening = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="pg-listen")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True
+                ) as conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.listening.set()
+                    # Anything committed while we were not listening: the tail re-reads.
+                    self._on_notify()
+                    async for _ in conn.notifies():
+                        self._on_notify()
+            except asyncio.CancelledError:
+                raise
+            except Exception as failed:  # the tail's poll covers the gap until we are back
+                self.listening.clear()
+                log.warning("LISTEN connection lost (%s); reconnecting", type(failed).__name__)
+                await asyncio.sleep(1.0)

@@ -1,0 +1,53 @@
+"""Background pruning of events older than NOTIFIER_EVENT_RETENTION_SECONDS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from notifier.events.log import EventLog
+
+log = logging.getLogger(__name__)
+
+
+class Pruner:
+    def __init__(
+        self,
+        event_log: EventLog,
+        retention_seconds: float,
+        *,
+        interval_seconds: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._log = event_log
+        self._retention = timedelta(seconds=retention_seconds)
+        self._interval = interval_seconds
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def prune_once(self) -> int:
+        pruned = await self._log.prune(self._clock() - self._retention)
+        if pruned:
+            log.info("pruned %d events past the retention", pruned)
+        return pruned
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-pruner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.prune_once()
+            except Exception as failed:  # the database may be down: try again next time
+                log.warning("pruning events failed: %s", type(failed).__name__)
+            await asyncio.sleep(self._interval)

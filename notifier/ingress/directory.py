@@ -1,0 +1,94 @@
+"""The ingress's view of subscriptions: what it needs to verify a delivery, read from
+the database and kept for a second, so a burst of deliveries costs one lookup.
+
+A delete in this process is seen at once (forget); one in another replica within the
+cache time. Unknown ids are cached too, so a flood of forged ids costs one query per
+id and second, not one per delivery. Lookups of one id share one query: when an entry
+expires under load, the deliveries in flight would otherwise each open a connection."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from notifier.database.models import STATUS_DELETED, SubscriptionRow
+
+CACHE_SECONDS = 1.0
+MAX_CACHED = 50_000
+
+
+def secret_digest(secret: str) -> str:
+    # The secrets are 256 random bits: a plain digest cannot be reversed or guessed.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(given: object, digest: str) -> bool:
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(secret_digest(given), digest)
+
+
+@dataclass(frozen=True)
+class KnownSubscription:
+    id: str
+    user_id: str
+    app_type: str
+    zoho_id: str
+    secret_digest: str
+    deleted: bool
+    desk_org_id: str
+    jwks_url: str
+
+
+class SubscriptionDirectory:
+    def __init__(self, engine: AsyncEngine, *, cache_seconds: float = CACHE_SECONDS) -> None:
+        self._engine = engine
+        self._ttl = cache_seconds
+        self._cache: dict[str, tuple[KnownSubscription | None, float]] = {}
+        self._reading: dict[str, asyncio.Future[KnownSubscription | None]] = {}
+
+    def forget(self, subscription_id: str) -> None:
+        self._cache.pop(subscription_id, None)
+
+    async def lookup(self, subscription_id: str) -> KnownSubscription | None:
+        cached = self._cache.get(subscription_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        reading = self._reading.get(subscription_id)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read(subscription_id))
+            self._reading[subscription_id] = reading
+            reading.add_done_callback(lambda _: self._reading.pop(subscription_id, None))
+        # shield: one caller going away must not cancel the others' lookup.
+        return await asyncio.shield(reading)
+
+    async def _read(self, subscription_id: str) -> KnownSubscription | None:
+        now = time.monotonic()
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(SubscriptionRow).where(SubscriptionRow.id == subscription_id)
+                )
+            ).first()
+        known = None
+        if row is not None:
+            known = KnownSubscription(
+                id=row.id,
+                user_id=row.user_id,
+                app_type=row.app_type,
+                zoho_id=row.zoho_id or "",
+                secret_digest=row.secret_digest,
+                deleted=row.status == STATUS_DELETED,
+                desk_org_id=row.desk_org_id or "",
+                jwks_url=row.jwks_url or "",
+            )
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[subscription_id] = (known, now + self._ttl)
+        return known

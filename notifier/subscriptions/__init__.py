@@ -1,0 +1,1 @@
+"""Subscriptions: CRM channels and Desk webhooks the notifier keeps pointing at its ingress."""

@@ -1,0 +1,45 @@
+"""Subscription rows to the Subscription message (never the secret)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from notifier.database import models
+from notifier.subscriptions.store import Stored, events_of
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2
+
+_APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
+_STATUS = {
+    models.STATUS_ACTIVE: notifier_pb2.SUBSCRIPTION_STATUS_ACTIVE,
+    models.STATUS_REAUTH_REQUIRED: notifier_pb2.SUBSCRIPTION_STATUS_REAUTH_REQUIRED,
+    models.STATUS_FAILING: notifier_pb2.SUBSCRIPTION_STATUS_FAILING,
+}
+
+
+def _stamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def subscription(row: Stored) -> notifier_pb2.Subscription:
+    return notifier_pb2.Subscription(
+        subscription_id=row.id,
+        user_id=row.user_id,
+        app_type=_APP[row.app_type],
+        events=events_of(row),
+        status=_STATUS.get(row.status, notifier_pb2.SUBSCRIPTION_STATUS_UNSPECIFIED),
+        expires_at=_stamp(row.expires_at),
+        last_renewed_time=_stamp(row.last_renewed_time),
+        last_event_time=_stamp(row.last_event_time),
+        last_error=row.last_error or "",
+        created_time=_stamp(row.created_at),
+        zoho_id=row.zoho_id or "",
+        notify_on_related_action=row.notify_on_related_action,
+        return_affected_field_values=row.return_affected_field_values,
+    )

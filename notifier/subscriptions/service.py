@@ -1,0 +1,222 @@
+"""Subscriptions' domain core: create at Zoho (pointing at the ingress, with a fresh
+secret), read, list and delete (at Zoho too). The row is written before Zoho is asked,
+because Desk checks the webhook URL during the create and the ingress must know it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from notifier import crm, desk
+from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING
+from notifier.deadline import Deadline
+from notifier.ingress.directory import secret_digest
+from notifier.ingress.server import crm_notify_url, desk_webhook_url
+from notifier.notifications import Notifications
+from notifier.subscriptions import validation
+from notifier.subscriptions.store import Stored, SubscriptionStore
+from notifier.zoho_http import ZohoClientError
+from servicekit.errors import MissingScope, NotFound, ZohoRejected
+from servicekit.scopes import covers
+from servicekit.sealing import KeyRing
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2
+
+log = logging.getLogger(__name__)
+
+CRM = common_pb2.APP_TYPE_CRM
+DESK = common_pb2.APP_TYPE_DESK
+APP_NAMES = {CRM: "crm", DESK: "desk"}
+
+
+def sealing_context(subscription_id: str) -> str:
+    """A sealed token opens only in its own row and column."""
+    return f"notifier_subscriptions.secret_sealed:{subscription_id}"
+
+
+def _not_found(subscription_id: str) -> NotFound:
+    return NotFound(
+        f"subscription {subscription_id} not found",
+        metadata={"subscription_id": subscription_id},
+    )
+
+
+class Subscriptions:
+    def __init__(
+        self,
+        store: SubscriptionStore,
+        notifications: Notifications,
+        keys: KeyRing,
+        *,
+        public_url: Callable[[], str],
+        channel_ttl_seconds: float,
+        forget: Callable[[str], None],
+    ) -> None:
+        self._store = store
+        self._n = notifications
+        self._keys = keys
+        # Known once the ingress is bound (its address is the default public URL).
+        self._public_url = public_url
+        self._ttl = timedelta(seconds=channel_ttl_seconds)
+        # Tells this process's ingress at once that a subscription changed.
+        self._forget = forget
+
+    async def _check_scope(
+        self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
+    ) -> None:
+        needed = crm.SCOPE_CREATE if app_type == CRM else desk.SCOPE_CREATE
+        grant = await self._n.session(user_id, app_type, deadline).grant()
+        # No scopes recorded: unknown, Zoho's own answer will tell.
+        if grant.scopes and not covers(grant.scopes, needed):
+            raise MissingScope(needed, user_id=user_id, app=APP_NAMES[app_type])
+
+    async def create(
+        self, request: notifier_pb2.CreateSubscriptionRequest, deadline: Deadline
+    ) -> Stored:
+        await self._check_scope(request.user_id, request.app_type, deadline)
+        subscription_id = "sub_" + secrets.token_hex(12)
+        secret = secrets.token_urlsafe(32)  # 43 characters: CRM takes at most 50
+        common = {
+            "id": subscription_id,
+            "user_id": request.user_id,
+            "app_type": APP_NAMES[request.app_type],
+            "events": list(request.events),
+            "status": STATUS_PENDING,
+            "secret_digest": secret_digest(secret),
+            "notify_on_related_action": request.notify_on_related_action,
+            "return_affected_field_values": request.return_affected_field_values,
+        }
+        try:
+            if request.app_type == CRM:
+                await self._create_crm(request, common, secret, deadline)
+            else:
+                await self._create_desk(request, common, secret, deadline)
+        except BaseException:
+            await self._store.remove(subscription_id)
+            self._forget(subscription_id)
+            raise
+        self._forget(subscription_id)
+        row = await self._store.get(request.user_id, subscription_id)
+        assert row is not None
+        return row
+
+    async def _create_crm(
+        self,
+        request: notifier_pb2.CreateSubscriptionRequest,
+        common: dict[str, object],
+        secret: str,
+        deadline: Deadline,
+    ) -> None:
+        subscription_id = str(common["id"])
+        # Zoho takes the caller's channel id: random digits, unique here by the index.
+        channel_id = str(10**17 + secrets.randbelow(9 * 10**17))
+        expiry = (datetime.now(UTC) + self._ttl).replace(microsecond=0)
+        await self._store.insert(
+            **common,
+            zoho_id=channel_id,
+            secret_sealed=self._keys.encrypt(secret, context=sealing_context(subscription_id)),
+        )
+        item = {
+            "channel_id": channel_id,
+            "events": list(request.events),
+            "channel_expiry": expiry.isoformat(),
+            "notify_url": crm_notify_url(self._public_url(), subscription_id),
+            "token": secret,
+            "notify_on_related_action": request.notify_on_related_action,
+            "return_affected_field_values": request.return_affected_field_values,
+        }
+        results = await self._n.crm_write(
+            request.user_id, "POST", [item], scope=crm.SCOPE_CREATE, deadline=deadline
+        )
+        failed = [r for r in results if r.status != "success"]
+        if failed or not results:
+            code = failed[0].code if failed else "NO_RESULT"
+            raise ZohoRejected(
+                f"Zoho refused the channel: {code}"
+                + (f": {failed[0].message}" if failed and failed[0].message else ""),
+                zoho_code=code,
+                http_status=400,
+            )
+        now = datetime.now(UTC)
+        await self._store.change(
+            subscription_id, status=STATUS_ACTIVE, expires_at=expiry, last_renewed_time=now
+        )
+
+    async def _create_desk(
+        self,
+        request: notifier_pb2.CreateSubscriptionRequest,
+        common: dict[str, object],
+        secret: str,
+        deadline: Deadline,
+    ) -> None:
+        subscription_id = str(common["id"])
+        await self._store.insert(**common)
+        options: dict[str, object] = {"includePrevState": True}
+        body = {
+            "name": f"zoho-connect {subscription_id}",
+            "url": desk_webhook_url(self._public_url(), subscription_id, secret),
+            "description": "Live events for zoho-connect's notifier",
+            "subscriptions": {
+                event: (options if event.endswith("_Update") else None)
+                for event in request.events
+            },
+            "isEnabled": True,
+        }
+        webhook, org_id, origin = await self._n.desk_create_in_org(
+            request.user_id, body, deadline
+        )
+        await self._store.change(
+            subscription_id,
+            status=STATUS_ACTIVE,
+            zoho_id=webhook.id,
+            desk_org_id=org_id,
+            jwks_url=origin + "/.well-known/jwks.json",
+            last_renewed_time=datetime.now(UTC),
+        )
+
+    async def get(self, user_id: str, subscription_id: str) -> Stored:
+        row = await self._store.get(user_id, subscription_id)
+        if row is None or row.status == STATUS_PENDING:
+            raise _not_found(subscription_id)
+        return row
+
+    async def page(
+        self, user_id: str, page_size: int, page_token: str
+    ) -> tuple[Sequence[Stored], str]:
+        limit = page_size or validation.DEFAULT_PAGE_SIZE
+        rows = await self._store.page(user_id, page_token, limit + 1)
+        shown = [row for row in rows[:limit] if row.status != STATUS_PENDING]
+        return shown, (rows[limit - 1].id if len(rows) > limit else "")
+
+    async def delete(self, user_id: str, subscription_id: str, deadline: Deadline) -> None:
+        row = await self.get(user_id, subscription_id)
+        try:
+            if row.app_type == "crm":
+                results = await self._n.crm_disable_channels(user_id, [row.zoho_id], deadline)
+                refused = [
+                    r for r in results if r.status != "success" and r.code != "NOT_SUBSCRIBED"
+                ]
+                if refused:
+                    raise ZohoRejected(
+                        f"Zoho refused to disable the channel: {refused[0].code}",
+                        zoho_code=refused[0].code,
+                        http_status=400,
+                    )
+            elif row.zoho_id:
+                await self._n.desk_delete(user_id, row.zoho_id, deadline)
+        except NotFound:
+            pass  # already gone at Zoho: the row goes too
+        except ZohoClientError as failed:
+            if failed.zoho_code != "NOT_SUBSCRIBED":
+                raise
+        # Kept as deleted: a Desk delivery to it is then answered 410 (Desk drops it).
+        await self._store.change(
+            subscription_id,
+            status=STATUS_DELETED,
+            deleted_at=datetime.now(UTC),
+            secret_sealed=None,
+        )
+        self._forget(subscription_id)
+

@@ -1,0 +1,72 @@
+"""Subscription rows: written before Zoho is asked (pending), then made active or removed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from notifier.database.models import STATUS_DELETED, SubscriptionRow
+
+# A subscription as read: its columns by name (a Core row, not an ORM object).
+Stored = Row[Any]
+
+
+def events_of(row: Stored) -> list[str]:
+    events: list[str] = json.loads(row.events)
+    return events
+
+
+class SubscriptionStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def insert(self, **values: Any) -> None:
+        now = datetime.now(UTC)
+        values["events"] = json.dumps(list(values["events"]))
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(SubscriptionRow).values(created_at=now, updated_at=now, **values)
+            )
+
+    async def change(self, subscription_id: str, **values: Any) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(SubscriptionRow)
+                .where(SubscriptionRow.id == subscription_id)
+                .values(updated_at=datetime.now(UTC), **values)
+            )
+
+    async def remove(self, subscription_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(SubscriptionRow).where(SubscriptionRow.id == subscription_id))
+
+    async def get(self, user_id: str, subscription_id: str) -> Stored | None:
+        """The user's live subscription (deleted ones are not found)."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(SubscriptionRow).where(
+                        SubscriptionRow.id == subscription_id,
+                        SubscriptionRow.user_id == user_id,
+                        SubscriptionRow.status != STATUS_DELETED,
+                    )
+                )
+            ).first()
+        return row
+
+    async def page(self, user_id: str, after: str, limit: int) -> Sequence[Stored]:
+        query = (
+            select(SubscriptionRow)
+            .where(SubscriptionRow.user_id == user_id, SubscriptionRow.status != STATUS_DELETED)
+            .order_by(SubscriptionRow.id)
+            .limit(limit)
+        )
+        if after:
+            query = query.where(SubscriptionRow.id > after)
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())

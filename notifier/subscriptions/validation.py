@@ -1,0 +1,120 @@
+"""Checks of subscription and watch requests: every bad field named at once."""
+
+from __future__ import annotations
+
+import re
+
+from notifier.events.cursor import parse_cursor
+from servicekit.errors import InvalidArgument, Violations
+from servicekit.validation import check_app_type, check_user_id
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2
+
+SUBSCRIPTION_ID = re.compile(r"^sub_[0-9a-f]{24}$")
+MAX_CRM_EVENTS = 10
+MAX_DESK_EVENTS = 20
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 100
+_CRM_EVENT = re.compile(r"^([A-Za-z][A-Za-z0-9_]{0,99})\.(create|edit|delete|all)$")
+# Zoho's standard modules that take notifications; custom ones are CustomModuleN.
+CRM_MODULES = frozenset(
+    {
+        "Leads", "Contacts", "Accounts", "Deals", "Tasks", "Events", "Calls", "Products",
+        "Quotes", "Sales_Orders", "Purchase_Orders", "Invoices", "Campaigns", "Vendors",
+        "Price_Books", "Cases", "Solutions", "Notes",
+    }
+)
+_CUSTOM_MODULE = re.compile(r"^CustomModule[0-9]{1,4}$")
+DESK_EVENTS = frozenset(
+    f"{entity}_{action}"
+    for entity, actions in {
+        "Ticket": (
+            "Add", "Update", "Delete", "Approval_Add", "Approval_Update", "Thread_Add",
+            "Comment_Add", "Comment_Update", "Attachment_Add", "Attachment_Update",
+            "Attachment_Delete",
+        ),
+        "Contact": ("Add", "Update", "Delete"),
+        "Account": ("Add", "Update", "Delete"),
+        "Agent": ("Add", "Update", "Delete"),
+        "Department": ("Add", "Update"),
+        "Task": ("Add", "Update", "Delete"),
+        "Call": ("Add", "Update", "Delete"),
+        "Event": ("Add", "Update", "Delete"),
+        "TimeEntry": ("Add", "Update", "Delete"),
+        "Article": ("Add", "Update", "Delete"),
+    }.items()
+    for action in actions
+)
+
+
+def _subscription_id(v: Violations, value: str, *, required: bool) -> None:
+    if (value or required) and not SUBSCRIPTION_ID.match(value):
+        v.add("subscription_id", "required: a subscription id (sub_ and 24 hex digits)"
+              if required else "not a subscription id (sub_ and 24 hex digits)")
+
+
+def create_request(request: notifier_pb2.CreateSubscriptionRequest) -> None:
+    v = Violations()
+    check_user_id(v, request.user_id)
+    check_app_type(v, request.app_type, allow_unspecified=False)
+    events = list(request.events)
+    if not events:
+        v.add("events", "at least one event")
+    if len(set(events)) != len(events):
+        v.add("events", "an event is named twice")
+    if request.app_type == common_pb2.APP_TYPE_CRM:
+        if len(events) > MAX_CRM_EVENTS:
+            v.add("events", f"at most {MAX_CRM_EVENTS} events (Zoho's limit)")
+        for i, event in enumerate(events):
+            match = _CRM_EVENT.match(event)
+            if match is None:
+                v.add(f"events[{i}]", "must be {Module}.{create|edit|delete|all}")
+            elif match[1] not in CRM_MODULES and not _CUSTOM_MODULE.match(match[1]):
+                v.add(f"events[{i}]", f"unknown CRM module {match[1]!r}")
+    elif request.app_type == common_pb2.APP_TYPE_DESK:
+        if len(events) > MAX_DESK_EVENTS:
+            v.add("events", f"at most {MAX_DESK_EVENTS} events")
+        for i, event in enumerate(events):
+            if event not in DESK_EVENTS:
+                v.add(f"events[{i}]", "not a Desk event name (Ticket_Add, Contact_Update, ...)")
+        if request.notify_on_related_action:
+            v.add("notify_on_related_action", "CRM only")
+        if request.return_affected_field_values:
+            v.add("return_affected_field_values", "CRM only")
+    v.raise_if_any()
+
+
+def one_request(
+    request: notifier_pb2.GetSubscriptionRequest | notifier_pb2.DeleteSubscriptionRequest,
+) -> None:
+    v = Violations()
+    check_user_id(v, request.user_id)
+    _subscription_id(v, request.subscription_id, required=True)
+    v.raise_if_any()
+
+
+def list_request(request: notifier_pb2.ListSubscriptionsRequest) -> None:
+    v = Violations()
+    check_user_id(v, request.user_id)
+    if not 0 <= request.page_size <= MAX_PAGE_SIZE:
+        v.add("page_size", f"must be between 0 ({DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
+    if request.page_token and not SUBSCRIPTION_ID.match(request.page_token):
+        v.add("page_token", "not a page token this notifier gave out")
+    v.raise_if_any()
+
+
+def watch_request(request: notifier_pb2.WatchNotificationsRequest) -> None:
+    v = Violations()
+    if request.user_id:  # empty: every user's events
+        check_user_id(v, request.user_id)
+    check_app_type(v, request.app_type, allow_unspecified=True)
+    _subscription_id(v, request.subscription_id, required=False)
+    if request.after_cursor:
+        try:
+            parse_cursor(request.after_cursor)
+        except InvalidArgument as bad:
+            for field, why in bad.violations:
+                v.add(field, why)
+        if request.from_earliest:
+            v.add("from_earliest", "give after_cursor or from_earliest, not both")
+    v.raise_if_any()
