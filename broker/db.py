@@ -43,7 +43,7 @@ def make_async_engine(url: str) -> AsyncEngine:
 
 
 def check_usable(url: str) -> None:
-    DATABASE.check_usable(url, "zoho_connections")
+    DATABASE.check_usable(url, "SELECT id FROM zoho_connections ORDER BY id LIMIT 1")
 
 
 def migrate(url: str) -> None:

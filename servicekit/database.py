@@ -176,14 +176,14 @@ class ServiceDatabase:
         except OSError as exc:  # the migration lock file beside a SQLite database
             raise self.unusable(url, f"cannot be used: {exc}") from None
 
-    def check_usable(self, url: str, probe_table: str) -> None:
-        """At start: a table reads, and a write is accepted (then rolled back), so a
-        read-only or damaged database is named now rather than by the first call.
-        `probe_table` is the service's own constant, never input."""
+    def check_usable(self, url: str, probe_query: str) -> None:
+        """At start: `probe_query` (the service's own constant) reads, and a write is
+        accepted (then rolled back), so a read-only or damaged database is named now
+        rather than by the first call."""
         engine = create_engine(self.sync_url(url))
         try:
             with self.start_fault_is_config_error(url), engine.connect() as connection:
-                connection.execute(text(f"SELECT 1 FROM {probe_table} LIMIT 1"))  # noqa: S608
+                connection.execute(text(probe_query))
                 connection.execute(text(
                     f"UPDATE {self.version_table} SET version_num = version_num"  # noqa: S608
                 ))

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from servicekit.config import ConfigError
 from servicekit.errors import ServiceError
-from servicekit.key_file import read_or_create
+from servicekit.key_file import key_file_for, read_or_create
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def load_key_ring(
             env_var,
             "required for this database (only a local SQLite file may use a generated key file)",
         )
-    key_file = sqlite_path.with_name(sqlite_path.name + ".key")
+    key_file = key_file_for(sqlite_path)
     stored = read_or_create(
         key_file, sqlite_path, new_key_spec("local1"), env_var=env_var, sealed_in=sealed_in
     )

@@ -23,8 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from broker import db
 from broker.crypto import KeyRing, load_key_ring, new_key_spec
-from broker.key_file import key_file_for
 from servicekit.config import ConfigError
+from servicekit.key_file import key_file_for
 from tests.plugins.broker_fixtures import MakeBroker
 from tests.plugins.processes import REPO_ROOT
 from tests.rpc_errors import seen

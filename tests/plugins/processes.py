@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ class ServiceProcess:
         # can write its output once the service exits.
         self.wrapped = argv is not None
         self.stderr_lines: list[str] = []
+        env = {**_notifier_defaults(env), **env} if module == "notifier" else env
         self.proc = subprocess.Popen(
             list(argv) if argv is not None else [sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
@@ -129,3 +131,14 @@ def child_pids(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(n) for n in names]
+
+
+def _notifier_defaults(env: dict[str, str]) -> dict[str, str]:
+    """A notifier started for a test binds its ingress on a free port and keeps its
+    database in a directory of its own, unless the test names them (the defaults, a fixed
+    port and a file in the working directory, are for production)."""
+    defaults = {"NOTIFIER_INGRESS_LISTEN": "127.0.0.1:0"}
+    if "NOTIFIER_DATABASE_URL" not in env:
+        folder = tempfile.mkdtemp(prefix="zoho-notifier-test-")
+        defaults["NOTIFIER_DATABASE_URL"] = f"sqlite:///{folder}/notifier.db"
+    return defaults
