@@ -30,6 +30,7 @@ BROKER_SERVICE = "zoho.broker.v1.TokenBrokerService"
 # A policy that let us in is asked again this often (it changes only when the broker
 # restarts with another one); one that refused us, on every probe.
 POLICY_RECHECK_SECONDS = 30.0
+UNREACHABLE = "token broker is unreachable or not serving"
 
 
 class BrokerHealthWatch:
@@ -53,6 +54,7 @@ class BrokerHealthWatch:
         self._policy_checked_at: float | None = None
         self._serving: bool | None = None
         self._why = ""
+        self._failures_in_a_row = 0
         self._task: asyncio.Task[None] | None = None
 
     async def probe(self) -> bool:
@@ -62,7 +64,7 @@ class BrokerHealthWatch:
     async def probe_with_cause(self) -> tuple[bool, str]:
         """(serving, why not)."""
         if not await self._probe_health():
-            return False, "token broker is unreachable or not serving"
+            return False, UNREACHABLE
         if self._check_policy:
             refusal = await self._refused_by_policy()
             if refusal:
@@ -101,7 +103,7 @@ class BrokerHealthWatch:
                     break
                 if err.code() in (grpc.StatusCode.UNAVAILABLE,
                                   grpc.StatusCode.DEADLINE_EXCEEDED):
-                    return "token broker is unreachable or not serving"
+                    return UNREACHABLE
         self._policy_refusal, self._policy_checked_at = refusal, now
         return refusal
 
@@ -116,6 +118,13 @@ class BrokerHealthWatch:
 
     async def check_once(self) -> bool:
         serving, why = await self.probe_with_cause()
+        # One failed probe of a broker that was serving is not yet an outage: on a loaded
+        # machine a single health call can outlast its timeout. Two in a row are (a
+        # policy refusal counts at once: it is an answer, not a silence).
+        self._failures_in_a_row = 0 if serving else self._failures_in_a_row + 1
+        if not serving and self._serving and self._failures_in_a_row < 2 \
+                and why == UNREACHABLE:
+            return True
         if (serving, why) != (self._serving, self._why):
             if serving:
                 log.info("token broker is reachable: notifier SERVING")
