@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test lint typecheck protos protos-check unit test-sqlite test-postgres bench clean
+.PHONY: run stop test lint typecheck protos protos-check unit test-sqlite test-postgres bench clean \
+	compose-test
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
@@ -45,6 +46,11 @@ protos: $(STAMP)
 
 protos-check: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py --check
+
+## docker-compose.yml built and run for real (installs Docker and builds base images where
+## missing; see scripts/compose_test.py), the integration suite in its tests container.
+compose-test:
+	python3 scripts/compose_test.py $(COMPOSE_TEST_FLAGS)
 
 clean: stop
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

@@ -58,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the gRPC server (the default)")
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
-    commands.add_parser("migrate", help="bring the database schema up to date, then exit")
+    migrate = commands.add_parser(
+        "migrate", help="bring the database schema up to date, then exit"
+    )
+    migrate.add_argument(
+        "--wait-seconds", type=float, default=60.0,
+        help="how long to wait for the database to accept connections first (default 60)",
+    )
     commands.add_parser(
         "reencrypt", help="re-encrypt every stored token under the first BROKER_ENCRYPTION_KEY"
     )
@@ -77,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         config = BrokerConfig.from_env()
         setup_logging("broker", fmt=config.log_format, level=config.log_level)
         if args.command == "migrate":
+            db.wait_for_database(config.database_url, timeout=args.wait_seconds)
             db.migrate(config.database_url)
             print("database schema is up to date")
             return 0

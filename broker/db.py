@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from servicekit.config import ConfigError
@@ -78,6 +80,34 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def wait_for_database(url: str, timeout: float, interval: float = 0.5) -> None:
+    """Returns once a connection to the database succeeds; raises ConfigError naming the
+    variable after `timeout` seconds of refused connections. `migrate` in compose can start
+    while PostgreSQL is still initialising (its first server listens on no TCP port)."""
+    parsed = sync_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return
+    engine = create_engine(parsed, connect_args={"connect_timeout": max(1, int(interval * 4))})
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                with engine.connect():
+                    return
+            except OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "refused"
+                    raise ConfigError(
+                        "BROKER_DATABASE_URL",
+                        f"the database did not accept a connection within {timeout:g} s "
+                        f"({reason})",
+                    ) from None
+                log.info("waiting for the database: %s", type(exc.orig).__name__)
+                time.sleep(interval)
+    finally:
+        engine.dispose()
 
 
 def migrate(url: str) -> None:

@@ -1,8 +1,10 @@
 """The stack the integration suite runs against, from one of two places:
 
-- compose: `INTEGRATION_BROKER_TARGETS` (comma-separated, one per replica),
-  `INTEGRATION_NOTIFIER_TARGET`, `INTEGRATION_SANDBOX_ORIGIN` (and optionally the metrics
-  URLs) name the services of docker-compose.yml's network;
+- compose: `INTEGRATION_BROKER_TARGETS` (comma-separated), `INTEGRATION_NOTIFIER_TARGET`,
+  `INTEGRATION_SANDBOX_ORIGIN` (and optionally the metrics URLs) name the services of
+  docker-compose.yml's network. A broker target whose name resolves to several addresses
+  (compose's `broker`, one per replica) stands for each of them, in address order, once
+  `INTEGRATION_BROKER_REPLICAS` of them resolve; the metrics URLs on that name likewise;
 - local (CI, no Docker engine): the same processes on 127.0.0.1 with free ports, on a fresh
   PostgreSQL database: `zoho-broker migrate` once, two `zoho-broker serve --no-migrate`, a
   notifier over both, and the sandbox. Their environment is docker-compose.yml's, read from
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -23,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import yaml
@@ -118,17 +122,53 @@ class Stack:
         return bool(self.brokers)
 
 
+def replica_addresses(host: str, replicas: int, timeout: float = 60.0) -> list[str]:
+    """Every address `host` resolves to, sorted; with `replicas`, waits (bounded) until that
+    many resolve: compose's DNS lists a replica only while its container runs."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+            found = sorted({str(info[4][0]) for info in infos}, key=ipaddress.ip_address)
+        except socket.gaierror:
+            found = []
+        if found and (replicas <= 0 or len(found) >= replicas):
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{host} resolves to {found}, not {replicas} replicas")
+        time.sleep(0.5)
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def stack_from_environment(environ: Mapping[str, str]) -> Stack | None:
-    targets = [t.strip() for t in environ.get("INTEGRATION_BROKER_TARGETS", "").split(",")]
-    targets = [t for t in targets if t]
-    if not targets:
+    named = _split(environ.get("INTEGRATION_BROKER_TARGETS", ""))
+    if not named:
         return None
-    metrics = environ.get("INTEGRATION_BROKER_METRICS_URLS", "")
+    replicas = int(environ.get("INTEGRATION_BROKER_REPLICAS", "0") or 0)
+    addresses: dict[str, list[str]] = {}
+    targets: list[str] = []
+    for target in named:
+        host, _, port = target.rpartition(":")
+        addresses[host] = replica_addresses(host, replicas if len(named) == 1 else 0)
+        targets += [f"{address}:{port}" for address in addresses[host]]
+    metrics: list[str] = []
+    for url in _split(environ.get("INTEGRATION_BROKER_METRICS_URLS", "")):
+        parts = urlsplit(url)
+        hosts = addresses.get(parts.hostname or "", [parts.hostname or ""])
+        metrics += [urlunsplit(parts._replace(netloc=f"{host}:{parts.port}")) for host in hosts]
     return Stack(
         broker_targets=targets,
         notifier_target=environ["INTEGRATION_NOTIFIER_TARGET"],
         sandbox_origin=environ["INTEGRATION_SANDBOX_ORIGIN"].rstrip("/"),
-        broker_metrics_urls=[u.strip() for u in metrics.split(",") if u.strip()],
+        broker_metrics_urls=metrics,
         notifier_metrics_url=environ.get("INTEGRATION_NOTIFIER_METRICS_URL", ""),
     )
 
