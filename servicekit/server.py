@@ -169,14 +169,16 @@ async def run_until_signal(
     on_stop: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Serves until SIGTERM or SIGINT, then drains and returns the exit code 0."""
-    address = await server.start()
-    # The first line of stdout is a contract: tests and scripts read the port from it.
-    print(f"listening on {address}", flush=True)
-    log.info("serving %s on %s", ", ".join(s.name for s in server.services), address)
+    # Handlers before the address is printed: a SIGTERM sent as soon as the line is read
+    # must drain, not kill the process (the default disposition) before they are set.
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
+    address = await server.start()
+    # The first line of stdout is a contract: tests and scripts read the port from it.
+    print(f"listening on {address}", flush=True)
+    log.info("serving %s on %s", ", ".join(s.name for s in server.services), address)
     await stopping.wait()
     log.info("shutting down: health NOT_SERVING, draining for %.1fs", server.grace_seconds)
     await server.stop()
