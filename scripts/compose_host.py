@@ -62,8 +62,10 @@ def install_missing() -> None:
     if os.geteuid() != 0:
         raise RuntimeError(f"needs {' '.join(missing)} (install them, or run as root)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    run("apt-get", "update", "-qq", env=env)
-    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, env=env)
+    say(f"installing {' '.join(missing)} (apt-get update, then install)")
+    run("apt-get", "update", "-qq", env=env, quiet=True)
+    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, env=env,
+        quiet=True)
 
 
 @dataclass
