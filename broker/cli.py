@@ -13,6 +13,7 @@ from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
 from broker.crypto import DecryptError, new_key_spec
 from broker.store import ConnectionStore
+from servicekit import tracing
 from servicekit.config import ConfigError
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
@@ -22,6 +23,7 @@ log = logging.getLogger("broker")
 
 
 async def _serve(config: BrokerConfig, migrate: bool) -> int:
+    tracing.setup("zoho-broker")
     broker = Broker(config)
     if config.metrics_listen:
         serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
@@ -32,6 +34,7 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
 
     async def close() -> None:
         await broker.close()
+        tracing.shutdown()
 
     return await run_until_signal(broker.server, on_stop=close)
 

@@ -7,6 +7,7 @@ import sys
 
 from notifier.app import NotifierApp
 from notifier.config import NotifierConfig
+from servicekit import tracing
 from servicekit.config import ConfigError
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
@@ -14,12 +15,14 @@ from servicekit.server import run_until_signal
 
 
 async def _serve(config: NotifierConfig) -> int:
+    tracing.setup("zoho-notifier")
     app = NotifierApp(config)
     app.health.start()
     try:
         return await run_until_signal(app.server)
     finally:
         await app.close()
+        tracing.shutdown()
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from servicekit import metrics
+from servicekit import metrics, tracing
 from servicekit.config import ListenAddress
 from servicekit.logs import REQUEST_ID_KEY, new_request_id, request_id
 
@@ -119,7 +119,8 @@ class GrpcServer:
 
     async def start(self) -> str:
         server = grpc.aio.server(
-            interceptors=[_RequestContextInterceptor(), *self.interceptors],
+            interceptors=[_RequestContextInterceptor(), *tracing.server_interceptors(),
+                          *self.interceptors],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),
