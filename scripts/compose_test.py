@@ -40,7 +40,8 @@ from compose_host import (
 
 PROJECT = "zoho-connect-ci"
 LONG_RUNNING = ("postgres", "sandbox", "broker", "notifier")
-SUITE = ["pytest", "-q", "-p", "no:cacheprovider", "tests/integration"]
+# The tests service's own command, with the reasons of any skip shown.
+SUITE = ["pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/integration"]
 AFTER_RESTART = [*SUITE[:-1], "tests/integration/test_stack.py"]
 
 
@@ -128,6 +129,8 @@ def result_line(output: str) -> str:
 
 def run_suite(stack: Stack, argv: list[str], label: str) -> None:
     done = stack.tests(*argv)
+    for skipped in re.findall(r"^SKIPPED .*$", done.stdout, re.MULTILINE):
+        say(f"{label}: {skipped}")
     say(f"{label}: {result_line(done.stdout)}")
     if done.returncode != 0:
         print(done.stdout[-6000:], done.stderr[-2000:], sep="\n", flush=True)
@@ -135,8 +138,8 @@ def run_suite(stack: Stack, argv: list[str], label: str) -> None:
 
 
 def check_non_root(stack: Stack) -> None:
-    image_user = run("docker", "run", "--rm", "--entrypoint", "id", "zoho-connect:runtime",
-                     "-u", quiet=True).stdout.strip()
+    image_user = run("docker", "run", "--rm", "--network", "none", "--entrypoint", "id",
+                     "zoho-connect:runtime", "-u", quiet=True).stdout.strip()
     running = run("docker", "exec", stack.containers("broker")[0], "id", "-u",
                   quiet=True).stdout.strip()
     if "0" in (image_user, running):
