@@ -1,8 +1,9 @@
 """Steady calls through the compose stack while `make compose-test` kills a broker replica:
 `python -m tests.integration.replica_load --seconds 20`, run in the `tests` container.
 
-Each worker streams the demo user's CRM notifications through the notifier (which asks a
-broker replica for the token) and asks the brokers for a token directly, over
+Each worker streams the demo user's CRM and Desk notifications in turn through the notifier
+(which asks a broker replica for the token each time: Desk's 5 items make that often) and asks
+the brokers for a token directly, over
 `dns:///broker:50051` like any caller of the service name. It prints `ready` once every call
 kind has worked, a `progress` line a second, and a JSON summary last; it exits 1 if any call
 failed or any stream came back short. A caller of a replicated service retries UNAVAILABLE
@@ -17,6 +18,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 
@@ -43,29 +45,33 @@ class Tally:
     failures: list[str] = field(default_factory=list)
 
 
-async def _list(notifier: notifier_pb2_grpc.NotifierServiceStub) -> int:
+APPS = (common_pb2.APP_TYPE_CRM, common_pb2.APP_TYPE_DESK)
+
+
+async def _list(notifier: notifier_pb2_grpc.NotifierServiceStub,
+                app: common_pb2.AppType.ValueType) -> int:
     stream = notifier.ListNotifications(
-        notifier_pb2.ListNotificationsRequest(user_id="demo", app_type=common_pb2.APP_TYPE_CRM),
-        timeout=30,
+        notifier_pb2.ListNotificationsRequest(user_id="demo", app_type=app), timeout=30,
     )
     return len([item async for item in stream])
 
 
 async def _worker(notifier: notifier_pb2_grpc.NotifierServiceStub,
                   broker: broker_pb2_grpc.TokenBrokerServiceStub,
-                  expected: int, until: float, tally: Tally) -> None:
+                  expected: dict[Any, int], until: float, tally: Tally) -> None:
     request = broker_pb2.GetTokenRequest(user_id="demo", app_type=common_pb2.APP_TYPE_CRM)
     while time.monotonic() < until:
         try:
-            listed = await _list(notifier)
-            if listed != expected:
-                tally.failures.append(f"ListNotifications: {listed} of {expected} items")
+            for app in APPS:
+                listed = await _list(notifier, app)
+                if listed != expected[app]:
+                    tally.failures.append(f"ListNotifications: {listed} of {expected[app]}")
             reply = await broker.GetToken(request, timeout=10)
             if not reply.access_token:
                 tally.failures.append("GetToken: no token")
         except grpc.aio.AioRpcError as err:
             tally.failures.append(f"{err.code().name}: {err.details()}")
-        tally.calls += 2
+        tally.calls += 3
 
 
 async def main(seconds: float, concurrency: int) -> int:
@@ -79,8 +85,8 @@ async def main(seconds: float, concurrency: int) -> int:
         await broker.CreateConnection(broker_pb2.CreateConnectionRequest(
             user_id="demo", accounts_server=origin, api_domain=origin,
             refresh_token=DEMO_REFRESH_TOKEN, scopes=list(DEMO_SCOPES)), timeout=15)
-        expected = await _list(notifier)
-        print(f"ready: {expected} items a listing", flush=True)
+        expected = {app: await _list(notifier, app) for app in APPS}
+        print(f"ready: {expected} items a listing (CRM, Desk)", flush=True)
         tally = Tally()
         started = time.monotonic()
         workers = asyncio.gather(*[
@@ -101,6 +107,6 @@ async def main(seconds: float, concurrency: int) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=6)
     args = parser.parse_args()
     sys.exit(asyncio.run(main(args.seconds, args.concurrency)))
