@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test lint typecheck protos protos-check unit test-sqlite test-postgres bench clean
+.PHONY: run stop test lint typecheck protos protos-check unit test-sqlite test-postgres bench clean \
+	compose-test proto-lint
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
@@ -22,8 +23,8 @@ run: $(STAMP)
 stop:
 	@test -x $(BIN)/python && $(BIN)/python scripts/run_stack.py stop || true
 
-## Everything CI runs: lint, types, proto drift, all tests on SQLite and PostgreSQL.
-test: $(STAMP) lint typecheck protos-check
+## Everything CI runs: lint, types, proto drift and buf, all tests on SQLite and PostgreSQL.
+test: $(STAMP) lint typecheck protos-check proto-lint
 	bash scripts/ensure_postgres.sh
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 
@@ -46,5 +47,19 @@ protos: $(STAMP)
 protos-check: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py --check
 
+# buf from npm, at the exact version package-lock.json pins, in ./node_modules.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+## buf lint (buf.yaml) and buf breaking against every earlier version of protos/.
+proto-lint: node_modules/.installed
+	bash scripts/proto_check.sh
+
+## docker-compose.yml built and run for real (installs Docker and builds base images where
+## missing; see scripts/compose_test.py), the integration suite in its tests container.
+compose-test:
+	python3 scripts/compose_test.py $(COMPOSE_TEST_FLAGS)
+
 clean: stop
-	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache node_modules

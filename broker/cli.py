@@ -13,6 +13,7 @@ from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
 from broker.crypto import DecryptError, new_key_spec
 from broker.store import ConnectionStore
+from servicekit import tracing
 from servicekit.config import ConfigError
 from servicekit.errors import Unavailable
 from servicekit.logs import setup_logging
@@ -23,6 +24,7 @@ log = logging.getLogger("broker")
 
 
 async def _serve(config: BrokerConfig, migrate: bool) -> int:
+    tracing.setup("zoho-broker")
     broker = Broker(config)
     if config.metrics_listen:
         serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
@@ -39,6 +41,7 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
 
     async def close() -> None:
         await broker.close()
+        tracing.shutdown()
 
     return await run_until_signal(broker.server, on_stop=close)
 
@@ -65,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="run the gRPC server (the default)")
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate at start")
-    commands.add_parser("migrate", help="bring the database schema up to date, then exit")
+    migrate = commands.add_parser(
+        "migrate", help="bring the database schema up to date, then exit"
+    )
+    migrate.add_argument(
+        "--wait-seconds", type=float, default=60.0,
+        help="how long to wait for the database to accept connections first (default 60)",
+    )
     commands.add_parser(
         "reencrypt", help="re-encrypt every stored token under the first BROKER_ENCRYPTION_KEY"
     )
@@ -84,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         config = BrokerConfig.from_env()
         setup_logging("broker", fmt=config.log_format, level=config.log_level)
         if args.command == "migrate":
+            db.wait_for_database(config.database_url, timeout=args.wait_seconds)
             db.migrate(config.database_url)
             print("database schema is up to date")
             return 0

@@ -11,7 +11,8 @@ from servicekit.database import DatabaseUnusable, ServiceDatabase, describe_faul
 
 __all__ = [
     "DATABASE", "DatabaseUnusable", "async_url", "check_usable", "describe_fault",
-    "make_async_engine", "migrate", "sqlite_file", "sync_url", "unusable", "where",
+    "make_async_engine", "migrate", "sqlite_file", "sync_url", "unusable", "wait_for_database",
+    "where",
 ]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -44,6 +45,10 @@ def make_async_engine(url: str) -> AsyncEngine:
 
 def check_usable(url: str) -> None:
     DATABASE.check_usable(url, "SELECT id FROM zoho_connections ORDER BY id LIMIT 1")
+
+
+def wait_for_database(url: str, timeout: float, interval: float = 0.5) -> None:
+    DATABASE.wait_for(url, timeout, interval)
 
 
 def migrate(url: str) -> None:

@@ -10,6 +10,7 @@ import grpc
 from grpc_status import rpc_status
 
 from notifier.deadline import Deadline
+from servicekit import tracing
 from servicekit.errors import PassthroughError, ServiceError, Unavailable, error_info, status_of
 from servicekit.logs import REQUEST_ID_KEY, request_id
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
@@ -39,12 +40,7 @@ class BrokerClient:
         self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
     ) -> Grant:
         request = broker_pb2.GetTokenRequest(user_id=user_id, app_type=app_type)
-        try:
-            reply = await self._stub.GetToken(
-                request, timeout=deadline.timeout(self._timeout_cap), metadata=_metadata()
-            )
-        except grpc.aio.AioRpcError as err:
-            raise _translate(err, "GetToken") from None
+        reply = await self._call(self._stub.GetToken, request, deadline, "GetToken")
         return _grant(reply)
 
     async def refresh_token(
@@ -57,13 +53,26 @@ class BrokerClient:
         request = broker_pb2.RefreshTokenRequest(
             user_id=user_id, app_type=app_type, rejected_access_token=rejected.access_token
         )
-        try:
-            reply = await self._stub.RefreshToken(
-                request, timeout=deadline.timeout(self._timeout_cap), metadata=_metadata()
-            )
-        except grpc.aio.AioRpcError as err:
-            raise _translate(err, "RefreshToken") from None
+        reply = await self._call(self._stub.RefreshToken, request, deadline, "RefreshToken")
         return _grant(reply)
+
+    async def _call(self, method: Any, request: Any, deadline: Deadline, name: str) -> Any:
+        """One retry when the broker replica itself failed the call (UNAVAILABLE with no
+        reason: it died or closed under it), which the channel sends to another replica.
+        A reason (ZOHO_UNAVAILABLE...) is the broker's answer and is never repeated; both
+        calls are safe to repeat."""
+        for attempt in (1, 2):
+            try:
+                with tracing.client_span(f"zoho.broker.v1.TokenBrokerService/{name}") as carry:
+                    return await method(request, timeout=deadline.timeout(self._timeout_cap),
+                                        metadata=_metadata() + carry)
+            except grpc.aio.AioRpcError as err:
+                failure = _translate(err, name)
+                left = deadline.left()
+                if attempt == 2 or err.code() != grpc.StatusCode.UNAVAILABLE \
+                        or not isinstance(failure, Unavailable) or (left is not None and left <= 0):
+                    raise failure from None
+        raise AssertionError("unreachable")
 
 
 def _grant(reply: broker_pb2.GetTokenResponse | broker_pb2.RefreshTokenResponse) -> Grant:

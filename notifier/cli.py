@@ -14,6 +14,7 @@ import sys
 from notifier.app import NotifierApp
 from notifier.config import NotifierConfig
 from notifier.live import LiveEvents
+from servicekit import tracing
 from servicekit.config import ConfigError
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
@@ -29,6 +30,7 @@ def _print_ingress(address: str) -> None:
 
 
 async def _serve(config: NotifierConfig) -> int:
+    tracing.setup("zoho-notifier")
     app = NotifierApp(config)
     try:
         ingress = await app.live.start()
@@ -36,6 +38,7 @@ async def _serve(config: NotifierConfig) -> int:
         return await run_until_signal(app.server, on_started=lambda: _print_ingress(ingress))
     finally:
         await app.close()
+        tracing.shutdown()
 
 
 async def _serve_ingress(config: NotifierConfig) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import URL, Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from servicekit.config import ConfigError
@@ -188,6 +189,33 @@ class ServiceDatabase:
                     f"UPDATE {self.version_table} SET version_num = version_num"  # noqa: S608
                 ))
                 connection.rollback()
+        finally:
+            engine.dispose()
+
+    def wait_for(self, url: str, timeout: float, interval: float = 0.5) -> None:
+        """Returns once a connection succeeds; raises ConfigError naming the variable after
+        `timeout` seconds of refused connections. A migration in compose can start while
+        PostgreSQL is still initialising (its first server listens on no TCP port)."""
+        parsed = self.sync_url(url)
+        if parsed.get_backend_name() != "postgresql":
+            return
+        engine = create_engine(parsed, connect_args={"connect_timeout": max(1, int(interval * 4))})
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    with engine.connect():
+                        return
+                except OperationalError as exc:
+                    if time.monotonic() >= deadline:
+                        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "refused"
+                        raise ConfigError(
+                            self.env_var,
+                            f"the database did not accept a connection within {timeout:g} s "
+                            f"({reason})",
+                        ) from None
+                    log.info("waiting for the database: %s", type(exc.orig).__name__)
+                    time.sleep(interval)
         finally:
             engine.dispose()
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from servicekit import tracing
 from servicekit.origins import OriginPolicy
 
 # A CRM page of 200 channels is ~100 KB and a token answer well under 1 KB: 8 MiB
@@ -50,10 +51,9 @@ def zoho_http_client(
         event_hooks={"request": [policy.guard]},
         timeout=timeout,
         headers={"User-Agent": user_agent},
-        transport=transport
-        or httpx.AsyncHTTPTransport(
+        transport=tracing.traced_transport(transport or httpx.AsyncHTTPTransport(
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50)
-        ),
+        )),
     )
 
 

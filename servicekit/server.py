@@ -20,6 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from servicekit import tracing
 from servicekit.calls import RequestContextInterceptor
 from servicekit.config import ListenAddress
 from servicekit.streams import StreamLimits
@@ -67,7 +68,7 @@ class GrpcServer:
 
     async def start(self) -> str:
         server = grpc.aio.server(
-            interceptors=[self.calls, *self.interceptors],
+            interceptors=[self.calls, *tracing.server_interceptors(), *self.interceptors],
             options=[
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", MAX_RECEIVE_MESSAGE_BYTES),

@@ -1,8 +1,10 @@
 """The stack the integration suite runs against, from one of two places:
 
-- compose: `INTEGRATION_BROKER_TARGETS` (comma-separated, one per replica),
-  `INTEGRATION_NOTIFIER_TARGET`, `INTEGRATION_SANDBOX_ORIGIN` (and optionally the metrics
-  URLs) name the services of docker-compose.yml's network;
+- compose: `INTEGRATION_BROKER_TARGETS` (comma-separated), `INTEGRATION_NOTIFIER_TARGET`,
+  `INTEGRATION_SANDBOX_ORIGIN` (and optionally the metrics URLs) name the services of
+  docker-compose.yml's network. A broker target whose name resolves to several addresses
+  (compose's `broker`, one per replica) stands for each of them, in address order, once
+  `INTEGRATION_BROKER_REPLICAS` of them resolve; the metrics URLs on that name likewise;
 - local (CI, no Docker engine): the same processes on 127.0.0.1 with free ports, on a fresh
   PostgreSQL database: `zoho-broker migrate` once, two `zoho-broker serve --no-migrate`, a
   notifier over both, and the sandbox. Their environment is docker-compose.yml's, read from
@@ -11,6 +13,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -23,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import yaml
@@ -35,7 +39,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 # Values in docker-compose.yml that name hosts of the compose network, or secrets: the local
 # launcher must replace each of them (and only them), so it fails loudly if they drift.
 LOCAL_OVERRIDES = {
-    "sandbox": {"SANDBOX_LISTEN"},
+    "sandbox": {"SANDBOX_LISTEN", "SANDBOX_DELIVER_TO"},
     "migrate": {"BROKER_DATABASE_URL", "BROKER_ENCRYPTION_KEY", "ZOHO_EXTRA_ORIGINS"},
     "broker": {
         "BROKER_LISTEN", "BROKER_METRICS_LISTEN", "BROKER_DATABASE_URL",
@@ -44,6 +48,7 @@ LOCAL_OVERRIDES = {
     "notifier": {
         "NOTIFIER_LISTEN", "NOTIFIER_BROKER_TARGET", "NOTIFIER_METRICS_PORT", "ZOHO_EXTRA_ORIGINS",
         "NOTIFIER_DATABASE_URL", "NOTIFIER_ENCRYPTION_KEY", "NOTIFIER_INGRESS_LISTEN",
+        "NOTIFIER_PUBLIC_URL",
     },
 }
 # ${NAME}, ${NAME:-default}, ${NAME:?message}, as compose interpolates them.
@@ -120,17 +125,53 @@ class Stack:
         return bool(self.brokers)
 
 
+def replica_addresses(host: str, replicas: int, timeout: float = 60.0) -> list[str]:
+    """Every address `host` resolves to, sorted; with `replicas`, waits (bounded) until that
+    many resolve: compose's DNS lists a replica only while its container runs."""
+    try:
+        ipaddress.ip_address(host)
+        return [host]
+    except ValueError:
+        pass
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_STREAM)
+            found = sorted({str(info[4][0]) for info in infos}, key=ipaddress.ip_address)
+        except socket.gaierror:
+            found = []
+        if found and (replicas <= 0 or len(found) >= replicas):
+            return found
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{host} resolves to {found}, not {replicas} replicas")
+        time.sleep(0.5)
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def stack_from_environment(environ: Mapping[str, str]) -> Stack | None:
-    targets = [t.strip() for t in environ.get("INTEGRATION_BROKER_TARGETS", "").split(",")]
-    targets = [t for t in targets if t]
-    if not targets:
+    named = _split(environ.get("INTEGRATION_BROKER_TARGETS", ""))
+    if not named:
         return None
-    metrics = environ.get("INTEGRATION_BROKER_METRICS_URLS", "")
+    replicas = int(environ.get("INTEGRATION_BROKER_REPLICAS", "0") or 0)
+    addresses: dict[str, list[str]] = {}
+    targets: list[str] = []
+    for target in named:
+        host, _, port = target.rpartition(":")
+        addresses[host] = replica_addresses(host, replicas if len(named) == 1 else 0)
+        targets += [f"{address}:{port}" for address in addresses[host]]
+    metrics: list[str] = []
+    for url in _split(environ.get("INTEGRATION_BROKER_METRICS_URLS", "")):
+        parts = urlsplit(url)
+        hosts = addresses.get(parts.hostname or "", [parts.hostname or ""])
+        metrics += [urlunsplit(parts._replace(netloc=f"{host}:{parts.port}")) for host in hosts]
     return Stack(
         broker_targets=targets,
         notifier_target=environ["INTEGRATION_NOTIFIER_TARGET"],
         sandbox_origin=environ["INTEGRATION_SANDBOX_ORIGIN"].rstrip("/"),
-        broker_metrics_urls=[u.strip() for u in metrics.split(",") if u.strip()],
+        broker_metrics_urls=metrics,
         notifier_metrics_url=environ.get("INTEGRATION_NOTIFIER_METRICS_URL", ""),
     )
 
@@ -176,7 +217,7 @@ def local_stack() -> Iterator[Stack]:
         started: list[ServiceProcess] = []
         try:
             sandbox = ServiceProcess("sandbox", local_environment(
-                "sandbox", {"SANDBOX_LISTEN": "127.0.0.1:0"}))
+                "sandbox", {"SANDBOX_LISTEN": "127.0.0.1:0", "SANDBOX_DELIVER_TO": "127.0.0.0/8"}))
             started.append(sandbox)
             origin = f"http://{sandbox.address}"
             broker_common = {
@@ -197,7 +238,7 @@ def local_stack() -> Iterator[Stack]:
                 brokers.append(ServiceProcess("broker", env, "serve", "--no-migrate"))
                 started.append(brokers[-1])
                 metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
-            notifier_metrics = free_port()
+            notifier_metrics, ingress_port = free_port(), free_port()
             notifier = ServiceProcess("notifier", local_environment("notifier", {
                 "NOTIFIER_LISTEN": "127.0.0.1:0",
                 # Both replicas behind one target, as dns:///broker:50051 is in compose.
@@ -206,7 +247,8 @@ def local_stack() -> Iterator[Stack]:
                 "ZOHO_EXTRA_ORIGINS": origin,
                 "NOTIFIER_DATABASE_URL": database_url,
                 "NOTIFIER_ENCRYPTION_KEY": TEST_KEY,
-                "NOTIFIER_INGRESS_LISTEN": "127.0.0.1:0",
+                "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{ingress_port}",
+                "NOTIFIER_PUBLIC_URL": f"http://127.0.0.1:{ingress_port}",
             }))
             started.append(notifier)
             yield Stack(

@@ -13,7 +13,7 @@ import pytest
 from notifier.broker_client import BrokerClient, Grant
 from notifier.deadline import Deadline
 from servicekit.config import ListenAddress
-from servicekit.errors import NotConnected, PassthroughError, Unavailable
+from servicekit.errors import NotConnected, PassthroughError, Unavailable, ZohoUnavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id
 from servicekit.server import GrpcServer, ServiceBinding, serving
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
@@ -25,6 +25,7 @@ class RecordingBroker(broker_pb2_grpc.TokenBrokerServiceServicer):
         self.seen: list[dict[str, Any]] = []
         self.fail_with: grpc.Status | None = None
         self.abort_plain: grpc.StatusCode | None = None
+        self.plain_failures_left = -1  # abort_plain on every call; n: on the next n only
 
     async def _record(self, request: Any, context: grpc.aio.ServicerContext) -> None:
         self.seen.append(
@@ -36,7 +37,8 @@ class RecordingBroker(broker_pb2_grpc.TokenBrokerServiceServicer):
         )
         if self.fail_with is not None:
             await context.abort_with_status(self.fail_with)
-        if self.abort_plain is not None:
+        if self.abort_plain is not None and self.plain_failures_left != 0:
+            self.plain_failures_left -= 1
             await context.abort(self.abort_plain, "plain failure")
 
     async def GetToken(self, request: Any, context: Any) -> broker_pb2.GetTokenResponse:
@@ -104,3 +106,29 @@ async def test_a_status_without_a_reason_becomes_backend_unavailable(stand_in) -
         await client.refresh_token(
             "demo", common_pb2.APP_TYPE_CRM, Grant("x", "https://www.zohoapis.eu"), Deadline(3)
         )
+    assert len(fake.seen) == 1  # INTERNAL is not repeated
+
+
+async def test_a_replica_failing_a_call_unavailable_is_asked_once_more(stand_in) -> None:
+    """A broker replica that dies under a call fails it UNAVAILABLE with no reason; both token
+    calls are safe to repeat, and the channel sends the repeat to another replica."""
+    fake, client = stand_in
+    fake.abort_plain, fake.plain_failures_left = grpc.StatusCode.UNAVAILABLE, 1
+    grant = await client.get_token("demo", common_pb2.APP_TYPE_CRM, Deadline(3))
+    assert grant.access_token == "a1"
+    assert len(fake.seen) == 2
+    fake.seen.clear()
+    fake.plain_failures_left = -1
+    with pytest.raises(Unavailable):
+        await client.get_token("demo", common_pb2.APP_TYPE_CRM, Deadline(3))
+    assert len(fake.seen) == 2  # once more, not more
+
+
+async def test_the_brokers_own_zoho_unavailable_is_never_repeated(stand_in) -> None:
+    # The broker already retried Zoho within its bounds: asking again would multiply them.
+    fake, client = stand_in
+    fake.fail_with = ZohoUnavailable("Zoho failed").to_status()
+    with pytest.raises(PassthroughError) as caught:
+        await client.get_token("demo", common_pb2.APP_TYPE_CRM, Deadline(3))
+    assert caught.value.to_status().code == grpc.StatusCode.UNAVAILABLE
+    assert len(fake.seen) == 1
