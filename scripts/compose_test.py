@@ -56,15 +56,18 @@ class Stack:
         WORK.mkdir(parents=True, exist_ok=True)
         self.env_file = WORK / "compose.env"
         key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+        notifier_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
         variables = {
             "COMPOSE_PROJECT_NAME": PROJECT,
             "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
             "BROKER_ENCRYPTION_KEY": f"ci1:{key}",
+            "NOTIFIER_ENCRYPTION_KEY": f"ci1:{notifier_key}",
             "ZOHO_CLIENT_ID": "1000.SANDBOX",  # the sandbox's public demo client
             "ZOHO_CLIENT_SECRET": "sandbox-secret",
             # Published on loopback only, on free ports: the machine may run `make run` too.
             "SANDBOX_HOST_PORT": free_port(),
             "NOTIFIER_HOST_PORT": free_port(),
+            "NOTIFIER_INGRESS_HOST_PORT": free_port(),
             **images,
         }
         # It holds the run's generated secrets: readable by its owner alone from the start.
