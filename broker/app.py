@@ -25,9 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def key_ring(config: BrokerConfig) -> KeyRing:
-    return load_key_ring(
-        config.encryption_keys, sqlite_path=config.sqlite_path, database_url=config.database_url
-    )
+    return load_key_ring(config.encryption_keys, sqlite_path=config.sqlite_path)
 
 
 def caller_policy(config: BrokerConfig) -> list[CallerPolicyInterceptor]:

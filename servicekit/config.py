@@ -66,16 +66,6 @@ class Env:
             raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
         return value
 
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.environ.get(name, "").strip().lower()
-        if not raw:
-            return default
-        if raw in {"1", "true", "yes", "on"}:
-            return True
-        if raw in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(name, f"expected true or false, got {raw!r}")
-
     def items(self, name: str) -> list[str]:
         return [item.strip() for item in self.environ.get(name, "").split(",") if item.strip()]
 

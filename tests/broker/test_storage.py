@@ -50,17 +50,17 @@ def test_key_ring_errors_name_the_variable() -> None:
 
 def test_sqlite_without_a_key_generates_a_private_key_file(tmp_path: Path) -> None:
     database = tmp_path / "broker.db"
-    ring = load_key_ring("", sqlite_path=database, database_url=f"sqlite:///{database}")
+    ring = load_key_ring("", sqlite_path=database)
     key_file = tmp_path / "broker.db.key"
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    again = load_key_ring("", sqlite_path=database, database_url=f"sqlite:///{database}")
+    again = load_key_ring("", sqlite_path=database)
     sealed = ring.encrypt("x", context="c")
     assert again.decrypt(sealed, context="c") == "x"
 
 
 def test_other_databases_refuse_to_start_without_a_key() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_key_ring("", sqlite_path=None, database_url="postgresql+psycopg://db/broker")
+        load_key_ring("", sqlite_path=None)
     assert caught.value.variable == "BROKER_ENCRYPTION_KEY"
 
 

@@ -15,7 +15,7 @@ from notifier.deadline import Deadline
 from servicekit.config import ListenAddress
 from servicekit.errors import NotConnected, PassthroughError, Unavailable, ZohoUnavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id
-from servicekit.server import GrpcServer, ServiceBinding, serving
+from servicekit.server import GrpcServer, ServiceBinding
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 
@@ -64,9 +64,12 @@ async def stand_in() -> AsyncIterator[tuple[RecordingBroker, BrokerClient]]:
             )
         ],
     )
-    async with serving(server):
+    await server.start()
+    try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             yield fake, BrokerClient(channel, timeout_cap=30)
+    finally:
+        await server.stop(0)
 
 
 async def test_deadline_and_request_id_reach_the_broker(stand_in) -> None:
