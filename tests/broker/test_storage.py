@@ -70,6 +70,8 @@ def test_bad_configuration_names_the_variable() -> None:
         ({"BROKER_LISTEN": "nowhere"}, "BROKER_LISTEN"),
         ({"ZOHO_EXTRA_ORIGINS": "http://127.0.0.1:1/path"}, "ZOHO_EXTRA_ORIGINS"),
         ({"BROKER_MINT_BUDGET": "11"}, "BROKER_MINT_BUDGET"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ):
         with pytest.raises(ConfigError) as caught:
             BrokerConfig.from_env(Env(env))
