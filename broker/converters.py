@@ -58,5 +58,5 @@ def get_token_response(token: IssuedToken) -> broker_pb2.GetTokenResponse:
 
 
 def refresh_token_response(token: IssuedToken) -> broker_pb2.RefreshTokenResponse:
-    # SPEC: RefreshToken returns the same as GetToken.
+    # The contract (docs/contract.md): RefreshToken returns the same as GetToken.
     return broker_pb2.RefreshTokenResponse(**_token_fields(token))

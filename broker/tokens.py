@@ -121,8 +121,8 @@ class TokenService:
         # and concurrent refreshes of one connection share one call to Zoho.
         self._reads: SingleFlight[Connection | None] = SingleFlight()
         self._refreshes: SingleFlight[Connection] = SingleFlight()
-        # Copies half BROKER_CACHE_SECONDS old, re-read together in one query (one query per
-        # connection was a fifth of a busy broker's CPU in bench/token_economy.py).
+        # Copies half BROKER_CACHE_SECONDS old, re-read together in one query: one query
+        # per connection is what a busy broker spent its CPU on (docs/performance.md).
         self._due: set[str] = set()
         self._rereading: asyncio.Task[None] | None = None
 
@@ -280,12 +280,9 @@ class TokenService:
 
     def _soft_start(self, user_id: str) -> float:
         """Seconds before expiry at which this replica refreshes this connection in the
-        background: its own point in the first half of the soft window (between
-        BROKER_SOFT_REFRESH_SECONDS and BROKER_REFRESH_WINDOW_SECONDS). Tokens minted
-        together (many connections made at once) then do not all refresh at once, and
-        the first replica to start usually finishes before the others reach their point,
-        so they find the new token instead of queueing for the lease (measured with
-        `bench/token_economy.py --quick`: mints never handed out to a caller, 6-7 -> 0)."""
+        background: a point of its own (hashed from replica and user) in the first half of
+        the soft window, so that tokens minted together are not refreshed by every replica
+        at once (why and the figures: docs/performance.md, token economy)."""
         soft, hard = self.config.soft_refresh_seconds, self.config.refresh_window_seconds
         digest = hashlib.blake2b(f"{self.replica}\0{user_id}".encode(), digest_size=4).digest()
         return soft - (soft - hard) / 2 * (int.from_bytes(digest, "big") / 2**32)
