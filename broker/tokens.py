@@ -29,10 +29,10 @@ from broker.singleflight import SingleFlight
 from broker.store import AuditEntry, Connection, ConnectionStore, token_hash
 from broker.zoho_accounts import (
     AccountsClient,
+    AccountsUnavailable,
     ClientRejected,
     InvalidGrant,
     Throttled,
-    Unavailable,
 )
 from servicekit.errors import (
     THROTTLE_SOURCE_BUDGET,
@@ -42,11 +42,11 @@ from servicekit.errors import (
     OriginNotAllowed,
     ReauthRequired,
     ServiceError,
+    Unavailable,
     ZohoRejected,
     ZohoThrottled,
     ZohoUnavailable,
 )
-from servicekit.errors import Unavailable as BackendUnavailable
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 
@@ -67,7 +67,9 @@ def replica_name() -> str:
 
 
 @dataclass(frozen=True)
-class IssuedToken:
+class IssuedAccessToken:
+    """The access token GetToken/RefreshToken hand a caller, with where and till when."""
+
     access_token: str = field(repr=False)
     api_domain: str
     expires_at: datetime
@@ -87,9 +89,9 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.error("re-reading cached connections failed", exc_info=task.exception())
 
 
-def _issue(record: Connection) -> IssuedToken:
+def _issue(record: Connection) -> IssuedAccessToken:
     assert record.token_expires_at is not None
-    return IssuedToken(
+    return IssuedAccessToken(
         access_token=record.access_token,
         api_domain=record.api_domain,
         expires_at=record.token_expires_at,
@@ -130,7 +132,7 @@ class TokenService:
 
     async def get_token(
         self, user_id: str, app_type: int, min_ttl: int, timeout: float | None
-    ) -> IssuedToken:
+    ) -> IssuedAccessToken:
         need = max(self.config.refresh_window_seconds, min_ttl)
         record = await self._current(user_id)
         self._check(record, app_type)
@@ -145,7 +147,7 @@ class TokenService:
             fresh = await self._refresh(
                 user_id, reason, lambda r: self._seconds_left(r) >= need, timeout
             )
-        except (ZohoUnavailable, ZohoThrottled, BackendUnavailable, TimeoutError) as exc:
+        except (ZohoUnavailable, ZohoThrottled, Unavailable, TimeoutError) as exc:
             # Zoho (or our database) is down or throttling, but the token we hold still
             # works: a short-lived token beats an error.
             current = await self._current(user_id)
@@ -162,7 +164,7 @@ class TokenService:
 
     async def refresh_token(
         self, user_id: str, app_type: int, rejected: str, timeout: float | None
-    ) -> IssuedToken:
+    ) -> IssuedAccessToken:
         # Read the table, not the cache: another replica may have refreshed already.
         record = await self._current(user_id, max_age=0.0)
         self._check(record, app_type)
@@ -219,7 +221,7 @@ class TokenService:
                 return cached.record
         try:
             record = await self._reads.do(user_id, lambda: self._reload(user_id), None)
-        except BackendUnavailable:
+        except Unavailable:
             if cached is None or max_age == 0.0:
                 raise
             # The database is down: the copy this process holds is the best there is,
@@ -249,7 +251,7 @@ class TokenService:
             before = {user_id: self._cache.get(user_id) for user_id in due}
             try:
                 rows = await self.store.get_many(sorted(due))
-            except BackendUnavailable:
+            except Unavailable:
                 return  # the copies age out; the next caller's own read meets the outage
             except ServiceError:
                 # One row this process cannot read (a key it lacks): read them one by
@@ -426,7 +428,7 @@ class TokenService:
             raise await failed(
                 "rejected", ZohoRejected(str(exc), zoho_code=exc.zoho_error, http_status=200)
             ) from None
-        except Unavailable as exc:
+        except AccountsUnavailable as exc:
             raise await failed(
                 "unknown" if exc.maybe_minted else "unavailable",
                 ZohoUnavailable(str(exc), endpoint="token"),

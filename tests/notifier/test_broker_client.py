@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import pytest
 
-from notifier.broker_client import BrokerClient, Grant
+from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.deadline import Deadline
 from servicekit.config import ListenAddress
 from servicekit.errors import NotConnected, PassthroughError, Unavailable, ZohoUnavailable
@@ -107,7 +107,8 @@ async def test_a_status_without_a_reason_becomes_backend_unavailable(stand_in) -
     fake.abort_plain = grpc.StatusCode.INTERNAL
     with pytest.raises(Unavailable):
         await client.refresh_token(
-            "demo", common_pb2.APP_TYPE_CRM, Grant("x", "https://www.zohoapis.eu"), Deadline(3)
+            "demo", common_pb2.APP_TYPE_CRM, BrokerToken("x", "https://www.zohoapis.eu"),
+            Deadline(3),
         )
     assert len(fake.seen) == 1  # INTERNAL is not repeated
 
