@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import db
+from broker import db, key_maintenance
 from broker.config import BrokerConfig
 from broker.crypto import DecryptError, KeyRing, load_key_ring, new_key_spec
 from broker.store import ConnectionStore
@@ -89,8 +89,8 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
     rotated = KeyRing.parse(f"{new_key},{TEST_KEY}")
     store = ConnectionStore(db.make_async_engine(database_url), rotated)
     try:
-        assert await store.reencrypt_all() == (3, 3)
-        assert await store.reencrypt_all() == (3, 0)  # nothing left on the old key
+        assert await key_maintenance.reencrypt_all(store) == (3, 3)
+        assert await key_maintenance.reencrypt_all(store) == (3, 0)  # nothing left on the old key
         only_new = ConnectionStore(store.engine, KeyRing.parse(new_key))
         for user, record in before.items():
             after = await only_new.get(user)
