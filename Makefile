@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: run stop test lint typecheck protos protos-check unit test-sqlite test-postgres bench clean \
-	compose-test proto-lint
+	compose-test proto-lint deadcode
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
@@ -24,7 +24,7 @@ stop:
 	@test -x $(BIN)/python && $(BIN)/python scripts/run_stack.py stop || true
 
 ## Everything CI runs: lint, types, proto drift and buf, all tests on SQLite and PostgreSQL.
-test: $(STAMP) lint typecheck protos-check proto-lint
+test: $(STAMP) lint deadcode typecheck protos-check proto-lint
 	bash scripts/ensure_postgres.sh
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 
@@ -37,6 +37,10 @@ test-postgres: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+## Code nothing calls (vulture); names only frameworks call are in scripts/dead_code_whitelist.py.
+deadcode: $(STAMP)
+	$(BIN)/vulture
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

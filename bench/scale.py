@@ -40,7 +40,7 @@ MAX_RSS_MB = 300
 
 async def fill_table(url: str, key: str, sandbox_origin: str, count: int) -> float:
     store = ConnectionStore(db.make_async_engine(url),
-                            load_key_ring(key, sqlite_path=None, database_url=url))
+                            load_key_ring(key, sqlite_path=None))
     began = time.monotonic()
     gate = asyncio.Semaphore(16)
     now = datetime.now(UTC)
@@ -84,8 +84,7 @@ async def run(args: argparse.Namespace, sandbox_origin: str, broker: str, notifi
     await asyncio.gather(*(connect(u) for u in users))
     fill_seconds = await fill_table(url, key, sandbox_origin, args.connections - len(users))
     total_rows = await ConnectionStore(db.make_async_engine(url),
-                                       load_key_ring(key, sqlite_path=None,
-                                                     database_url=url)).count()
+                                       load_key_ring(key, sqlite_path=None)).count()
     await channel.close()
 
     # 100 streams a connection, the notifier's default NOTIFIER_MAX_STREAMS_PER_PEER: a

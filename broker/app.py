@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from broker import db
+from broker import db, key_maintenance
 from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
 from broker.config import BrokerConfig
 from broker.connections import ConnectionService
@@ -25,9 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def key_ring(config: BrokerConfig) -> KeyRing:
-    return load_key_ring(
-        config.encryption_keys, sqlite_path=config.sqlite_path, database_url=config.database_url
-    )
+    return load_key_ring(config.encryption_keys, sqlite_path=config.sqlite_path)
 
 
 def caller_policy(config: BrokerConfig) -> list[CallerPolicyInterceptor]:
@@ -96,7 +94,7 @@ class Broker:
     async def start(self, *, migrate: bool = True) -> str:
         if migrate:
             await asyncio.to_thread(db.migrate, self.config.database_url)
-        await self.store.check_keys()
+        await key_maintenance.check_keys(self.store)
         return await self.server.start()
 
     async def close(self) -> None:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import sys
 
-from broker import db, operator_cli
+from broker import db, key_maintenance, operator_cli
 from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
 from broker.crypto import DecryptError, new_key_spec
@@ -35,7 +35,7 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
     await asyncio.to_thread(db.check_usable, config.database_url)
     # A key ring that cannot read the stored tokens stops the process here (exit 2).
     try:
-        await broker.store.check_keys()
+        await key_maintenance.check_keys(broker.store)
     except Unavailable as down:
         raise db.unusable(config.database_url, f"cannot be read: {down.message}") from None
 
@@ -49,7 +49,7 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
 async def _reencrypt(config: BrokerConfig) -> int:
     store = ConnectionStore(db.make_async_engine(config.database_url), key_ring(config))
     try:
-        seen, rewritten = await store.reencrypt_all()
+        seen, rewritten = await key_maintenance.reencrypt_all(store)
     except DecryptError as exc:
         print(f"re-encryption stopped, the row it could not read is unchanged: {exc}",
               file=sys.stderr)

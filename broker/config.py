@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker import db
-from servicekit.config import ConfigError, Env, ListenAddress
-from servicekit.origins import normalize_origin
+from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.tls import ServerTls
 
 DEFAULT_DATABASE_URL = "sqlite:///zoho_broker.db"
@@ -47,12 +46,7 @@ class BrokerConfig:
     @classmethod
     def from_env(cls, env: Env | None = None) -> BrokerConfig:
         env = env or Env()
-        extra = env.items("ZOHO_EXTRA_ORIGINS")
-        for origin in extra:
-            if normalize_origin(origin) is None:
-                raise ConfigError(
-                    "ZOHO_EXTRA_ORIGINS", f"{origin!r} is not an origin (scheme://host[:port])"
-                )
+        shared = SharedSettings.from_env(env)
         window = env.integer("BROKER_REFRESH_WINDOW_SECONDS", 120, minimum=0, maximum=3000)
         soft = env.integer("BROKER_SOFT_REFRESH_SECONDS", max(300, window), minimum=0, maximum=3300)
         if soft < window:
@@ -67,16 +61,13 @@ class BrokerConfig:
             raise ConfigError("BROKER_CALLER_POLICY",
                               "needs BROKER_TLS_CLIENT_CA: without client certificates there is "
                               "no caller identity to apply it to")
-        log_format = env.text("LOG_FORMAT", "text")
-        if log_format not in {"text", "json"}:
-            raise ConfigError("LOG_FORMAT", f"expected text or json, got {log_format!r}")
         return cls(
             listen=env.listen("BROKER_LISTEN", "127.0.0.1:50051"),
             database_url=env.text("BROKER_DATABASE_URL", DEFAULT_DATABASE_URL),
             encryption_keys=env.text("BROKER_ENCRYPTION_KEY"),
             client_id=env.text("ZOHO_CLIENT_ID"),
             client_secret=env.text("ZOHO_CLIENT_SECRET"),
-            extra_origins=extra,
+            extra_origins=list(shared.extra_origins),
             refresh_window_seconds=window,
             soft_refresh_seconds=soft,
             cache_seconds=env.number("BROKER_CACHE_SECONDS", 1.0, minimum=0.0, maximum=60.0),
@@ -93,8 +84,8 @@ class BrokerConfig:
             zoho_max_attempts=env.integer("BROKER_ZOHO_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
             grace_seconds=env.number("BROKER_GRACE_SECONDS", 5.0, minimum=0.0, maximum=120.0),
             metrics_listen=env.listen("BROKER_METRICS_LISTEN", metrics) if metrics else None,
-            log_format=log_format,
-            log_level=env.text("LOG_LEVEL", "INFO"),
+            log_format=shared.log_format,
+            log_level=shared.log_level,
             tls=tls,
             caller_policy=policy,
         )

@@ -16,11 +16,11 @@ from broker.store import AuditEntry, Connection, ConnectionStore, NewConnection,
 from broker.tokens import TokenService
 from broker.zoho_accounts import (
     AccountsClient,
+    AccountsTokenResponse,
+    AccountsUnavailable,
     ClientRejected,
     InvalidGrant,
     Throttled,
-    TokenGrant,
-    Unavailable,
 )
 from servicekit.errors import (
     THROTTLE_SOURCE_ZOHO,
@@ -132,7 +132,7 @@ class ConnectionService:
                 refresh_token = request.refresh_token
                 await self._check_import_budget(request.user_id, refresh_token)
                 grant = await self._import(request, accounts_server, deadline, started)
-        except (InvalidGrant, Throttled, ClientRejected, Unavailable) as exc:
+        except (InvalidGrant, Throttled, ClientRejected, AccountsUnavailable) as exc:
             raise _zoho_error(
                 exc,
                 what="authorization code" if request.authorization_code else "refresh token",
@@ -192,10 +192,10 @@ class ConnectionService:
 
     async def _import(
         self, request: CreateRequest, accounts_server: str, deadline: float, started: float
-    ) -> TokenGrant:
+    ) -> AccountsTokenResponse:
         try:
             return await self.accounts.refresh(accounts_server, request.refresh_token, deadline)
-        except Unavailable as exc:
+        except AccountsUnavailable as exc:
             if exc.maybe_minted:
                 # Zoho may have minted before the answer was lost: count it, as a refresh does.
                 await self.store.record_audit(AuditEntry(
@@ -206,7 +206,7 @@ class ConnectionService:
                 ), self.tokens.clock())
             raise
 
-    def _api_domain(self, grant: TokenGrant, *, fallback: str) -> str:
+    def _api_domain(self, grant: AccountsTokenResponse, *, fallback: str) -> str:
         if grant.api_domain:
             return self.policy.api_domain(grant.api_domain, "api_domain (in Zoho's answer)")
         if fallback:
@@ -242,7 +242,7 @@ class ConnectionService:
                     record.accounts_server, record.refresh_token,
                     time.monotonic() + ZOHO_CALL_BUDGET,
                 )
-            except Unavailable as exc:
+            except AccountsUnavailable as exc:
                 raise ZohoUnavailable(f"revoke failed, nothing deleted: {exc}",
                                       endpoint="revoke") from None
         await self.store.delete(user_id)

@@ -9,7 +9,7 @@ from google.protobuf import timestamp_pb2
 
 from broker.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
 from broker.store import Connection
-from broker.tokens import IssuedToken
+from broker.tokens import IssuedAccessToken
 from zoho.broker.v1 import broker_pb2
 
 _STATUS = {
@@ -42,7 +42,7 @@ def connection(record: Connection) -> broker_pb2.Connection:
     )
 
 
-def _token_fields(token: IssuedToken) -> dict[str, Any]:
+def _token_fields(token: IssuedAccessToken) -> dict[str, Any]:
     return {
         "access_token": token.access_token,
         "api_domain": token.api_domain,
@@ -53,10 +53,10 @@ def _token_fields(token: IssuedToken) -> dict[str, Any]:
     }
 
 
-def get_token_response(token: IssuedToken) -> broker_pb2.GetTokenResponse:
+def get_token_response(token: IssuedAccessToken) -> broker_pb2.GetTokenResponse:
     return broker_pb2.GetTokenResponse(**_token_fields(token))
 
 
-def refresh_token_response(token: IssuedToken) -> broker_pb2.RefreshTokenResponse:
-    # SPEC: RefreshToken returns the same as GetToken.
+def refresh_token_response(token: IssuedAccessToken) -> broker_pb2.RefreshTokenResponse:
+    # The contract (docs/contract.md): RefreshToken returns the same as GetToken.
     return broker_pb2.RefreshTokenResponse(**_token_fields(token))

@@ -17,7 +17,7 @@ class KeyRing(sealing.KeyRing):
     env_var = ENV_VAR
 
 
-def load_key_ring(spec: str, *, sqlite_path: Path | None, database_url: str = "") -> KeyRing:
+def load_key_ring(spec: str, *, sqlite_path: Path | None) -> KeyRing:
     return sealing.load_key_ring(
         KeyRing, spec, sqlite_path=sqlite_path, sealed_in=("zoho_connections", "refresh_token")
     )

@@ -30,7 +30,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker.crypto import ENV_VAR, DecryptError, KeyRing
+from broker.crypto import DecryptError, KeyRing
 from broker.db import describe_fault
 from broker.models import (
     MINTING_OUTCOMES,
@@ -39,7 +39,6 @@ from broker.models import (
     RefreshAudit,
     ZohoConnection,
 )
-from servicekit.config import ConfigError
 from servicekit.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -390,12 +389,10 @@ class ConnectionStore:
             )
         )
 
-    # -- maintenance ---------------------------------------------------------
+    # -- key maintenance (the procedure: broker/key_maintenance.py) -------------
 
-    async def check_keys(self) -> None:
-        """At start: every stored token is under a key of the ring, and each key of the
-        ring that is in use opens a token. A wrong ring stops the process here, naming
-        BROKER_ENCRYPTION_KEY, before any call could read (or a refresh rewrite) a row."""
+    async def stray_key_id(self) -> str | None:
+        """The key id of a stored token under no key of the ring, if there is one."""
         async with self._reading() as db:
             for column in (_conn.c.refresh_token, _conn.c.access_token):
                 known = [column.startswith(f"v1:{k}:", autoescape=True)
@@ -405,81 +402,53 @@ class ConnectionStore:
                     .where(column.is_not(None), column != "", ~or_(*known)).limit(1)
                 )).first()
                 if stray is not None:
-                    raise ConfigError(ENV_VAR, (
-                        f"stored tokens are encrypted under key "
-                        f"{self.keys.key_id_of(stray.value)!r}, which is not in the ring: add "
-                        "it back (rotate by adding a key, re-encrypting, then dropping the old)"
-                    ))
-            for key_id in self.keys.key_ids:
-                sample = (await db.execute(
-                    select(_conn.c.user_id, _conn.c.refresh_token)
-                    .where(_conn.c.refresh_token.startswith(f"v1:{key_id}:", autoescape=True))
-                    .limit(1)
-                )).first()
-                if sample is None:
-                    continue
-                try:
-                    self._open(sample.user_id, "refresh_token", sample.refresh_token)
-                except DecryptError:
-                    raise ConfigError(ENV_VAR, (
-                        f"key {key_id!r} does not open the tokens stored under that id: "
-                        "a different key was given the same id"
-                    )) from None
+                    return self.keys.key_id_of(stray.value)
+        return None
 
-    async def reencrypt_all(self, batch: int = 200) -> tuple[int, int]:
-        """Re-encrypts every token under the first key; returns (rows, rows rewritten).
+    async def key_opens(self, key_id: str) -> bool | None:
+        """Whether the ring's key `key_id` opens a refresh token stored under that id
+        (None: no token is stored under it)."""
+        async with self._reading() as db:
+            sample = (await db.execute(
+                select(_conn.c.user_id, _conn.c.refresh_token)
+                .where(_conn.c.refresh_token.startswith(f"v1:{key_id}:", autoescape=True))
+                .limit(1)
+            )).first()
+        if sample is None:
+            return None
+        try:
+            self._open(sample.user_id, "refresh_token", sample.refresh_token)
+        except DecryptError:
+            return False
+        return True
 
-        Each row is CAS-written, so a concurrent refresh is never overwritten; a
-        row that changed under us is simply visited again in the next pass.
-        """
-        total = rewritten = 0
-        for _ in range(10):
-            seen, done, missed = await self._reencrypt_pass(batch)
-            total, rewritten = seen, rewritten + done
-            if not missed:
-                return total, rewritten
-        raise RuntimeError("rows kept changing during re-encryption; run it again")
-
-    async def _reencrypt_pass(self, batch: int) -> tuple[int, int, int]:
-        seen = rewritten = missed = 0
-        after = ""
-        while True:
-            query = select(_conn).order_by(_conn.c.user_id).limit(batch)
-            if after:
-                query = query.where(_conn.c.user_id > after)
-            async with self._reading() as db:
-                rows = (await db.execute(query)).all()
-            if not rows:
-                return seen, rewritten, missed
-            for row in rows:
-                seen += 1
-                after = row.user_id
-                if all(
-                    not value or self.keys.key_id_of(value) == self.keys.primary_id
-                    for value in (row.access_token, row.refresh_token)
-                ):
-                    continue
-                record = self._record(row, with_tokens=True)
-                sealed_access = (
-                    self._seal(row.user_id, "access_token", record.access_token)
-                    if record.access_token else None
+    async def reseal(self, user_id: str) -> str:
+        """Re-seals one row's tokens under the ring's first key, CAS on its version:
+        "current" (already under it, or gone), "rewritten", or "changed" (written by
+        someone else meanwhile: visit it again)."""
+        async with self._reading() as db:
+            row = (await db.execute(select(_conn).where(_conn.c.user_id == user_id))).first()
+        if row is None or all(
+            not value or self.keys.key_id_of(value) == self.keys.primary_id
+            for value in (row.access_token, row.refresh_token)
+        ):
+            return "current"
+        record = self._record(row, with_tokens=True)
+        sealed_access = (
+            self._seal(user_id, "access_token", record.access_token)
+            if record.access_token else None
+        )
+        async with self._writing() as db:
+            result = await db.execute(
+                update(_conn)
+                .where(_conn.c.user_id == user_id, _conn.c.version == row.version)
+                .values(
+                    access_token=sealed_access,
+                    refresh_token=self._seal(user_id, "refresh_token", record.refresh_token),
+                    version=row.version + 1,
                 )
-                async with self._writing() as db:
-                    result = await db.execute(
-                        update(_conn)
-                        .where(_conn.c.user_id == row.user_id, _conn.c.version == row.version)
-                        .values(
-                            access_token=sealed_access,
-                            refresh_token=self._seal(
-                                row.user_id, "refresh_token", record.refresh_token
-                            ),
-                            version=row.version + 1,
-                        )
-                    )
-                if result.rowcount == 1:
-                    rewritten += 1
-                else:
-                    missed += 1
+            )
+        return "rewritten" if result.rowcount == 1 else "changed"
 
     async def count(self) -> int:
         async with self._reading() as db:

@@ -1,16 +1,15 @@
 """Handing out access tokens: valid when they leave, refreshed once.
 
-The hot path answers from memory. A token inside the soft window is handed out
-and refreshed in the background; only one inside the hard window (or short of a
-caller's min_ttl) makes callers wait. Refreshes coalesce per connection in this
-process (SingleFlight) and across replicas (a fenced lease in the row), and never
-exceed Zoho's budget of new tokens per refresh token.
+The hot path answers from this process's copy (connection_cache.py). A token inside
+the soft window is handed out and refreshed in the background; only one inside the
+hard window (or short of a caller's min_ttl) makes callers wait. Refreshes coalesce
+per connection in this process (SingleFlight) and across replicas (a fenced lease in
+the row), and never exceed Zoho's budget of new tokens per refresh token.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import os
@@ -25,14 +24,15 @@ from prometheus_client import Counter
 
 from broker import scopes
 from broker.config import BrokerConfig
+from broker.connection_cache import CACHE, ConnectionCache
 from broker.singleflight import SingleFlight
 from broker.store import AuditEntry, Connection, ConnectionStore, token_hash
 from broker.zoho_accounts import (
     AccountsClient,
+    AccountsUnavailable,
     ClientRejected,
     InvalidGrant,
     Throttled,
-    Unavailable,
 )
 from servicekit.errors import (
     THROTTLE_SOURCE_BUDGET,
@@ -42,11 +42,11 @@ from servicekit.errors import (
     OriginNotAllowed,
     ReauthRequired,
     ServiceError,
+    Unavailable,
     ZohoRejected,
     ZohoThrottled,
     ZohoUnavailable,
 )
-from servicekit.errors import Unavailable as BackendUnavailable
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 REFRESHES = Counter(
     "broker_refreshes_total", "Calls to Zoho's token endpoint", ["reason", "outcome"]
 )
-CACHE = Counter("broker_token_cache_total", "GetToken answers by source", ["source"])
 
 
 def utc_now() -> datetime:
@@ -67,7 +66,9 @@ def replica_name() -> str:
 
 
 @dataclass(frozen=True)
-class IssuedToken:
+class IssuedAccessToken:
+    """The access token GetToken/RefreshToken hand a caller, with where and till when."""
+
     access_token: str = field(repr=False)
     api_domain: str
     expires_at: datetime
@@ -76,20 +77,9 @@ class IssuedToken:
     grant_id: str = ""
 
 
-@dataclass
-class _Cached:
-    record: Connection
-    read_at: float  # monotonic
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("re-reading cached connections failed", exc_info=task.exception())
-
-
-def _issue(record: Connection) -> IssuedToken:
+def _issue(record: Connection) -> IssuedAccessToken:
     assert record.token_expires_at is not None
-    return IssuedToken(
+    return IssuedAccessToken(
         access_token=record.access_token,
         api_domain=record.api_domain,
         expires_at=record.token_expires_at,
@@ -116,21 +106,15 @@ class TokenService:
         self.config = config
         self.replica = replica or replica_name()
         self.clock = clock
-        self._cache: dict[str, _Cached] = {}
-        # Concurrent cache misses for one connection share one database read,
-        # and concurrent refreshes of one connection share one call to Zoho.
-        self._reads: SingleFlight[Connection | None] = SingleFlight()
+        self.cache = ConnectionCache(store, config.cache_seconds)
+        # Concurrent refreshes of one connection share one call to Zoho.
         self._refreshes: SingleFlight[Connection] = SingleFlight()
-        # Copies half BROKER_CACHE_SECONDS old, re-read together in one query (one query per
-        # connection was a fifth of a busy broker's CPU in bench/token_economy.py).
-        self._due: set[str] = set()
-        self._rereading: asyncio.Task[None] | None = None
 
     # -- public --------------------------------------------------------------
 
     async def get_token(
         self, user_id: str, app_type: int, min_ttl: int, timeout: float | None
-    ) -> IssuedToken:
+    ) -> IssuedAccessToken:
         need = max(self.config.refresh_window_seconds, min_ttl)
         record = await self._current(user_id)
         self._check(record, app_type)
@@ -145,7 +129,7 @@ class TokenService:
             fresh = await self._refresh(
                 user_id, reason, lambda r: self._seconds_left(r) >= need, timeout
             )
-        except (ZohoUnavailable, ZohoThrottled, BackendUnavailable, TimeoutError) as exc:
+        except (ZohoUnavailable, ZohoThrottled, Unavailable, TimeoutError) as exc:
             # Zoho (or our database) is down or throttling, but the token we hold still
             # works: a short-lived token beats an error.
             current = await self._current(user_id)
@@ -162,7 +146,7 @@ class TokenService:
 
     async def refresh_token(
         self, user_id: str, app_type: int, rejected: str, timeout: float | None
-    ) -> IssuedToken:
+    ) -> IssuedAccessToken:
         # Read the table, not the cache: another replica may have refreshed already.
         record = await self._current(user_id, max_age=0.0)
         self._check(record, app_type)
@@ -179,16 +163,17 @@ class TokenService:
 
     def forget(self, user_id: str) -> None:
         """Drops this process's copy (the connection was deleted or replaced)."""
-        self._cache.pop(user_id, None)
+        self.cache.forget(user_id)
 
     def remember(self, record: Connection) -> None:
-        self._cache[record.user_id] = _Cached(record, time.monotonic())
+        self.cache.remember(record)
 
     async def close(self) -> None:
-        if self._rereading is not None:
-            self._rereading.cancel()
-            await asyncio.gather(self._rereading, return_exceptions=True)
+        await self.cache.close()
         await self._refreshes.cancel_all()
+
+    async def _current(self, user_id: str, max_age: float | None = None) -> Connection:
+        return await self.cache.current(user_id, max_age)
 
     # -- reading -------------------------------------------------------------
 
@@ -206,86 +191,13 @@ class TokenService:
             raise MissingScope(missing, user_id=record.user_id,
                                app=common_pb2.AppType.Name(app_type))  # type: ignore[arg-type]
 
-    async def _current(self, user_id: str, max_age: float | None = None) -> Connection:
-        max_age = self.config.cache_seconds if max_age is None else max_age
-        cached = self._cache.get(user_id)
-        if cached is not None:
-            age = time.monotonic() - cached.read_at
-            if age <= max_age:
-                if age > max_age / 2:
-                    # Re-read ahead of time, so callers of a busy connection never wait
-                    # for the database; the copy they get now is still within max_age.
-                    self._reread_soon(user_id)
-                return cached.record
-        try:
-            record = await self._reads.do(user_id, lambda: self._reload(user_id), None)
-        except BackendUnavailable:
-            if cached is None or max_age == 0.0:
-                raise
-            # The database is down: the copy this process holds is the best there is,
-            # and get_token hands its token out only while it is still valid.
-            CACHE.labels("stale_database_down").inc()
-            return cached.record
-        if record is None:
-            raise NotConnected(user_id)
-        return record
-
-    def _reread_soon(self, user_id: str) -> None:
-        self._due.add(user_id)
-        if self._rereading is None or self._rereading.done():
-            self._rereading = asyncio.ensure_future(self._reread_due())
-            self._rereading.add_done_callback(_log_failure)
-
-    async def _reread_due(self) -> None:
-        """Re-reads the copies that are due, together; those that fall due during a read
-        go in the next round. A copy replaced or dropped while its row was being read is
-        left as it is: what replaced it is at least as new."""
-        while self._due:
-            # Gather what falls due in the next quarter of BROKER_CACHE_SECONDS: each copy
-            # served meanwhile is still within the bound, and copies read together fall
-            # due together next time.
-            await asyncio.sleep(self.config.cache_seconds / 4)
-            due, self._due = self._due, set()
-            before = {user_id: self._cache.get(user_id) for user_id in due}
-            try:
-                rows = await self.store.get_many(sorted(due))
-            except BackendUnavailable:
-                return  # the copies age out; the next caller's own read meets the outage
-            except ServiceError:
-                # One row this process cannot read (a key it lacks): read them one by
-                # one, so only that connection's callers get its error.
-                for user_id in due:
-                    if not self._reads.running(user_id):
-                        self._reads.start(user_id, functools.partial(self._reload, user_id))
-                continue
-            for user_id, seen in before.items():
-                if self._cache.get(user_id) is not seen:
-                    continue
-                record = rows.get(user_id)
-                if record is None:
-                    self._cache.pop(user_id, None)
-                else:
-                    self.remember(record)
-
-    async def _reload(self, user_id: str) -> Connection | None:
-        """Reads the row into this process's copy (or drops the copy: no row)."""
-        record = await self.store.get(user_id)
-        if record is None:
-            self._cache.pop(user_id, None)
-        else:
-            self.remember(record)
-        return record
-
     # -- refreshing ----------------------------------------------------------
 
     def _soft_start(self, user_id: str) -> float:
         """Seconds before expiry at which this replica refreshes this connection in the
-        background: its own point in the first half of the soft window (between
-        BROKER_SOFT_REFRESH_SECONDS and BROKER_REFRESH_WINDOW_SECONDS). Tokens minted
-        together (many connections made at once) then do not all refresh at once, and
-        the first replica to start usually finishes before the others reach their point,
-        so they find the new token instead of queueing for the lease (measured with
-        `bench/token_economy.py --quick`: mints never handed out to a caller, 6-7 -> 0)."""
+        background: a point of its own (hashed from replica and user) in the first half of
+        the soft window, so that tokens minted together are not refreshed by every replica
+        at once (why and the figures: docs/performance.md, token economy)."""
         soft, hard = self.config.soft_refresh_seconds, self.config.refresh_window_seconds
         digest = hashlib.blake2b(f"{self.replica}\0{user_id}".encode(), digest_size=4).digest()
         return soft - (soft - hard) / 2 * (int.from_bytes(digest, "big") / 2**32)
@@ -429,7 +341,7 @@ class TokenService:
             raise await failed(
                 "rejected", ZohoRejected(str(exc), zoho_code=exc.zoho_error, http_status=200)
             ) from None
-        except Unavailable as exc:
+        except AccountsUnavailable as exc:
             raise await failed(
                 "unknown" if exc.maybe_minted else "unavailable",
                 ZohoUnavailable(str(exc), endpoint="token"),

@@ -49,7 +49,7 @@ class Throttled(AccountsError):
         self.retry_after = retry_after
 
 
-class Unavailable(AccountsError):
+class AccountsUnavailable(AccountsError):
     """5xx, timeout, reset, or an unreadable answer, after every retry."""
 
     def __init__(self, message: str, *, maybe_minted: bool = False) -> None:
@@ -66,7 +66,10 @@ class _Retryable(Exception):
 
 
 @dataclass(frozen=True)
-class TokenGrant:
+class AccountsTokenResponse:
+    """What Zoho's token endpoint answered (OAuth's token response): a new access token,
+    and on a code exchange the refresh token. repr never shows either."""
+
     access_token: str = field(repr=False)
     expires_in: int
     api_domain: str | None
@@ -80,7 +83,7 @@ _THROTTLE_MARKERS = ("too many requests", "throttle", "access denied")
 DEFAULT_THROTTLE_WAIT = 60.0
 
 
-def parse_token_response(status: int, text: str) -> TokenGrant:
+def parse_token_response(status: int, text: str) -> AccountsTokenResponse:
     try:
         body: Any = json.loads(text) if text else None
     except ValueError:
@@ -121,7 +124,7 @@ def parse_token_response(status: int, text: str) -> TokenGrant:
     )
 
 
-def _grant(body: dict[str, Any]) -> TokenGrant:
+def _grant(body: dict[str, Any]) -> AccountsTokenResponse:
     # Legacy answers give expires_in in milliseconds plus expires_in_sec: the latter wins.
     raw = body.get("expires_in_sec", body.get("expires_in"))
     try:
@@ -136,7 +139,7 @@ def _grant(body: dict[str, Any]) -> TokenGrant:
     rotated = isinstance(refresh, str) and bool(refresh)
     if not _token_text(body["access_token"]) or (rotated and not _token_text(refresh)):
         raise _Retryable("Zoho's token answer holds a token that is not printable ASCII")
-    return TokenGrant(
+    return AccountsTokenResponse(
         access_token=body["access_token"],
         expires_in=lifetime,
         api_domain=api_domain if isinstance(api_domain, str) and api_domain else None,
@@ -180,7 +183,7 @@ class AccountsClient:
 
     async def refresh(
         self, accounts_server: str, refresh_token: str, deadline: float
-    ) -> TokenGrant:
+    ) -> AccountsTokenResponse:
         form = {
             "grant_type": "refresh_token",
             "client_id": self.client_id,
@@ -191,7 +194,7 @@ class AccountsClient:
 
     async def exchange_code(
         self, accounts_server: str, code: str, redirect_uri: str, deadline: float
-    ) -> TokenGrant:
+    ) -> AccountsTokenResponse:
         form = {
             "grant_type": "authorization_code",
             "client_id": self.client_id,
@@ -226,8 +229,8 @@ class AccountsClient:
     async def _token_call(
         self, accounts_server: str, form: dict[str, str], deadline: float, *,
         retry_unsent_only: bool,
-    ) -> TokenGrant:
-        async def attempt(timeout: float) -> TokenGrant:
+    ) -> AccountsTokenResponse:
+        async def attempt(timeout: float) -> AccountsTokenResponse:
             # Form body, not query string: secrets stay out of URLs and access logs.
             response = await self._send("token", accounts_server + TOKEN_PATH, timeout, data=form)
             return parse_token_response(response.status_code, response.text)
@@ -282,4 +285,4 @@ class AccountsClient:
                 await self.sleep(pause)
             else:
                 break
-        raise Unavailable(last, maybe_minted=maybe_minted)
+        raise AccountsUnavailable(last, maybe_minted=maybe_minted)

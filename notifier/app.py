@@ -90,6 +90,7 @@ class NotifierApp:
             ],
             credentials=config.tls.credentials() if config.tls else None,
             stream_limits=config.streams,
+            grace_seconds=config.grace_seconds,
         )
         self.health = BrokerHealthWatch(
             self.broker_channel,

@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Grant:
-    """An access token and where to use it. repr never shows the token."""
+class BrokerToken:
+    """An access token the broker handed out, and where to use it. repr never shows it."""
 
     access_token: str = field(repr=False)
     api_domain: str
@@ -38,7 +38,7 @@ class BrokerClient:
 
     async def get_token(
         self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
-    ) -> Grant:
+    ) -> BrokerToken:
         request = broker_pb2.GetTokenRequest(user_id=user_id, app_type=app_type)
         reply = await self._call(self._stub.GetToken, request, deadline, "GetToken")
         return _grant(reply)
@@ -47,9 +47,9 @@ class BrokerClient:
         self,
         user_id: str,
         app_type: common_pb2.AppType.ValueType,
-        rejected: Grant,
+        rejected: BrokerToken,
         deadline: Deadline,
-    ) -> Grant:
+    ) -> BrokerToken:
         request = broker_pb2.RefreshTokenRequest(
             user_id=user_id, app_type=app_type, rejected_access_token=rejected.access_token
         )
@@ -75,8 +75,8 @@ class BrokerClient:
         raise AssertionError("unreachable")
 
 
-def _grant(reply: broker_pb2.GetTokenResponse | broker_pb2.RefreshTokenResponse) -> Grant:
-    return Grant(reply.access_token, reply.api_domain, reply.desk_org_id, tuple(reply.scopes),
+def _grant(reply: broker_pb2.GetTokenResponse | broker_pb2.RefreshTokenResponse) -> BrokerToken:
+    return BrokerToken(reply.access_token, reply.api_domain, reply.desk_org_id, tuple(reply.scopes),
                  reply.grant_id)
 
 

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {problem}", file=sys.stderr, flush=True)
         return 2
     setup_logging("notifier", fmt=config.log_format, level=config.log_level)
-    serve_metrics(config.listen.host, config.metrics_port)
+    if config.metrics_listen:
+        serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
     try:
         if args.command == "ingress":
             return asyncio.run(_serve_ingress(config))

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
-from servicekit.config import ConfigError, Env, ListenAddress
-from servicekit.origins import OriginPolicy
+from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.streams import StreamLimits
 from servicekit.tls import ClientTls, ServerTls
 
@@ -49,33 +48,38 @@ class EventsConfig:
         jwks = env.text("NOTIFIER_DESK_JWKS_URL", "")
         if jwks and not jwks.startswith(("http://", "https://")):
             raise ConfigError("NOTIFIER_DESK_JWKS_URL", "expected an http(s) URL")
-        database_url = env.text("NOTIFIER_DATABASE_URL", DEFAULT_DATABASE_URL)
+        d = cls()
+        database_url = env.text("NOTIFIER_DATABASE_URL", d.database_url)
         DATABASE.parse(database_url)
         return cls(
             database_url=database_url,
-            encryption_key=env.text("NOTIFIER_ENCRYPTION_KEY", ""),
-            ingress_listen=env.listen("NOTIFIER_INGRESS_LISTEN", "127.0.0.1:8781"),
+            encryption_key=env.text("NOTIFIER_ENCRYPTION_KEY", d.encryption_key),
+            ingress_listen=env.listen("NOTIFIER_INGRESS_LISTEN", str(d.ingress_listen)),
             public_url=public_url,
             channel_ttl_seconds=env.number(
                 "NOTIFIER_CHANNEL_TTL_SECONDS",
-                MAX_CHANNEL_TTL_SECONDS,
+                d.channel_ttl_seconds,
                 minimum=60.0,
                 maximum=MAX_CHANNEL_TTL_SECONDS,
             ),
             event_retention_seconds=env.number(
-                "NOTIFIER_EVENT_RETENTION_SECONDS", 604800.0, minimum=1.0, maximum=31_536_000.0
+                "NOTIFIER_EVENT_RETENTION_SECONDS", d.event_retention_seconds,
+                minimum=1.0, maximum=31_536_000.0,
             ),
             prune_interval_seconds=env.number(
-                "NOTIFIER_PRUNE_INTERVAL_SECONDS", 60.0, minimum=0.05, maximum=86400.0
+                "NOTIFIER_PRUNE_INTERVAL_SECONDS", d.prune_interval_seconds,
+                minimum=0.05, maximum=86400.0,
             ),
             poll_seconds=env.number(
-                "NOTIFIER_EVENT_POLL_SECONDS", 0.5, minimum=0.01, maximum=60.0
+                "NOTIFIER_EVENT_POLL_SECONDS", d.poll_seconds, minimum=0.01, maximum=60.0
             ),
             ingress_max_body_bytes=env.integer(
-                "NOTIFIER_INGRESS_MAX_BODY_BYTES", 1024 * 1024, minimum=1024, maximum=64 << 20
+                "NOTIFIER_INGRESS_MAX_BODY_BYTES", d.ingress_max_body_bytes,
+                minimum=1024, maximum=64 << 20,
             ),
             ingress_read_timeout_seconds=env.number(
-                "NOTIFIER_INGRESS_READ_TIMEOUT_SECONDS", 5.0, minimum=0.1, maximum=120.0
+                "NOTIFIER_INGRESS_READ_TIMEOUT_SECONDS", d.ingress_read_timeout_seconds,
+                minimum=0.1, maximum=120.0,
             ),
             desk_jwks_url=jwks,
         )
@@ -103,9 +107,12 @@ class NotifierConfig:
     broker_timeout_seconds: float = 10.0
     desk_org_ttl_seconds: float = 300.0
     health_interval_seconds: float = 5.0
-    log_format: str = "text"
-    log_level: str = "INFO"
-    metrics_port: int = 0
+    # On SIGTERM: health NOT_SERVING, then this long for calls in flight.
+    grace_seconds: float = 5.0
+    log_format: str = SharedSettings.log_format
+    log_level: str = SharedSettings.log_level
+    # Prometheus /metrics; None: off.
+    metrics_listen: ListenAddress | None = None
     # TLS on the notifier's own port (NOTIFIER_TLS_*), and on its channel to the broker
     # with the certificate it presents there (NOTIFIER_BROKER_TLS_*).
     tls: ServerTls | None = None
@@ -114,60 +121,80 @@ class NotifierConfig:
     streams: StreamLimits = field(default_factory=StreamLimits)
     events: EventsConfig = field(default_factory=EventsConfig)
 
+    @property
+    def metrics_port(self) -> int:
+        """The metrics port, 0 when off (what NOTIFIER_METRICS_PORT, the older setting, holds)."""
+        return self.metrics_listen.port if self.metrics_listen else 0
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifierConfig:
         env = Env(environ)
-        extra = tuple(env.items("ZOHO_EXTRA_ORIGINS"))
-        try:
-            OriginPolicy(list(extra))
-        except ValueError as exc:
-            raise ConfigError("ZOHO_EXTRA_ORIGINS", str(exc)) from None
-        log_format = env.text("LOG_FORMAT", "text").lower()
-        if log_format not in ("text", "json"):
-            raise ConfigError("LOG_FORMAT", f"expected text or json, got {log_format!r}")
-        log_level = env.text("LOG_LEVEL", "INFO").upper()
-        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError("LOG_LEVEL", f"expected DEBUG, INFO, WARNING or ERROR: {log_level!r}")
-        broker_target = env.text("NOTIFIER_BROKER_TARGET", "127.0.0.1:50051")
+        d, r, s = cls(), RetryPolicy(), StreamLimits()
+        shared = SharedSettings.from_env(env)
+        listen = env.listen("NOTIFIER_LISTEN", str(d.listen))
+        broker_target = env.text("NOTIFIER_BROKER_TARGET", d.broker_target)
         retry = RetryPolicy(
-            max_attempts=env.integer("NOTIFIER_ZOHO_MAX_ATTEMPTS", 3, minimum=1, maximum=10),
+            max_attempts=env.integer(
+                "NOTIFIER_ZOHO_MAX_ATTEMPTS", r.max_attempts, minimum=1, maximum=10
+            ),
             backoff_seconds=env.number(
-                "NOTIFIER_ZOHO_BACKOFF_SECONDS", 0.2, minimum=0.0, maximum=30.0
+                "NOTIFIER_ZOHO_BACKOFF_SECONDS", r.backoff_seconds, minimum=0.0, maximum=30.0
             ),
             max_backoff_seconds=env.number(
-                "NOTIFIER_ZOHO_MAX_BACKOFF_SECONDS", 2.0, minimum=0.0, maximum=60.0
+                "NOTIFIER_ZOHO_MAX_BACKOFF_SECONDS", r.max_backoff_seconds,
+                minimum=0.0, maximum=60.0,
             ),
             request_timeout_seconds=env.number(
-                "NOTIFIER_ZOHO_TIMEOUT_SECONDS", 30.0, minimum=0.1, maximum=600.0
+                "NOTIFIER_ZOHO_TIMEOUT_SECONDS", r.request_timeout_seconds,
+                minimum=0.1, maximum=600.0,
             ),
         )
         return cls(
-            listen=env.listen("NOTIFIER_LISTEN", "127.0.0.1:50052"),
+            listen=listen,
             broker_target=broker_target,
-            extra_origins=extra,
+            extra_origins=shared.extra_origins,
             retry=retry,
             broker_timeout_seconds=env.number(
-                "NOTIFIER_BROKER_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=600.0
+                "NOTIFIER_BROKER_TIMEOUT_SECONDS", d.broker_timeout_seconds,
+                minimum=0.1, maximum=600.0,
             ),
             desk_org_ttl_seconds=env.number(
-                "NOTIFIER_DESK_ORG_TTL_SECONDS", 300.0, minimum=0.0, maximum=86400.0
+                "NOTIFIER_DESK_ORG_TTL_SECONDS", d.desk_org_ttl_seconds,
+                minimum=0.0, maximum=86400.0,
             ),
             health_interval_seconds=env.number(
-                "NOTIFIER_HEALTH_INTERVAL_SECONDS", 5.0, minimum=0.05, maximum=3600.0
+                "NOTIFIER_HEALTH_INTERVAL_SECONDS", d.health_interval_seconds,
+                minimum=0.05, maximum=3600.0,
             ),
-            log_format=log_format,
-            log_level=log_level,
-            metrics_port=env.integer("NOTIFIER_METRICS_PORT", 0, minimum=0, maximum=65535),
+            grace_seconds=env.number(
+                "NOTIFIER_GRACE_SECONDS", d.grace_seconds, minimum=0.0, maximum=120.0
+            ),
+            log_format=shared.log_format,
+            log_level=shared.log_level,
+            metrics_listen=_metrics_listen(env, listen),
             tls=ServerTls.from_env("NOTIFIER", env),
             broker_tls=ClientTls.from_env("NOTIFIER_BROKER", env),
             streams=StreamLimits(
-                max_streams=env.integer("NOTIFIER_MAX_STREAMS", 500, minimum=1, maximum=100_000),
+                max_streams=env.integer(
+                    "NOTIFIER_MAX_STREAMS", s.max_streams, minimum=1, maximum=100_000
+                ),
                 max_streams_per_peer=env.integer(
-                    "NOTIFIER_MAX_STREAMS_PER_PEER", 100, minimum=1, maximum=100_000
+                    "NOTIFIER_MAX_STREAMS_PER_PEER", s.max_streams_per_peer,
+                    minimum=1, maximum=100_000,
                 ),
                 write_timeout_seconds=env.number(
-                    "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS", 30.0, minimum=0.05, maximum=3600.0
+                    "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS", s.write_timeout_seconds,
+                    minimum=0.05, maximum=3600.0,
                 ),
             ),
             events=EventsConfig.from_env(env),
         )
+
+
+def _metrics_listen(env: Env, listen: ListenAddress) -> ListenAddress | None:
+    """NOTIFIER_METRICS_LISTEN (HOST:PORT, as the broker's); else the older
+    NOTIFIER_METRICS_PORT, on the gRPC listen host."""
+    if env.text("NOTIFIER_METRICS_LISTEN"):
+        return env.listen("NOTIFIER_METRICS_LISTEN", "")
+    port = env.integer("NOTIFIER_METRICS_PORT", 0, minimum=0, maximum=65535)
+    return ListenAddress(listen.host, port) if port else None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from notifier import converters
-from notifier.broker_client import Grant
+from notifier.broker_client import BrokerToken
 from notifier.deadline import Deadline
 from notifier.paging import Converting, Page
 from notifier.zoho_http import ZohoCall, ZohoClientError, ZohoHttp
@@ -31,7 +31,7 @@ class CrmClient:
 
     async def list_page(
         self,
-        grant: Grant,
+        grant: BrokerToken,
         *,
         page: int,
         per_page: int,
@@ -72,7 +72,7 @@ class CrmClient:
 
     async def write(
         self,
-        grant: Grant,
+        grant: BrokerToken,
         method: str,
         items: Sequence[dict[str, Any]],
         *,
@@ -94,7 +94,7 @@ class CrmClient:
         return await self._results(call, grant, deadline)
 
     async def disable_channels(
-        self, grant: Grant, channel_ids: Sequence[str], *, deadline: Deadline
+        self, grant: BrokerToken, channel_ids: Sequence[str], *, deadline: Deadline
     ) -> list[notifier_pb2.WriteResult]:
         call = ZohoCall(
             app="crm",
@@ -115,7 +115,7 @@ class CrmClient:
         return results
 
     async def _results(
-        self, call: ZohoCall, grant: Grant, deadline: Deadline
+        self, call: ZohoCall, grant: BrokerToken, deadline: Deadline
     ) -> list[notifier_pb2.WriteResult]:
         try:
             reply = await self._http.send(call, grant.access_token, deadline)

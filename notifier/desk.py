@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from notifier import converters
-from notifier.broker_client import Grant
+from notifier.broker_client import BrokerToken
 from notifier.deadline import Deadline
 from notifier.paging import Converting, Page
 from notifier.zoho_http import ZohoCall, ZohoHttp
@@ -29,7 +29,7 @@ class DeskClient:
         self._http = http
 
     async def organizations(
-        self, grant: Grant, origin: str, *, deadline: Deadline
+        self, grant: BrokerToken, origin: str, *, deadline: Deadline
     ) -> list[dict[str, Any]]:
         endpoint = "desk.organizations"
         call = ZohoCall(
@@ -47,7 +47,7 @@ class DeskClient:
 
     async def list_page(
         self,
-        grant: Grant,
+        grant: BrokerToken,
         origin: str,
         org_id: str,
         *,
@@ -77,7 +77,8 @@ class DeskClient:
         return Page(items, start + len(raw) if len(raw) >= limit else None)
 
     async def create(
-        self, grant: Grant, origin: str, org_id: str, body: dict[str, Any], *, deadline: Deadline
+        self, grant: BrokerToken, origin: str, org_id: str, body: dict[str, Any], *,
+        deadline: Deadline,
     ) -> notifier_pb2.DeskWebhook:
         call = ZohoCall(
             app="desk",
@@ -95,7 +96,7 @@ class DeskClient:
 
     async def update(
         self,
-        grant: Grant,
+        grant: BrokerToken,
         origin: str,
         org_id: str,
         webhook_id: str,
@@ -120,7 +121,7 @@ class DeskClient:
         return converters.desk_webhook(reply.body, call.endpoint)
 
     async def _get(
-        self, grant: Grant, origin: str, org_id: str, webhook_id: str, *, deadline: Deadline
+        self, grant: BrokerToken, origin: str, org_id: str, webhook_id: str, *, deadline: Deadline
     ) -> dict[str, Any]:
         endpoint = "desk.webhooks.get"
         call = ZohoCall(
@@ -137,7 +138,7 @@ class DeskClient:
         return reply.body
 
     async def delete(
-        self, grant: Grant, origin: str, org_id: str, webhook_id: str, *, deadline: Deadline
+        self, grant: BrokerToken, origin: str, org_id: str, webhook_id: str, *, deadline: Deadline
     ) -> None:
         call = ZohoCall(
             app="desk",

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from notifier import crm, desk
-from notifier.broker_client import BrokerClient, Grant
+from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.crm import CrmClient
 from notifier.deadline import Deadline
 from notifier.desk import DeskClient
@@ -147,7 +147,7 @@ class Notifications:
 
     # ---- Desk organisation ---------------------------------------------------------------
 
-    def _desk_origin(self, grant: Grant) -> str:
+    def _desk_origin(self, grant: BrokerToken) -> str:
         return self._policy.desk_origin(grant.api_domain)
 
     async def _desk_org(self, session: TokenSession) -> str:
@@ -168,7 +168,7 @@ class Notifications:
         return org_id
 
     async def _desk_call(
-        self, session: TokenSession, call: Callable[[Grant, str], Awaitable[T]]
+        self, session: TokenSession, call: Callable[[BrokerToken, str], Awaitable[T]]
     ) -> T:
         """`call(grant, desk_origin)`, with the token refreshed once if Desk rejects it."""
         try:

@@ -62,8 +62,7 @@ async def prefetching(
 ) -> AsyncGenerator[Sequence[Item], None]:
     """Yields each page's items as the page arrives. Pages, not items, pass through
     the generator: the caller writes the items itself, so a 1,000-item list costs
-    5 generator steps rather than 1,000 (measured: the per-item steps were a tenth of
-    a stream's time).
+    5 generator steps rather than 1,000 (docs/performance.md, streaming).
 
     `next_request_first`: the next page's request leaves before a page is handed over.
     For a caller that sends a page as one message, which converts the whole page before
@@ -112,8 +111,8 @@ def _start(
 async def _until_sent(pending: asyncio.Task[Page[Item, Cursor]], sent: asyncio.Event) -> None:
     """Lets the next page's request leave before the caller works on this page: a task
     only runs when this one yields, and converting a page to one message is CPU work
-    that would otherwise hold the request back by as long (measured: each page took
-    31 ms where a direct read takes 26)."""
+    that would otherwise hold the request back by as long (docs/performance.md,
+    streaming)."""
     waiter = asyncio.ensure_future(sent.wait())
     try:
         await asyncio.wait(

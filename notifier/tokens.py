@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from notifier.broker_client import BrokerClient, Grant
+from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.deadline import Deadline
 from notifier.zoho_http import TokenRejected
 from servicekit.errors import ZohoRejected
@@ -34,15 +34,15 @@ class TokenSession:
         self.user_id = user_id
         self.app_type = app_type
         self.deadline = deadline
-        self._grant: Grant | None = None
+        self._grant: BrokerToken | None = None
 
-    async def grant(self) -> Grant:
+    async def grant(self) -> BrokerToken:
         if self._grant is None:
             got = await self._broker.get_token(self.user_id, self.app_type, self.deadline)
             self._grant = self._checked(got)
         return self._grant
 
-    async def run(self, call: Callable[[Grant], Awaitable[T]]) -> T:
+    async def run(self, call: Callable[[BrokerToken], Awaitable[T]]) -> T:
         """`call` with the current token; if Zoho rejects it, once more with a fresh one.
 
         A rejected call changed nothing at Zoho, so repeating it loses or repeats nothing.
@@ -68,7 +68,7 @@ class TokenSession:
                 http_status=again.http_status,
             ) from None
 
-    def _checked(self, grant: Grant) -> Grant:
+    def _checked(self, grant: BrokerToken) -> BrokerToken:
         # The broker checked the domain when it stored it; a token is only ever sent to an
         # allowed host, so check again where it is used.
         origin = self._policy.api_domain(grant.api_domain)

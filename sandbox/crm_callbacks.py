@@ -1,4 +1,4 @@
-"""CRM instant-notification callbacks (ZOHO.md section 5): a change to records of one module
+"""CRM instant-notification callbacks (docs/zoho.md section 4): a change to records of one module
 becomes one POST per live channel item whose events match, to its `notify_url`:
 
     {"server_time", "query_params", "module", "resource_uri", "ids", "affected_fields",

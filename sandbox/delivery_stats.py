@@ -30,7 +30,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        # Desk counts only 200 as delivered (ZOHO.md section 5); CRM any 2xx.
+        # Desk counts only 200 as delivered (docs/zoho.md section 4); CRM any 2xx.
         if not isinstance(self.status, int):
             return False
         return self.status == 200 if self.app == "desk" else 200 <= self.status < 300

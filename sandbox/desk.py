@@ -13,7 +13,6 @@ from sandbox.http import BadJson, json_response, read_json, state_of
 from sandbox.state import AccessToken, SandboxState
 
 MAX_LIMIT = 100
-DEFAULT_LIMIT = 10
 # Newer portals use Desk.webhooks.*, older ones Desk.events.* or Desk.settings.*.
 WEBHOOK_SCOPE_FAMILIES = ("Desk.webhooks", "Desk.events", "Desk.settings")
 OPERATION = {"GET": "READ", "POST": "CREATE", "PATCH": "UPDATE", "DELETE": "DELETE"}

@@ -1,4 +1,4 @@
-"""Desk webhook callbacks (ZOHO.md section 5): events that happen together go to every
+"""Desk webhook callbacks (docs/zoho.md section 4): events that happen together go to every
 enabled webhook subscribed to them as one POST of a JSON array,
 
     [{"eventType", "payload", ["prevState"], "eventTime", "orgId"}, ...]

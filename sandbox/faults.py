@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 ROUTES = (
     "token",
@@ -31,16 +31,6 @@ KINDS = (
     "malformed",  # HTTP 200, JSON content type, truncated JSON
     "non_json",  # HTTP 200 HTML page, as a proxy or login page would answer
 )
-FaultKind = Literal[
-    "latency",
-    "status_500",
-    "hang",
-    "reset",
-    "throttle",
-    "no_access_token",
-    "malformed",
-    "non_json",
-]
 
 
 @dataclass

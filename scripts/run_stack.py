@@ -5,7 +5,8 @@
     python scripts/run_stack.py stop
 
 Processes run in the background with their logs and pids in .run/, so the stack
-stays up for grpcurl after this script exits. Addresses are SPEC's defaults.
+stays up for grpcurl after this script exits. Addresses are the contract's defaults
+(docs/contract.md).
 """
 
 from __future__ import annotations

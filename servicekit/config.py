@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from servicekit.identifiers import is_decimal
+from servicekit.origins import normalize_origin
 
 
 class ConfigError(Exception):
@@ -66,16 +67,6 @@ class Env:
             raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
         return value
 
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.environ.get(name, "").strip().lower()
-        if not raw:
-            return default
-        if raw in {"1", "true", "yes", "on"}:
-            return True
-        if raw in {"0", "false", "no", "off"}:
-            return False
-        raise ConfigError(name, f"expected true or false, got {raw!r}")
-
     def items(self, name: str) -> list[str]:
         return [item.strip() for item in self.environ.get(name, "").split(",") if item.strip()]
 
@@ -89,3 +80,34 @@ def parse_listen(raw: str, variable: str) -> ListenAddress:
     if not sep or not host or not is_decimal(port_text) or int(port_text) > 65535:
         raise ConfigError(variable, f"expected HOST:PORT (port 0 picks a free one), got {raw!r}")
     return ListenAddress(host, int(port_text))
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class SharedSettings:
+    """The settings every service reads under the same names (LOG_*, ZOHO_EXTRA_ORIGINS)."""
+
+    log_format: str = "text"
+    log_level: str = "INFO"
+    # Origins trusted besides Zoho's data centres (the sandbox), normalised on use.
+    extra_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Env) -> SharedSettings:
+        extra = tuple(env.items("ZOHO_EXTRA_ORIGINS"))
+        for origin in extra:
+            if normalize_origin(origin) is None:
+                raise ConfigError(
+                    "ZOHO_EXTRA_ORIGINS", f"{origin!r} is not an origin (scheme://host[:port])"
+                )
+        log_format = env.text("LOG_FORMAT", cls.log_format).lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError("LOG_FORMAT", f"expected text or json, got {log_format!r}")
+        log_level = env.text("LOG_LEVEL", cls.log_level).upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(
+                "LOG_LEVEL", f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}"
+            )
+        return cls(log_format=log_format, log_level=log_level, extra_origins=extra)

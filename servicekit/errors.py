@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, cast
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 log = logging.getLogger(__name__)
@@ -354,24 +353,11 @@ async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> 
 def rpc_errors(method: _Method) -> _Method:
     """Maps domain exceptions raised by a servicer method to gRPC statuses.
 
-    Works for unary methods and for server-streaming async generators. An
+    For coroutine methods (streaming ones write rather than yield). An
     unexpected exception becomes INTERNAL with no text of its own, so that
     nothing (a token in an exception message, say) leaks to the caller.
     """
     name = method.__name__
-    if inspect.isasyncgenfunction(method):
-
-        @functools.wraps(method)
-        async def stream(self: Any, request: Any, context: Any) -> AsyncIterator[Any]:
-            try:
-                async for item in method(self, request, context):
-                    yield item
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _abort(context, exc, name)
-
-        return cast(_Method, stream)
 
     @functools.wraps(method)
     async def unary(self: Any, request: Any, context: Any) -> Any:
@@ -383,7 +369,3 @@ def rpc_errors(method: _Method) -> _Method:
             await _abort(context, exc, name)
 
     return cast(_Method, unary)
-
-
-def code_name(code: int) -> str:
-    return code_pb2.Code.Name(code)

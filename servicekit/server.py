@@ -9,12 +9,10 @@ first. What each call goes through is in calls.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -150,13 +148,3 @@ async def run_until_signal(
         await on_stop()
     log.info("stopped")
     return 0
-
-
-@contextlib.asynccontextmanager
-async def serving(server: GrpcServer) -> Any:
-    """For tests and embedding: a started server, stopped on exit."""
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop(0)

@@ -117,7 +117,7 @@ async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serv
 
 
 def ring(database: Path) -> KeyRing:
-    return load_key_ring("", sqlite_path=database, database_url=f"sqlite:///{database}")
+    return load_key_ring("", sqlite_path=database)
 
 
 def test_an_empty_key_file_with_nothing_sealed_is_replaced(tmp_path: Path) -> None:

@@ -119,3 +119,13 @@ def test_bad_configuration_stops_with_the_variable_named(broker_env: dict[str, s
                           text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "BROKER_REFRESH_WINDOW_SECONDS" in done.stderr
+
+
+def test_a_bad_log_level_stops_with_exit_2_naming_it(broker_env: dict[str, str]) -> None:
+    # Before servicekit's shared settings, LOG_LEVEL reached logging unchecked: a traceback.
+    env = {**broker_env, "LOG_LEVEL": "LOUD"}
+    done = subprocess.run([sys.executable, "-m", "broker"], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "configuration error: LOG_LEVEL" in done.stderr
+    assert "Traceback" not in done.stderr

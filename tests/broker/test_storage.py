@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import db
+from broker import db, key_maintenance
 from broker.config import BrokerConfig
 from broker.crypto import DecryptError, KeyRing, load_key_ring, new_key_spec
 from broker.store import ConnectionStore
@@ -50,17 +50,17 @@ def test_key_ring_errors_name_the_variable() -> None:
 
 def test_sqlite_without_a_key_generates_a_private_key_file(tmp_path: Path) -> None:
     database = tmp_path / "broker.db"
-    ring = load_key_ring("", sqlite_path=database, database_url=f"sqlite:///{database}")
+    ring = load_key_ring("", sqlite_path=database)
     key_file = tmp_path / "broker.db.key"
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
-    again = load_key_ring("", sqlite_path=database, database_url=f"sqlite:///{database}")
+    again = load_key_ring("", sqlite_path=database)
     sealed = ring.encrypt("x", context="c")
     assert again.decrypt(sealed, context="c") == "x"
 
 
 def test_other_databases_refuse_to_start_without_a_key() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_key_ring("", sqlite_path=None, database_url="postgresql+psycopg://db/broker")
+        load_key_ring("", sqlite_path=None)
     assert caught.value.variable == "BROKER_ENCRYPTION_KEY"
 
 
@@ -70,6 +70,8 @@ def test_bad_configuration_names_the_variable() -> None:
         ({"BROKER_LISTEN": "nowhere"}, "BROKER_LISTEN"),
         ({"ZOHO_EXTRA_ORIGINS": "http://127.0.0.1:1/path"}, "ZOHO_EXTRA_ORIGINS"),
         ({"BROKER_MINT_BUDGET": "11"}, "BROKER_MINT_BUDGET"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
     ):
         with pytest.raises(ConfigError) as caught:
             BrokerConfig.from_env(Env(env))
@@ -87,8 +89,8 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
     rotated = KeyRing.parse(f"{new_key},{TEST_KEY}")
     store = ConnectionStore(db.make_async_engine(database_url), rotated)
     try:
-        assert await store.reencrypt_all() == (3, 3)
-        assert await store.reencrypt_all() == (3, 0)  # nothing left on the old key
+        assert await key_maintenance.reencrypt_all(store) == (3, 3)
+        assert await key_maintenance.reencrypt_all(store) == (3, 0)  # nothing left on the old key
         only_new = ConnectionStore(store.engine, KeyRing.parse(new_key))
         for user, record in before.items():
             after = await only_new.get(user)

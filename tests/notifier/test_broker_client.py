@@ -10,12 +10,12 @@ from typing import Any
 import grpc
 import pytest
 
-from notifier.broker_client import BrokerClient, Grant
+from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.deadline import Deadline
 from servicekit.config import ListenAddress
 from servicekit.errors import NotConnected, PassthroughError, Unavailable, ZohoUnavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id
-from servicekit.server import GrpcServer, ServiceBinding, serving
+from servicekit.server import GrpcServer, ServiceBinding
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 
@@ -64,9 +64,12 @@ async def stand_in() -> AsyncIterator[tuple[RecordingBroker, BrokerClient]]:
             )
         ],
     )
-    async with serving(server):
+    await server.start()
+    try:
         async with grpc.aio.insecure_channel(server.address) as channel:
             yield fake, BrokerClient(channel, timeout_cap=30)
+    finally:
+        await server.stop(0)
 
 
 async def test_deadline_and_request_id_reach_the_broker(stand_in) -> None:
@@ -104,7 +107,8 @@ async def test_a_status_without_a_reason_becomes_backend_unavailable(stand_in) -
     fake.abort_plain = grpc.StatusCode.INTERNAL
     with pytest.raises(Unavailable):
         await client.refresh_token(
-            "demo", common_pb2.APP_TYPE_CRM, Grant("x", "https://www.zohoapis.eu"), Deadline(3)
+            "demo", common_pb2.APP_TYPE_CRM, BrokerToken("x", "https://www.zohoapis.eu"),
+            Deadline(3),
         )
     assert len(fake.seen) == 1  # INTERNAL is not repeated
 

@@ -52,6 +52,10 @@ async def test_serves_real_calls_logs_json_without_secrets_and_stops_on_sigterm(
         ("NOTIFIER_ZOHO_MAX_ATTEMPTS", "many"),
         ("ZOHO_EXTRA_ORIGINS", "http://127.0.0.1:8780/path"),
         ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "LOUD"),
+        ("NOTIFIER_METRICS_LISTEN", "9100"),
+        ("NOTIFIER_METRICS_PORT", "70000"),
+        ("NOTIFIER_GRACE_SECONDS", "forever"),
     ],
 )
 def test_a_bad_setting_stops_the_process_naming_the_variable(variable: str, value: str) -> None:

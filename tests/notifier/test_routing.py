@@ -9,7 +9,7 @@ from contextlib import aclosing
 import httpx
 import pytest
 
-from notifier.broker_client import Grant
+from notifier.broker_client import BrokerToken
 from notifier.config import RetryPolicy
 from notifier.crm import CrmClient
 from notifier.deadline import Deadline
@@ -25,9 +25,9 @@ class FixedBroker:
     """Hands out one grant; the routing under test never refreshes."""
 
     def __init__(self, api_domain: str, desk_org_id: str = "") -> None:
-        self.grant = Grant("1000.abc.def", api_domain, desk_org_id)
+        self.grant = BrokerToken("1000.abc.def", api_domain, desk_org_id)
 
-    async def get_token(self, user_id: str, app_type: int, deadline: Deadline) -> Grant:
+    async def get_token(self, user_id: str, app_type: int, deadline: Deadline) -> BrokerToken:
         return self.grant
 
 

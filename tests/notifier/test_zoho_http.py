@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from notifier.broker_client import Grant
+from notifier.broker_client import BrokerToken
 from notifier.config import RetryPolicy
 from notifier.crm import CrmClient
 from notifier.deadline import Deadline
@@ -28,7 +28,7 @@ from servicekit.origins import OriginPolicy
 
 API = "https://www.zohoapis.eu"
 FAST = RetryPolicy(max_attempts=3, backoff_seconds=0.0, max_backoff_seconds=0.0)
-GRANT = Grant("1000.secret.access", API)
+GRANT = BrokerToken("1000.secret.access", API)
 
 
 def make_http(handler: Callable[[httpx.Request], httpx.Response]) -> tuple[ZohoHttp, list]:

@@ -1,5 +1,6 @@
 """Starting the project's real processes for tests and benchmarks: `python -m PKG` on
-a free port, its address read from the `listening on HOST:PORT` line SPEC promises."""
+a free port, its address read from the `listening on HOST:PORT` line the contract
+promises (docs/contract.md)."""
 
 from __future__ import annotations
 

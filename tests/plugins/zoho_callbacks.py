@@ -1,4 +1,4 @@
-"""Zoho-shaped callbacks (ZOHO.md section 5), POSTed to the real ingress as Zoho would.
+"""Zoho-shaped callbacks (docs/zoho.md section 4), POSTed to the real ingress as Zoho would.
 
 The one place tests send callbacks: when the sandbox sends its own (records changed ->
 POST to each channel's notify_url / webhook's url), these can be swapped for it. What

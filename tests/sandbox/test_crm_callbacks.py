@@ -1,4 +1,4 @@
-"""CRM callbacks: a change to records POSTs ZOHO.md section 5's body to every live channel
+"""CRM callbacks: a change to records POSTs docs/zoho.md section 4's body to every live channel
 whose events match, and nothing else; counters, bounds and delivery faults."""
 
 from __future__ import annotations

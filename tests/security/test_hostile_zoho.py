@@ -240,7 +240,7 @@ async def test_an_api_domain_outside_the_origins_is_refused_before_any_request(
 async def test_an_oversized_desk_page_is_refused_not_streamed() -> None:
     import httpx
 
-    from notifier.broker_client import Grant
+    from notifier.broker_client import BrokerToken
     from notifier.config import RetryPolicy
     from notifier.deadline import Deadline
     from notifier.desk import DeskClient
@@ -254,5 +254,5 @@ async def test_an_oversized_desk_page_is_refused_not_streamed() -> None:
     async with httpx.AsyncClient(transport=transport) as client:
         desk = DeskClient(ZohoHttp(client, RetryPolicy(max_attempts=1)))
         with pytest.raises(ZohoBadResponse, match="500 webhooks; 50 were asked"):
-            await desk.list_page(Grant("t", "https://desk.zoho.eu"), "https://desk.zoho.eu",
+            await desk.list_page(BrokerToken("t", "https://desk.zoho.eu"), "https://desk.zoho.eu",
                                  "1", start=1, limit=50, deadline=Deadline.unbounded())

@@ -18,7 +18,7 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import db
+from broker import db, key_maintenance
 from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.crypto import KeyRing, new_key_spec
@@ -150,7 +150,7 @@ async def test_a_row_under_an_unknown_key_is_a_clear_error_and_is_not_overwritte
     newer = ConnectionStore(db.make_async_engine(database_url),
                             KeyRing.parse(f"{new_key_spec('k3')},{TEST_KEY}"))
     try:
-        await newer.reencrypt_all()
+        await key_maintenance.reencrypt_all(newer)
     finally:
         await newer.engine.dispose()
     before = stored_ciphertexts(database_url)

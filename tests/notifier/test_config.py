@@ -1,0 +1,76 @@
+"""NotifierConfig.from_env: defaults stated once, the shared settings, metrics and grace."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifier.app import NotifierApp
+from notifier.config import NotifierConfig
+from servicekit.config import ConfigError, ListenAddress
+from tests.plugins.notifier_fixtures import notifier_config
+
+
+def test_an_empty_environment_gives_the_dataclass_defaults() -> None:
+    # from_env reads its defaults from the dataclasses, so the two cannot drift apart.
+    assert NotifierConfig.from_env({}) == NotifierConfig()
+
+
+def test_metrics_listen_is_host_and_port_like_the_brokers() -> None:
+    config = NotifierConfig.from_env({"NOTIFIER_METRICS_LISTEN": "0.0.0.0:9464"})
+    assert config.metrics_listen == ListenAddress("0.0.0.0", 9464)
+    assert config.metrics_port == 9464
+
+
+def test_the_older_metrics_port_still_serves_on_the_grpc_host() -> None:
+    config = NotifierConfig.from_env(
+        {"NOTIFIER_LISTEN": "10.0.0.5:50052", "NOTIFIER_METRICS_PORT": "9464"}
+    )
+    assert config.metrics_listen == ListenAddress("10.0.0.5", 9464)
+
+
+def test_metrics_listen_wins_over_the_older_port() -> None:
+    config = NotifierConfig.from_env(
+        {"NOTIFIER_METRICS_LISTEN": "127.0.0.1:9500", "NOTIFIER_METRICS_PORT": "9464"}
+    )
+    assert config.metrics_listen == ListenAddress("127.0.0.1", 9500)
+
+
+def test_metrics_are_off_by_default() -> None:
+    assert NotifierConfig.from_env({}).metrics_listen is None
+
+
+def test_grace_seconds() -> None:
+    assert NotifierConfig.from_env({}).grace_seconds == 5.0
+    assert NotifierConfig.from_env({"NOTIFIER_GRACE_SECONDS": "12.5"}).grace_seconds == 12.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NOTIFIER_GRACE_SECONDS", "-1"),
+        ("NOTIFIER_GRACE_SECONDS", "soon"),
+        ("NOTIFIER_METRICS_LISTEN", "nowhere"),
+        ("LOG_LEVEL", "LOUD"),
+        ("LOG_FORMAT", "xml"),
+        ("ZOHO_EXTRA_ORIGINS", "http://127.0.0.1:1/path"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        NotifierConfig.from_env({variable: value})
+    assert caught.value.variable == variable
+
+
+def test_shared_settings_are_normalised_alike() -> None:
+    config = NotifierConfig.from_env({"LOG_LEVEL": "debug", "LOG_FORMAT": "JSON"})
+    assert (config.log_level, config.log_format) == ("DEBUG", "json")
+
+
+async def test_the_app_drains_for_its_grace_seconds() -> None:
+    app = NotifierApp(
+        notifier_config("http://127.0.0.1:1", "127.0.0.1:1", grace_seconds=12.5)
+    )
+    try:
+        assert app.server.grace_seconds == 12.5
+    finally:
+        await app.broker_channel.close()
