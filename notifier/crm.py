@@ -104,7 +104,15 @@ class CrmClient:
             scope=SCOPE_DELETE,
             params={"channel_ids": ",".join(channel_ids)},
         )
-        return await self._results(call, grant, deadline)
+        results = await self._results(call, grant, deadline)
+        # Zoho answers one result per module a channel covered, each naming its channel:
+        # `index` is the channel's position in the request, as for other writes.
+        position = {channel_id: i for i, channel_id in reversed(list(enumerate(channel_ids)))}
+        for result in results:
+            named = result.details.fields.get("channel_id")
+            if named is not None and named.string_value in position:
+                result.index = position[named.string_value]
+        return results
 
     async def _results(
         self, call: ZohoCall, grant: Grant, deadline: Deadline

@@ -103,6 +103,10 @@ class DeskClient:
         *,
         deadline: Deadline,
     ) -> notifier_pb2.DeskWebhook:
+        if "subscriptions" not in body:
+            # Desk's PATCH requires subscriptions (Webhook.json): send the current ones.
+            current = await self._get(grant, origin, org_id, webhook_id, deadline=deadline)
+            body = {**body, "subscriptions": current.get("subscriptions")}
         call = ZohoCall(
             app="desk",
             endpoint="desk.webhooks.update",
@@ -114,6 +118,23 @@ class DeskClient:
         )
         reply = await self._http.send(call, grant.access_token, deadline)
         return converters.desk_webhook(reply.body, call.endpoint)
+
+    async def _get(
+        self, grant: Grant, origin: str, org_id: str, webhook_id: str, *, deadline: Deadline
+    ) -> dict[str, Any]:
+        endpoint = "desk.webhooks.get"
+        call = ZohoCall(
+            app="desk",
+            endpoint=endpoint,
+            method="GET",
+            url=f"{origin}/api/v1/webhooks/{quote(webhook_id, safe='')}",
+            scope=SCOPE_READ,
+            headers={"orgId": org_id},
+        )
+        reply = await self._http.send(call, grant.access_token, deadline)
+        if not isinstance(reply.body, dict):
+            raise ZohoBadResponse("the webhook is not a JSON object", endpoint=endpoint)
+        return reply.body
 
     async def delete(
         self, grant: Grant, origin: str, org_id: str, webhook_id: str, *, deadline: Deadline

@@ -256,7 +256,8 @@ def _not_found_or(refused: ZohoClientError, webhook_id: str) -> ServiceError:
 
 def _pick_org(orgs: list[dict[str, Any]]) -> str:
     """The default org, or the only one."""
-    defaults = [org for org in orgs if org.get("isDefault") is True]
+    # Desk's examples also give the flag as a string ("true").
+    defaults = [org for org in orgs if org.get("isDefault") in (True, "true")]
     if len(defaults) == 1:
         chosen = defaults[0]
     elif len(orgs) == 1:

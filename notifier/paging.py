@@ -116,7 +116,8 @@ async def _until_sent(pending: asyncio.Task[Page[Item, Cursor]], sent: asyncio.E
     31 ms where a direct read takes 26)."""
     waiter = asyncio.ensure_future(sent.wait())
     try:
-        await asyncio.wait({pending, waiter}, timeout=SEND_WAIT_SECONDS,
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            {pending, waiter}, timeout=SEND_WAIT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         waiter.cancel()

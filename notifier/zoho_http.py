@@ -32,8 +32,11 @@ from servicekit.outbound import ResponseTooLarge, send_capped
 
 log = logging.getLogger(__name__)
 
-# CRM says INVALID_TOKEN (sometimes AUTHENTICATION_FAILURE); Desk says INVALID_OAUTH.
-TOKEN_REJECTED_CODES = frozenset({"INVALID_TOKEN", "AUTHENTICATION_FAILURE", "INVALID_OAUTH"})
+# CRM says INVALID_TOKEN (sometimes AUTHENTICATION_FAILURE; its notifications spec lists
+# AUTHORIZATION_FAILED); Desk says INVALID_OAUTH.
+TOKEN_REJECTED_CODES = frozenset(
+    {"INVALID_TOKEN", "AUTHENTICATION_FAILURE", "AUTHORIZATION_FAILED", "INVALID_OAUTH"}
+)
 SCOPE_MISMATCH_CODES = frozenset({"OAUTH_SCOPE_MISMATCH", "SCOPE_MISMATCH"})
 _MAX_ZOHO_MESSAGE = 300
 
@@ -194,7 +197,7 @@ class ZohoHttp:
         if code in SCOPE_MISMATCH_CODES:
             raise MissingScope(call.scope, app=call.app)
         if status == 429 or code == "TOO_MANY_REQUESTS":
-            retry_after = _retry_after(response, self._retry.default_retry_after_seconds)
+            retry_after = _retry_after(response, body, self._retry.default_retry_after_seconds)
             raise ZohoThrottled(
                 f"Zoho's rate limit was reached calling {call.endpoint}; retry after "
                 f"{retry_after:.0f}s",
@@ -233,10 +236,16 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _retry_after(response: httpx.Response, default: float) -> float:
-    raw = response.headers.get("Retry-After", "").strip()
+def _retry_after(response: httpx.Response, body: dict[str, Any], default: float) -> float:
+    """The Retry-After header, else CRM's `details.retry_after` (TOO_MANY_REQUESTS)."""
+    details = body.get("details")
+    raw: Any = response.headers.get("Retry-After", "").strip()
+    if not raw and isinstance(details, dict):
+        raw = details.get("retry_after", "")
+    if isinstance(raw, bool):
+        return default
     try:
         seconds = float(raw)
-    except ValueError:
+    except (TypeError, ValueError):
         return default
     return seconds if 0 <= seconds <= 86400 else default

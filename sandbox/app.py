@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -9,6 +11,7 @@ from aiohttp import web
 
 from sandbox import accounts, consent, crm, demo, desk
 from sandbox.control import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
+from sandbox.deliver_to import LOOPBACK, DeliverTo
 from sandbox.demo import DemoSizes
 from sandbox.http import DEMO_SIZES_KEY, STATE_KEY
 from sandbox.middleware import zoho_middleware
@@ -26,6 +29,11 @@ def create_app(
     app[STATE_KEY] = state or SandboxState()
     app[DEMO_SIZES_KEY] = sizes or DemoSizes()
     app[CONTROL_NETWORKS_KEY] = tuple(control_networks)
+
+    async def close_deliveries(app: web.Application) -> None:
+        await app[STATE_KEY].deliveries.close()
+
+    app.on_cleanup.append(close_deliveries)
 
     token = app.router.add_resource("/oauth/v2/token", name="token")
     token.add_route("POST", accounts.token)
@@ -58,12 +66,16 @@ async def run_sandbox(
     with_demo: bool = True,
     sizes: DemoSizes | None = None,
     control_networks: Sequence[Network] = (),
+    deliver_to: str = LOOPBACK,
+    trickle_per_second: float = 0.0,
 ) -> AsyncIterator[str]:
     """Serve the sandbox on this event loop; yields its origin (`http://127.0.0.1:40123`).
 
-    Port 0 binds a free port.
+    Port 0 binds a free port. `deliver_to`: networks and host names callbacks may go to.
+    `trickle_per_second`: made-up changes a second for the demo (0: none).
     """
     app = create_app(sizes=sizes, control_networks=control_networks)
+    app[STATE_KEY].deliveries.deliver_to = DeliverTo(deliver_to)
     # No access log: a line per request would cost the benchmark and would print query
     # strings, which carry tokens on Zoho's token endpoint.
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -75,6 +87,17 @@ async def run_sandbox(
         origin = format_origin(host, bound_port)
         app[STATE_KEY].origin = origin
         seed(app, with_demo=with_demo)
-        yield origin
+        trickling = None
+        if trickle_per_second > 0:
+            from sandbox.trickle import trickle
+
+            trickling = asyncio.create_task(trickle(app[STATE_KEY], trickle_per_second))
+        try:
+            yield origin
+        finally:
+            if trickling is not None:
+                trickling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await trickling
     finally:
         await runner.cleanup()

@@ -20,8 +20,12 @@ def authenticate(request: web.Request) -> AccessToken | None:
 
 
 def has_scope(access: AccessToken, family: str, operation: str) -> bool:
-    """Does the token hold `{family}.{operation}` or `{family}.ALL`?"""
-    return f"{family}.{operation}" in access.scopes or f"{family}.ALL" in access.scopes
+    """Does the token hold `{family}.{operation}` or `{family}.ALL`? Zoho compares scope
+    names without regard to case (Desk's own specs write `Desk.basic.READ` and
+    `Desk.basic.read`)."""
+    held = access.folded_scopes
+    wanted = family.lower()
+    return f"{wanted}.{operation.lower()}" in held or f"{wanted}.all" in held
 
 
 def has_any_scope(access: AccessToken, families: Iterable[str], operation: str) -> bool:

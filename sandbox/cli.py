@@ -13,6 +13,7 @@ import sys
 from sandbox import demo
 from sandbox.app import run_sandbox
 from sandbox.control import Network, parse_networks
+from sandbox.deliver_to import LOOPBACK, DeliverTo
 from sandbox.demo import DemoSizes
 
 DEFAULT_LISTEN = "127.0.0.1:8780"
@@ -63,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
         "besides loopback, e.g. a test runner in another container (overrides "
         "SANDBOX_CONTROL_FROM; default none)",
     )
+    parser.add_argument(
+        "--deliver-to",
+        help="comma-separated networks (CIDR) and host names that callbacks and Desk's URL "
+        "check may be sent to (overrides SANDBOX_DELIVER_TO; default loopback: "
+        f"{LOOPBACK})",
+    )
+    parser.add_argument(
+        "--trickle",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="for the demo: make RATE made-up record changes a second and deliver them "
+        "(default 0: none)",
+    )
     return parser
 
 
@@ -73,13 +88,21 @@ async def serve(
     with_demo: bool,
     sizes: DemoSizes,
     control_networks: tuple[Network, ...] = (),
+    deliver_to: str = LOOPBACK,
+    trickle_per_second: float = 0.0,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with run_sandbox(
-        host, port, with_demo=with_demo, sizes=sizes, control_networks=control_networks
+        host,
+        port,
+        with_demo=with_demo,
+        sizes=sizes,
+        control_networks=control_networks,
+        deliver_to=deliver_to,
+        trickle_per_second=trickle_per_second,
     ) as origin:
         bound_port = origin.rsplit(":", 1)[1]
         print(f"listening on {host}:{bound_port}", flush=True)
@@ -103,6 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"zoho-sandbox: bad --control-from / SANDBOX_CONTROL_FROM: {exc}", file=sys.stderr)
         return 2
+    deliver_to = args.deliver_to or os.environ.get("SANDBOX_DELIVER_TO") or LOOPBACK
+    try:
+        DeliverTo(deliver_to)
+    except ValueError as exc:
+        print(f"zoho-sandbox: bad --deliver-to / SANDBOX_DELIVER_TO: {exc}", file=sys.stderr)
+        return 2
+    if args.trickle < 0:
+        print("zoho-sandbox: --trickle must be >= 0", file=sys.stderr)
+        return 2
     if args.demo_crm_items < 0 or args.demo_desk_webhooks < 0:
         print("zoho-sandbox: demo sizes must be >= 0", file=sys.stderr)
         return 2
@@ -118,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
                 with_demo=not args.no_demo,
                 sizes=sizes,
                 control_networks=control_networks,
+                deliver_to=deliver_to,
+                trickle_per_second=args.trickle,
             )
         )
     except OSError as exc:

@@ -14,20 +14,23 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sandbox import demo
+from sandbox import control_events, demo
+from sandbox.control_args import ControlError
+from sandbox.control_args import body_of as _body
+from sandbox.control_args import get as _get
+from sandbox.control_args import str_list as _str_list
 from sandbox.crm_validation import WatchError, build_item
 from sandbox.desk_validation import WebhookError, build_webhook
 from sandbox.faults import FaultError
-from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, read_json, state_of
+from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, state_of
 from sandbox.middleware import CONTROL_PREFIX
-from sandbox.state import Config, RefreshToken, SandboxState
+from sandbox.state import CONFIG_CHOICES, Config, RefreshToken, SandboxState
 
+POSITIVE_SETTINGS = frozenset(
+    {"delivery_concurrency", "crm_delivery_timeout_seconds", "desk_delivery_timeout_seconds"}
+)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CONTROL_NETWORKS_KEY = web.AppKey("control_networks", tuple[Network, ...])
-
-
-class ControlError(ValueError):
-    pass
 
 
 def parse_networks(raw: str) -> tuple[Network, ...]:
@@ -60,36 +63,6 @@ async def control_guard(request: web.Request, handler: Handler) -> web.StreamRes
 
 
 # ---- argument helpers ------------------------------------------------------------------
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not (await request.read()).strip():
-        return {}
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ControlError("the body must be a JSON object")
-    return body
-
-
-def _get(body: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    if key not in body or body[key] is None:
-        if default is ...:
-            raise ControlError(f"missing {key!r}")
-        return default
-    value = body[key]
-    # bool is an int in Python; an int field must not accept true.
-    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise ControlError(f"{key!r} has the wrong type")
-    if not isinstance(value, kind):
-        raise ControlError(f"{key!r} has the wrong type")
-    return value
-
-
-def _str_list(body: dict[str, Any], key: str, default: Any = ...) -> list[str]:
-    value = _get(body, key, list, default)
-    if value is not None and not all(isinstance(v, str) for v in value):
-        raise ControlError(f"{key!r} must be a list of strings")
-    return list(value) if value is not None else []
 
 
 def _int_list(body: dict[str, Any], key: str) -> list[int]:
@@ -146,12 +119,23 @@ async def advance_clock(request: web.Request) -> web.Response:
 async def configure(request: web.Request) -> web.Response:
     body = await _body(request)
     state = state_of(request)
-    known = {f.name: f.type for f in fields(Config)}
+    defaults = Config()
+    known = {f.name for f in fields(Config)}
     for key, value in body.items():
         if key not in known:
             raise ControlError(f"unknown setting {key!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ControlError(f"{key!r} must be a boolean")
+        elif isinstance(default, str):
+            if value not in CONFIG_CHOICES.get(key, ()):
+                raise ControlError(f"{key!r} must be one of {CONFIG_CHOICES.get(key)}")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ControlError(f"{key!r} must be a number")
+        elif key in POSITIVE_SETTINGS and value <= 0:
+            # A zero timeout would mean none to aiohttp, and zero slots no deliveries.
+            raise ControlError(f"{key!r} must be > 0")
         setattr(state.config, key, value)
     return json_response(asdict(state.config))
 
@@ -290,6 +274,7 @@ async def crm_channels(request: web.Request) -> web.Response:
     user = state.users.get(_get(body, "user", str, demo.DEMO_USER))
     if user is None:
         raise ControlError("unknown user")
+    user.crm.expire(state.clock.now())
     return json_response({"items": user.crm.query()})
 
 
@@ -390,3 +375,4 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get(p + "counters", counters)
     r.add_get(p + "calls", calls)
     r.add_post(p + "calls/clear", clear_calls)
+    control_events.add_routes(app, p)

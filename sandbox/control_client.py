@@ -19,6 +19,10 @@ from typing import Any
 
 import httpx
 
+from sandbox.control_client_events import DeliveryRecord, EventsControl
+
+__all__ = ["Call", "DeliveryRecord", "MintStats", "SandboxControl", "SandboxControlError"]
+
 DEMO_CLIENT_ID = "1000.SANDBOX"
 DEMO_CLIENT_SECRET = "sandbox-secret"
 DEMO_USER = "demo"
@@ -61,7 +65,7 @@ class MintStats:
 _UNSET: Any = object()
 
 
-class SandboxControl:
+class SandboxControl(EventsControl):
     """Typed wrapper over the control API. Use as an async context manager, or call `aclose`."""
 
     def __init__(
@@ -99,10 +103,12 @@ class SandboxControl:
         path: str,
         body: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         payload = None if body is None else {k: v for k, v in body.items() if v is not _UNSET}
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         response = await self._client.request(
-            method, f"{self.origin}/_sandbox/{path}", json=payload, params=params or None
+            method, f"{self.origin}/_sandbox/{path}", json=payload, params=params or None, **extra
         )
         data = response.json()
         if response.status_code != 200:

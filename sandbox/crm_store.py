@@ -4,12 +4,18 @@ Zoho returns one item per (channel, module). Items are kept as the exact JSON ob
 answers with, in insertion order (Zoho's order). Filtered views are cached and dropped on any
 write, so a GET page is a slice, not a scan: reads vastly outnumber writes in every test and
 benchmark.
+
+An expired item is gone, as at Zoho (it is neither listed nor delivers): `expire(now)` drops
+them, and costs a scan only when the earliest expiry has passed.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
+
+from sandbox.clock import parse_iso
 
 WatchItem = dict[str, Any]
 PageKey = tuple[str | None, str | None, int, int]
@@ -24,6 +30,8 @@ class CrmStore:
         # Serialized GET bodies: a 200-item page costs about a millisecond to encode, which
         # would cap a benchmark well below what the server can otherwise answer.
         self._pages: dict[PageKey, bytes | None] = {}
+        self._expires: dict[tuple[str, str], float] = {}
+        self._next_expiry = math.inf
 
     def __len__(self) -> int:
         return len(self._items)
@@ -33,10 +41,26 @@ class CrmStore:
         key = (item["channel_id"], item["resource_name"])
         self._items[key] = item
         self._by_channel.setdefault(key[0], {})[key[1]] = item
+        self.set_expiry(item)
         self.touch()
+
+    def set_expiry(self, item: WatchItem) -> None:
+        """Re-read `item`'s channel_expiry; call after changing it in place."""
+        expires = parse_iso(item["channel_expiry"]) or math.inf
+        self._expires[(item["channel_id"], item["resource_name"])] = expires
+        self._next_expiry = min(self._next_expiry, expires)
+
+    def expire(self, now: float) -> None:
+        """Drop every item whose channel_expiry has passed."""
+        if now < self._next_expiry:
+            return
+        for channel_id, module in [k for k, at in self._expires.items() if at <= now]:
+            self.remove(channel_id, module)
+        self._next_expiry = min(self._expires.values(), default=math.inf)
 
     def remove(self, channel_id: str, module: str) -> WatchItem | None:
         item = self._items.pop((channel_id, module), None)
+        self._expires.pop((channel_id, module), None)
         if item is not None:
             modules = self._by_channel[channel_id]
             del modules[module]
@@ -101,4 +125,6 @@ class CrmStore:
     def clear(self) -> None:
         self._items.clear()
         self._by_channel.clear()
+        self._expires.clear()
+        self._next_expiry = math.inf
         self.touch()

@@ -78,7 +78,7 @@ def watch_item(
     notify_url: str,
     token: str | None,
     channel_expiry: str,
-    notify_on_related_action: bool = False,
+    notify_on_related_action: bool = True,
     return_affected_field_values: bool = False,
     fields: list[Any] | None = None,
     notification_condition: list[Any] | None = None,
@@ -96,7 +96,8 @@ def watch_item(
         "notify_on_related_action": notify_on_related_action,
         "return_affected_field_values": return_affected_field_values,
         "fields": fields,
-        "notification_condition": notification_condition or [],
+        # GET answers show null for both when nothing was set (the spec's examples).
+        "notification_condition": notification_condition,
     }
 
 
@@ -127,9 +128,28 @@ def generate_watch_items(
                 channel_expiry=expiry,
                 notify_on_related_action=i % 2 == 0,
                 return_affected_field_values=i % 4 == 0,
+                notification_condition=_demo_condition(module) if i % 7 == 3 else None,
             )
         )
     return items
+
+
+def _demo_condition(module: str) -> list[dict[str, Any]]:
+    # Shaped as the spec's GET example: a field_selection over two fields.
+    fields = [("Last_Name", "554023000000000559"), ("Email", "554023000000000597")]
+    return [
+        {
+            "field_selection": {
+                "group_operator": "or",
+                "group": [
+                    {"field": {"api_name": n, "id": i}, "group_operator": None, "group": None}
+                    for n, i in fields
+                ],
+            },
+            "module": {"api_name": module, "id": CRM_MODULES[module]},
+            "type": "field_selection",
+        }
+    ]
 
 
 def webhook(
@@ -141,9 +161,11 @@ def webhook(
     description: str | None = None,
     ignore_source_id: str | None = None,
     is_enabled: bool = True,
+    include_events_from: list[str] | None = None,
     created_by: str = "5725767000000411001",
 ) -> Webhook:
-    """A Desk webhook as `GET /api/v1/webhooks/{id}` returns it."""
+    """A Desk webhook as `GET /api/v1/webhooks/{id}` returns it (Webhook.json's
+    webhookResponse: no modifiedBy)."""
     now = iso_millis_z(state.clock.now())
     return {
         "id": state.next_desk_id(),
@@ -153,10 +175,10 @@ def webhook(
         "subscriptions": subscriptions,
         "ignoreSourceId": ignore_source_id,
         "isEnabled": is_enabled,
-        "type": "URL",
+        "includeEventsFrom": list(include_events_from or []),
+        "type": "CUSTOMER_WEBHOOK",
         "createdBy": created_by,
         "createdTime": now,
-        "modifiedBy": created_by,
         "modifiedTime": now,
     }
 
@@ -175,6 +197,8 @@ def generate_webhooks(state: SandboxState, org: DeskOrg, count: int) -> list[Web
         subs: dict[str, Any] = {first: None}
         if first == "Ticket_Update":
             subs[first] = {"departmentIds": [], "fields": ["status"], "includePrevState": True}
+        elif first == "Ticket_Thread_Add":
+            subs[first] = {"departmentIds": [], "direction": "in"}
         hook = webhook(
             state,
             name=f"Sandbox webhook {i + 1}",
@@ -195,7 +219,7 @@ def add_desk_org(
     org_id: str | None = None,
     company_name: str | None = None,
     portal_name: str | None = None,
-    edition: str = "Enterprise",
+    edition: str = "ENTERPRISE",
 ) -> DeskOrg:
     owner = state.add_user(user)
     org_id = org_id or state.next_desk_id()
@@ -205,7 +229,7 @@ def add_desk_org(
             id=org_id,
             company_name=company_name or f"{user} company",
             portal_name=portal_name or f"{user}portal",
-            edition=edition,
+            edition=edition.upper(),
             is_default=not owner.desk_org_ids,
         )
         state.desk_orgs[org_id] = org

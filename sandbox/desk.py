@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from sandbox.auth import authenticate, has_any_scope
@@ -9,13 +10,15 @@ from sandbox.desk_store import DeskOrg
 from sandbox.desk_validation import WebhookError, build_webhook, patch_webhook
 from sandbox.errors import desk_error, desk_invalid
 from sandbox.http import BadJson, json_response, read_json, state_of
-from sandbox.state import AccessToken
+from sandbox.state import AccessToken, SandboxState
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 10
 # Newer portals use Desk.webhooks.*, older ones Desk.events.* or Desk.settings.*.
 WEBHOOK_SCOPE_FAMILIES = ("Desk.webhooks", "Desk.events", "Desk.settings")
 OPERATION = {"GET": "READ", "POST": "CREATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
+# Organization.json: any of these reads organisations.
+ORG_SCOPE_FAMILIES = ("Desk.basic", "Desk.organization", "Desk.settings")
 
 
 def _authorize(
@@ -66,15 +69,42 @@ def _paging(request: web.Request, default_limit: int) -> tuple[int, int] | web.R
     return int(start_text), int(limit_text)
 
 
+def _org_list(request: web.Request, access: AccessToken) -> list[dict[str, object]]:
+    state = state_of(request)
+    as_strings = state.config.desk_org_booleans_as_strings
+    orgs = state.desk_orgs
+    return [
+        orgs[i].as_json(booleans_as_strings=as_strings)
+        for i in access.user.desk_org_ids
+        if i in orgs
+    ]
+
+
 async def organizations(request: web.Request) -> web.Response:
-    access = _authorize(request, ("Desk.basic",), "READ")
+    """`GET /organizations` and `GET /accessibleOrganizations` (the orgs this token can
+    reach: the same set here)."""
+    access = _authorize(request, ORG_SCOPE_FAMILIES, "READ")
     if isinstance(access, web.Response):
         return access
-    orgs = state_of(request).desk_orgs
-    data = [orgs[i].as_json() for i in access.user.desk_org_ids if i in orgs]
+    data = _org_list(request, access)
     if not data:
         return web.Response(status=204)
     return json_response({"data": data})
+
+
+async def organization(request: web.Request) -> web.Response:
+    access = _authorize(request, ORG_SCOPE_FAMILIES, "READ")
+    if isinstance(access, web.Response):
+        return access
+    wanted = request.match_info["organization_id"]
+    for org in _org_list(request, access):
+        if org["id"] == wanted:
+            return json_response(org)
+    if not wanted.isdigit():
+        return desk_invalid("/organizationId", "invalid", "organizationId must be a number")
+    return desk_error(
+        403, "OAUTH_ORG_MISMATCH", "The OAuthToken is not valid for specified organization."
+    )
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
@@ -96,7 +126,7 @@ async def _json_body(request: web.Request) -> object | web.Response:
     try:
         return await read_json(request)
     except BadJson:
-        return desk_invalid("body", "invalid", "The body is not valid JSON")
+        return desk_invalid("/", "invalid", "The body is not valid JSON")
 
 
 async def create_webhook(request: web.Request) -> web.Response:
@@ -109,17 +139,48 @@ async def create_webhook(request: web.Request) -> web.Response:
         return body
     state = state_of(request)
     if len(org.webhooks) >= state.config.desk_webhook_limit:
-        return desk_error(
-            422,
-            "UNPROCESSABLE_ENTITY",
-            f"A portal can have at most {state.config.desk_webhook_limit} webhooks.",
-        )
+        return _limit_reached(state)
     try:
         hook = build_webhook(state, body)
     except WebhookError as exc:
         return desk_invalid(exc.field, exc.error_type, exc.message)
+    refused = await _url_check(state, str(hook["url"]))
+    if refused is not None:
+        return refused
+    if len(org.webhooks) >= state.config.desk_webhook_limit:  # while the check ran
+        return _limit_reached(state)
     org.put_webhook(hook)
     return json_response(hook)
+
+
+def _limit_reached(state: SandboxState) -> web.Response:
+    return desk_error(
+        422,
+        "UNPROCESSABLE_ENTITY",
+        f"A portal can have at most {state.config.desk_webhook_limit} webhooks.",
+    )
+
+
+async def _url_check(state: SandboxState, url: str) -> web.Response | None:
+    """Desk's check before it creates a webhook or changes its URL (Webhook.json,
+    createWebhook): a GET to the URL, then a POST if that was not 200; without a 200 the
+    write fails. Sent only where --deliver-to allows; elsewhere the check fails."""
+    if not state.config.desk_url_check:
+        return None
+    if state.deliveries.deliver_to.allows(url):
+        timeout = aiohttp.ClientTimeout(total=state.config.desk_delivery_timeout_seconds)
+        for method in ("GET", "POST"):
+            try:
+                async with state.deliveries.client().request(
+                    method, url, timeout=timeout, allow_redirects=False
+                ) as answer:
+                    if answer.status == 200:
+                        return None
+            except (aiohttp.ClientError, TimeoutError):
+                continue
+    return desk_invalid(
+        "/url", "invalid", "The URL did not answer Desk's validation request with 200 OK"
+    )
 
 
 def _find(request: web.Request, org: DeskOrg) -> dict[str, object] | web.Response:
@@ -148,10 +209,17 @@ async def update_webhook(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if isinstance(body, web.Response):
         return body
+    state = state_of(request)
     try:
-        updated = patch_webhook(state_of(request), hook, body)
+        updated = patch_webhook(state, hook, body)
     except WebhookError as exc:
         return desk_invalid(exc.field, exc.error_type, exc.message)
+    if updated["url"] != hook["url"]:
+        refused = await _url_check(state, str(updated["url"]))
+        if refused is not None:
+            return refused
+    if hook["id"] not in org.webhooks:  # deleted while the check ran
+        return desk_error(404, "URL_NOT_FOUND", "The URL you have requested could not be found.")
     org.put_webhook(updated)
     return json_response(updated)
 
@@ -165,7 +233,8 @@ async def delete_webhook(request: web.Request) -> web.Response:
     if isinstance(hook, web.Response):
         return hook
     org.delete_webhook(request.match_info["webhook_id"])
-    return json_response({"id": hook["id"], "status": "deleted"})
+    # Webhook.json: 200 with no body (emptyResponse).
+    return web.Response(status=200)
 
 
 async def desk_not_found(request: web.Request) -> web.Response:
@@ -175,6 +244,14 @@ async def desk_not_found(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     orgs = app.router.add_resource("/api/v1/organizations", name="desk.orgs")
     orgs.add_route("GET", organizations)
+    accessible = app.router.add_resource(
+        "/api/v1/accessibleOrganizations", name="desk.orgs:accessible"
+    )
+    accessible.add_route("GET", organizations)
+    one_org = app.router.add_resource(
+        "/api/v1/organizations/{organization_id}", name="desk.orgs:one"
+    )
+    one_org.add_route("GET", organization)
     hooks = app.router.add_resource("/api/v1/webhooks", name="desk.webhooks")
     hooks.add_route("GET", list_webhooks)
     hooks.add_route("POST", create_webhook)

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.http import json_response
+from sandbox.state import Config
 
 
 def crm_error(
@@ -53,12 +54,23 @@ def internal_error(family: str) -> web.Response:
     )
 
 
-def throttled(family: str) -> web.Response:
+def throttled(family: str, config: Config) -> web.Response:
     if family == "crm":
-        return crm_error(
-            429,
-            "TOO_MANY_REQUESTS",
-            "The number of API requests has exceeded the allowed limit.",
+        if config.crm_throttle_code == "TOO_MANY_REQUESTS":
+            return crm_error(
+                429,
+                "TOO_MANY_REQUESTS",
+                "The number of API requests has exceeded the allowed limit.",
+                {"retry_after": config.crm_retry_after_seconds},
+            )
+        # The notifications spec's own 429 carries no details.
+        return json_response(
+            {
+                "code": "RATE_LIMIT_EXCEEDED",
+                "message": "Too many requests. Please try again later.",
+                "status": "error",
+            },
+            status=429,
         )
     return desk_error(
         429, "TOO_MANY_REQUESTS", "You have exceeded the API request limit. Try again later."

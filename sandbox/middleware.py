@@ -89,7 +89,7 @@ def _fault_response(request: web.Request, fault: Fault, family: str) -> web.Stre
     if kind == "throttle":
         if family == "accounts":
             return json_response(THROTTLE_BODY, status=state.config.throttle_status)
-        return throttled(family)
+        return throttled(family, state.config)
     if kind == "no_access_token":
         return json_response(
             {"api_domain": public_origin(request), "token_type": "Bearer", "expires_in": 3600}

@@ -13,27 +13,18 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sandbox.clock import Clock
+from sandbox.config import CONFIG_CHOICES, Config
 from sandbox.counters import CallLog
 from sandbox.crm_store import CrmStore
+from sandbox.deliver_to import DeliverTo
+from sandbox.delivery import Deliverer
 from sandbox.desk_store import DeskOrg
 from sandbox.faults import FaultBook
+from sandbox.jwt_keys import SigningKey
+
+__all__ = ["CONFIG_CHOICES", "AccessToken", "Config", "SandboxState", "User"]
 
 DeadReason = Literal["revoked", "evicted", "invalidated", "expired", "unknown"]
-
-
-@dataclass
-class Config:
-    """Zoho's limits, adjustable so a test can provoke them cheaply."""
-
-    mint_limit: int = 10  # access tokens per refresh token per window
-    mint_window_seconds: float = 600.0
-    max_live_access_tokens: int = 15
-    max_refresh_tokens_per_user_client: int = 20
-    default_lifetime_seconds: int = 3600
-    default_grant_code_ttl_seconds: float = 120.0
-    # Zoho's forum says the throttle body comes with 200, a third-party client saw 400.
-    throttle_status: int = 200
-    desk_webhook_limit: int = 20
 
 
 @dataclass
@@ -60,6 +51,10 @@ class AccessToken:
     api_origin: str | None
     issued_at: float
     expires_at: float
+    folded_scopes: frozenset[str] = frozenset()  # lower-cased, for Zoho's scope comparison
+
+    def __post_init__(self) -> None:
+        self.folded_scopes = frozenset(s.lower() for s in self.scopes)
 
 
 @dataclass
@@ -112,6 +107,9 @@ class SandboxState:
         self.config = Config()
         self.faults = FaultBook()
         self.calls = CallLog()
+        self.deliveries = Deliverer(DeliverTo(), lambda: self.config.delivery_concurrency)
+        # Desk signs its callbacks (X-ZDesk-JWT); one key per process, kept across resets.
+        self.signing_key = SigningKey()
         # The origin the server bound, set by the app once listening; api_domain and
         # resource_uri default to it.
         self.origin = "http://127.0.0.1:8780"
@@ -123,6 +121,7 @@ class SandboxState:
         self.clock.reset()
         self.faults.clear()
         self.calls.clear()
+        self.deliveries.clear()
         self.clients: dict[str, Client] = {}
         self.users: dict[str, User] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.plugins.broker_fixtures",
     "tests.plugins.notifier_fixtures",
     "tests.plugins.live_fixtures",
+    "tests.plugins.receiver_fixtures",
 ]

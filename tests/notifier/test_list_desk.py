@@ -58,6 +58,17 @@ async def test_with_several_orgs_the_default_one_is_used(sandbox, broker, notifi
     assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [DEMO_ORG]
 
 
+async def test_the_default_org_is_found_when_desk_writes_booleans_as_strings(
+    sandbox, broker, notifier
+) -> None:
+    # Organization.json's examples give isDefault as "true"/"false".
+    await sandbox.add_desk_org(company_name="Not default")
+    await sandbox.configure(desk_org_booleans_as_strings=True)
+    await broker.connect()
+    await collect(notifier.stub, list_request(app_type=DESK))
+    assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [DEMO_ORG]
+
+
 async def test_a_user_without_a_desk_org_gets_a_typed_error(sandbox, broker, notifier) -> None:
     refresh = await sandbox.add_refresh_token(
         user="solo", scopes=["Desk.basic.READ", "Desk.webhooks.READ"]

@@ -13,6 +13,7 @@ from tests.notifier.helpers import (
     collect,
     error_info,
     fail_crm_watch_from_request,
+    invalidate_token_before_watch_call,
     list_request,
     reason,
     retry_info,
@@ -95,6 +96,27 @@ async def test_429_is_throttled_with_retry_info_and_not_retried(sandbox, broker,
     assert reason(err) == "ZOHO_THROTTLED"
     assert retry_info(err) is not None
     assert (await sandbox.call_counts())["crm.watch"] == 1
+
+
+async def test_v8_throttle_body_gives_its_retry_after(sandbox, broker, notifier) -> None:
+    await broker.connect()
+    await sandbox.configure(crm_throttle_code="TOO_MANY_REQUESTS", crm_retry_after_seconds=17)
+    await sandbox.fault("crm.watch", "throttle")
+    err = await list_error(notifier, list_request())
+    assert reason(err) == "ZOHO_THROTTLED"
+    delay = retry_info(err)
+    assert delay is not None and delay.retry_delay.seconds == 17
+
+
+async def test_authorization_failed_is_a_rejected_token_refreshed_once(
+    sandbox, broker, notifier
+) -> None:
+    await broker.connect()
+    await sandbox.configure(crm_token_error_code="AUTHORIZATION_FAILED")
+    notifier.http.before = invalidate_token_before_watch_call(sandbox, 1)
+    items = await collect(notifier.stub, list_request())
+    assert len(items) == 250
+    assert [c.status for c in await sandbox.calls("crm.watch")] == [401, 200, 200]
 
 
 @pytest.mark.parametrize("kind", ["status_500", "reset"])

@@ -131,7 +131,12 @@ async def test_disable_channels_reports_each_channel(sandbox, broker, notifier) 
     reply = await notifier.stub.DisableCrmChannels(
         pb.DisableCrmChannelsRequest(user_id="demo", channel_ids=[channel, "424242"])
     )
-    assert [(r.index, r.status) for r in reply.results] == [(0, "success"), (1, "error")]
+    # Zoho answers a result per module the channel covered (5 in the demo), then
+    # NOT_SUBSCRIBED for the unknown one; each result's index is its channel's position.
+    assert [(r.index, r.status, r.code) for r in reply.results] == [
+        (0, "success", "SUCCESS")
+    ] * 5 + [(1, "error", "NOT_SUBSCRIBED")]
+    assert {r.details.fields["channel_id"].string_value for r in reply.results[:5]} == {channel}
     assert await listed(notifier, channel) == []
 
 
@@ -211,14 +216,16 @@ def webhook_spec(**kw) -> pb.DeskWebhookSpec:
     return pb.DeskWebhookSpec(**values)
 
 
-async def test_desk_create_update_delete(sandbox, broker, notifier) -> None:
+async def test_desk_create_update_delete(sandbox, broker, notifier, receiver) -> None:
     await desk_writer(sandbox, broker)
 
     created = (
         await notifier.stub.CreateDeskWebhook(
-            pb.CreateDeskWebhookRequest(user_id="demo", webhook=webhook_spec())
+            pb.CreateDeskWebhookRequest(user_id="demo", webhook=webhook_spec(url=receiver.url()))
         )
     ).webhook
+    # Desk checked the URL before creating the webhook.
+    assert [r.method for r in receiver.requests()] == ["GET"]
     assert (created.name, list(created.subscriptions)) == (
         "Escalations",
         ["Ticket_Add", "Ticket_Update"],
@@ -236,6 +243,8 @@ async def test_desk_create_update_delete(sandbox, broker, notifier) -> None:
         )
     ).webhook
     assert (updated.id, updated.name, updated.url) == (created.id, "Renamed", created.url)
+    # Desk's PATCH requires subscriptions: the current ones went along, unchanged.
+    assert list(updated.subscriptions) == ["Ticket_Add", "Ticket_Update"]
 
     await notifier.stub.DeleteDeskWebhook(
         pb.DeleteDeskWebhookRequest(user_id="demo", webhook_id=created.id)
@@ -243,7 +252,12 @@ async def test_desk_create_update_delete(sandbox, broker, notifier) -> None:
     remaining = await collect(notifier.stub, list_request(app_type=DESK))
     assert created.id not in {i.desk.id for i in remaining}
     methods = [(c.method, c.org_id) for c in await sandbox.calls("desk.webhooks")]
-    assert methods[:3] == [("POST", "3981311"), ("PATCH", "3981311"), ("DELETE", "3981311")]
+    assert methods[:4] == [
+        ("POST", "3981311"),
+        ("GET", "3981311"),
+        ("PATCH", "3981311"),
+        ("DELETE", "3981311"),
+    ]
 
 
 async def test_desk_delete_of_an_unknown_webhook_is_not_found(sandbox, broker, notifier) -> None:
@@ -266,15 +280,18 @@ async def test_desk_create_refused_by_desk_keeps_desks_code(sandbox, broker, not
     assert (info.reason, info.metadata["zoho_code"]) == ("ZOHO_REJECTED", "UNPROCESSABLE_ENTITY")
 
 
-async def test_desk_create_is_not_repeated_after_a_5xx(sandbox, broker, notifier) -> None:
+async def test_desk_create_is_not_repeated_after_a_5xx(sandbox, broker, notifier, receiver) -> None:
     await desk_writer(sandbox, broker)
     await sandbox.fault("desk.webhooks", "status_500", when="after")
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await notifier.stub.CreateDeskWebhook(
-            pb.CreateDeskWebhookRequest(user_id="demo", webhook=webhook_spec())
+            pb.CreateDeskWebhookRequest(user_id="demo", webhook=webhook_spec(url=receiver.url()))
         )
     assert reason(caught.value) == "ZOHO_UNAVAILABLE"
     assert (await sandbox.call_counts())["desk.webhooks"] == 1
+    # Desk made the webhook (its URL check passed); only the answer was lost.
+    listed = await collect(notifier.stub, list_request(app_type=DESK))
+    assert receiver.url() in {item.desk.url for item in listed}
 
 
 async def test_desk_write_without_the_scope_is_missing_scope(sandbox, broker, notifier) -> None:

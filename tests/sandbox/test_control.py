@@ -87,7 +87,7 @@ async def test_seed_desk_org_and_explicit_webhooks(
 
 @pytest.mark.parametrize("family", ["Desk.settings", "Desk.events"])
 async def test_desk_writes_with_older_scopes(
-    sandbox: SandboxControl, http: httpx.AsyncClient, family: str
+    sandbox: SandboxControl, http: httpx.AsyncClient, receiver, family: str
 ):
     rt = await sandbox.add_refresh_token(scopes=[f"{family}.CREATE", f"{family}.DELETE"])
     token = await access_token(http, sandbox, rt)
@@ -95,7 +95,7 @@ async def test_desk_writes_with_older_scopes(
     url = f"{sandbox.origin}/api/v1/webhooks"
     created = await http.post(
         url,
-        json={"name": "n", "url": "https://x.example", "subscriptions": {"Contact_Add": None}},
+        json={"name": "n", "url": receiver.url(), "subscriptions": {"Contact_Add": None}},
         headers=headers,
     )
     assert created.status_code == 200

@@ -230,9 +230,22 @@ async def test_post_limits(sandbox: SandboxControl, http, token):
         url, json={"watch": [_item(str(3000000 + i)) for i in range(50)]}, headers=auth(token)
     )
     assert fifty.status_code == 201
-    events = [f"Deals.{op}" for op in ("create", "edit", "delete", "all")] * 3
-    eleven = await http.post(url, json={"watch": [_item(events=events[:11])]}, headers=auth(token))
-    assert eleven.json()["watch"][0]["details"]["api_name"] == "events"
+    modules = ["Leads", "Contacts", "Accounts", "Deals", "Tasks", "Events", "Calls"]
+    modules += ["Products", "Quotes", "Sales_Orders", "Purchase_Orders", "Invoices", "Campaigns"]
+    events = [f"{m}.{op}" for m in modules for op in ("create", "edit", "delete", "all")]
+    fifty_events = await http.post(
+        url, json={"watch": [_item("3100000", events=events[:50])]}, headers=auth(token)
+    )
+    assert fifty_events.status_code == 201
+    too_many_events = await http.post(
+        url, json={"watch": [_item("3100001", events=events[:51])]}, headers=auth(token)
+    )
+    [refused] = too_many_events.json()["watch"]
+    assert refused["details"] == {
+        "api_name": "events",
+        "json_path": "$.watch[0].events",
+        "maximum_length": 50,
+    }
 
 
 @pytest.mark.parametrize(
@@ -265,7 +278,7 @@ async def test_malformed_bodies(sandbox: SandboxControl, http, token, content, c
         ("channel_id", "1" * 65),
         ("notify_url", "ftp://x"),
         ("events", "Deals.create"),
-        ("token", "x" * 51),
+        ("token", "x" * 257),
         ("channel_expiry", "2020-01-01T00:00:00+00:00"),
         ("channel_expiry", "not a date"),
         ("notify_on_related_action", "yes"),
@@ -333,19 +346,44 @@ async def test_delete_channels(sandbox: SandboxControl, http, token):
         url, params={"channel_ids": "1000000068001,1000000068002"}, headers=auth(token)
     )
     assert both.status_code == 200
-    assert [r["status"] for r in both.json()["watch"]] == ["success", "success"]
+    # One result per module of each channel, details exactly as the spec's example.
+    results = both.json()["watch"]
+    assert len(results) == 10
+    assert results[0] == {
+        "code": "SUCCESS",
+        "details": {
+            "resource_uri": f"{sandbox.origin}/crm/v8/Leads",
+            "resource_id": results[0]["details"]["resource_id"],
+            "channel_id": "1000000068001",
+        },
+        "message": "Successfully un-subscribed from actions-watch",
+        "status": "success",
+    }
+    assert [r["details"]["channel_id"] for r in results] == ["1000000068001"] * 5 + [
+        "1000000068002"
+    ] * 5
     partial = await http.delete(
         url, params={"channel_ids": "1000000068003,42"}, headers=auth(token)
     )
     assert partial.status_code == 207
-    assert partial.json()["watch"][1]["code"] == "INVALID_DATA"
+    assert partial.json()["watch"][-1] == {
+        "code": "NOT_SUBSCRIBED",
+        "details": {"channel_id": "42"},
+        "message": "the given channel_id is not subscribed",
+        "status": "error",
+    }
     remaining = await sandbox.crm_channels()
     assert len(remaining) == 250 - 15
+    too_long = await http.delete(
+        url, params={"channel_ids": ",".join(["1000000068004"] * 37)}, headers=auth(token)
+    )
+    assert too_long.status_code == 400
+    assert too_long.json()["details"] == {"param_name": "channel_ids", "maximum_length": 512}
     missing = await http.delete(url, headers=auth(token))
     assert missing.status_code == 400
     assert missing.json() == {
         "code": "REQUIRED_PARAM_MISSING",
-        "details": {"param_name": "channel_ids"},
+        "details": {"param_name": "channel_ids", "param": "channel_ids"},
         "message": "One of the expected parameter is missing",
         "status": "error",
     }

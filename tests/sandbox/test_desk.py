@@ -129,23 +129,29 @@ async def test_read_scope_cannot_write(sandbox: SandboxControl, http, token):
     assert response.json()["errorCode"] == "SCOPE_MISMATCH"
 
 
-async def test_crud(sandbox: SandboxControl, http, writer):
+async def test_crud(sandbox: SandboxControl, http, writer, receiver):
     url = f"{sandbox.origin}/api/v1/webhooks"
-    created = await http.post(url, json=_hook(description="d"), headers=_org(writer))
+    created = await http.post(
+        url, json=_hook(description="d", url=receiver.url()), headers=_org(writer)
+    )
     assert created.status_code == 200
     hook = created.json()
     assert hook["name"] == "My hook"
     assert hook["isEnabled"] is True
+    assert (hook["type"], hook["includeEventsFrom"]) == ("CUSTOMER_WEBHOOK", [])
+    assert "modifiedBy" not in hook
     one = await http.get(f"{url}/{hook['id']}", headers=_org(writer))
     assert one.json() == hook
     patched = await http.patch(
-        f"{url}/{hook['id']}", json={"isEnabled": False}, headers=_org(writer)
+        f"{url}/{hook['id']}",
+        json={"isEnabled": False, "subscriptions": hook["subscriptions"]},
+        headers=_org(writer),
     )
     assert patched.status_code == 200
     assert patched.json()["isEnabled"] is False
     assert patched.json()["name"] == "My hook"
     deleted = await http.delete(f"{url}/{hook['id']}", headers=_org(writer))
-    assert deleted.status_code == 200
+    assert (deleted.status_code, deleted.content) == (200, b"")
     gone = await http.get(f"{url}/{hook['id']}", headers=_org(writer))
     assert gone.status_code == 404
     assert gone.json()["errorCode"] == "URL_NOT_FOUND"
@@ -154,16 +160,37 @@ async def test_crud(sandbox: SandboxControl, http, writer):
 @pytest.mark.parametrize(
     ("body", "field", "error_type"),
     [
-        ({"url": "https://x.example", "subscriptions": {"Ticket_Add": None}}, "name", "missing"),
-        (_hook(url="not a url"), "url", "invalid"),
-        (_hook(subscriptions={"Nope_Event": None}), "subscriptions.Nope_Event", "invalid"),
+        ({"name": "n", "subscriptions": {"Ticket_Add": None}}, "/url", "missing"),
+        ({"url": "https://x.example"}, "/subscriptions", "missing"),
+        (_hook(url="not a url"), "/url", "invalid"),
+        (_hook(url="https://x.example/" + "a" * 490), "/url", "invalid"),
+        (_hook(description="d" * 3001), "/description", "invalid"),
+        (_hook(ignoreSourceId="not-a-uuid"), "/ignoreSourceId", "invalid"),
+        (_hook(includeEventsFrom=["HUMANS"]), "/includeEventsFrom", "invalid"),
+        (_hook(colour="blue"), "/colour", "invalid"),
+        (_hook(subscriptions={"Nope_Event": None}), "/subscriptions/Nope_Event", "invalid"),
         (
             _hook(subscriptions={"Ticket_Update": {"fields": list("abcdef")}}),
-            "subscriptions.Ticket_Update.fields",
+            "/subscriptions/Ticket_Update/fields",
             "invalid",
         ),
-        (_hook(isEnabled="yes"), "isEnabled", "invalid"),
-        ([1, 2], "body", "invalid"),
+        (
+            _hook(subscriptions={"Contact_Add": {"departmentIds": ["1"]}}),
+            "/subscriptions/Contact_Add",
+            "invalid",
+        ),
+        (
+            _hook(subscriptions={"Ticket_Thread_Add": {"direction": "sideways"}}),
+            "/subscriptions/Ticket_Thread_Add/direction",
+            "invalid",
+        ),
+        (
+            _hook(subscriptions={"Ticket_Add": {"fields": ["status"]}}),
+            "/subscriptions/Ticket_Add/fields",
+            "invalid",
+        ),
+        (_hook(isEnabled="yes"), "/isEnabled", "invalid"),
+        ([1, 2], "/", "invalid"),
     ],
 )
 async def test_invalid_data(sandbox: SandboxControl, http, writer, body, field, error_type):

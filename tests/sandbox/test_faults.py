@@ -119,7 +119,7 @@ async def test_crm_faults(sandbox: SandboxControl, http: httpx.AsyncClient):
     await sandbox.fault("crm.watch", "throttle")
     throttled = await http.get(url, headers=auth(token))
     assert throttled.status_code == 429
-    assert throttled.json()["code"] == "TOO_MANY_REQUESTS"
+    assert throttled.json()["code"] == "RATE_LIMIT_EXCEEDED"
     await sandbox.fault("crm.watch", "status_500")
     failed = await http.get(url, headers=auth(token))
     assert failed.status_code == 500

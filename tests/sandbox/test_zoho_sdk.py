@@ -114,6 +114,73 @@ async def test_sdk_refreshes_and_reads_every_notification(sandbox: SandboxContro
     assert " ERROR " not in log and "Exception" not in log
 
 
+def _notification(channel_id: str, events: list[str]) -> Any:
+    notification = Notification()
+    notification.set_channel_id(channel_id)
+    notification.set_events(events)
+    notification.set_notify_url("https://app.example/hook")
+    notification.set_token("sdk-secret")
+    notification.set_channel_expiry(datetime.now(UTC) + timedelta(hours=2))
+    return notification
+
+
+def _results(response: Any) -> list[Any]:
+    wrapper = response.get_object()
+    assert isinstance(wrapper, ActionWrapper), wrapper
+    results: list[Any] = wrapper.get_watch()
+    return results
+
+
+def _enable_update_disable() -> dict[str, tuple[int, list[Any]]]:
+    operations = NotificationsOperations()
+    seen: dict[str, tuple[int, list[Any]]] = {}
+    body = BodyWrapper()
+    body.set_watch([_notification("7000002", ["Deals.create", "Leads.edit"])])
+    created = operations.enable_notifications(body)
+    seen["enable"] = (created.get_status_code(), _results(created))
+    body = BodyWrapper()
+    body.set_watch([_notification("7000002", ["Deals.all", "Leads.all"])])
+    updated = operations.update_notifications(body)
+    seen["update"] = (updated.get_status_code(), _results(updated))
+    removal = Notification()
+    removal.set_channel_id("7000002")
+    removal.set_events(["Leads.all"])
+    removal.set_delete_events(True)
+    body = BodyWrapper()
+    body.set_watch([removal])
+    disabled_events = operations.disable_notification(body)
+    seen["disable_events"] = (disabled_events.get_status_code(), _results(disabled_events))
+    params = ParameterMap()
+    params.add(DeleteNotificationParam.channel_ids, "7000002")
+    deleted = operations.delete_notification(params)
+    seen["disable_channel"] = (deleted.get_status_code(), _results(deleted))
+    return seen
+
+
+async def test_sdk_enables_updates_and_disables_a_channel(sandbox: SandboxControl, tmp_path: Path):
+    def run() -> dict[str, tuple[int, list[Any]]]:
+        _initialize(sandbox.origin, tmp_path)
+        return _enable_update_disable()
+
+    seen = await asyncio.to_thread(run)
+    assert {name: status for name, (status, _) in seen.items()} == {
+        "enable": 201,
+        "update": 200,
+        "disable_events": 200,
+        "disable_channel": 200,
+    }
+    for name, (_, results) in seen.items():
+        assert results, name
+        assert all(isinstance(r, SuccessResponse) for r in results), name
+        assert all(r.get_code().get_value() == "SUCCESS" for r in results), name
+    # One result per module of the deleted channel, each naming it.
+    [deleted] = seen["disable_channel"][1]
+    assert str(deleted.get_details()["channel_id"]) == "7000002"  # the SDK reads a number
+    assert all(c["channel_id"] != "7000002" for c in await sandbox.crm_channels())
+    calls = [(c.method, c.status) for c in await sandbox.calls("crm.watch")]
+    assert calls == [("POST", 201), ("PUT", 200), ("PATCH", 200), ("DELETE", 200)]
+
+
 async def test_sdk_write_envelopes_parse(sandbox: SandboxControl, tmp_path: Path):
     def run() -> tuple[list[Any], int]:
         _initialize(sandbox.origin, tmp_path)
