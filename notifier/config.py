@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
+from notifier.keeper.config import KeeperConfig
 from servicekit.config import ConfigError, Env, ListenAddress
 from servicekit.origins import OriginPolicy
 from servicekit.tls import ClientTls, ServerTls
@@ -110,6 +111,7 @@ class NotifierConfig:
     tls: ServerTls | None = None
     broker_tls: ClientTls | None = None
     events: EventsConfig = field(default_factory=EventsConfig)
+    keeper: KeeperConfig = field(default_factory=KeeperConfig)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> NotifierConfig:
@@ -158,4 +160,5 @@ class NotifierConfig:
             tls=ServerTls.from_env("NOTIFIER", env),
             broker_tls=ClientTls.from_env("NOTIFIER_BROKER", env),
             events=EventsConfig.from_env(env),
+            keeper=KeeperConfig.from_env(env),
         )
