@@ -54,7 +54,7 @@ class KeeperConfig:
                 "NOTIFIER_KEEPER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=20
             ),
             lease_seconds=env.number(
-                "NOTIFIER_KEEPER_LEASE_SECONDS", 30.0, minimum=0.5, maximum=3600.0
+                "NOTIFIER_KEEPER_LEASE_SECONDS", 30.0, minimum=0.5, maximum=86400.0
             ),
             blocked_probe_seconds=env.number(
                 "NOTIFIER_KEEPER_BLOCKED_PROBE_SECONDS", 60.0, minimum=0.1, maximum=86400.0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 import time
@@ -50,7 +51,7 @@ class Keeper:
         clock: Clock | None = None,
     ) -> None:
         self.config = config
-        self.owner = f"{socket.gethostname()}:{secrets.token_hex(4)}"[:64]
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[-64:]
         self._http = httpx.AsyncClient()
         if clock is None:
             clock = (
