@@ -81,7 +81,10 @@ class EventLog:
                     "event": event.SerializeToString(),
                 }
             )
-        subscriptions = sorted({new.event.subscription_id for new in events})
+        # A keeper's "gap" notice is not an event from Zoho: last_event_time stays.
+        subscriptions = sorted(
+            {new.event.subscription_id for new in events if new.event.operation != "gap"}
+        )
         async with self.engine.begin() as conn:
             if self.postgres:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
@@ -91,14 +94,14 @@ class EventLog:
                 rows,
             )
             stored = len(result.all())
-            if stored:
+            if stored and subscriptions:
                 await conn.execute(
                     update(SubscriptionRow)
                     .where(SubscriptionRow.id.in_(subscriptions))
                     .values(last_event_time=received_at)
                 )
-                if self.postgres:
-                    await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+            if stored and self.postgres:
+                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
         return stored
 
     async def read_after(

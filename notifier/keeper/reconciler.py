@@ -82,7 +82,9 @@ class Reconciler:
             expiry = now + self._ttl
             outcome = "repaired"
             try:
-                code = await self._zoho.crm_put(row, expiry)
+                # Gone: enabled again (same id and token); changed: replaced whole.
+                method = "POST" if problem == "missing" else "PUT"
+                code = await self._zoho.crm_put(row, expiry, method=method)
             except Exception as failed:  # recorded; the next reconcile tries again
                 log.warning("repair of %s failed: %s", row.id, type(failed).__name__)
                 code = "FAILED"
