@@ -16,6 +16,7 @@ from notifier.config import SERVICE_NAME, NotifierConfig
 from notifier.crm import CrmClient
 from notifier.desk import DeskClient
 from notifier.health import BrokerHealthWatch
+from notifier.keeper.service import Keeper
 from notifier.live import LiveEvents
 from notifier.notifications import DeskOrgCache, Notifications
 from notifier.servicer import NotifierServicer
@@ -77,6 +78,18 @@ class NotifierApp:
             channel_ttl_seconds=config.events.channel_ttl_seconds,
             forget=self.live.directory.forget,
         )
+        self.keeper: Keeper | None = None
+        if config.keeper.enabled:
+            self.keeper = Keeper(
+                self.live.engine,
+                self.notifications,
+                self.subscriptions.keys,
+                self.live.writer,
+                config=config.keeper,
+                ttl_seconds=config.events.channel_ttl_seconds,
+                public_url=lambda: self.live.public_url,
+                forget=self.live.directory.forget,
+            )
         servicer = NotifierServicer(self.notifications, self.subscriptions, self.live.watches)
         self.server = GrpcServer(
             config.listen,
@@ -104,10 +117,14 @@ class NotifierApp:
         await self.live.start(migrate=migrate)
         address = await self.server.start()
         self.health.start()
+        if self.keeper is not None:
+            await self.keeper.start()
         return address
 
     async def close(self) -> None:
         """Everything but the server (run_until_signal stops that, draining calls first)."""
+        if self.keeper is not None:
+            await self.keeper.stop()
         await self.live.stop()
         await self.health.stop()
         await self.http.aclose()

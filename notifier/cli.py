@@ -35,6 +35,8 @@ async def _serve(config: NotifierConfig) -> int:
     try:
         ingress = await app.live.start()
         app.health.start()
+        if app.keeper is not None:
+            await app.keeper.start()
         return await run_until_signal(app.server, on_started=lambda: _print_ingress(ingress))
     finally:
         await app.close()

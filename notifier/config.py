@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
+from notifier.keeper.config import KeeperConfig
 from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.streams import StreamLimits
 from servicekit.tls import ClientTls, ServerTls
@@ -120,6 +121,7 @@ class NotifierConfig:
     # Caps on open streams and on how long one write may wait for its reader.
     streams: StreamLimits = field(default_factory=StreamLimits)
     events: EventsConfig = field(default_factory=EventsConfig)
+    keeper: KeeperConfig = field(default_factory=KeeperConfig)
 
     @property
     def metrics_port(self) -> int:
@@ -188,6 +190,7 @@ class NotifierConfig:
                 ),
             ),
             events=EventsConfig.from_env(env),
+            keeper=KeeperConfig.from_env(env),
         )
 
 

@@ -52,6 +52,7 @@ class Call:
     refresh_token: str | None
     status: int | None
     outcome: str | None
+    channel_ids: list[str] | None = None
 
 
 @dataclass(frozen=True)

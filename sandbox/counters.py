@@ -29,6 +29,8 @@ class CallRecord:
     refresh_token: str | None = None  # token endpoint (refresh grant) and revoke
     status: int | None = None  # None when the connection was reset or never answered
     outcome: str | None = None  # token endpoint: success, invalid_code, throttled, fault...
+    # CRM watch writes: the channel ids the body named, so a test can count writes per channel.
+    channel_ids: list[str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,7 +17,7 @@ from sandbox.crm_validation import (
     parse_watch,
 )
 from sandbox.errors import crm_error
-from sandbox.http import BadJson, json_response, read_json, state_of
+from sandbox.http import BadJson, json_response, read_json, record_of, state_of
 from sandbox.state import SandboxState
 
 MAX_PER_PAGE = 200
@@ -219,6 +219,11 @@ async def write_watch(request: web.Request) -> web.Response:
     if isinstance(items, web.Response):
         return items
     state = state_of(request)
+    record = record_of(request)
+    if record is not None:
+        record.channel_ids = [
+            str(raw.get("channel_id")) for raw in items if isinstance(raw, dict)
+        ]
     access.user.crm.expire(state.clock.now())
     apply = APPLY[request.method]
     results = []

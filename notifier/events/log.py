@@ -96,7 +96,8 @@ class EventLog:
             )
         now = time.monotonic()
         stale = sorted(
-            {new.event.subscription_id for new in events}
+            # A keeper's "gap" notice is not an event from Zoho: last_event_time stays.
+            {new.event.subscription_id for new in events if new.event.operation != "gap"}
             - {s for s, at in self._touched.items() if now - at < 1.0}
         )
         conn = connection

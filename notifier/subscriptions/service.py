@@ -57,6 +57,7 @@ class Subscriptions:
         self._store = store
         self._n = notifications
         self._keys = keys
+        self.keys = keys  # the keeper opens channel tokens to renew them
         # Known once the ingress is bound (its address is the default public URL).
         self._public_url = public_url
         self._ttl = timedelta(seconds=channel_ttl_seconds)

@@ -21,7 +21,9 @@ from servicekit.config import ListenAddress
 from tests.plugins.broker_fixtures import TEST_KEY, test_database_kind
 from zoho.notifier.v1 import notifier_pb2_grpc
 
-NOTIFIER_TABLES = "notifier_events, notifier_subscriptions"
+NOTIFIER_TABLES = (
+    "notifier_events, notifier_subscriptions, notifier_keeper_subscriptions, notifier_keeper_users"
+)
 
 
 class SpyTransport(httpx.AsyncBaseTransport):

@@ -1001,6 +1001,8 @@ class NotificationEvent(_message.Message):
     PREVIOUS_FIELD_NUMBER: _builtins.int
     EVENT_TIME_FIELD_NUMBER: _builtins.int
     RECEIVED_TIME_FIELD_NUMBER: _builtins.int
+    MISSED_FROM_FIELD_NUMBER: _builtins.int
+    MISSED_UNTIL_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Opaque; pass it as after_cursor to resume right after this event."""
     subscription_id: _builtins.str
@@ -1029,6 +1031,14 @@ class NotificationEvent(_message.Message):
     def received_time(self) -> _timestamp_pb2.Timestamp:
         """When the ingress stored it."""
 
+    @_builtins.property
+    def missed_from(self) -> _timestamp_pb2.Timestamp:
+        """operation "gap": the subscription's channel lapsed or was repaired, so Zoho's
+        changes between these two times may not have been delivered (re-read to catch up).
+        """
+
+    @_builtins.property
+    def missed_until(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -1044,10 +1054,12 @@ class NotificationEvent(_message.Message):
         previous: _struct_pb2.Struct | None = ...,
         event_time: _timestamp_pb2.Timestamp | None = ...,
         received_time: _timestamp_pb2.Timestamp | None = ...,
+        missed_from: _timestamp_pb2.Timestamp | None = ...,
+        missed_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "previous", b"previous", "received_time", b"received_time", "values", b"values"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "missed_from", b"missed_from", "missed_until", b"missed_until", "previous", b"previous", "received_time", b"received_time", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected_fields", b"affected_fields", "app_type", b"app_type", "cursor", b"cursor", "event_time", b"event_time", "module", b"module", "operation", b"operation", "previous", b"previous", "received_time", b"received_time", "record_id", b"record_id", "subscription_id", b"subscription_id", "user_id", b"user_id", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected_fields", b"affected_fields", "app_type", b"app_type", "cursor", b"cursor", "event_time", b"event_time", "missed_from", b"missed_from", "missed_until", b"missed_until", "module", b"module", "operation", b"operation", "previous", b"previous", "received_time", b"received_time", "record_id", b"record_id", "subscription_id", b"subscription_id", "user_id", b"user_id", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

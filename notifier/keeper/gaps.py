@@ -1,0 +1,50 @@
+"""Telling watchers that events may have been missed: a NotificationEvent with
+operation "gap" and the two times, stored in the log like any event (so it is replayed
+to a sync that resumes later, and fans out to every replica)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from notifier.events.log import NewEvent
+from notifier.events.writer import EventWriter
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2
+
+log = logging.getLogger(__name__)
+GAP = "gap"
+_APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
+
+
+def _stamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+class Gaps:
+    def __init__(self, writer: EventWriter) -> None:
+        self._writer = writer
+
+    async def emit(self, row: Any, *, since: datetime | None, until: datetime) -> None:
+        since = since or until
+        event = notifier_pb2.NotificationEvent(
+            subscription_id=row.id,
+            user_id=row.user_id,
+            app_type=_APP[row.app_type],
+            module=row.app_type,
+            operation=GAP,
+            missed_from=_stamp(since),
+            missed_until=_stamp(until),
+            event_time=_stamp(until),
+        )
+        key = f"gap:{row.id}:{int(since.timestamp())}:{int(until.timestamp())}"
+        await self._writer.append([NewEvent(key, event)])
+        log.warning(
+            "subscription %s: events between %s and %s may have been missed",
+            row.id, since.isoformat(), until.isoformat(),
+        )

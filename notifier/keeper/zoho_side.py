@@ -1,0 +1,115 @@
+"""What the keeper asks Zoho, through the notifier's own clients (token handling,
+retries and classification of answers are theirs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from notifier import crm
+from notifier.deadline import Deadline
+from notifier.ingress.server import crm_notify_url, desk_webhook_url
+from notifier.notifications import Notifications
+from notifier.subscriptions.service import sealing_context
+from notifier.subscriptions.store import events_of
+from servicekit.errors import ZohoRejected
+from servicekit.sealing import KeyRing
+from zoho.common.v1 import common_pb2
+from zoho.notifier.v1 import notifier_pb2
+
+CRM = common_pb2.APP_TYPE_CRM
+DESK = common_pb2.APP_TYPE_DESK
+CALL_SECONDS = 60.0
+
+
+@dataclass
+class ZohoChannel:
+    """One CRM channel as Zoho lists it (its items merged across modules)."""
+
+    events: set[str]
+    notify_url: str
+    expires_at: datetime | None
+
+
+class ZohoSide:
+    def __init__(
+        self, notifications: Notifications, keys: KeyRing, public_url: Callable[[], str]
+    ) -> None:
+        self.n = notifications
+        self._keys = keys
+        self._public_url = public_url
+
+    def crm_item(self, row: Any, expiry: datetime) -> dict[str, Any]:
+        """Every field: a PUT resets what it leaves out (the expiry to an hour)."""
+        token = self._keys.decrypt(row.secret_sealed, context=sealing_context(row.id))
+        return {
+            "channel_id": row.zoho_id,
+            "events": events_of(row),
+            "channel_expiry": expiry.replace(microsecond=0).isoformat(),
+            "notify_url": crm_notify_url(self._public_url(), row.id),
+            "token": token,
+            "notify_on_related_action": row.notify_on_related_action,
+            "return_affected_field_values": row.return_affected_field_values,
+        }
+
+    def crm_url(self, row: Any) -> str:
+        return crm_notify_url(self._public_url(), row.id)
+
+    async def crm_put(self, row: Any, expiry: datetime, *, method: str = "PUT") -> str | None:
+        """None on success, else Zoho's code for the item (NOT_SUBSCRIBED: gone)."""
+        scope = crm.SCOPE_CREATE if method == "POST" else crm.SCOPE_UPDATE
+        results = await self.n.crm_write(
+            row.user_id, method, [self.crm_item(row, expiry)], scope=scope,
+            deadline=Deadline(CALL_SECONDS),
+        )
+        if not results:
+            raise ZohoRejected("Zoho answered no result", zoho_code="NO_RESULT", http_status=200)
+        first = results[0]
+        return None if first.status == "success" else (first.code or "ERROR")
+
+    async def crm_channels(self, user_id: str) -> dict[str, ZohoChannel]:
+        found: dict[str, ZohoChannel] = {}
+        request = notifier_pb2.ListNotificationsRequest(user_id=user_id, app_type=CRM)
+        async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
+            for item in page:
+                channel = item.crm
+                expiry = (
+                    channel.channel_expiry.ToDatetime(tzinfo=UTC)
+                    if channel.HasField("channel_expiry")
+                    else None
+                )
+                seen = found.setdefault(
+                    channel.channel_id, ZohoChannel(set(), channel.notify_url, expiry)
+                )
+                seen.events.update(channel.events)
+                if expiry is not None and (seen.expires_at is None or expiry < seen.expires_at):
+                    seen.expires_at = expiry
+        return found
+
+    async def desk_webhooks(self, user_id: str) -> dict[str, notifier_pb2.DeskWebhook]:
+        request = notifier_pb2.ListNotificationsRequest(user_id=user_id, app_type=DESK)
+        found: dict[str, notifier_pb2.DeskWebhook] = {}
+        async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
+            for item in page:
+                found[item.desk.id] = item.desk
+        return found
+
+    def desk_body(self, row: Any, secret: str) -> dict[str, Any]:
+        """As the subscription's create sent it (subscriptions/service.py)."""
+        options: dict[str, object] = {"includePrevState": True}
+        return {
+            "name": f"zoho-connect {row.id}",
+            "url": desk_webhook_url(self._public_url(), row.id, secret),
+            "description": "Live events for zoho-connect's notifier",
+            "subscriptions": {
+                event: (options if event.endswith("_Update") else None)
+                for event in events_of(row)
+            },
+            "isEnabled": True,
+        }
+
+    def desk_url_prefix(self, row: Any) -> str:
+        return desk_webhook_url(self._public_url(), row.id, "")
+
