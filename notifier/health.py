@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from servicekit.background import BackgroundTask
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class BrokerHealthWatch:
         self._serving: bool | None = None
         self._why = ""
         self._failures_in_a_row = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("broker-health-watch")
 
     async def probe(self) -> bool:
         serving, _ = await self.probe_with_cause()
@@ -137,13 +138,10 @@ class BrokerHealthWatch:
         return serving
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="broker-health-watch")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.wait({self._task})
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

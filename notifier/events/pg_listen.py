@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
 import psycopg
 
 from notifier.events.log import NOTIFY_CHANNEL
+from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -18,18 +18,14 @@ class PostgresListener:
     def __init__(self, conninfo: str, on_notify: Callable[[], None]) -> None:
         self._conninfo = conninfo
         self._on_notify = on_notify
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("pg-listen")
         self.listening = asyncio.Event()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="pg-listen")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

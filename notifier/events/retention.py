@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from notifier.events.log import EventLog
+from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Pruner:
         self._retention = timedelta(seconds=retention_seconds)
         self._interval = interval_seconds
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("event-pruner")
 
     async def prune_once(self) -> int:
         pruned = await self._log.prune(self._clock() - self._retention)
@@ -35,14 +35,10 @@ class Pruner:
         return pruned
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-pruner")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -13,6 +13,7 @@ import logging
 from collections import deque
 
 from notifier.events.log import EventFilter, EventLog, Logged
+from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +55,14 @@ class LogTail:
         self.position = 0
         self._subscriptions: set[TailSubscription] = set()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("event-tail")
 
     async def start(self) -> None:
         _, self.position = await self._log.bounds()
-        self._task = asyncio.create_task(self._run(), name="event-tail")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     def wake(self) -> None:
         """New events were committed (here, or NOTIFY from another replica)."""
@@ -75,7 +72,7 @@ class LogTail:
         """This process's writer committed `stored`. When they follow the position
         directly (nothing of another replica's in between), they are fanned out as they
         are, without reading them back; otherwise the log is read."""
-        if not stored or self._task is None:
+        if not stored or not self._task.running:
             self.wake()
             return
         expected = self.position + 1

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifier.events.log import EventLog, Logged, NewEvent
+from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +29,16 @@ class EventWriter:
         self._on_committed = on_committed
         self._pending: list[tuple[Sequence[NewEvent], asyncio.Future[int]]] = []
         self._kick = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("event-writer")
         # One connection kept for every commit (a pool checkout, and PostgreSQL's
         # pre-ping, per commit were a third of the writer's round trips).
         self._conn: AsyncConnection | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-writer")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         await self._drop_connection()
         for _, waiter in self._pending:
             if not waiter.done():

@@ -30,6 +30,7 @@ from notifier.keeper.renewer import Renewer
 from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import ZohoSide
 from notifier.notifications import Notifications
+from servicekit.background import BackgroundTask
 from servicekit.sealing import KeyRing
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Keeper:
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._in_flight = 0
         self._peak = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("keeper")
         self._wake = asyncio.Event()
         self._summary_at = 0.0
 
@@ -79,14 +80,10 @@ class Keeper:
         now = self.clock.now()
         await self.store.enrol(now, self._before, self._period)
         await self.store.reconcile_all_now(now)
-        self._task = asyncio.create_task(self._run(), name="keeper")
+        self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         for task in list(self._pending.values()):
             task.cancel()
         await asyncio.gather(*self._pending.values(), return_exceptions=True)
