@@ -136,7 +136,7 @@ async def live_events(notifier: object) -> None:
           f"Desk {desk.subscription_id} (webhook {desk.zoho_id})")
     watch = stub.WatchNotifications(notifier_pb2.WatchNotificationsRequest(user_id="demo"))
     await watch.initial_metadata()
-    sent = await change_records(stub, ORIGIN, crm, desk)
+    sent = await change_records(ORIGIN)
     print(f"changed {sent} records; WatchNotifications streams:")
     received = 0
     async for event in watch:
