@@ -23,10 +23,13 @@ run: $(STAMP)
 stop:
 	@test -x $(BIN)/python && $(BIN)/python scripts/run_stack.py stop || true
 
-## Everything CI runs: lint, types, proto drift and buf, all tests on SQLite and PostgreSQL.
+## Everything CI runs: lint, types, proto drift and buf, all tests on SQLite and PostgreSQL,
+## then the compose stack built and run for real (SKIPPED, loudly, where no Docker engine can run).
+COMPOSE_TEST_FLAGS ?= --skip-without-engine
 test: $(STAMP) lint deadcode typecheck protos-check proto-lint
 	bash scripts/ensure_postgres.sh
 	$(MAKE) --no-print-directory test-sqlite test-postgres
+	$(MAKE) --no-print-directory compose-test
 
 test-sqlite: $(STAMP)
 	TEST_DATABASE=sqlite $(BIN)/pytest -q
