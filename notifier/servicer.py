@@ -9,13 +9,14 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from notifier import converters, crm, validation
+from notifier import converters, validation
 from notifier.deadline import Deadline
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
 from notifier.subscriptions import converters as subscription_converters
 from notifier.subscriptions import validation as subscription_validation
 from notifier.subscriptions.service import Subscriptions
+from servicekit import scopes
 from servicekit.errors import rpc_errors
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
@@ -62,7 +63,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.crm_channels(request.user_id, request.channels, complete=True)
         items = [converters.crm_spec_json(c) for c in request.channels]
         results = await self._n.crm_write(
-            request.user_id, "POST", items, scope=crm.SCOPE_CREATE, deadline=Deadline.of(context)
+            request.user_id, "POST", items, scope=scopes.CRM_CREATE, deadline=Deadline.of(context)
         )
         return notifier_pb2.EnableCrmChannelsResponse(results=results)
 
@@ -73,7 +74,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.crm_channels(request.user_id, request.channels, complete=True)
         items = [converters.crm_spec_json(c) for c in request.channels]
         results = await self._n.crm_write(
-            request.user_id, "PUT", items, scope=crm.SCOPE_UPDATE, deadline=Deadline.of(context)
+            request.user_id, "PUT", items, scope=scopes.CRM_UPDATE, deadline=Deadline.of(context)
         )
         return notifier_pb2.ReplaceCrmChannelsResponse(results=results)
 
@@ -84,7 +85,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.crm_channels(request.user_id, request.channels, complete=False)
         items = [converters.crm_spec_json(c, partial=True) for c in request.channels]
         results = await self._n.crm_write(
-            request.user_id, "PATCH", items, scope=crm.SCOPE_UPDATE, deadline=Deadline.of(context)
+            request.user_id, "PATCH", items, scope=scopes.CRM_UPDATE, deadline=Deadline.of(context)
         )
         return notifier_pb2.UpdateCrmChannelsResponse(results=results)
 
@@ -102,7 +103,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
             request.user_id,
             "PATCH",
             [item],
-            scope=crm.SCOPE_UPDATE,
+            scope=scopes.CRM_UPDATE,
             deadline=Deadline.of(context),
         )
         return notifier_pb2.DisableCrmEventsResponse(results=results)

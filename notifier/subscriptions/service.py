@@ -9,7 +9,6 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from notifier import crm, desk
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING
 from notifier.deadline import Deadline
 from notifier.ingress.directory import secret_digest
@@ -18,6 +17,7 @@ from notifier.notifications import Notifications
 from notifier.subscriptions import validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
 from notifier.zoho_http import ZohoClientError
+from servicekit import scopes
 from servicekit.errors import MissingScope, NotFound, ZohoRejected
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing
@@ -67,7 +67,7 @@ class Subscriptions:
     async def _check_scope(
         self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
     ) -> None:
-        needed = crm.SCOPE_CREATE if app_type == CRM else desk.SCOPE_CREATE
+        needed = scopes.CRM_CREATE if app_type == CRM else scopes.DESK_CREATE
         grant = await self._n.session(user_id, app_type, deadline).grant()
         # No scopes recorded: unknown, Zoho's own answer will tell.
         if grant.scopes and not covers(grant.scopes, needed):
@@ -129,7 +129,7 @@ class Subscriptions:
             "return_affected_field_values": request.return_affected_field_values,
         }
         results = await self._n.crm_write(
-            request.user_id, "POST", [item], scope=crm.SCOPE_CREATE, deadline=deadline
+            request.user_id, "POST", [item], scope=scopes.CRM_CREATE, deadline=deadline
         )
         failed = [r for r in results if r.status != "success"]
         if failed or not results:
