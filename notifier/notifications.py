@@ -153,9 +153,10 @@ class Notifications:
     async def _desk_org(self, session: TokenSession) -> str:
         grant = await session.grant()
         if grant.desk_org_id:
-            if not identifiers.is_desk_id(grant.desk_org_id):
+            stored = identifiers.desk_org_id(grant.desk_org_id)
+            if stored is None:
                 raise ZohoBadResponse("the connection's desk_org_id is not a Desk org id")
-            return grant.desk_org_id
+            return stored
         origin = self._desk_origin(grant)
         cached = self._orgs.get(session.user_id, origin, grant.grant_id)
         if cached is not None:
@@ -271,10 +272,8 @@ def _pick_org(orgs: list[dict[str, Any]]) -> str:
         chosen = orgs[0]
     else:
         raise DeskOrgUnresolved(len(orgs))
-    org_id = chosen.get("id")
-    if isinstance(org_id, int) and not isinstance(org_id, bool):
-        org_id = str(org_id)
-    if not isinstance(org_id, str) or not identifiers.is_desk_id(org_id):
+    org_id = identifiers.desk_org_id(chosen.get("id"))
+    if org_id is None:
         raise ZohoBadResponse(
             "an organisation's id is not a Desk org id", endpoint="desk.organizations"
         )
