@@ -10,7 +10,7 @@ import grpc
 from grpc_status import rpc_status
 
 from notifier.deadline import Deadline
-from servicekit import tracing
+from servicekit import services, tracing
 from servicekit.errors import PassthroughError, ServiceError, Unavailable, error_info, status_of
 from servicekit.logs import REQUEST_ID_KEY, request_id
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
@@ -63,7 +63,7 @@ class BrokerClient:
         calls are safe to repeat."""
         for attempt in (1, 2):
             try:
-                with tracing.client_span(f"zoho.broker.v1.TokenBrokerService/{name}") as carry:
+                with tracing.client_span(f"{services.BROKER_SERVICE_NAME}/{name}") as carry:
                     return await method(request, timeout=deadline.timeout(self._timeout_cap),
                                         metadata=_metadata() + carry)
             except grpc.aio.AioRpcError as err:
