@@ -7,7 +7,7 @@ import grpc
 from broker import converters, validation
 from broker.connections import ConnectionService, CreateRequest
 from broker.tokens import TokenService
-from servicekit.errors import rpc_errors
+from servicekit.error_status import rpc_errors
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 

@@ -11,7 +11,8 @@ from grpc_status import rpc_status
 
 from notifier.deadline import Deadline
 from servicekit import services, tracing
-from servicekit.errors import PassthroughError, ServiceError, Unavailable, error_info, status_of
+from servicekit.error_status import PassthroughError, error_info, status_of
+from servicekit.errors import ServiceError, Unavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2

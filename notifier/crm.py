@@ -9,9 +9,9 @@ from notifier import converters
 from notifier.broker_client import BrokerToken
 from notifier.deadline import Deadline
 from notifier.paging import Converting, Page
-from notifier.zoho_http import ZohoCall, ZohoClientError, ZohoHttp
+from notifier.zoho_http import ZohoCall, ZohoHttp
 from servicekit import scopes
-from servicekit.errors import ZohoBadResponse
+from servicekit.errors import ZohoBadResponse, ZohoRejected
 from zoho.notifier.v1 import notifier_pb2
 
 WATCH_PATH = "/crm/v8/actions/watch"
@@ -118,7 +118,7 @@ class CrmClient:
     ) -> list[notifier_pb2.WriteResult]:
         try:
             reply = await self._http.send(call, grant.access_token, deadline)
-        except ZohoClientError as refused:
+        except ZohoRejected as refused:
             # A bulk write whose every item failed answers 400 with the same per-item list.
             if isinstance(refused.body, dict) and isinstance(refused.body.get("watch"), list):
                 return converters.write_results(refused.body["watch"], call.endpoint)

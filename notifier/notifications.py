@@ -8,8 +8,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, TypeVar
 
-import grpc
-
 from notifier import crm, desk
 from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.crm import CrmClient
@@ -17,9 +15,14 @@ from notifier.deadline import Deadline
 from notifier.desk import DeskClient
 from notifier.paging import Page, prefetching
 from notifier.tokens import TokenSession
-from notifier.zoho_http import ZohoClientError
 from servicekit import identifiers
-from servicekit.errors import NotFound, ServiceError, ZohoBadResponse
+from servicekit.errors import (
+    DeskOrgUnresolved,
+    NotFound,
+    ServiceError,
+    ZohoBadResponse,
+    ZohoRejected,
+)
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
@@ -29,18 +32,6 @@ CRM = common_pb2.APP_TYPE_CRM
 ListRequest = notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest
 T = TypeVar("T")
 DESK = common_pb2.APP_TYPE_DESK
-
-
-class DeskOrgUnresolved(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "DESK_ORG_UNRESOLVED"
-
-    def __init__(self, count: int) -> None:
-        super().__init__(
-            f"The Zoho Desk account has {count} organisations and none is the default; "
-            "set desk_org_id on the broker connection.",
-            metadata={"organizations": str(count)},
-        )
 
 
 class DeskOrgCache:
@@ -174,7 +165,7 @@ class Notifications:
         """`call(grant, desk_origin)`, with the token refreshed once if Desk rejects it."""
         try:
             return await session.run(lambda g: call(g, self._desk_origin(g)))
-        except ZohoClientError as refused:
+        except ZohoRejected as refused:
             if refused.zoho_code == "OAUTH_ORG_MISMATCH":
                 # The cached org is no longer the user's: look it up again next time.
                 grant = await session.grant()
@@ -238,7 +229,7 @@ class Notifications:
                     g, origin, org_id, webhook_id, body, deadline=deadline
                 ),
             )
-        except ZohoClientError as refused:
+        except ZohoRejected as refused:
             raise _not_found_or(refused, webhook_id) from None
         return result
 
@@ -252,11 +243,11 @@ class Notifications:
                     g, origin, org_id, webhook_id, deadline=deadline
                 ),
             )
-        except ZohoClientError as refused:
+        except ZohoRejected as refused:
             raise _not_found_or(refused, webhook_id) from None
 
 
-def _not_found_or(refused: ZohoClientError, webhook_id: str) -> ServiceError:
+def _not_found_or(refused: ZohoRejected, webhook_id: str) -> ServiceError:
     if refused.http_status == 404:
         return NotFound(f"Desk webhook {webhook_id} not found", metadata={"webhook_id": webhook_id})
     return refused

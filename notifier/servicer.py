@@ -17,7 +17,7 @@ from notifier.subscriptions import converters as subscription_converters
 from notifier.subscriptions import validation as subscription_validation
 from notifier.subscriptions.service import Subscriptions
 from servicekit import scopes
-from servicekit.errors import rpc_errors
+from servicekit.error_status import rpc_errors
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]

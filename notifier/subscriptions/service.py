@@ -16,7 +16,6 @@ from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
 from notifier.subscriptions import validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
-from notifier.zoho_http import ZohoClientError
 from servicekit import scopes
 from servicekit.errors import MissingScope, NotFound, ZohoRejected
 from servicekit.scopes import covers
@@ -209,7 +208,7 @@ class Subscriptions:
                 await self._n.desk_delete(user_id, row.zoho_id, deadline)
         except NotFound:
             pass  # already gone at Zoho: the row goes too
-        except ZohoClientError as failed:
+        except ZohoRejected as failed:
             if failed.zoho_code != "NOT_SUBSCRIBED":
                 raise
         # Kept as deleted: a Desk delivery to it is then answered 410 (Desk drops it).
