@@ -37,8 +37,9 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
     ) -> None:
         # Written, not yielded: one write per item and no generator step per item
         # (a server-streaming handler may be a coroutine that writes).
-        validation.list_request(request)
-        async with aclosing(self._n.stream_pages(request, Deadline.of(context))) as pages:
+        query = converters.list_query(request)
+        validation.list_query(query)
+        async with aclosing(self._n.stream_pages(query, Deadline.of(context))) as pages:
             async for page in pages:
                 for item in page:
                     await context.write(item)
@@ -47,8 +48,9 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
     async def ListNotificationPages(  # type: ignore[override]  # as above
         self, request: notifier_pb2.ListNotificationPagesRequest, context: Ctx
     ) -> None:
-        validation.list_request(request)
-        stream = self._n.stream_pages(request, Deadline.of(context), whole_pages=True)
+        query = converters.list_query(request)
+        validation.list_query(query)
+        stream = self._n.stream_pages(query, Deadline.of(context), whole_pages=True)
         async with aclosing(stream) as pages:
             async for page in pages:
                 if page:  # an empty page (CRM's 204) says nothing a caller needs
@@ -94,11 +96,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.DisableCrmEventsRequest, context: Ctx
     ) -> notifier_pb2.DisableCrmEventsResponse:
         validation.disable_events(request)
-        item = {
-            "channel_id": request.channel_id,
-            "events": list(request.events),
-            "_delete_events": True,
-        }
+        item = converters.crm_disable_events_json(request.channel_id, request.events)
         results = await self._n.crm_write(
             request.user_id,
             "PATCH",

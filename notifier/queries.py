@@ -1,0 +1,17 @@
+"""What the domain is asked, as plain values: the servicer turns each request into one
+(notifier/converters.py), so notifications.py never sees a proto."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """One listing, item by item or page by page (both ask Zoho the same)."""
+
+    user_id: str
+    app_type: int  # the contract's AppType number (CRM or DESK)
+    page_size: int = 0  # 0: Zoho's maximum
+    module: str = ""  # CRM only
+    channel_id: str = ""  # CRM only
