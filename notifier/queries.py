@@ -15,3 +15,14 @@ class ListQuery:
     page_size: int = 0  # 0: Zoho's maximum
     module: str = ""  # CRM only
     channel_id: str = ""  # CRM only
+
+
+@dataclass(frozen=True)
+class SubscriptionQuery:
+    """A subscription to make at Zoho, pointed at the ingress."""
+
+    user_id: str
+    app_type: int
+    events: tuple[str, ...]
+    notify_on_related_action: bool = False
+    return_affected_field_values: bool = False

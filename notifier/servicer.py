@@ -156,7 +156,8 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.CreateSubscriptionRequest, context: Ctx
     ) -> notifier_pb2.Subscription:
         subscription_validation.create_request(request)
-        row = await self._subscriptions.create(request, Deadline.of(context))
+        query = subscription_converters.create_query(request)
+        row = await self._subscriptions.create(query, Deadline.of(context))
         return subscription_converters.subscription(row)
 
     @rpc_errors

@@ -14,6 +14,7 @@ from notifier.deadline import Deadline
 from notifier.ingress.directory import secret_digest
 from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
+from notifier.queries import SubscriptionQuery
 from notifier.subscriptions import validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
 from servicekit import scopes
@@ -21,13 +22,12 @@ from servicekit.errors import MissingScope, NotFound, ZohoRejected
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing
 from zoho.common.v1 import common_pb2
-from zoho.notifier.v1 import notifier_pb2
 
 log = logging.getLogger(__name__)
 
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
-APP_NAMES = {CRM: "crm", DESK: "desk"}
+APP_NAMES: dict[int, str] = {CRM: "crm", DESK: "desk"}
 
 
 def sealing_context(subscription_id: str) -> str:
@@ -64,7 +64,7 @@ class Subscriptions:
         self._forget = forget
 
     async def _check_scope(
-        self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
+        self, user_id: str, app_type: int, deadline: Deadline
     ) -> None:
         needed = scopes.CRM_CREATE if app_type == CRM else scopes.DESK_CREATE
         grant = await self._n.session(user_id, app_type, deadline).grant()
@@ -73,7 +73,7 @@ class Subscriptions:
             raise MissingScope(needed, user_id=user_id, app=APP_NAMES[app_type])
 
     async def create(
-        self, request: notifier_pb2.CreateSubscriptionRequest, deadline: Deadline
+        self, request: SubscriptionQuery, deadline: Deadline
     ) -> Stored:
         await self._check_scope(request.user_id, request.app_type, deadline)
         subscription_id = "sub_" + secrets.token_hex(12)
@@ -104,7 +104,7 @@ class Subscriptions:
 
     async def _create_crm(
         self,
-        request: notifier_pb2.CreateSubscriptionRequest,
+        request: SubscriptionQuery,
         common: dict[str, object],
         secret: str,
         deadline: Deadline,
@@ -146,7 +146,7 @@ class Subscriptions:
 
     async def _create_desk(
         self,
-        request: notifier_pb2.CreateSubscriptionRequest,
+        request: SubscriptionQuery,
         common: dict[str, object],
         secret: str,
         deadline: Deadline,
