@@ -12,14 +12,15 @@ from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
 from broker.config import BrokerConfig
 from broker.connections import ConnectionService
 from broker.crypto import KeyRing, load_key_ring
-from broker.servicer import SERVICE_NAME, TokenBrokerServicer
+from broker.servicer import TokenBrokerServicer
 from broker.store import ConnectionStore
 from broker.tokens import TokenService, utc_now
 from broker.zoho_accounts import AccountsClient
+from servicekit import services
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
-from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
+from zoho.broker.v1 import broker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,9 @@ def caller_policy(config: BrokerConfig) -> list[CallerPolicyInterceptor]:
     """The caller policy, under mutual TLS only (no client certificate, no identity)."""
     if config.tls is None or not config.tls.mutual:
         return []
-    methods = broker_pb2.DESCRIPTOR.services_by_name["TokenBrokerService"].methods_by_name
+    methods = services.BROKER.methods_by_name
     policy = CallerPolicy.parse(config.caller_policy or DEFAULT_POLICY, methods)
-    return [CallerPolicyInterceptor(SERVICE_NAME, policy)]
+    return [CallerPolicyInterceptor(services.BROKER_SERVICE_NAME, policy)]
 
 
 class Broker:
@@ -72,7 +73,7 @@ class Broker:
         self.server = GrpcServer(
             config.listen,
             [ServiceBinding(
-                SERVICE_NAME,
+                services.BROKER_SERVICE_NAME,
                 lambda server: broker_pb2_grpc.add_TokenBrokerServiceServicer_to_server(
                     servicer, server
                 ),
@@ -86,7 +87,7 @@ class Broker:
         """The database is damaged: NOT_SERVING, so load balancers and the notifier's
         health watch stop sending calls that cannot succeed."""
         async def not_serving() -> None:
-            await self.server.set_serving(SERVICE_NAME, False)
+            await self.server.set_serving(services.BROKER_SERVICE_NAME, False)
             await self.server.set_serving("", False)
 
         self._damage_report = asyncio.ensure_future(not_serving())

@@ -11,11 +11,11 @@ import sys
 from broker import db, key_maintenance, operator_cli
 from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
-from broker.crypto import DecryptError, new_key_spec
+from broker.crypto import new_key_spec
 from broker.store import ConnectionStore
 from servicekit import tracing
 from servicekit.config import ConfigError
-from servicekit.errors import Unavailable
+from servicekit.errors import DecryptError, Unavailable
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
 from servicekit.server import run_until_signal

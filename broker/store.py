@@ -30,7 +30,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker.crypto import DecryptError, KeyRing
+from broker.crypto import KeyRing
 from broker.db import describe_fault
 from broker.models import (
     MINTING_OUTCOMES,
@@ -39,7 +39,7 @@ from broker.models import (
     RefreshAudit,
     ZohoConnection,
 )
-from servicekit.errors import Unavailable
+from servicekit.errors import DecryptError, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import Counter
 
-from broker import scopes
 from broker.config import BrokerConfig
 from broker.connection_cache import CACHE, ConnectionCache
 from broker.singleflight import SingleFlight
@@ -34,6 +33,7 @@ from broker.zoho_accounts import (
     InvalidGrant,
     Throttled,
 )
+from servicekit import scopes
 from servicekit.errors import (
     THROTTLE_SOURCE_BUDGET,
     THROTTLE_SOURCE_ZOHO,

@@ -19,8 +19,9 @@ from typing import Any
 import httpx
 
 from notifier.config import RetryPolicy
-from notifier.deadline import Deadline, DeadlineExceeded
+from notifier.deadline import Deadline
 from servicekit.errors import (
+    DeadlineExceeded,
     MissingScope,
     ZohoBadResponse,
     ZohoRejected,
@@ -49,17 +50,6 @@ class TokenRejected(Exception):
         super().__init__(f"Zoho rejected the access token ({http_status} {zoho_code})")
         self.zoho_code = zoho_code
         self.http_status = http_status
-
-
-class ZohoClientError(ZohoRejected):
-    """A 4xx that is the request's fault; keeps Zoho's body for callers that read it
-    (a CRM bulk write answers 400 with a result per item)."""
-
-    def __init__(self, message: str, *, zoho_code: str, http_status: int, body: Any) -> None:
-        super().__init__(message, zoho_code=zoho_code, http_status=http_status)
-        self.zoho_code = zoho_code
-        self.http_status = http_status
-        self.body = body
 
 
 @dataclass(frozen=True)
@@ -204,7 +194,7 @@ class ZohoHttp:
                 retry_after=retry_after,
                 source=f"zoho-{call.app}",
             )
-        raise ZohoClientError(
+        raise ZohoRejected(
             f"Zoho refused {call.endpoint}: {status} {code or 'no code'}"
             + (f": {message}" if message else ""),
             zoho_code=code or f"HTTP_{status}",
