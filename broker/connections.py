@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from broker.store import AuditEntry, Connection, ConnectionStore, NewConnection, token_hash
+from broker import audit
+from broker.records import AuditEntry, Connection, NewConnection, token_hash
+from broker.store import ConnectionStore
 from broker.tokens import TokenService
 from broker.zoho_accounts import (
     AccountsClient,
@@ -198,7 +200,7 @@ class ConnectionService:
         except AccountsUnavailable as exc:
             if exc.maybe_minted:
                 # Zoho may have minted before the answer was lost: count it, as a refresh does.
-                await self.store.record_audit(AuditEntry(
+                await audit.record(self.store, AuditEntry(
                     user_id=request.user_id, reason="create", outcome="unknown",
                     latency_ms=int((time.monotonic() - started) * 1000),
                     refresh_token_hash=token_hash(request.refresh_token),

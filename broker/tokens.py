@@ -25,8 +25,11 @@ from prometheus_client import Counter
 from broker import scopes
 from broker.config import BrokerConfig
 from broker.connection_cache import CACHE, ConnectionCache
+from broker.lease import RefreshLease
+from broker.mint_budget import MintBudget
+from broker.records import AuditEntry, Connection, token_hash
 from broker.singleflight import SingleFlight
-from broker.store import AuditEntry, Connection, ConnectionStore, token_hash
+from broker.store import ConnectionStore
 from broker.zoho_accounts import (
     AccountsClient,
     AccountsUnavailable,
@@ -35,7 +38,6 @@ from broker.zoho_accounts import (
     Throttled,
 )
 from servicekit.errors import (
-    THROTTLE_SOURCE_BUDGET,
     THROTTLE_SOURCE_ZOHO,
     MissingScope,
     NotConnected,
@@ -107,6 +109,8 @@ class TokenService:
         self.replica = replica or replica_name()
         self.clock = clock
         self.cache = ConnectionCache(store, config.cache_seconds)
+        self.lease = RefreshLease(store)
+        self.budget = MintBudget(store, config.mint_budget, config.mint_budget_window_seconds)
         # Concurrent refreshes of one connection share one call to Zoho.
         self._refreshes: SingleFlight[Connection] = SingleFlight()
 
@@ -247,7 +251,7 @@ class TokenService:
             now = self.clock()
             self._check_budget_window(record, now)
             await self._check_budget(record, now)
-            fence = await self.store.try_lease(
+            fence = await self.lease.take(
                 user_id, record.version, self.replica, now, self.config.lease_seconds
             )
             if fence is not None:
@@ -275,22 +279,7 @@ class TokenService:
         await self.check_mint_budget(record.refresh_token_hash, now)
 
     async def check_mint_budget(self, refresh_token_hash: str, now: datetime) -> None:
-        """Refuses a call to Zoho's token endpoint for this refresh token once the budget
-        of new tokens in the window is spent: refreshes and imports (CreateConnection
-        with a refresh_token mints too) count against, and are refused by, this one check."""
-        window = timedelta(seconds=self.config.mint_budget_window_seconds)
-        mints = await self.store.mints_since(refresh_token_hash, now - window)
-        budget = self.config.mint_budget
-        if len(mints) >= budget:
-            # The budget frees up when the oldest mint that fills it ages out.
-            frees_at = mints[-budget] + window
-            raise ZohoThrottled(
-                f"this connection already got {len(mints)} new tokens from Zoho in the last "
-                f"{self.config.mint_budget_window_seconds // 60} minutes (Zoho allows "
-                f"{budget}); retry later",
-                retry_after=max(1.0, (frees_at - now).total_seconds()),
-                source=THROTTLE_SOURCE_BUDGET,
-            )
+        await self.budget.check(refresh_token_hash, now)
 
     async def _refresh_holding(
         self, record: Connection, fence: int, reason: str, deadline: float
@@ -315,9 +304,9 @@ class TokenService:
             throttled_until: datetime | None = None,
         ) -> ServiceError:
             """Releases the lease with the error recorded; returns the error to raise."""
-            await self.store.release_with_error(
+            await self.lease.release_with_error(
                 user_id, fence, self.replica, error=error.message, now=self.clock(),
-                audit=audit(outcome, error.reason), reauth=reauth,
+                entry=audit(outcome, error.reason), reauth=reauth,
                 throttled_until=throttled_until,
             )
             self.forget(user_id)
@@ -353,7 +342,7 @@ class TokenService:
             )) from None
 
         now = self.clock()
-        won = await self.store.save_refresh(
+        won = await self.lease.save_refresh(
             user_id, fence, self.replica,
             access_token=grant.access_token,
             expires_at=now + timedelta(seconds=grant.expires_in),
@@ -361,7 +350,7 @@ class TokenService:
             refresh_token=grant.refresh_token,
             scopes=grant.scopes or None,
             now=now,
-            audit=audit("success", access_hash=token_hash(grant.access_token)),
+            entry=audit("success", access_hash=token_hash(grant.access_token)),
         )
         if not won:
             REFRESHES.labels(reason, "lost_lease").inc()
