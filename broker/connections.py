@@ -13,24 +13,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from broker import audit
+from broker.accounts_errors import domain_error
 from broker.records import AuditEntry, Connection, NewConnection, token_hash
 from broker.store import ConnectionStore
 from broker.tokens import TokenService
 from broker.zoho_accounts import (
     AccountsClient,
+    AccountsError,
     AccountsTokenResponse,
     AccountsUnavailable,
-    ClientRejected,
-    InvalidGrant,
-    Throttled,
 )
 from servicekit.errors import (
     THROTTLE_SOURCE_ZOHO,
     InvalidArgument,
     NotFound,
-    ReauthRequired,
-    ServiceError,
-    ZohoRejected,
     ZohoThrottled,
     ZohoUnavailable,
 )
@@ -74,17 +70,6 @@ def decode_page_token(token: str) -> str:
             [("page_token", "not a page token this service issued")]
         ) from None
     return after
-
-
-def _zoho_error(exc: Exception, *, what: str, user_id: str) -> ServiceError:
-    """Maps an accounts-server failure while connecting to a caller's error."""
-    if isinstance(exc, InvalidGrant):
-        return ReauthRequired(user_id, f"Zoho refused the {what} (invalid_code)")
-    if isinstance(exc, Throttled):
-        return ZohoThrottled(str(exc), retry_after=exc.retry_after, source=THROTTLE_SOURCE_ZOHO)
-    if isinstance(exc, ClientRejected):
-        return ZohoRejected(str(exc), zoho_code=exc.zoho_error, http_status=200)
-    return ZohoUnavailable(str(exc), endpoint="token")
 
 
 class ConnectionService:
@@ -134,11 +119,10 @@ class ConnectionService:
                 refresh_token = request.refresh_token
                 await self._check_import_budget(request.user_id, refresh_token)
                 grant = await self._import(request, accounts_server, deadline, started)
-        except (InvalidGrant, Throttled, ClientRejected, AccountsUnavailable) as exc:
-            raise _zoho_error(
-                exc,
-                what="authorization code" if request.authorization_code else "refresh token",
-                user_id=request.user_id,
+        except AccountsError as exc:
+            raise domain_error(
+                exc, request.user_id,
+                refused="authorization code" if request.authorization_code else "refresh token",
             ) from None
         api_domain = self._api_domain(grant, fallback=api_domain)
         now = self.tokens.clock()

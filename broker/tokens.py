@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import Counter
 
 from broker import scopes
+from broker.accounts_errors import audit_outcome, domain_error
 from broker.config import BrokerConfig
 from broker.connection_cache import CACHE, ConnectionCache
 from broker.lease import RefreshLease
@@ -30,13 +31,7 @@ from broker.mint_budget import MintBudget
 from broker.records import AuditEntry, Connection, token_hash
 from broker.singleflight import SingleFlight
 from broker.store import ConnectionStore
-from broker.zoho_accounts import (
-    AccountsClient,
-    AccountsUnavailable,
-    ClientRejected,
-    InvalidGrant,
-    Throttled,
-)
+from broker.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
 from servicekit.errors import (
     THROTTLE_SOURCE_ZOHO,
     MissingScope,
@@ -45,7 +40,6 @@ from servicekit.errors import (
     ReauthRequired,
     ServiceError,
     Unavailable,
-    ZohoRejected,
     ZohoThrottled,
     ZohoUnavailable,
 )
@@ -317,23 +311,12 @@ class TokenService:
                 record.accounts_server, record.refresh_token, deadline
             )
             api_domain = self.policy.api_domain(grant.api_domain or record.api_domain)
-        except InvalidGrant as exc:
-            raise await failed("invalid_code", ReauthRequired(user_id, str(exc)),
-                               reauth=True) from None
-        except Throttled as exc:
+        except AccountsError as exc:
             raise await failed(
-                "throttled",
-                ZohoThrottled(str(exc), retry_after=exc.retry_after, source=THROTTLE_SOURCE_ZOHO),
-                throttled_until=self.clock() + timedelta(seconds=exc.retry_after),
-            ) from None
-        except ClientRejected as exc:
-            raise await failed(
-                "rejected", ZohoRejected(str(exc), zoho_code=exc.zoho_error, http_status=200)
-            ) from None
-        except AccountsUnavailable as exc:
-            raise await failed(
-                "unknown" if exc.maybe_minted else "unavailable",
-                ZohoUnavailable(str(exc), endpoint="token"),
+                audit_outcome(exc), domain_error(exc, user_id),
+                reauth=isinstance(exc, InvalidGrant),
+                throttled_until=self.clock() + timedelta(seconds=exc.retry_after)
+                if isinstance(exc, Throttled) else None,
             ) from None
         except OriginNotAllowed:
             raise await failed("bad_response", ZohoUnavailable(
