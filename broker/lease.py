@@ -7,6 +7,7 @@ refresher whose lease lapsed and was taken over cannot overwrite the newer token
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import or_, update
 
 from broker import audit
 from broker.models import STATUS_REAUTH_REQUIRED
-from broker.records import AuditEntry, join_scopes, just_minted, token_hash
+from broker.records import AuditEntry, Connection, join_scopes, just_minted, token_hash
 from broker.store import ConnectionStore, connections_table
 
 _conn = connections_table
@@ -48,7 +49,7 @@ class RefreshLease:
 
     async def save_refresh(
         self,
-        user_id: str,
+        read: Connection,
         fence: int,
         owner: str,
         *,
@@ -59,10 +60,14 @@ class RefreshLease:
         scopes: Sequence[str] | None,
         now: datetime,
         entry: AuditEntry,
-    ) -> bool:
+    ) -> Connection | None:
         """Writes a refreshed token and releases the lease, in one transaction with
-        its audit row, only if this refresher still holds the fence."""
-        sealed = self.store.sealed
+        its audit row, only if this refresher still holds the fence. Returns the row as
+        written, or None (the fence was lost and the token discarded).
+
+        `read` is the record the fence was taken on: every write bumps the version, so
+        while the fence holds the row is `read` plus what this write and the lease set."""
+        user_id, sealed = read.user_id, self.store.sealed
         values: dict[str, Any] = {
             "access_token": sealed.seal(user_id, "access_token", access_token),
             "token_expires_at": expires_at,
@@ -84,7 +89,25 @@ class RefreshLease:
             )
             won = result.rowcount == 1
             await audit.write(db, entry if won else audit.lost(entry), now)
-        return won
+        if not won:
+            return None
+        return dataclasses.replace(
+            read,
+            access_token=access_token,
+            token_expires_at=expires_at,
+            api_domain=api_domain,
+            refresh_token=refresh_token or read.refresh_token,
+            refresh_token_hash=values.get("refresh_token_hash", read.refresh_token_hash),
+            scopes=tuple(values["scopes"].split()) if scopes else read.scopes,
+            last_refresh_time=now,
+            last_error="",
+            refresh_failures=0,
+            lease_owner=None,
+            lease_expires_at=None,
+            throttled_until=None,
+            updated_at=now,
+            version=fence + 1,
+        )
 
     async def release_with_error(
         self,

@@ -176,8 +176,8 @@ class Refresher:
             )) from None
 
         now = self.clock()
-        won = await self.lease.save_refresh(
-            user_id, fence, self.replica,
+        fresh = await self.lease.save_refresh(
+            record, fence, self.replica,
             access_token=grant.access_token,
             expires_at=now + timedelta(seconds=grant.expires_in),
             api_domain=api_domain,
@@ -186,13 +186,10 @@ class Refresher:
             now=now,
             entry=audit("success", access_hash=token_hash(grant.access_token)),
         )
-        if not won:
+        if fresh is None:
             REFRESHES.labels(reason, "lost_lease").inc()
             log.warning("refresh lease lapsed before the write; the new token was discarded")
             return None
-        fresh = await self.store.get(user_id)
-        if fresh is None:
-            raise NotConnected(user_id)
         self.cache.remember(fresh)
         return fresh
 
