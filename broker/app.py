@@ -10,11 +10,14 @@ from datetime import datetime
 from broker import db, key_maintenance
 from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
 from broker.config import BrokerConfig
+from broker.connection_cache import ConnectionCache
 from broker.connections import ConnectionService
 from broker.crypto import KeyRing, load_key_ring
+from broker.mint_budget import MintBudget
+from broker.refresher import Refresher
 from broker.servicer import TokenBrokerServicer
 from broker.store import ConnectionStore
-from broker.tokens import TokenService, utc_now
+from broker.tokens import TokenService, replica_name, utc_now
 from broker.zoho_accounts import AccountsClient
 from servicekit import services
 from servicekit.origins import OriginPolicy
@@ -65,10 +68,15 @@ class Broker:
             attempt_timeout=config.zoho_timeout_seconds,
             max_attempts=config.zoho_max_attempts,
         )
-        self.tokens = TokenService(
-            self.store, self.accounts, self.policy, config, replica=replica, clock=clock
-        )
-        self.connections = ConnectionService(self.store, self.accounts, self.tokens, self.policy)
+        replica = replica or replica_name()
+        self.cache = ConnectionCache(self.store, config.cache_seconds)
+        self.budget = MintBudget(self.store, config.mint_budget, config.mint_budget_window_seconds)
+        self.refresher = Refresher(self.store, self.cache, self.budget, self.accounts,
+                                   self.policy, config, replica=replica, clock=clock)
+        self.tokens = TokenService(self.cache, self.refresher, config,
+                                   replica=replica, clock=clock)
+        self.connections = ConnectionService(self.store, self.cache, self.budget, self.accounts,
+                                             self.policy, replica=replica, clock=clock)
         servicer = TokenBrokerServicer(self.tokens, self.connections)
         self.server = GrpcServer(
             config.listen,
@@ -100,7 +108,8 @@ class Broker:
 
     async def close(self) -> None:
         """Releases what start() and the constructor took (after the server stopped)."""
-        await self.tokens.close()
+        await self.cache.close()
+        await self.refresher.close()
         await self.http.aclose()
         await self.engine.dispose()
 
