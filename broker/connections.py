@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from broker import audit
 from broker.accounts_errors import domain_error
 from broker.connection_cache import ConnectionCache
-from broker.mint_budget import MintBudget
+from broker.mint_budget import MintBudget, check_not_throttled
 from broker.records import AuditEntry, Connection, NewConnection, token_hash
 from broker.store import ConnectionStore
 from broker.zoho_accounts import (
@@ -25,10 +25,8 @@ from broker.zoho_accounts import (
     AccountsUnavailable,
 )
 from servicekit.errors import (
-    THROTTLE_SOURCE_ZOHO,
     InvalidArgument,
     NotFound,
-    ZohoThrottled,
     ZohoUnavailable,
 )
 from servicekit.origins import OriginPolicy
@@ -175,13 +173,8 @@ class ConnectionService:
     async def _check_import_budget(self, user_id: str, refresh_token: str) -> None:
         now, refresh_hash = self.clock(), token_hash(refresh_token)
         existing = await self.store.get(user_id, with_tokens=False)
-        if existing is not None and existing.refresh_token_hash == refresh_hash \
-                and existing.throttled_until and existing.throttled_until > now:
-            raise ZohoThrottled(
-                "Zoho throttled new tokens for this refresh token; retry later",
-                retry_after=(existing.throttled_until - now).total_seconds(),
-                source=THROTTLE_SOURCE_ZOHO,
-            )
+        if existing is not None and existing.refresh_token_hash == refresh_hash:
+            check_not_throttled(existing.throttled_until, now, what="refresh token")
         await self.budget.check(refresh_hash, now)
 
     async def _import(

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from broker.audit import audit_table
 from broker.models import MINTING_OUTCOMES
 from broker.store import ConnectionStore
-from servicekit.errors import THROTTLE_SOURCE_BUDGET, ZohoThrottled
+from servicekit.errors import THROTTLE_SOURCE_BUDGET, THROTTLE_SOURCE_ZOHO, ZohoThrottled
 
 
 class MintBudget:
@@ -49,3 +49,12 @@ class MintBudget:
                 retry_after=max(1.0, (frees_at - now).total_seconds()),
                 source=THROTTLE_SOURCE_BUDGET,
             )
+
+
+def check_not_throttled(throttled_until: datetime | None, now: datetime, *, what: str) -> None:
+    """Zoho's own throttle answer, kept on the row: no token call for `what` before it ends."""
+    if throttled_until and throttled_until > now:
+        raise ZohoThrottled(
+            f"Zoho throttled new tokens for this {what}; retry later",
+            retry_after=(throttled_until - now).total_seconds(), source=THROTTLE_SOURCE_ZOHO,
+        )

@@ -16,18 +16,16 @@ from broker.accounts_errors import audit_outcome, domain_error
 from broker.config import BrokerConfig
 from broker.connection_cache import ConnectionCache
 from broker.lease import RefreshLease
-from broker.mint_budget import MintBudget
+from broker.mint_budget import MintBudget, check_not_throttled
 from broker.records import AuditEntry, Connection, token_hash
 from broker.singleflight import SingleFlight
 from broker.store import ConnectionStore
 from broker.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
 from servicekit.errors import (
-    THROTTLE_SOURCE_ZOHO,
     NotConnected,
     OriginNotAllowed,
     ReauthRequired,
     ServiceError,
-    ZohoThrottled,
     ZohoUnavailable,
 )
 from servicekit.origins import OriginPolicy
@@ -108,7 +106,7 @@ class Refresher:
             if good_enough(record):
                 return record  # another replica refreshed while we looked
             now = self.clock()
-            _check_not_throttled(record, now)
+            check_not_throttled(record.throttled_until, now, what="connection")
             await self.budget.check(record.refresh_token_hash, now)
             fence = await self.lease.take(
                 user_id, record.version, self.replica, now, self.config.lease_seconds
@@ -193,12 +191,3 @@ class Refresher:
         self.cache.remember(fresh)
         return fresh
 
-
-def _check_not_throttled(record: Connection, now: datetime) -> None:
-    """Zoho's own throttle answer, kept on the row: no call before it ends."""
-    if record.throttled_until and record.throttled_until > now:
-        wait = (record.throttled_until - now).total_seconds()
-        raise ZohoThrottled(
-            "Zoho throttled new tokens for this connection; retry later",
-            retry_after=wait, source=THROTTLE_SOURCE_ZOHO,
-        )
