@@ -34,6 +34,7 @@ from broker.zoho_accounts import (
     InvalidGrant,
     Throttled,
 )
+from servicekit.deadline import Deadline
 from servicekit.errors import (
     THROTTLE_SOURCE_BUDGET,
     THROTTLE_SOURCE_ZOHO,
@@ -252,7 +253,7 @@ class TokenService:
             )
             if fence is not None:
                 # The lease must outlive the Zoho call, so the call's budget is cut to fit.
-                deadline = time.monotonic() + self.config.lease_seconds - 1.0
+                deadline = Deadline(self.config.lease_seconds - 1.0)
                 refreshed = await self._refresh_holding(record, fence, reason, deadline)
                 if refreshed is not None:
                     return refreshed
@@ -293,7 +294,7 @@ class TokenService:
             )
 
     async def _refresh_holding(
-        self, record: Connection, fence: int, reason: str, deadline: float
+        self, record: Connection, fence: int, reason: str, deadline: Deadline
     ) -> Connection | None:
         """Calls Zoho while holding the lease. Returns the stored result, or None
         if the lease was lost before the write (the caller looks again)."""

@@ -9,8 +9,8 @@ from typing import Any, cast
 import grpc
 from grpc_status import rpc_status
 
-from notifier.deadline import Deadline
 from servicekit import tracing
+from servicekit.deadline import Deadline
 from servicekit.errors import PassthroughError, ServiceError, Unavailable, error_info, status_of
 from servicekit.logs import REQUEST_ID_KEY, request_id
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc

@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 from notifier import converters
 from notifier.broker_client import BrokerToken
-from notifier.deadline import Deadline
 from notifier.paging import Converting, Page
 from notifier.zoho_http import ZohoCall, ZohoHttp
+from servicekit.deadline import Deadline
 from servicekit.errors import ZohoBadResponse
 from zoho.notifier.v1 import notifier_pb2
 

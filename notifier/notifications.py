@@ -13,12 +13,12 @@ import grpc
 from notifier import crm, desk
 from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.crm import CrmClient
-from notifier.deadline import Deadline
 from notifier.desk import DeskClient
 from notifier.paging import Page, prefetching
 from notifier.tokens import TokenSession
 from notifier.zoho_http import ZohoClientError
 from servicekit import identifiers
+from servicekit.deadline import Deadline
 from servicekit.errors import NotFound, ServiceError, ZohoBadResponse
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
