@@ -20,6 +20,7 @@ from broker.store import ConnectionStore
 from broker.tokens import TokenService, replica_name, utc_now
 from broker.zoho_accounts import AccountsClient
 from servicekit import services
+from servicekit.errors import Unavailable
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
@@ -101,9 +102,17 @@ class Broker:
         self._damage_report = asyncio.ensure_future(not_serving())
 
     async def start(self, *, migrate: bool = True) -> str:
+        url = self.config.database_url
         if migrate:
-            await asyncio.to_thread(db.migrate, self.config.database_url)
-        await key_maintenance.check_keys(self.store)
+            await asyncio.to_thread(db.migrate, url)
+        # A database that is garbage, damaged or read-only stops the process here (exit 2),
+        # named in one line, before anything listens.
+        await asyncio.to_thread(db.check_usable, url)
+        # A key ring that cannot read the stored tokens stops the process here (exit 2).
+        try:
+            await key_maintenance.check_keys(self.store)
+        except Unavailable as down:
+            raise db.unusable(url, f"cannot be read: {down.message}") from None
         return await self.server.start()
 
     async def close(self) -> None:

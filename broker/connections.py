@@ -24,6 +24,7 @@ from broker.zoho_accounts import (
     AccountsTokenResponse,
     AccountsUnavailable,
 )
+from servicekit.deadline import Deadline
 from servicekit.errors import (
     InvalidArgument,
     NotFound,
@@ -105,7 +106,7 @@ class ConnectionService:
         api_domain = (
             self.policy.api_domain(request.api_domain) if request.api_domain else ""
         )
-        deadline = time.monotonic() + ZOHO_CALL_BUDGET
+        deadline = Deadline(ZOHO_CALL_BUDGET)
         started = time.monotonic()
         try:
             if request.authorization_code:
@@ -178,7 +179,7 @@ class ConnectionService:
         await self.budget.check(refresh_hash, now)
 
     async def _import(
-        self, request: CreateRequest, accounts_server: str, deadline: float, started: float
+        self, request: CreateRequest, accounts_server: str, deadline: Deadline, started: float
     ) -> AccountsTokenResponse:
         try:
             return await self.accounts.refresh(accounts_server, request.refresh_token, deadline)
@@ -226,8 +227,7 @@ class ConnectionService:
             # rather than a live refresh token being forgotten while still valid.
             try:
                 revoked = await self.accounts.revoke(
-                    record.accounts_server, record.refresh_token,
-                    time.monotonic() + ZOHO_CALL_BUDGET,
+                    record.accounts_server, record.refresh_token, Deadline(ZOHO_CALL_BUDGET),
                 )
             except AccountsUnavailable as exc:
                 raise ZohoUnavailable(f"revoke failed, nothing deleted: {exc}",

@@ -21,6 +21,7 @@ from broker.records import AuditEntry, Connection, token_hash
 from broker.singleflight import SingleFlight
 from broker.store import ConnectionStore
 from broker.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
+from servicekit.deadline import Deadline
 from servicekit.errors import (
     NotConnected,
     OriginNotAllowed,
@@ -113,7 +114,7 @@ class Refresher:
             )
             if fence is not None:
                 # The lease must outlive the Zoho call, so the call's budget is cut to fit.
-                deadline = time.monotonic() + self.config.lease_seconds - 1.0
+                deadline = Deadline(self.config.lease_seconds - 1.0)
                 refreshed = await self._call_zoho(record, fence, reason, deadline)
                 if refreshed is not None:
                     return refreshed
@@ -125,7 +126,7 @@ class Refresher:
             pause = min(pause * 2, 0.25)
 
     async def _call_zoho(
-        self, record: Connection, fence: int, reason: str, deadline: float
+        self, record: Connection, fence: int, reason: str, deadline: Deadline
     ) -> Connection | None:
         """Calls Zoho while holding the lease. Returns the stored result, or None
         if the lease was lost before the write (the caller looks again)."""

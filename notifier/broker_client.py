@@ -9,8 +9,8 @@ from typing import Any, cast
 import grpc
 from grpc_status import rpc_status
 
-from notifier.deadline import Deadline
 from servicekit import services, tracing
+from servicekit.deadline import Deadline
 from servicekit.error_status import PassthroughError, error_info
 from servicekit.errors import ServiceError, Unavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id

@@ -7,10 +7,10 @@ from typing import Any
 
 from notifier import converters
 from notifier.broker_client import BrokerToken
-from notifier.deadline import Deadline
 from notifier.paging import Converting, Page
 from notifier.zoho_http import ZohoCall, ZohoHttp
 from servicekit import scopes
+from servicekit.deadline import Deadline
 from servicekit.errors import ZohoBadResponse, ZohoRejected
 from zoho.notifier.v1 import notifier_pb2
 

@@ -12,12 +12,12 @@ from typing import Any, TypeVar
 from notifier import crm, desk
 from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.crm import CrmClient
-from notifier.deadline import Deadline
 from notifier.desk import DeskClient
 from notifier.paging import Page, prefetching
 from notifier.queries import ListQuery
 from notifier.tokens import TokenSession
 from servicekit import identifiers
+from servicekit.deadline import Deadline
 from servicekit.errors import (
     DeskOrgUnresolved,
     NotFound,

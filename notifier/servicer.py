@@ -10,13 +10,13 @@ from typing import Any, TypeAlias
 import grpc
 
 from notifier import converters, validation
-from notifier.deadline import Deadline
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
 from notifier.subscriptions import converters as subscription_converters
 from notifier.subscriptions import validation as subscription_validation
 from notifier.subscriptions.service import Subscriptions
 from servicekit import scopes
+from servicekit.deadline import Deadline
 from servicekit.error_status import rpc_errors
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 

@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from notifier.broker_client import BrokerClient, BrokerToken
-from notifier.deadline import Deadline
 from notifier.zoho_http import TokenRejected
+from servicekit.deadline import Deadline
 from servicekit.errors import ZohoRejected
 
 log = logging.getLogger(__name__)

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier import crm
-from notifier.deadline import Deadline
 from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
 from notifier.queries import ListQuery
 from notifier.subscriptions.service import sealing_context
 from notifier.subscriptions.store import events_of
+from servicekit.deadline import Deadline
 from servicekit.errors import ZohoRejected
 from servicekit.sealing import KeyRing
 from zoho.common.v1 import common_pb2

@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING
-from notifier.deadline import Deadline
 from notifier.ingress.directory import secret_digest
 from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
@@ -18,6 +17,7 @@ from notifier.queries import SubscriptionQuery
 from notifier.subscriptions import validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
 from servicekit import scopes
+from servicekit.deadline import Deadline
 from servicekit.errors import MissingScope, NotFound, ZohoRejected
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing

@@ -11,8 +11,8 @@ import grpc
 import pytest
 
 from notifier.broker_client import BrokerClient, BrokerToken
-from notifier.deadline import Deadline
 from servicekit.config import ListenAddress
+from servicekit.deadline import Deadline
 from servicekit.error_status import PassthroughError, to_status
 from servicekit.errors import NotConnected, Unavailable, ZohoUnavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id

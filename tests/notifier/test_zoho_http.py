@@ -13,9 +13,9 @@ import pytest
 from notifier.broker_client import BrokerToken
 from notifier.config import RetryPolicy
 from notifier.crm import CrmClient
-from notifier.deadline import Deadline
 from notifier.desk import DeskClient
 from notifier.zoho_http import TokenRejected, ZohoCall, ZohoHttp
+from servicekit.deadline import Deadline
 from servicekit.errors import (
     MissingScope,
     OriginNotAllowed,
