@@ -45,6 +45,7 @@ class ConnectionCache:
         self._reads: SingleFlight[Connection | None] = SingleFlight()
         # Copies due for a re-read, read together by _reread_due.
         self._due: set[str] = set()
+        self._due_since = 0.0  # when the first copy now in _due fell due (monotonic)
         self._rereading: asyncio.Task[None] | None = None
 
     def forget(self, user_id: str) -> None:
@@ -85,6 +86,8 @@ class ConnectionCache:
         return record
 
     def _reread_soon(self, user_id: str) -> None:
+        if not self._due:
+            self._due_since = time.monotonic()
         self._due.add(user_id)
         if self._rereading is None or self._rereading.done():
             self._rereading = asyncio.ensure_future(self._reread_due())
@@ -97,8 +100,11 @@ class ConnectionCache:
         while self._due:
             # Gather what falls due in the next quarter of BROKER_CACHE_SECONDS: each copy
             # served meanwhile is still within the bound, and copies read together fall
-            # due together next time.
-            await asyncio.sleep(self.cache_seconds / 4)
+            # due together next time. The quarter counts from when the first of them fell
+            # due, not from the end of the last read, which a slow database can make late.
+            wait = self._due_since + self.cache_seconds / 4 - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
             due, self._due = self._due, set()
             before = {user_id: self._cache.get(user_id) for user_id in due}
             try:
