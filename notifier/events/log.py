@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import delete, func, select, text, update
@@ -27,8 +28,22 @@ from zoho.notifier.v1 import notifier_pb2
 NOTIFY_CHANNEL = "notifier_events"
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
 
-# (cursor, event with its cursor set): the cursor as a number too, to compare cheaply.
-Logged = tuple[int, notifier_pb2.NotificationEvent]
+
+class Logged(NamedTuple):
+    """A stored event as watchers get it: the fields filters look at, and the message
+    already serialized (the stored bytes with the cursor appended), written as it is."""
+
+    cursor: int
+    user_id: str
+    app_type: int
+    subscription_id: str
+    wire: bytes
+
+
+def with_cursor(cursor: int, blob: bytes) -> bytes:
+    # NotificationEvent.cursor is field 1 (a 16-character string): a field appended to a
+    # serialized message is that field set (the last occurrence wins when parsed).
+    return blob + b"\x0a\x10" + format_cursor(cursor).encode()
 
 
 @dataclass(frozen=True)
@@ -43,18 +58,12 @@ class EventFilter:
     app_type: int = 0
     subscription_id: str = ""
 
-    def matches(self, event: notifier_pb2.NotificationEvent) -> bool:
+    def matches(self, event: notifier_pb2.NotificationEvent | Logged) -> bool:
         return (
             (not self.user_id or event.user_id == self.user_id)
             and (not self.app_type or event.app_type == self.app_type)
             and (not self.subscription_id or event.subscription_id == self.subscription_id)
         )
-
-
-def _decode(cursor: int, blob: bytes) -> Logged:
-    event = notifier_pb2.NotificationEvent.FromString(blob)
-    event.cursor = format_cursor(cursor)
-    return cursor, event
 
 
 class EventLog:
@@ -81,9 +90,13 @@ class EventLog:
         stamp = Timestamp()
         stamp.FromDatetime(received_at)
         rows = []
+        blobs: dict[str, bytes] = {}
         for new in events:
             event = new.event
             event.received_time.CopyFrom(stamp)
+            event.ClearField("cursor")
+            blob = event.SerializeToString()
+            blobs.setdefault(new.dedupe_key, blob)
             rows.append(
                 {
                     "dedupe_key": new.dedupe_key,
@@ -91,7 +104,7 @@ class EventLog:
                     "user_id": event.user_id,
                     "app_type": event.app_type,
                     "received_at": received_at,
-                    "event": event.SerializeToString(),
+                    "event": blob,
                 }
             )
         now = time.monotonic()
@@ -131,7 +144,15 @@ class EventLog:
         for cursor, key in sorted(returned):
             event = by_key[key]
             event.cursor = format_cursor(cursor)
-            stored.append((cursor, event))
+            stored.append(
+                Logged(
+                    cursor,
+                    event.user_id,
+                    event.app_type,
+                    event.subscription_id,
+                    with_cursor(cursor, blobs[key]),
+                )
+            )
         return stored
 
     async def read_after(
@@ -142,7 +163,13 @@ class EventLog:
         *,
         through: int | None = None,
     ) -> list[Logged]:
-        query = select(EventRow.cursor, EventRow.event).where(EventRow.cursor > after)
+        query = select(
+            EventRow.cursor,
+            EventRow.user_id,
+            EventRow.app_type,
+            EventRow.subscription_id,
+            EventRow.event,
+        ).where(EventRow.cursor > after)
         if through is not None:
             query = query.where(EventRow.cursor <= through)
         if event_filter.user_id:
@@ -154,7 +181,7 @@ class EventLog:
         query = query.order_by(EventRow.cursor).limit(limit)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [_decode(cursor, blob) for cursor, blob in rows]
+        return [Logged(c, u, a, s, with_cursor(c, blob)) for c, u, a, s, blob in rows]
 
     async def bounds(self) -> tuple[int, int]:
         """(pruned_through, newest): every cursor at or below the first is gone; the
