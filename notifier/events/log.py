@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import delete, func, select, text, update
@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database.models import EventLogState, EventRow, SubscriptionRow
 from notifier.events.cursor import format_cursor
+from notifier.events.pg_append import NOTIFY_CHANNEL, PostgresAppend
 from zoho.notifier.v1 import notifier_pb2
 
-NOTIFY_CHANNEL = "notifier_events"
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
 
 
@@ -66,6 +66,33 @@ class EventFilter:
         )
 
 
+def _rows(
+    events: Sequence[NewEvent], received_at: datetime
+) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """The rows to insert, and each dedupe key's serialized event (without cursor)."""
+    stamp = Timestamp()
+    stamp.FromDatetime(received_at)
+    rows = []
+    blobs: dict[str, bytes] = {}
+    for new in events:
+        event = new.event
+        event.received_time.CopyFrom(stamp)
+        event.ClearField("cursor")
+        blob = event.SerializeToString()
+        blobs.setdefault(new.dedupe_key, blob)
+        rows.append(
+            {
+                "dedupe_key": new.dedupe_key,
+                "subscription_id": event.subscription_id,
+                "user_id": event.user_id,
+                "app_type": event.app_type,
+                "received_at": received_at,
+                "event": blob,
+            }
+        )
+    return rows, blobs
+
+
 class EventLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -75,64 +102,37 @@ class EventLog:
         # written at most once a second, not in every commit.
         self._touched: dict[str, float] = {}
 
+    async def writer_connection(self) -> AsyncConnection | PostgresAppend:
+        """A connection for the writer to keep and pass to every `append`."""
+        if self.postgres:
+            url = self.engine.url.set(drivername="postgresql")
+            return PostgresAppend(url.render_as_string(hide_password=False))
+        return await self.engine.connect()
+
     async def append(
         self,
         events: Sequence[NewEvent],
         received_at: datetime,
-        connection: AsyncConnection | None = None,
+        connection: AsyncConnection | PostgresAppend | None = None,
     ) -> list[Logged]:
         """Stores `events` in one transaction (a dedupe key already stored is skipped);
         returns the new ones with their cursors, in cursor order. Committed when it
-        returns. `connection`: the writer's own (saves a pool checkout per commit)."""
+        returns. `connection`: the writer's own (saves a pool checkout per commit; on
+        PostgreSQL a PostgresAppend, one round trip per commit)."""
         if connection is None:
             async with self.engine.connect() as own:
                 return await self.append(events, received_at, own)
-        stamp = Timestamp()
-        stamp.FromDatetime(received_at)
-        rows = []
-        blobs: dict[str, bytes] = {}
-        for new in events:
-            event = new.event
-            event.received_time.CopyFrom(stamp)
-            event.ClearField("cursor")
-            blob = event.SerializeToString()
-            blobs.setdefault(new.dedupe_key, blob)
-            rows.append(
-                {
-                    "dedupe_key": new.dedupe_key,
-                    "subscription_id": event.subscription_id,
-                    "user_id": event.user_id,
-                    "app_type": event.app_type,
-                    "received_at": received_at,
-                    "event": blob,
-                }
-            )
+        rows, blobs = _rows(events, received_at)
         now = time.monotonic()
         stale = sorted(
             # A keeper's "gap" notice is not an event from Zoho: last_event_time stays.
             {new.event.subscription_id for new in events if new.event.operation != "gap"}
             - {s for s, at in self._touched.items() if now - at < 1.0}
         )
-        conn = connection
-        async with conn.begin():
-            if self.postgres:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
-            # One statement for the batch; a dedupe key already stored is skipped.
-            result = await conn.execute(
-                self._insert(EventRow)
-                .on_conflict_do_nothing()
-                .returning(EventRow.cursor, EventRow.dedupe_key),
-                rows,
-            )
-            returned = result.all()
-            if returned and stale:
-                await conn.execute(
-                    update(SubscriptionRow)
-                    .where(SubscriptionRow.id.in_(stale))
-                    .values(last_event_time=received_at)
-                )
-            if returned and self.postgres:
-                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        if isinstance(connection, PostgresAppend):
+            returned = await connection.insert(rows, stale, received_at, _APPEND_LOCK)
+        else:
+            returned = await self._append_in(connection, rows, stale, received_at)
         if returned:
             self._touched.update(dict.fromkeys(stale, now))
             if len(self._touched) > 10_000:
@@ -154,6 +154,34 @@ class EventLog:
                 )
             )
         return stored
+
+    async def _append_in(
+        self,
+        conn: AsyncConnection,
+        rows: list[dict[str, Any]],
+        stale: list[str],
+        received_at: datetime,
+    ) -> list[tuple[int, str]]:
+        async with conn.begin():
+            if self.postgres:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+            # One statement for the batch; a dedupe key already stored is skipped.
+            result = await conn.execute(
+                self._insert(EventRow)
+                .on_conflict_do_nothing()
+                .returning(EventRow.cursor, EventRow.dedupe_key),
+                rows,
+            )
+            returned = [(cursor, key) for cursor, key in result.all()]
+            if returned and stale:
+                await conn.execute(
+                    update(SubscriptionRow)
+                    .where(SubscriptionRow.id.in_(stale))
+                    .values(last_event_time=received_at)
+                )
+            if returned and self.postgres:
+                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        return returned
 
     async def read_after(
         self,
