@@ -186,6 +186,7 @@ async def run(args: argparse.Namespace) -> bool:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and any(not expected <= w.records for w in watchers):
             await asyncio.sleep(0.2)
+        peak = h.peak_rss_mb(notifier.pid)
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         for c in channels:
@@ -209,7 +210,7 @@ async def run(args: argparse.Namespace) -> bool:
                f"{repeated} / {disorder} / {extra}")
     report.row("notifier RSS before / at a quarter / end (MiB)",
                f"{rss_start / 1024:.1f} / {base / 1024:.1f} / {end / 1024:.1f}")
-    report.row("notifier peak RSS (MiB)", h.peak_rss_mb(notifier.pid) if notifier.pid else 0.0)
+    report.row("notifier peak RSS (MiB)", peak)
     if errors:
         report.row("watcher errors (first)", errors[0][:120])
     report.target("every acked event streamed once, in order, to every watcher",

@@ -22,8 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database.models import EventLogState, EventRow, SubscriptionRow
+from notifier.events import pg_direct
 from notifier.events.cursor import format_cursor
-from notifier.events.pg_append import NOTIFY_CHANNEL, PostgresAppend
+from notifier.events.pg_direct import NOTIFY_CHANNEL, PostgresAppend
 from zoho.notifier.v1 import notifier_pb2
 
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
@@ -191,24 +192,32 @@ class EventLog:
         *,
         through: int | None = None,
     ) -> list[Logged]:
-        query = select(
-            EventRow.cursor,
-            EventRow.user_id,
-            EventRow.app_type,
-            EventRow.subscription_id,
-            EventRow.event,
-        ).where(EventRow.cursor > after)
-        if through is not None:
-            query = query.where(EventRow.cursor <= through)
+        where: dict[str, str | int] = {}
         if event_filter.user_id:
-            query = query.where(EventRow.user_id == event_filter.user_id)
+            where["user_id"] = event_filter.user_id
         if event_filter.app_type:
-            query = query.where(EventRow.app_type == event_filter.app_type)
+            where["app_type"] = event_filter.app_type
         if event_filter.subscription_id:
-            query = query.where(EventRow.subscription_id == event_filter.subscription_id)
-        query = query.order_by(EventRow.cursor).limit(limit)
+            where["subscription_id"] = event_filter.subscription_id
+        rows: Sequence[Any]
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            if self.postgres:
+                raw = (await conn.get_raw_connection()).driver_connection
+                rows = await pg_direct.read_after(raw, after, through, where, limit)
+            else:
+                query = select(
+                    EventRow.cursor,
+                    EventRow.user_id,
+                    EventRow.app_type,
+                    EventRow.subscription_id,
+                    EventRow.event,
+                ).where(EventRow.cursor > after)
+                if through is not None:
+                    query = query.where(EventRow.cursor <= through)
+                for column, value in where.items():
+                    query = query.where(getattr(EventRow, column) == value)
+                query = query.order_by(EventRow.cursor).limit(limit)
+                rows = (await conn.execute(query)).all()
         return [Logged(c, u, a, s, with_cursor(c, blob)) for c, u, a, s, blob in rows]
 
     async def bounds(self) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifier.events.log import EventLog, Logged, NewEvent
-from notifier.events.pg_append import PostgresAppend
+from notifier.events.pg_direct import PostgresAppend
 from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
