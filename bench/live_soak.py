@@ -172,7 +172,7 @@ async def run(args: argparse.Namespace) -> bool:
         began = time.monotonic()
         load.start()
         while load.is_alive():
-            await asyncio.sleep(min(args.sample_seconds, max(0.1, seconds - _since(began))))
+            await asyncio.sleep(min(args.sample_seconds, max(1.0, seconds - _since(began))))
             rss = notifier.status_kib("VmRSS")
             samples.append((_since(began), rss))
             counts = [w.streamed for w in watchers]
