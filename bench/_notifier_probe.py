@@ -22,7 +22,7 @@ import httpx
 from notifier.app import NotifierApp
 from notifier.config import NotifierConfig
 from servicekit.logs import setup_logging
-from servicekit.server import run_until_signal
+from servicekit.runner import run_until_signal
 
 
 class ArrivalTransport(httpx.AsyncBaseTransport):

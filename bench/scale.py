@@ -28,7 +28,8 @@ import grpc
 
 from broker import db
 from broker.crypto import load_key_ring, new_key_spec
-from broker.store import AuditEntry, ConnectionStore, NewConnection
+from broker.records import AuditEntry, NewConnection
+from broker.store import ConnectionStore
 from sandbox.control_client import SandboxControl
 from sandbox.demo import DEMO_SCOPES
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc

@@ -10,16 +10,21 @@ from datetime import datetime
 from broker import db, key_maintenance
 from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
 from broker.config import BrokerConfig
+from broker.connection_cache import ConnectionCache
 from broker.connections import ConnectionService
 from broker.crypto import KeyRing, load_key_ring
-from broker.servicer import SERVICE_NAME, TokenBrokerServicer
+from broker.mint_budget import MintBudget
+from broker.refresher import Refresher
+from broker.servicer import TokenBrokerServicer
 from broker.store import ConnectionStore
-from broker.tokens import TokenService, utc_now
+from broker.tokens import TokenService, replica_name, utc_now
 from broker.zoho_accounts import AccountsClient
+from servicekit import services
+from servicekit.errors import Unavailable
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
-from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
+from zoho.broker.v1 import broker_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +37,9 @@ def caller_policy(config: BrokerConfig) -> list[CallerPolicyInterceptor]:
     """The caller policy, under mutual TLS only (no client certificate, no identity)."""
     if config.tls is None or not config.tls.mutual:
         return []
-    methods = broker_pb2.DESCRIPTOR.services_by_name["TokenBrokerService"].methods_by_name
+    methods = services.BROKER.methods_by_name
     policy = CallerPolicy.parse(config.caller_policy or DEFAULT_POLICY, methods)
-    return [CallerPolicyInterceptor(SERVICE_NAME, policy)]
+    return [CallerPolicyInterceptor(services.BROKER_SERVICE_NAME, policy)]
 
 
 class Broker:
@@ -64,15 +69,20 @@ class Broker:
             attempt_timeout=config.zoho_timeout_seconds,
             max_attempts=config.zoho_max_attempts,
         )
-        self.tokens = TokenService(
-            self.store, self.accounts, self.policy, config, replica=replica, clock=clock
-        )
-        self.connections = ConnectionService(self.store, self.accounts, self.tokens, self.policy)
+        replica = replica or replica_name()
+        self.cache = ConnectionCache(self.store, config.cache_seconds)
+        self.budget = MintBudget(self.store, config.mint_budget, config.mint_budget_window_seconds)
+        self.refresher = Refresher(self.store, self.cache, self.budget, self.accounts,
+                                   self.policy, config, replica=replica, clock=clock)
+        self.tokens = TokenService(self.cache, self.refresher, config,
+                                   replica=replica, clock=clock)
+        self.connections = ConnectionService(self.store, self.cache, self.budget, self.accounts,
+                                             self.policy, replica=replica, clock=clock)
         servicer = TokenBrokerServicer(self.tokens, self.connections)
         self.server = GrpcServer(
             config.listen,
             [ServiceBinding(
-                SERVICE_NAME,
+                services.BROKER_SERVICE_NAME,
                 lambda server: broker_pb2_grpc.add_TokenBrokerServiceServicer_to_server(
                     servicer, server
                 ),
@@ -86,20 +96,29 @@ class Broker:
         """The database is damaged: NOT_SERVING, so load balancers and the notifier's
         health watch stop sending calls that cannot succeed."""
         async def not_serving() -> None:
-            await self.server.set_serving(SERVICE_NAME, False)
+            await self.server.set_serving(services.BROKER_SERVICE_NAME, False)
             await self.server.set_serving("", False)
 
         self._damage_report = asyncio.ensure_future(not_serving())
 
     async def start(self, *, migrate: bool = True) -> str:
+        url = self.config.database_url
         if migrate:
-            await asyncio.to_thread(db.migrate, self.config.database_url)
-        await key_maintenance.check_keys(self.store)
+            await asyncio.to_thread(db.migrate, url)
+        # A database that is garbage, damaged or read-only stops the process here (exit 2),
+        # named in one line, before anything listens.
+        await asyncio.to_thread(db.check_usable, url)
+        # A key ring that cannot read the stored tokens stops the process here (exit 2).
+        try:
+            await key_maintenance.check_keys(self.store)
+        except Unavailable as down:
+            raise db.unusable(url, f"cannot be read: {down.message}") from None
         return await self.server.start()
 
     async def close(self) -> None:
         """Releases what start() and the constructor took (after the server stopped)."""
-        await self.tokens.close()
+        await self.cache.close()
+        await self.refresher.close()
         await self.http.aclose()
         await self.engine.dispose()
 

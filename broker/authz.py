@@ -28,6 +28,7 @@ from cryptography.x509.oid import NameOID
 
 from servicekit import identifiers
 from servicekit.config import ConfigError
+from servicekit.error_status import to_status
 from servicekit.errors import PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class CallerPolicyInterceptor(grpc.aio.ServerInterceptor):
                     f"{method}",
                     metadata={"method": method, "caller": ",".join(identities)[:200]},
                 )
-                await context.abort_with_status(denied.to_status())
+                await context.abort_with_status(to_status(denied))
             return await inner(request, context)
 
         return grpc.unary_unary_rpc_method_handler(

@@ -11,39 +11,27 @@ import sys
 from broker import db, key_maintenance, operator_cli
 from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
-from broker.crypto import DecryptError, new_key_spec
+from broker.crypto import new_key_spec
 from broker.store import ConnectionStore
 from servicekit import tracing
 from servicekit.config import ConfigError
-from servicekit.errors import Unavailable
+from servicekit.errors import DecryptError
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
-from servicekit.server import run_until_signal
+from servicekit.runner import run_until_signal
 
 log = logging.getLogger("broker")
 
 
 async def _serve(config: BrokerConfig, migrate: bool) -> int:
     tracing.setup("zoho-broker")
-    broker = Broker(config)
-    if config.metrics_listen:
-        serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
-    if migrate:
-        await asyncio.to_thread(db.migrate, config.database_url)
-    # A database that is garbage, damaged or read-only stops the process here (exit 2),
-    # named in one line, before anything listens.
-    await asyncio.to_thread(db.check_usable, config.database_url)
-    # A key ring that cannot read the stored tokens stops the process here (exit 2).
     try:
-        await key_maintenance.check_keys(broker.store)
-    except Unavailable as down:
-        raise db.unusable(config.database_url, f"cannot be read: {down.message}") from None
-
-    async def close() -> None:
-        await broker.close()
+        broker = Broker(config)
+        if config.metrics_listen:
+            serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
+        return await run_until_signal(broker, migrate=migrate)
+    finally:
         tracing.shutdown()
-
-    return await run_until_signal(broker.server, on_stop=close)
 
 
 async def _reencrypt(config: BrokerConfig) -> int:

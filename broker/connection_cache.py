@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from broker.records import Connection
 from broker.singleflight import SingleFlight
-from broker.store import Connection, ConnectionStore
+from broker.store import ConnectionStore
 from servicekit.errors import NotConnected, ServiceError, Unavailable
 
 log = logging.getLogger(__name__)

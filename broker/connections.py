@@ -8,28 +8,26 @@ import binascii
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from broker.store import AuditEntry, Connection, ConnectionStore, NewConnection, token_hash
-from broker.tokens import TokenService
+from broker import audit
+from broker.accounts_errors import domain_error
+from broker.connection_cache import ConnectionCache
+from broker.mint_budget import MintBudget, check_not_throttled
+from broker.records import AuditEntry, Connection, NewConnection, token_hash
+from broker.store import ConnectionStore
 from broker.zoho_accounts import (
     AccountsClient,
+    AccountsError,
     AccountsTokenResponse,
     AccountsUnavailable,
-    ClientRejected,
-    InvalidGrant,
-    Throttled,
 )
+from servicekit.deadline import Deadline
 from servicekit.errors import (
-    THROTTLE_SOURCE_ZOHO,
     InvalidArgument,
     NotFound,
-    ReauthRequired,
-    ServiceError,
-    ZohoRejected,
-    ZohoThrottled,
     ZohoUnavailable,
 )
 from servicekit.origins import OriginPolicy
@@ -74,29 +72,25 @@ def decode_page_token(token: str) -> str:
     return after
 
 
-def _zoho_error(exc: Exception, *, what: str, user_id: str) -> ServiceError:
-    """Maps an accounts-server failure while connecting to a caller's error."""
-    if isinstance(exc, InvalidGrant):
-        return ReauthRequired(user_id, f"Zoho refused the {what} (invalid_code)")
-    if isinstance(exc, Throttled):
-        return ZohoThrottled(str(exc), retry_after=exc.retry_after, source=THROTTLE_SOURCE_ZOHO)
-    if isinstance(exc, ClientRejected):
-        return ZohoRejected(str(exc), zoho_code=exc.zoho_error, http_status=200)
-    return ZohoUnavailable(str(exc), endpoint="token")
-
-
 class ConnectionService:
     def __init__(
         self,
         store: ConnectionStore,
+        cache: ConnectionCache,
+        budget: MintBudget,
         accounts: AccountsClient,
-        tokens: TokenService,
         policy: OriginPolicy,
+        *,
+        replica: str,
+        clock: Callable[[], datetime],
     ) -> None:
         self.store = store
+        self.cache = cache
+        self.budget = budget
         self.accounts = accounts
-        self.tokens = tokens
         self.policy = policy
+        self.replica = replica
+        self.clock = clock
         self._import_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     async def create(self, request: CreateRequest) -> Connection:
@@ -112,7 +106,7 @@ class ConnectionService:
         api_domain = (
             self.policy.api_domain(request.api_domain) if request.api_domain else ""
         )
-        deadline = time.monotonic() + ZOHO_CALL_BUDGET
+        deadline = Deadline(ZOHO_CALL_BUDGET)
         started = time.monotonic()
         try:
             if request.authorization_code:
@@ -132,14 +126,13 @@ class ConnectionService:
                 refresh_token = request.refresh_token
                 await self._check_import_budget(request.user_id, refresh_token)
                 grant = await self._import(request, accounts_server, deadline, started)
-        except (InvalidGrant, Throttled, ClientRejected, AccountsUnavailable) as exc:
-            raise _zoho_error(
-                exc,
-                what="authorization code" if request.authorization_code else "refresh token",
-                user_id=request.user_id,
+        except AccountsError as exc:
+            raise domain_error(
+                exc, request.user_id,
+                refused="authorization code" if request.authorization_code else "refresh token",
             ) from None
         api_domain = self._api_domain(grant, fallback=api_domain)
-        now = self.tokens.clock()
+        now = self.clock()
         record = await self.store.put(
             NewConnection(
                 user_id=request.user_id,
@@ -156,11 +149,11 @@ class ConnectionService:
             AuditEntry(
                 user_id=request.user_id, reason="create", outcome="success",
                 latency_ms=int((time.monotonic() - started) * 1000),
-                refresh_token_hash=token_hash(refresh_token), replica=self.tokens.replica,
+                refresh_token_hash=token_hash(refresh_token), replica=self.replica,
                 access_token_hash=token_hash(grant.access_token),
             ),
         )
-        self.tokens.remember(record)
+        self.cache.remember(record)
         return record
 
     @contextlib.asynccontextmanager
@@ -179,31 +172,26 @@ class ConnectionService:
                 self._import_locks[refresh_hash] = (lock, users - 1)
 
     async def _check_import_budget(self, user_id: str, refresh_token: str) -> None:
-        now, refresh_hash = self.tokens.clock(), token_hash(refresh_token)
+        now, refresh_hash = self.clock(), token_hash(refresh_token)
         existing = await self.store.get(user_id, with_tokens=False)
-        if existing is not None and existing.refresh_token_hash == refresh_hash \
-                and existing.throttled_until and existing.throttled_until > now:
-            raise ZohoThrottled(
-                "Zoho throttled new tokens for this refresh token; retry later",
-                retry_after=(existing.throttled_until - now).total_seconds(),
-                source=THROTTLE_SOURCE_ZOHO,
-            )
-        await self.tokens.check_mint_budget(refresh_hash, now)
+        if existing is not None and existing.refresh_token_hash == refresh_hash:
+            check_not_throttled(existing.throttled_until, now, what="refresh token")
+        await self.budget.check(refresh_hash, now)
 
     async def _import(
-        self, request: CreateRequest, accounts_server: str, deadline: float, started: float
+        self, request: CreateRequest, accounts_server: str, deadline: Deadline, started: float
     ) -> AccountsTokenResponse:
         try:
             return await self.accounts.refresh(accounts_server, request.refresh_token, deadline)
         except AccountsUnavailable as exc:
             if exc.maybe_minted:
                 # Zoho may have minted before the answer was lost: count it, as a refresh does.
-                await self.store.record_audit(AuditEntry(
+                await audit.record(self.store, AuditEntry(
                     user_id=request.user_id, reason="create", outcome="unknown",
                     latency_ms=int((time.monotonic() - started) * 1000),
                     refresh_token_hash=token_hash(request.refresh_token),
-                    replica=self.tokens.replica, detail="import: Zoho's answer was lost",
-                ), self.tokens.clock())
+                    replica=self.replica, detail="import: Zoho's answer was lost",
+                ), self.clock())
             raise
 
     def _api_domain(self, grant: AccountsTokenResponse, *, fallback: str) -> str:
@@ -239,12 +227,11 @@ class ConnectionService:
             # rather than a live refresh token being forgotten while still valid.
             try:
                 revoked = await self.accounts.revoke(
-                    record.accounts_server, record.refresh_token,
-                    time.monotonic() + ZOHO_CALL_BUDGET,
+                    record.accounts_server, record.refresh_token, Deadline(ZOHO_CALL_BUDGET),
                 )
             except AccountsUnavailable as exc:
                 raise ZohoUnavailable(f"revoke failed, nothing deleted: {exc}",
                                       endpoint="revoke") from None
         await self.store.delete(user_id)
-        self.tokens.forget(user_id)
+        self.cache.forget(user_id)
         return revoked

@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf import timestamp_pb2
 
 from broker.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
-from broker.store import Connection
+from broker.records import Connection
 from broker.tokens import IssuedAccessToken
 from zoho.broker.v1 import broker_pb2
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from servicekit import sealing
-from servicekit.sealing import DecryptError, new_key_spec
+from servicekit.sealing import new_key_spec
 
-__all__ = ["ENV_VAR", "DecryptError", "KeyRing", "load_key_ring", "new_key_spec"]
+__all__ = ["ENV_VAR", "KeyRing", "load_key_ring", "new_key_spec"]
 
 ENV_VAR = "BROKER_ENCRYPTION_KEY"
 

@@ -10,7 +10,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from servicekit.errors import THROTTLE_SOURCE_BUDGET, error_info
+from servicekit.error_status import error_info
+from servicekit.errors import THROTTLE_SOURCE_BUDGET
 
 
 def explain(err: grpc.aio.AioRpcError, *, broker: str, user_id: str = "") -> str:

@@ -7,10 +7,8 @@ import grpc
 from broker import converters, validation
 from broker.connections import ConnectionService, CreateRequest
 from broker.tokens import TokenService
-from servicekit.errors import rpc_errors
+from servicekit.error_status import rpc_errors
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
-
-SERVICE_NAME = broker_pb2.DESCRIPTOR.services_by_name["TokenBrokerService"].full_name
 
 
 def _time_left(context: grpc.aio.ServicerContext) -> float | None:

@@ -57,9 +57,8 @@ def create(request: broker_pb2.CreateConnectionRequest) -> None:
     for i, scope in enumerate(request.scopes):
         if not identifiers.is_scope(scope):
             v.add(f"scopes[{i}]", "must be a Zoho scope such as ZohoCRM.notifications.READ")
-    if request.desk_org_id and not identifiers.is_desk_id(request.desk_org_id):
-        v.add("desk_org_id",
-              f"must be ASCII digits (Desk's orgId), at most {identifiers.DESK_ID_MAX}")
+    if request.desk_org_id and identifiers.desk_org_id(request.desk_org_id) is None:
+        v.add("desk_org_id", identifiers.DESK_ORG_ID_RULE)
     v.raise_if_any()
 
 

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from servicekit import identifiers, metrics
-from servicekit.outbound import ResponseTooLarge, send_capped
+from servicekit import identifiers
+from servicekit.deadline import Deadline
+from servicekit.outbound import GaveUp, ResponseTooLarge, RetryingSender, Transient
+
+T = TypeVar("T")
 
 TOKEN_PATH = "/oauth/v2/token"
 REVOKE_PATH = "/oauth/v2/token/revoke"
@@ -59,10 +60,9 @@ class AccountsUnavailable(AccountsError):
         self.maybe_minted = maybe_minted
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, *, maybe_minted: bool = False) -> None:
-        super().__init__(message)
-        self.maybe_minted = maybe_minted
+def _unusable(message: str) -> Transient:
+    """An answer worth asking again for; Zoho answered it, so it minted nothing we count."""
+    return Transient(message, may_have_taken_effect=False)
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,8 @@ def parse_token_response(status: int, text: str) -> AccountsTokenResponse:
         body = None
     if not isinstance(body, dict):
         if status >= 500:
-            raise _Retryable(f"Zoho's token endpoint answered HTTP {status}")
-        raise _Retryable(f"Zoho's token endpoint answered HTTP {status} with no JSON object")
+            raise _unusable(f"Zoho's token endpoint answered HTTP {status}")
+        raise _unusable(f"Zoho's token endpoint answered HTTP {status} with no JSON object")
     token = body.get("access_token")
     if isinstance(token, str) and token:
         return _grant(body)
@@ -117,8 +117,8 @@ def parse_token_response(status: int, text: str) -> AccountsTokenResponse:
             DEFAULT_THROTTLE_WAIT,
         )
     if status >= 500:
-        raise _Retryable(f"Zoho's token endpoint answered HTTP {status}")
-    raise _Retryable(
+        raise _unusable(f"Zoho's token endpoint answered HTTP {status}")
+    raise _unusable(
         f"Zoho's token endpoint answered HTTP {status} without access_token"
         + (f" (error {error!r})" if error else "")
     )
@@ -130,15 +130,15 @@ def _grant(body: dict[str, Any]) -> AccountsTokenResponse:
     try:
         lifetime = int(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise _Retryable("Zoho's token answer has no usable expires_in") from None
+        raise _unusable("Zoho's token answer has no usable expires_in") from None
     if not 0 < lifetime <= _MAX_LIFETIME:
-        raise _Retryable(f"Zoho's token answer has an implausible lifetime ({lifetime} s)")
+        raise _unusable(f"Zoho's token answer has an implausible lifetime ({lifetime} s)")
     api_domain = body.get("api_domain")
     scope = body.get("scope")
     refresh = body.get("refresh_token")
     rotated = isinstance(refresh, str) and bool(refresh)
     if not _token_text(body["access_token"]) or (rotated and not _token_text(refresh)):
-        raise _Retryable("Zoho's token answer holds a token that is not printable ASCII")
+        raise _unusable("Zoho's token answer holds a token that is not printable ASCII")
     return AccountsTokenResponse(
         access_token=body["access_token"],
         expires_in=lifetime,
@@ -172,17 +172,15 @@ class AccountsClient:
         backoff_cap: float = 2.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.http = http
         self.client_id = client_id
         self.client_secret = client_secret
-        self.attempt_timeout = attempt_timeout
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.sleep = sleep
+        self.sender = RetryingSender(
+            http, max_attempts=max_attempts, attempt_timeout=attempt_timeout,
+            backoff_base=backoff_base, backoff_cap=backoff_cap, sleep=sleep,
+        )
 
     async def refresh(
-        self, accounts_server: str, refresh_token: str, deadline: float
+        self, accounts_server: str, refresh_token: str, deadline: Deadline
     ) -> AccountsTokenResponse:
         form = {
             "grant_type": "refresh_token",
@@ -190,10 +188,10 @@ class AccountsClient:
             "client_secret": self.client_secret,
             "refresh_token": refresh_token,
         }
-        return await self._token_call(accounts_server, form, deadline, retry_unsent_only=False)
+        return await self._token_call(accounts_server, form, deadline, single_use=False)
 
     async def exchange_code(
-        self, accounts_server: str, code: str, redirect_uri: str, deadline: float
+        self, accounts_server: str, code: str, redirect_uri: str, deadline: Deadline
     ) -> AccountsTokenResponse:
         form = {
             "grant_type": "authorization_code",
@@ -204,85 +202,51 @@ class AccountsClient:
         }
         # A code is single-use: once a request may have reached Zoho, resending it
         # would only earn invalid_code, so only unsent requests are retried.
-        return await self._token_call(accounts_server, form, deadline, retry_unsent_only=True)
+        return await self._token_call(accounts_server, form, deadline, single_use=True)
 
-    async def revoke(self, accounts_server: str, refresh_token: str, deadline: float) -> bool:
+    async def revoke(self, accounts_server: str, refresh_token: str, deadline: Deadline) -> bool:
         """True if Zoho confirmed; an unknown token counts as revoked already."""
 
-        async def attempt(timeout: float) -> bool:
-            response = await self._send(
-                "revoke", accounts_server + REVOKE_PATH, timeout,
-                params={"token": refresh_token},
-            )
+        def classify(response: httpx.Response) -> bool:
             if response.status_code >= 500:
-                raise _Retryable(f"Zoho's revoke endpoint answered HTTP {response.status_code}")
+                raise _unusable(f"Zoho's revoke endpoint answered HTTP {response.status_code}")
             try:
                 body = response.json()
             except ValueError:
-                raise _Retryable("Zoho's revoke endpoint answered without JSON") from None
+                raise _unusable("Zoho's revoke endpoint answered without JSON") from None
             return isinstance(body, dict) and (
                 body.get("status") == "success" or body.get("error") == "invalid_code"
             )
 
-        return await self._with_retries(attempt, deadline, retry_unsent_only=False)
+        return await self._send(
+            "revoke", accounts_server + REVOKE_PATH, deadline, classify,
+            single_use=False, params={"token": refresh_token},
+        )
 
     async def _token_call(
-        self, accounts_server: str, form: dict[str, str], deadline: float, *,
-        retry_unsent_only: bool,
+        self, accounts_server: str, form: dict[str, str], deadline: Deadline, *,
+        single_use: bool,
     ) -> AccountsTokenResponse:
-        async def attempt(timeout: float) -> AccountsTokenResponse:
-            # Form body, not query string: secrets stay out of URLs and access logs.
-            response = await self._send("token", accounts_server + TOKEN_PATH, timeout, data=form)
-            return parse_token_response(response.status_code, response.text)
+        # Form body, not query string: secrets stay out of URLs and access logs.
+        return await self._send(
+            "token", accounts_server + TOKEN_PATH, deadline,
+            lambda response: parse_token_response(response.status_code, response.text),
+            single_use=single_use, data=form,
+        )
 
-        return await self._with_retries(attempt, deadline, retry_unsent_only=retry_unsent_only)
-
-    async def _send(self, endpoint: str, url: str, timeout: float, **kwargs: Any) -> httpx.Response:
-        started = time.perf_counter()
-        status = "error"
+    async def _send(
+        self, endpoint: str, url: str, deadline: Deadline,
+        classify: Callable[[httpx.Response], T], *, single_use: bool, **request: Any,
+    ) -> T:
         try:
-            response = await send_capped(self.http, "POST", url, timeout=timeout, **kwargs)
-            status = str(response.status_code)
-            return response
-        except httpx.TimeoutException as exc:
-            status = "timeout"
-            unsent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-            raise _Retryable(f"Zoho's {endpoint} endpoint timed out",
-                             maybe_minted=not unsent) from None
+            return await self.sender.send(
+                endpoint, "POST", url, deadline, classify,
+                resend_if_taken_effect=not single_use, **request,
+            )
+        except GaveUp as exc:
+            # A request that timed out after it was sent may have minted a token.
+            raise AccountsUnavailable(f"Zoho's {endpoint} endpoint: {exc.outcome}",
+                                      maybe_minted=exc.may_have_taken_effect) from None
         except ResponseTooLarge as exc:
-            status = "too_large"
-            raise _Retryable(f"Zoho's {endpoint} endpoint answered too much: {exc}") from None
-        except httpx.TransportError as exc:
-            unsent = isinstance(exc, httpx.ConnectError)
-            raise _Retryable(
-                f"could not reach Zoho's {endpoint} endpoint ({type(exc).__name__})",
-                maybe_minted=not unsent and endpoint == "token",
-            ) from None
-        finally:
-            metrics.observe_zoho(endpoint, status, time.perf_counter() - started)
-
-    async def _with_retries(
-        self, attempt: Callable[[float], Awaitable[Any]], deadline: float, *,
-        retry_unsent_only: bool,
-    ) -> Any:
-        maybe_minted = False
-        last = "no attempt fitted in the time left"
-        for number in range(self.max_attempts):
-            left = deadline - time.monotonic()
-            if left <= 0.05:
-                break
-            try:
-                return await attempt(min(self.attempt_timeout, left))
-            except _Retryable as exc:
-                maybe_minted = maybe_minted or exc.maybe_minted
-                last = str(exc)
-                if retry_unsent_only and exc.maybe_minted:
-                    break
-            # Capped exponential backoff with full jitter, so replicas that failed
-            # together do not retry together.
-            pause = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**number))
-            if number + 1 < self.max_attempts and time.monotonic() + pause < deadline - 0.05:
-                await self.sleep(pause)
-            else:
-                break
-        raise AccountsUnavailable(last, maybe_minted=maybe_minted)
+            raise AccountsUnavailable(
+                f"Zoho's {endpoint} endpoint answered too much: {exc}") from None

@@ -12,7 +12,7 @@ import logging
 import httpx
 
 from notifier.broker_client import BrokerClient
-from notifier.config import SERVICE_NAME, NotifierConfig
+from notifier.config import NotifierConfig
 from notifier.crm import CrmClient
 from notifier.desk import DeskClient
 from notifier.events.wire import add_notifier_service
@@ -25,6 +25,7 @@ from notifier.subscriptions.keys import load_keys
 from notifier.subscriptions.service import Subscriptions
 from notifier.subscriptions.store import SubscriptionStore
 from notifier.zoho_http import ZohoHttp
+from servicekit import services
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
@@ -95,7 +96,7 @@ class NotifierApp:
             config.listen,
             [
                 ServiceBinding(
-                    SERVICE_NAME,
+                    services.NOTIFIER_SERVICE_NAME,
                     lambda server: add_notifier_service(servicer, server),
                 )
             ],
@@ -105,7 +106,7 @@ class NotifierApp:
         )
         self.health = BrokerHealthWatch(
             self.broker_channel,
-            lambda serving: self.server.set_serving(SERVICE_NAME, serving),
+            lambda serving: self.server.set_serving(services.NOTIFIER_SERVICE_NAME, serving),
             interval=config.health_interval_seconds,
             check_policy=config.broker_tls is not None and config.broker_tls.cert_chain is not None,
         )

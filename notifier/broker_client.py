@@ -9,9 +9,10 @@ from typing import Any, cast
 import grpc
 from grpc_status import rpc_status
 
-from notifier.deadline import Deadline
-from servicekit import tracing
-from servicekit.errors import PassthroughError, ServiceError, Unavailable, error_info, status_of
+from servicekit import services, tracing
+from servicekit.deadline import Deadline
+from servicekit.error_status import PassthroughError, error_info
+from servicekit.errors import ServiceError, Unavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
@@ -36,22 +37,23 @@ class BrokerClient:
         self._stub = broker_pb2_grpc.TokenBrokerServiceStub(channel)
         self._timeout_cap = timeout_cap
 
-    async def get_token(
-        self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
-    ) -> BrokerToken:
-        request = broker_pb2.GetTokenRequest(user_id=user_id, app_type=app_type)
+    async def get_token(self, user_id: str, app_type: int, deadline: Deadline) -> BrokerToken:
+        request = broker_pb2.GetTokenRequest(
+            user_id=user_id, app_type=common_pb2.AppType.ValueType(app_type)
+        )
         reply = await self._call(self._stub.GetToken, request, deadline, "GetToken")
         return _grant(reply)
 
     async def refresh_token(
         self,
         user_id: str,
-        app_type: common_pb2.AppType.ValueType,
+        app_type: int,
         rejected: BrokerToken,
         deadline: Deadline,
     ) -> BrokerToken:
         request = broker_pb2.RefreshTokenRequest(
-            user_id=user_id, app_type=app_type, rejected_access_token=rejected.access_token
+            user_id=user_id, app_type=common_pb2.AppType.ValueType(app_type),
+            rejected_access_token=rejected.access_token,
         )
         reply = await self._call(self._stub.RefreshToken, request, deadline, "RefreshToken")
         return _grant(reply)
@@ -63,7 +65,7 @@ class BrokerClient:
         calls are safe to repeat."""
         for attempt in (1, 2):
             try:
-                with tracing.client_span(f"zoho.broker.v1.TokenBrokerService/{name}") as carry:
+                with tracing.client_span(f"{services.BROKER_SERVICE_NAME}/{name}") as carry:
                     return await method(request, timeout=deadline.timeout(self._timeout_cap),
                                         metadata=_metadata() + carry)
             except grpc.aio.AioRpcError as err:
@@ -89,7 +91,7 @@ def _translate(err: grpc.aio.AioRpcError, method: str) -> ServiceError:
     a status without a reason means the broker itself could not be reached or failed."""
     proto = rpc_status.from_call(cast(Any, err))
     if proto is not None and error_info(proto) is not None:
-        return PassthroughError(status_of(err))
+        return PassthroughError(cast(grpc.Status, rpc_status.to_status(proto)))
     log.warning("broker %s failed without a reason: %s", method, err.code().name)
     return Unavailable(
         f"the token broker could not be reached ({err.code().name}); try again later",

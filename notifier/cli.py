@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import signal
 import sys
 
 from notifier.app import NotifierApp
@@ -20,45 +18,39 @@ from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
-from servicekit.server import run_until_signal
-
-log = logging.getLogger(__name__)
-
-
-def _print_ingress(address: str) -> None:
-    print(f"ingress listening on {address}", flush=True)
+from servicekit.runner import run_until_signal
 
 
 async def _serve(config: NotifierConfig) -> int:
     tracing.setup("zoho-notifier")
     app = NotifierApp(config)
     try:
-        ingress = await app.live.start()
-        app.health.start()
-        if app.keeper is not None:
-            await app.keeper.start()
-        return await run_until_signal(app.server, on_started=lambda: _print_ingress(ingress))
+        return await run_until_signal(
+            app, on_started=lambda: print(f"ingress listening on {app.live.ingress_address}",
+                                          flush=True),
+        )
     finally:
-        await app.close()
         tracing.shutdown()
 
 
 async def _serve_ingress(config: NotifierConfig) -> int:
-    policy = OriginPolicy(list(config.extra_origins))
-    http = zoho_http_client(policy, user_agent="zoho-connect-ingress/0.1", timeout=5.0)
-    live = LiveEvents(config.events, http, policy, watch=False)
-    try:
-        _print_ingress(await live.start())
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        await stopping.wait()
-        log.info("ingress stopping")
-        return 0
-    finally:
-        await live.stop()
-        await http.aclose()
+    return await run_until_signal(IngressOnly(config), first_line="ingress listening on")
+
+
+class IngressOnly:
+    """The ingress alone, run like a whole service (the part exposed to the internet)."""
+
+    def __init__(self, config: NotifierConfig) -> None:
+        policy = OriginPolicy(list(config.extra_origins))
+        self.http = zoho_http_client(policy, user_agent="zoho-connect-ingress/0.1", timeout=5.0)
+        self.live = LiveEvents(config.events, self.http, policy, watch=False)
+
+    async def start(self, *, migrate: bool = True) -> str:
+        return await self.live.start(migrate=migrate)
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.live.stop()
+        await self.http.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

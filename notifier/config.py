@@ -12,7 +12,6 @@ from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.streams import StreamLimits
 from servicekit.tls import ClientTls, ServerTls
 
-SERVICE_NAME = "zoho.notifier.v1.NotifierService"
 MAX_CHANNEL_TTL_SECONDS = 604800  # Zoho's week
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
+from notifier.queries import ListQuery
 from servicekit.errors import ZohoBadResponse
 from servicekit.validation import MAX_TIMESTAMP_SECONDS, MIN_TIMESTAMP_SECONDS
 from zoho.common.v1 import common_pb2
@@ -168,6 +169,23 @@ def crm_spec_json(spec: notifier_pb2.CrmChannelSpec, *, partial: bool = False) -
     if spec.return_affected_field_values or not partial:
         item["return_affected_field_values"] = spec.return_affected_field_values
     return item
+
+
+def crm_disable_events_json(channel_id: str, events: Sequence[str]) -> dict[str, Any]:
+    """The PATCH item that takes `events` off a channel and leaves the rest as it is."""
+    return {"channel_id": channel_id, "events": list(events), "_delete_events": True}
+
+
+def list_query(
+    request: notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest,
+) -> ListQuery:
+    return ListQuery(
+        user_id=request.user_id,
+        app_type=request.app_type,
+        page_size=request.page_size,
+        module=request.module,
+        channel_id=request.channel_id,
+    )
 
 
 def write_results(entries: Sequence[Any], endpoint: str) -> list[notifier_pb2.WriteResult]:

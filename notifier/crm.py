@@ -7,20 +7,19 @@ from typing import Any
 
 from notifier import converters
 from notifier.broker_client import BrokerToken
-from notifier.deadline import Deadline
 from notifier.paging import Converting, Page
-from notifier.zoho_http import ZohoCall, ZohoClientError, ZohoHttp
-from servicekit.errors import ZohoBadResponse
+from notifier.zoho_http import ZohoCall, ZohoHttp
+from servicekit import scopes
+from servicekit.deadline import Deadline
+from servicekit.errors import ZohoBadResponse, ZohoRejected
 from zoho.notifier.v1 import notifier_pb2
 
 WATCH_PATH = "/crm/v8/actions/watch"
 MAX_PAGE_SIZE = 200
 MAX_WRITE_ITEMS = 50
 
-SCOPE_READ = "ZohoCRM.notifications.READ"
-SCOPE_CREATE = "ZohoCRM.notifications.CREATE"
-SCOPE_UPDATE = "ZohoCRM.notifications.UPDATE"
-SCOPE_DELETE = "ZohoCRM.notifications.DELETE"
+# The keeper still names scopes through this module.
+SCOPE_READ, SCOPE_CREATE, SCOPE_UPDATE = scopes.CRM_READ, scopes.CRM_CREATE, scopes.CRM_UPDATE
 
 
 class CrmClient:
@@ -50,7 +49,7 @@ class CrmClient:
             endpoint=endpoint,
             method="GET",
             url=grant.api_domain + WATCH_PATH,
-            scope=SCOPE_READ,
+            scope=scopes.CRM_READ,
             params=params,
         )
         reply = await self._http.send(call, grant.access_token, deadline)
@@ -101,7 +100,7 @@ class CrmClient:
             endpoint="crm.watch.delete",
             method="DELETE",
             url=grant.api_domain + WATCH_PATH,
-            scope=SCOPE_DELETE,
+            scope=scopes.CRM_DELETE,
             params={"channel_ids": ",".join(channel_ids)},
         )
         results = await self._results(call, grant, deadline)
@@ -119,7 +118,7 @@ class CrmClient:
     ) -> list[notifier_pb2.WriteResult]:
         try:
             reply = await self._http.send(call, grant.access_token, deadline)
-        except ZohoClientError as refused:
+        except ZohoRejected as refused:
             # A bulk write whose every item failed answers 400 with the same per-item list.
             if isinstance(refused.body, dict) and isinstance(refused.body.get("watch"), list):
                 return converters.write_results(refused.body["watch"], call.endpoint)

@@ -7,19 +7,17 @@ from urllib.parse import quote
 
 from notifier import converters
 from notifier.broker_client import BrokerToken
-from notifier.deadline import Deadline
 from notifier.paging import Converting, Page
 from notifier.zoho_http import ZohoCall, ZohoHttp
+from servicekit import scopes
+from servicekit.deadline import Deadline
 from servicekit.errors import ZohoBadResponse
 from zoho.notifier.v1 import notifier_pb2
 
 MAX_PAGE_SIZE = 100
 
-SCOPE_ORGS = "Desk.basic.READ"
-SCOPE_READ = "Desk.webhooks.READ"
-SCOPE_CREATE = "Desk.webhooks.CREATE"
-SCOPE_UPDATE = "Desk.webhooks.UPDATE"
-SCOPE_DELETE = "Desk.webhooks.DELETE"
+# The keeper still names scopes through this module.
+SCOPE_READ = scopes.DESK_READ
 
 
 class DeskClient:
@@ -37,7 +35,7 @@ class DeskClient:
             endpoint=endpoint,
             method="GET",
             url=f"{origin}/api/v1/organizations",
-            scope=SCOPE_ORGS,
+            scope=scopes.DESK_ORGS,
         )
         reply = await self._http.send(call, grant.access_token, deadline)
         orgs = converters.list_field(reply.body, "data", endpoint)
@@ -61,7 +59,7 @@ class DeskClient:
             endpoint=endpoint,
             method="GET",
             url=f"{origin}/api/v1/webhooks",
-            scope=SCOPE_READ,
+            scope=scopes.DESK_READ,
             params={"from": str(start), "limit": str(limit)},
             headers={"orgId": org_id},
         )
@@ -85,7 +83,7 @@ class DeskClient:
             endpoint="desk.webhooks.create",
             method="POST",
             url=f"{origin}/api/v1/webhooks",
-            scope=SCOPE_CREATE,
+            scope=scopes.DESK_CREATE,
             headers={"orgId": org_id},
             json_body=body,
             # Sent twice, it would make two webhooks.
@@ -113,7 +111,7 @@ class DeskClient:
             endpoint="desk.webhooks.update",
             method="PATCH",
             url=f"{origin}/api/v1/webhooks/{quote(webhook_id, safe='')}",
-            scope=SCOPE_UPDATE,
+            scope=scopes.DESK_UPDATE,
             headers={"orgId": org_id},
             json_body=body,
         )
@@ -129,7 +127,7 @@ class DeskClient:
             endpoint=endpoint,
             method="GET",
             url=f"{origin}/api/v1/webhooks/{quote(webhook_id, safe='')}",
-            scope=SCOPE_READ,
+            scope=scopes.DESK_READ,
             headers={"orgId": org_id},
         )
         reply = await self._http.send(call, grant.access_token, deadline)
@@ -145,7 +143,7 @@ class DeskClient:
             endpoint="desk.webhooks.delete",
             method="DELETE",
             url=f"{origin}/api/v1/webhooks/{quote(webhook_id, safe='')}",
-            scope=SCOPE_DELETE,
+            scope=scopes.DESK_DELETE,
             headers={"orgId": org_id},
         )
         await self._http.send(call, grant.access_token, deadline)

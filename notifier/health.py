@@ -20,12 +20,11 @@ from collections.abc import Awaitable, Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from servicekit import services
 from servicekit.background import BackgroundTask
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 log = logging.getLogger(__name__)
-
-BROKER_SERVICE = "zoho.broker.v1.TokenBrokerService"
 
 
 # A policy that let us in is asked again this often (it changes only when the broker
@@ -75,7 +74,8 @@ class BrokerHealthWatch:
     async def _probe_health(self) -> bool:
         try:
             reply = await self._stub.Check(
-                health_pb2.HealthCheckRequest(service=BROKER_SERVICE), timeout=self._probe_timeout
+                health_pb2.HealthCheckRequest(service=services.BROKER_SERVICE_NAME),
+                timeout=self._probe_timeout,
             )
         except grpc.aio.AioRpcError as err:
             if err.code() == grpc.StatusCode.NOT_FOUND:

@@ -6,41 +6,41 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, TypeVar
-
-import grpc
 
 from notifier import crm, desk
 from notifier.broker_client import BrokerClient, BrokerToken
 from notifier.crm import CrmClient
-from notifier.deadline import Deadline
 from notifier.desk import DeskClient
 from notifier.paging import Page, prefetching
+from notifier.queries import ListQuery
 from notifier.tokens import TokenSession
-from notifier.zoho_http import ZohoClientError
 from servicekit import identifiers
-from servicekit.errors import NotFound, ServiceError, ZohoBadResponse
+from servicekit.deadline import Deadline
+from servicekit.errors import (
+    DeskOrgUnresolved,
+    NotFound,
+    ServiceError,
+    ZohoBadResponse,
+    ZohoRejected,
+)
 from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
 CRM = common_pb2.APP_TYPE_CRM
-# Item by item or page by page, a listing asks the same of Zoho.
-ListRequest = notifier_pb2.ListNotificationsRequest | notifier_pb2.ListNotificationPagesRequest
 T = TypeVar("T")
 DESK = common_pb2.APP_TYPE_DESK
 
 
-class DeskOrgUnresolved(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-    reason = "DESK_ORG_UNRESOLVED"
+@dataclass(frozen=True)
+class DeskOrg:
+    """Where one RPC's Desk calls go: the host, the org, and the grant it was found for."""
 
-    def __init__(self, count: int) -> None:
-        super().__init__(
-            f"The Zoho Desk account has {count} organisations and none is the default; "
-            "set desk_org_id on the broker connection.",
-            metadata={"organizations": str(count)},
-        )
+    origin: str
+    org_id: str
+    grant_id: str
 
 
 class DeskOrgCache:
@@ -88,32 +88,32 @@ class Notifications:
         self._orgs = org_cache
 
     def session(
-        self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
+        self, user_id: str, app_type: int, deadline: Deadline
     ) -> TokenSession:
-        return TokenSession(self._broker, self._policy, user_id, app_type, deadline)
+        return TokenSession(self._broker, user_id, app_type, deadline)
 
     # ---- listing -------------------------------------------------------------------------
 
     async def stream_pages(
-        self, request: ListRequest, deadline: Deadline, *, whole_pages: bool = False
+        self, query: ListQuery, deadline: Deadline, *, whole_pages: bool = False
     ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
         """Every item, in Zoho's order, a page at a time as each page arrives.
         `whole_pages`: the caller sends each page as one message (see `prefetching`)."""
-        session = self.session(request.user_id, request.app_type, deadline)
-        # The token first: a broker error (NOT_CONNECTED, ...) comes before any Zoho call.
-        await session.grant()
-        if request.app_type == CRM:
-            pages = self._crm_pages(session, request, whole_pages)
+        session = self.session(query.user_id, query.app_type, deadline)
+        if query.app_type == CRM:
+            # The token first: a broker error (NOT_CONNECTED, ...) comes before any Zoho call.
+            await session.grant()
+            pages = self._crm_pages(session, query, whole_pages)
         else:
-            pages = await self._desk_pages(session, request, whole_pages)
+            pages = await self._desk_pages(session, query, whole_pages)
         async with aclosing(pages) as fetched:
             async for page in fetched:
                 yield page
 
     def _crm_pages(
-        self, session: TokenSession, request: ListRequest, whole_pages: bool
+        self, session: TokenSession, query: ListQuery, whole_pages: bool
     ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
-        per_page = request.page_size or crm.MAX_PAGE_SIZE
+        per_page = query.page_size or crm.MAX_PAGE_SIZE
 
         async def fetch(page: int) -> Page[notifier_pb2.Notification, int]:
             return await session.run(
@@ -121,8 +121,8 @@ class Notifications:
                     grant,
                     page=page,
                     per_page=per_page,
-                    module=request.module,
-                    channel_id=request.channel_id,
+                    module=query.module,
+                    channel_id=query.channel_id,
                     deadline=session.deadline,
                 )
             )
@@ -130,16 +130,18 @@ class Notifications:
         return prefetching(1, fetch, next_request_first=whole_pages)
 
     async def _desk_pages(
-        self, session: TokenSession, request: ListRequest, whole_pages: bool
+        self, session: TokenSession, query: ListQuery, whole_pages: bool
     ) -> AsyncGenerator[Sequence[notifier_pb2.Notification], None]:
-        limit = request.page_size or desk.MAX_PAGE_SIZE
-        org_id = await self._desk_org(session)
+        limit = query.page_size or desk.MAX_PAGE_SIZE
+        org = await self._desk_org(session)
 
         async def fetch(start: int) -> Page[notifier_pb2.Notification, int]:
             return await self._desk_call(
                 session,
-                lambda grant, origin: self._desk.list_page(
-                    grant, origin, org_id, start=start, limit=limit, deadline=session.deadline
+                org,
+                lambda grant: self._desk.list_page(
+                    grant, org.origin, org.org_id, start=start, limit=limit,
+                    deadline=session.deadline,
                 ),
             )
 
@@ -147,37 +149,36 @@ class Notifications:
 
     # ---- Desk organisation ---------------------------------------------------------------
 
-    def _desk_origin(self, grant: BrokerToken) -> str:
-        return self._policy.desk_origin(grant.api_domain)
-
-    async def _desk_org(self, session: TokenSession) -> str:
+    async def _desk_org(self, session: TokenSession) -> DeskOrg:
+        """The RPC's one token (a broker error comes before any Zoho call), its Desk host
+        and org. The host comes from the API domain the broker checked when it stored it."""
         grant = await session.grant()
+        origin = self._policy.desk_origin(grant.api_domain)
         if grant.desk_org_id:
-            if not identifiers.is_desk_id(grant.desk_org_id):
+            stored = identifiers.desk_org_id(grant.desk_org_id)
+            if stored is None:
                 raise ZohoBadResponse("the connection's desk_org_id is not a Desk org id")
-            return grant.desk_org_id
-        origin = self._desk_origin(grant)
+            return DeskOrg(origin, stored, grant.grant_id)
         cached = self._orgs.get(session.user_id, origin, grant.grant_id)
         if cached is not None:
-            return cached
+            return DeskOrg(origin, cached, grant.grant_id)
         orgs = await session.run(
-            lambda g: self._desk.organizations(g, self._desk_origin(g), deadline=session.deadline)
+            lambda g: self._desk.organizations(g, origin, deadline=session.deadline)
         )
         org_id = _pick_org(orgs)
         self._orgs.put(session.user_id, origin, grant.grant_id, org_id)
-        return org_id
+        return DeskOrg(origin, org_id, grant.grant_id)
 
     async def _desk_call(
-        self, session: TokenSession, call: Callable[[BrokerToken, str], Awaitable[T]]
+        self, session: TokenSession, org: DeskOrg, call: Callable[[BrokerToken], Awaitable[T]]
     ) -> T:
-        """`call(grant, desk_origin)`, with the token refreshed once if Desk rejects it."""
+        """`call(grant)`, with the token refreshed once if Desk rejects it."""
         try:
-            return await session.run(lambda g: call(g, self._desk_origin(g)))
-        except ZohoClientError as refused:
+            return await session.run(call)
+        except ZohoRejected as refused:
             if refused.zoho_code == "OAUTH_ORG_MISMATCH":
                 # The cached org is no longer the user's: look it up again next time.
-                grant = await session.grant()
-                self._orgs.drop(session.user_id, self._desk_origin(grant), grant.grant_id)
+                self._orgs.drop(session.user_id, org.origin, org.grant_id)
             raise
 
     # ---- CRM writes ----------------------------------------------------------------------
@@ -218,44 +219,47 @@ class Notifications:
         """The webhook, the org it was created in and the Desk origin (a subscription
         checks the webhook's JWT against both)."""
         session = self.session(user_id, DESK, deadline)
-        org_id = await self._desk_org(session)
+        org = await self._desk_org(session)
         result = await self._desk_call(
             session,
-            lambda g, origin: self._desk.create(g, origin, org_id, body, deadline=deadline),
+            org,
+            lambda g: self._desk.create(g, org.origin, org.org_id, body, deadline=deadline),
         )
-        return result, org_id, self._desk_origin(await session.grant())
+        return result, org.org_id, org.origin
 
     async def desk_update(
         self, user_id: str, webhook_id: str, body: dict[str, Any], deadline: Deadline
     ) -> notifier_pb2.DeskWebhook:
         session = self.session(user_id, DESK, deadline)
-        org_id = await self._desk_org(session)
+        org = await self._desk_org(session)
         try:
             result = await self._desk_call(
                 session,
-                lambda g, origin: self._desk.update(
-                    g, origin, org_id, webhook_id, body, deadline=deadline
+                org,
+                lambda g: self._desk.update(
+                    g, org.origin, org.org_id, webhook_id, body, deadline=deadline
                 ),
             )
-        except ZohoClientError as refused:
+        except ZohoRejected as refused:
             raise _not_found_or(refused, webhook_id) from None
         return result
 
     async def desk_delete(self, user_id: str, webhook_id: str, deadline: Deadline) -> None:
         session = self.session(user_id, DESK, deadline)
-        org_id = await self._desk_org(session)
+        org = await self._desk_org(session)
         try:
             await self._desk_call(
                 session,
-                lambda g, origin: self._desk.delete(
-                    g, origin, org_id, webhook_id, deadline=deadline
+                org,
+                lambda g: self._desk.delete(
+                    g, org.origin, org.org_id, webhook_id, deadline=deadline
                 ),
             )
-        except ZohoClientError as refused:
+        except ZohoRejected as refused:
             raise _not_found_or(refused, webhook_id) from None
 
 
-def _not_found_or(refused: ZohoClientError, webhook_id: str) -> ServiceError:
+def _not_found_or(refused: ZohoRejected, webhook_id: str) -> ServiceError:
     if refused.http_status == 404:
         return NotFound(f"Desk webhook {webhook_id} not found", metadata={"webhook_id": webhook_id})
     return refused
@@ -271,10 +275,8 @@ def _pick_org(orgs: list[dict[str, Any]]) -> str:
         chosen = orgs[0]
     else:
         raise DeskOrgUnresolved(len(orgs))
-    org_id = chosen.get("id")
-    if isinstance(org_id, int) and not isinstance(org_id, bool):
-        org_id = str(org_id)
-    if not isinstance(org_id, str) or not identifiers.is_desk_id(org_id):
+    org_id = identifiers.desk_org_id(chosen.get("id"))
+    if org_id is None:
         raise ZohoBadResponse(
             "an organisation's id is not a Desk org id", endpoint="desk.organizations"
         )

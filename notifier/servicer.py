@@ -9,14 +9,15 @@ from typing import Any, TypeAlias
 
 import grpc
 
-from notifier import converters, crm, validation
-from notifier.deadline import Deadline
+from notifier import converters, validation
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
 from notifier.subscriptions import converters as subscription_converters
 from notifier.subscriptions import validation as subscription_validation
 from notifier.subscriptions.service import Subscriptions
-from servicekit.errors import rpc_errors
+from servicekit import scopes
+from servicekit.deadline import Deadline
+from servicekit.error_status import rpc_errors
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -36,8 +37,9 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
     ) -> None:
         # Written, not yielded: one write per item and no generator step per item
         # (a server-streaming handler may be a coroutine that writes).
-        validation.list_request(request)
-        async with aclosing(self._n.stream_pages(request, Deadline.of(context))) as pages:
+        query = converters.list_query(request)
+        validation.list_query(query)
+        async with aclosing(self._n.stream_pages(query, Deadline.of(context))) as pages:
             async for page in pages:
                 for item in page:
                     await context.write(item)
@@ -46,8 +48,9 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
     async def ListNotificationPages(  # type: ignore[override]  # as above
         self, request: notifier_pb2.ListNotificationPagesRequest, context: Ctx
     ) -> None:
-        validation.list_request(request)
-        stream = self._n.stream_pages(request, Deadline.of(context), whole_pages=True)
+        query = converters.list_query(request)
+        validation.list_query(query)
+        stream = self._n.stream_pages(query, Deadline.of(context), whole_pages=True)
         async with aclosing(stream) as pages:
             async for page in pages:
                 if page:  # an empty page (CRM's 204) says nothing a caller needs
@@ -62,7 +65,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.crm_channels(request.user_id, request.channels, complete=True)
         items = [converters.crm_spec_json(c) for c in request.channels]
         results = await self._n.crm_write(
-            request.user_id, "POST", items, scope=crm.SCOPE_CREATE, deadline=Deadline.of(context)
+            request.user_id, "POST", items, scope=scopes.CRM_CREATE, deadline=Deadline.of(context)
         )
         return notifier_pb2.EnableCrmChannelsResponse(results=results)
 
@@ -73,7 +76,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.crm_channels(request.user_id, request.channels, complete=True)
         items = [converters.crm_spec_json(c) for c in request.channels]
         results = await self._n.crm_write(
-            request.user_id, "PUT", items, scope=crm.SCOPE_UPDATE, deadline=Deadline.of(context)
+            request.user_id, "PUT", items, scope=scopes.CRM_UPDATE, deadline=Deadline.of(context)
         )
         return notifier_pb2.ReplaceCrmChannelsResponse(results=results)
 
@@ -84,7 +87,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.crm_channels(request.user_id, request.channels, complete=False)
         items = [converters.crm_spec_json(c, partial=True) for c in request.channels]
         results = await self._n.crm_write(
-            request.user_id, "PATCH", items, scope=crm.SCOPE_UPDATE, deadline=Deadline.of(context)
+            request.user_id, "PATCH", items, scope=scopes.CRM_UPDATE, deadline=Deadline.of(context)
         )
         return notifier_pb2.UpdateCrmChannelsResponse(results=results)
 
@@ -93,16 +96,12 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.DisableCrmEventsRequest, context: Ctx
     ) -> notifier_pb2.DisableCrmEventsResponse:
         validation.disable_events(request)
-        item = {
-            "channel_id": request.channel_id,
-            "events": list(request.events),
-            "_delete_events": True,
-        }
+        item = converters.crm_disable_events_json(request.channel_id, request.events)
         results = await self._n.crm_write(
             request.user_id,
             "PATCH",
             [item],
-            scope=crm.SCOPE_UPDATE,
+            scope=scopes.CRM_UPDATE,
             deadline=Deadline.of(context),
         )
         return notifier_pb2.DisableCrmEventsResponse(results=results)
@@ -157,7 +156,8 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.CreateSubscriptionRequest, context: Ctx
     ) -> notifier_pb2.Subscription:
         subscription_validation.create_request(request)
-        row = await self._subscriptions.create(request, Deadline.of(context))
+        query = subscription_converters.create_query(request)
+        row = await self._subscriptions.create(query, Deadline.of(context))
         return subscription_converters.subscription(row)
 
     @rpc_errors

@@ -3,17 +3,14 @@ when Zoho rejects it."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from notifier.broker_client import BrokerClient, BrokerToken
-from notifier.deadline import Deadline
 from notifier.zoho_http import TokenRejected
+from servicekit.deadline import Deadline
 from servicekit.errors import ZohoRejected
-from servicekit.origins import OriginPolicy
-from zoho.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +21,11 @@ class TokenSession:
     def __init__(
         self,
         broker: BrokerClient,
-        policy: OriginPolicy,
         user_id: str,
-        app_type: common_pb2.AppType.ValueType,
+        app_type: int,
         deadline: Deadline,
     ) -> None:
         self._broker = broker
-        self._policy = policy
         self.user_id = user_id
         self.app_type = app_type
         self.deadline = deadline
@@ -39,7 +34,7 @@ class TokenSession:
     async def grant(self) -> BrokerToken:
         if self._grant is None:
             got = await self._broker.get_token(self.user_id, self.app_type, self.deadline)
-            self._grant = self._checked(got)
+            self._grant = got
         return self._grant
 
     async def run(self, call: Callable[[BrokerToken], Awaitable[T]]) -> T:
@@ -58,7 +53,7 @@ class TokenSession:
             fresh = await self._broker.refresh_token(
                 self.user_id, self.app_type, grant, self.deadline
             )
-            self._grant = self._checked(fresh)
+            self._grant = fresh
         try:
             return await call(self._grant)
         except TokenRejected as again:
@@ -67,9 +62,3 @@ class TokenSession:
                 zoho_code=again.zoho_code,
                 http_status=again.http_status,
             ) from None
-
-    def _checked(self, grant: BrokerToken) -> BrokerToken:
-        # The broker checked the domain when it stored it; a token is only ever sent to an
-        # allowed host, so check again where it is used.
-        origin = self._policy.api_domain(grant.api_domain)
-        return dataclasses.replace(grant, api_domain=origin)

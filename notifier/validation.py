@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from notifier import crm, desk
 from notifier.converters import DESK_UPDATE_FIELDS
-from notifier.notifications import ListRequest
+from notifier.queries import ListQuery
 from servicekit import identifiers
 from servicekit.errors import Violations
 from servicekit.validation import check_clean_text, check_struct, check_timestamp, check_user_id
@@ -16,23 +16,23 @@ from zoho.notifier.v1 import notifier_pb2
 _MAX_CRM_EVENTS = 10
 
 
-def list_request(request: ListRequest) -> None:
+def list_query(query: ListQuery) -> None:
     v = Violations()
-    check_user_id(v, request.user_id)
+    check_user_id(v, query.user_id)
     limit = 0
-    if request.app_type == common_pb2.APP_TYPE_CRM:
+    if query.app_type == common_pb2.APP_TYPE_CRM:
         limit = crm.MAX_PAGE_SIZE
-    elif request.app_type == common_pb2.APP_TYPE_DESK:
+    elif query.app_type == common_pb2.APP_TYPE_DESK:
         limit = desk.MAX_PAGE_SIZE
-        if request.module or request.channel_id:
-            v.add("module" if request.module else "channel_id", "CRM only; Desk has no such filter")
+        if query.module or query.channel_id:
+            v.add("module" if query.module else "channel_id", "CRM only; Desk has no such filter")
     else:
         v.add("app_type", "must be APP_TYPE_CRM or APP_TYPE_DESK")
-    if request.page_size < 0 or (limit and request.page_size > limit):
+    if query.page_size < 0 or (limit and query.page_size > limit):
         v.add("page_size", f"must be between 0 (Zoho's maximum) and {limit or crm.MAX_PAGE_SIZE}")
-    if request.module and not identifiers.is_module(request.module):
+    if query.module and not identifiers.is_module(query.module):
         v.add("module", "must be a CRM module API name (Leads, Deals, ...)")
-    if request.channel_id and not identifiers.is_channel_id(request.channel_id):
+    if query.channel_id and not identifiers.is_channel_id(query.channel_id):
         v.add("channel_id", "must be digits, at most 64")
     v.raise_if_any()
 

@@ -1,17 +1,13 @@
-"""One way to call Zoho, for CRM and Desk alike: the token header, a deadline per
-attempt taken from the caller's remaining time, bounded jittered retries of
-transient failures, and one classification of Zoho's answers into typed errors.
+"""One way to call Zoho, for CRM and Desk alike: the token header, the shared retry loop
+(servicekit/outbound.py) within the caller's remaining time, and one classification of
+Zoho's answers into typed errors.
 
 The CRM and Desk clients build `ZohoCall`s; nothing else here knows either API.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import random
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,18 +15,16 @@ from typing import Any
 import httpx
 
 from notifier.config import RetryPolicy
-from notifier.deadline import Deadline, DeadlineExceeded
+from servicekit.deadline import Deadline
 from servicekit.errors import (
+    DeadlineExceeded,
     MissingScope,
     ZohoBadResponse,
     ZohoRejected,
     ZohoThrottled,
     ZohoUnavailable,
 )
-from servicekit.metrics import observe_zoho
-from servicekit.outbound import ResponseTooLarge, send_capped
-
-log = logging.getLogger(__name__)
+from servicekit.outbound import GaveUp, ResponseTooLarge, RetryingSender, Transient
 
 # CRM says INVALID_TOKEN (sometimes AUTHENTICATION_FAILURE; its notifications spec lists
 # AUTHORIZATION_FAILED); Desk says INVALID_OAUTH.
@@ -49,17 +43,6 @@ class TokenRejected(Exception):
         super().__init__(f"Zoho rejected the access token ({http_status} {zoho_code})")
         self.zoho_code = zoho_code
         self.http_status = http_status
-
-
-class ZohoClientError(ZohoRejected):
-    """A 4xx that is the request's fault; keeps Zoho's body for callers that read it
-    (a CRM bulk write answers 400 with a result per item)."""
-
-    def __init__(self, message: str, *, zoho_code: str, http_status: int, body: Any) -> None:
-        super().__init__(message, zoho_code=zoho_code, http_status=http_status)
-        self.zoho_code = zoho_code
-        self.http_status = http_status
-        self.body = body
 
 
 @dataclass(frozen=True)
@@ -83,105 +66,48 @@ class ZohoReply:
     body: Any  # parsed JSON; None for 204 or an empty body
 
 
-class _Transient(Exception):
-    def __init__(self, outcome: str, *, surely_not_sent: bool = False) -> None:
-        super().__init__(outcome)
-        self.outcome = outcome
-        self.surely_not_sent = surely_not_sent
-
-
 class ZohoHttp:
     def __init__(self, client: httpx.AsyncClient, retry: RetryPolicy) -> None:
-        self._client = client
         self._retry = retry
+        self._sender = RetryingSender(
+            client,
+            max_attempts=retry.max_attempts,
+            attempt_timeout=retry.request_timeout_seconds,
+            backoff_base=retry.backoff_seconds,
+            backoff_cap=retry.max_backoff_seconds,
+        )
 
     async def send(self, call: ZohoCall, access_token: str, deadline: Deadline) -> ZohoReply:
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._attempt(call, access_token, deadline)
-            except _Transient as failure:
-                retryable = call.idempotent or failure.surely_not_sent
-                delay = self._backoff(attempt)
-                left = deadline.left()
-                if (
-                    not retryable
-                    or attempt >= self._retry.max_attempts
-                    or (left is not None and left <= delay)
-                ):
-                    log.warning(
-                        "zoho %s gave up after %d attempt(s): %s",
-                        call.endpoint,
-                        attempt,
-                        failure.outcome,
-                    )
-                    raise ZohoUnavailable(
-                        f"Zoho did not answer {call.endpoint} after {attempt} attempt(s) "
-                        f"(last: {failure.outcome}); try again later",
-                        endpoint=call.endpoint,
-                    ) from None
-                log.info(
-                    "zoho %s attempt %d failed (%s); retrying in %.2fs",
-                    call.endpoint,
-                    attempt,
-                    failure.outcome,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-
-    def _backoff(self, attempt: int) -> float:
-        # Full jitter: many streams failing together must not come back together.
-        ceiling = min(
-            self._retry.max_backoff_seconds, self._retry.backoff_seconds * 2 ** (attempt - 1)
-        )
-        return random.uniform(0, ceiling)
-
-    async def _attempt(self, call: ZohoCall, access_token: str, deadline: Deadline) -> ZohoReply:
-        timeout = deadline.timeout(self._retry.request_timeout_seconds)
         headers = {**call.headers, "Authorization": f"Zoho-oauthtoken {access_token}"}
-        started = time.perf_counter()
         try:
-            # httpx's timeout bounds each phase; asyncio.timeout bounds the whole exchange.
-            async with asyncio.timeout(timeout):
-                response = await send_capped(
-                    self._client,
-                    call.method,
-                    call.url,
-                    params=call.params,
-                    headers=headers,
-                    json=call.json_body,
-                    timeout=timeout,
-                )
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            observe_zoho(call.endpoint, "connect_error", time.perf_counter() - started)
-            raise _Transient(
-                f"connection failed: {type(exc).__name__}", surely_not_sent=True
-            ) from None
-        except (httpx.TimeoutException, TimeoutError):
-            observe_zoho(call.endpoint, "timeout", time.perf_counter() - started)
-            if timeout < self._retry.request_timeout_seconds:
+            return await self._sender.send(
+                call.endpoint, call.method, call.url, deadline,
+                lambda response: self._classify(call, response),
+                resend_if_taken_effect=call.idempotent,
+                params=call.params, headers=headers, json=call.json_body,
+            )
+        except GaveUp as failure:
+            if failure.out_of_time:
                 # The caller's time ran out, not Zoho's allowance: that is the caller's
                 # DEADLINE_EXCEEDED, however close gRPC is to noticing it too.
                 raise DeadlineExceeded(
                     f"Zoho did not answer {call.endpoint} within the caller's deadline"
                 ) from None
-            raise _Transient(f"timed out after {timeout:.1f}s") from None
-        except httpx.TransportError as exc:
-            observe_zoho(call.endpoint, "transport_error", time.perf_counter() - started)
-            raise _Transient(f"connection lost: {type(exc).__name__}") from None
+            raise ZohoUnavailable(
+                f"Zoho did not answer {call.endpoint} after {failure.attempts} attempt(s) "
+                f"(last: {failure.outcome}); try again later",
+                endpoint=call.endpoint,
+            ) from None
         except ResponseTooLarge as exc:
-            observe_zoho(call.endpoint, "too_large", time.perf_counter() - started)
             raise ZohoBadResponse(
                 f"Zoho's answer to {call.endpoint} is too large: {exc}", endpoint=call.endpoint
             ) from None
-        observe_zoho(call.endpoint, str(response.status_code), time.perf_counter() - started)
-        return self._classify(call, response)
 
     def _classify(self, call: ZohoCall, response: httpx.Response) -> ZohoReply:
         status = response.status_code
         if status >= 500:
-            raise _Transient(f"HTTP {status}")
+            # A create may have happened before the 5xx: only idempotent calls resend.
+            raise Transient(f"HTTP {status}", may_have_taken_effect=True)
         if 200 <= status < 300:
             return ZohoReply(status, _json_or_none(call, response))
         if 300 <= status < 400:
@@ -204,7 +130,7 @@ class ZohoHttp:
                 retry_after=retry_after,
                 source=f"zoho-{call.app}",
             )
-        raise ZohoClientError(
+        raise ZohoRejected(
             f"Zoho refused {call.endpoint}: {status} {code or 'no code'}"
             + (f": {message}" if message else ""),
             zoho_code=code or f"HTTP_{status}",

@@ -16,7 +16,8 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from servicekit import metrics
-from servicekit.errors import InvalidArgument, ServiceError, abort_with
+from servicekit.error_status import abort_with, to_status
+from servicekit.errors import InvalidArgument, ServiceError
 from servicekit.logs import request_id, trusted_request_id
 from servicekit.streams import BoundedContext, BoundedWrites, StreamLimits, StreamSlots
 
@@ -189,5 +190,6 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
 
 async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], error: ServiceError, method: str
                  ) -> None:
-    log.info("rpc %s refused: %s %s", method, error.code.name, error.reason)
-    await abort_with(ctx, error.to_status())
+    status = to_status(error)
+    log.info("rpc %s refused: %s %s", method, status.code.name, error.reason)
+    await abort_with(ctx, status)

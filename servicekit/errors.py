@@ -1,28 +1,14 @@
-"""Domain errors and their one mapping to gRPC statuses.
-
-Every error a caller sees is a google.rpc.Status with an ErrorInfo (AIP-193),
-plus BadRequest for malformed requests and RetryInfo where waiting helps.
-Servicer methods are wrapped with `@rpc_errors`, so the domain code raises plain
-exceptions and never touches the gRPC context.
+"""Every error with a fixed reason that a caller can see, one class per reason (the
+README's error table). Plain exceptions: servicekit/error_status.py maps each reason to
+its gRPC code and builds the status, so the domain code never touches gRPC.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
-
-log = logging.getLogger(__name__)
-
-ERROR_DOMAIN = "zoho-connect"
 # A status travels in trailers, which gRPC caps at 16 KiB: an error echoing a huge
 # request value would arrive as a bare RESOURCE_EXHAUSTED with its details lost.
 MAX_MESSAGE_CHARS = 1000
@@ -32,13 +18,14 @@ MAX_VIOLATIONS = 15
 
 def clip(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 NOT_CONNECTED_MESSAGE = "Zoho is not connected for this app. Please reconnect."
 
 
 class ServiceError(Exception):
     """An error with a fixed reason that callers can branch on."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     reason: str = "INTERNAL"
 
     def __init__(
@@ -54,28 +41,12 @@ class ServiceError(Exception):
         self.metadata = {clip(k, 64): clip(v) for k, v in (metadata or {}).items()}
         self.retry_after = retry_after
 
-    def details(self) -> list[Any]:
-        info = error_details_pb2.ErrorInfo(
-            reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata
-        )
-        extra: list[Any] = [info]
-        if self.retry_after is not None:
-            seconds = max(0.0, self.retry_after)
-            extra.append(
-                error_details_pb2.RetryInfo(
-                    retry_delay=duration_pb2.Duration(
-                        seconds=int(seconds), nanos=int((seconds % 1) * 1e9)
-                    )
-                )
-            )
-        return extra
-
-    def to_status(self) -> grpc.Status:
-        return build_status(self.code, self.message, self.details())
+    def field_violations(self) -> list[tuple[str, str]]:
+        """(field, why) pairs a caller sees as BadRequest; none unless the request is at fault."""
+        return []
 
 
 class NotConnected(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "NOT_CONNECTED"
 
     def __init__(self, user_id: str) -> None:
@@ -83,7 +54,6 @@ class NotConnected(ServiceError):
 
 
 class ReauthRequired(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "REAUTH_REQUIRED"
 
     def __init__(self, user_id: str, why: str = "Zoho rejected the refresh token") -> None:
@@ -94,7 +64,6 @@ class ReauthRequired(ServiceError):
 
 
 class MissingScope(ServiceError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
     reason = "MISSING_SCOPE"
 
     def __init__(self, scope: str, *, user_id: str = "", app: str = "") -> None:
@@ -117,7 +86,6 @@ THROTTLE_SOURCE_BUDGET = "broker_budget"
 
 
 class ZohoThrottled(ServiceError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "ZOHO_THROTTLED"
 
     def __init__(self, message: str, *, retry_after: float, source: str) -> None:
@@ -129,7 +97,6 @@ class ZohoThrottled(ServiceError):
 
 
 class ZohoUnavailable(ServiceError):
-    code = grpc.StatusCode.UNAVAILABLE
     reason = "ZOHO_UNAVAILABLE"
 
     def __init__(self, message: str, *, endpoint: str = "") -> None:
@@ -139,7 +106,6 @@ class ZohoUnavailable(ServiceError):
 class ZohoBadResponse(ServiceError):
     """Zoho answered something we cannot read (not JSON, wrong types, ...)."""
 
-    code = grpc.StatusCode.UNAVAILABLE
     reason = "ZOHO_BAD_RESPONSE"
 
     def __init__(self, message: str, *, endpoint: str = "") -> None:
@@ -147,19 +113,25 @@ class ZohoBadResponse(ServiceError):
 
 
 class ZohoRejected(ServiceError):
-    """Zoho refused a request for a reason the caller must fix (bad data, no permission)."""
+    """Zoho refused a request for a reason the caller must fix (bad data, no permission).
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    `body`: Zoho's answer, for callers that read it (a CRM bulk write answers 400 with a
+    result per item); None when the refusal did not come as an HTTP 4xx."""
+
     reason = "ZOHO_REJECTED"
 
-    def __init__(self, message: str, *, zoho_code: str, http_status: int) -> None:
+    def __init__(
+        self, message: str, *, zoho_code: str, http_status: int, body: Any = None
+    ) -> None:
         super().__init__(
             message, metadata={"zoho_code": zoho_code, "http_status": str(http_status)}
         )
+        self.zoho_code = zoho_code
+        self.http_status = http_status
+        self.body = body
 
 
 class OriginNotAllowed(ServiceError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
     reason = "ORIGIN_NOT_ALLOWED"
 
     def __init__(self, origin: str, field: str) -> None:
@@ -169,17 +141,13 @@ class OriginNotAllowed(ServiceError):
         )
         self.field = field
 
-    def details(self) -> list[Any]:
-        violation = error_details_pb2.BadRequest.FieldViolation(
-            field=self.field, description=self.message
-        )
-        return [*super().details(), error_details_pb2.BadRequest(field_violations=[violation])]
+    def field_violations(self) -> list[tuple[str, str]]:
+        return [(self.field, self.message)]
 
 
 class InvalidArgument(ServiceError):
     """A malformed request; `violations` names every bad field."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
     reason = "INVALID_ARGUMENT"
 
     def __init__(self, violations: Iterable[tuple[str, str]]) -> None:
@@ -190,44 +158,61 @@ class InvalidArgument(ServiceError):
         text = "; ".join(f"{field}: {why}" for field, why in self.violations)
         super().__init__(f"invalid request: {text}")
 
-    def details(self) -> list[Any]:
-        bad = error_details_pb2.BadRequest(
-            field_violations=[
-                error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
-                for f, d in self.violations
-            ]
-        )
-        return [*super().details(), bad]
+    def field_violations(self) -> list[tuple[str, str]]:
+        return self.violations
 
 
 class NotFound(ServiceError):
-    code = grpc.StatusCode.NOT_FOUND
     reason = "NOT_FOUND"
 
 
 class PermissionDenied(ServiceError):
-    code = grpc.StatusCode.PERMISSION_DENIED
     reason = "PERMISSION_DENIED"
+
+
+class DeadlineExceeded(ServiceError):
+    reason = "DEADLINE_EXCEEDED"
 
 
 class Unavailable(ServiceError):
     """Our own dependency (database, broker) is down: retrying later helps."""
 
-    code = grpc.StatusCode.UNAVAILABLE
     reason = "BACKEND_UNAVAILABLE"
 
 
-class PassthroughError(ServiceError):
-    """A status received from another of our services, re-raised unchanged."""
+class DeskOrgUnresolved(ServiceError):
+    reason = "DESK_ORG_UNRESOLVED"
 
-    reason = "PASSTHROUGH"
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"The Zoho Desk account has {count} organisations and none is the default; "
+            "set desk_org_id on the broker connection.",
+            metadata={"organizations": str(count)},
+        )
 
-    def __init__(self, status: grpc.Status) -> None:
-        super().__init__(status.details or "")
-        self.status = status
 
-    def to_status(self) -> grpc.Status:
-        return self.status
+class DecryptError(ServiceError):
+    """A stored value could not be decrypted (wrong key, moved or altered ciphertext).
+
+    The service's own misconfiguration, not the caller's: INTERNAL, but with a reason and
+    a message that names the key, never the value. Nothing is written after it."""
+
+    reason = "TOKEN_UNREADABLE"
+
+    def __init__(self, message: str, *, key_id: str = "") -> None:
+        super().__init__(message, metadata={"key_id": key_id} if key_id else None)
+
+
+class CursorExpired(ServiceError):
+    reason = "CURSOR_EXPIRED"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "after_cursor names an event older than the retention "
+            "(NOTIFIER_EVENT_RETENTION_SECONDS): events after it may have been pruned; "
+            "start again with from_earliest or from now",
+            metadata={"field": "after_cursor"},
+        )
 
 
 # Streams end on their own (complete, or stalled past the write timeout): a caller
@@ -238,7 +223,6 @@ STREAM_SLOT_RETRY_SECONDS = 2.0
 class TooManyStreams(ServiceError):
     """Our own cap on open streams, not Zoho's throttle: retry after RetryInfo."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "TOO_MANY_STREAMS"
 
     def __init__(self, scope: str, limit: int) -> None:
@@ -253,7 +237,6 @@ class TooManyStreams(ServiceError):
 class ConsumerStalled(ServiceError):
     """The caller did not read what it was sent: the caller stalled, not the service."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
     reason = "CONSUMER_STALLED"
 
     def __init__(self, timeout: float, *, preempted_after: float | None = None) -> None:
@@ -283,89 +266,3 @@ class Violations:
     def raise_if_any(self) -> None:
         if self.items:
             raise InvalidArgument(self.items)
-
-
-def build_status(code: grpc.StatusCode, message: str, details: Iterable[Any]) -> grpc.Status:
-    packed = []
-    for detail in details:
-        holder = any_pb2.Any()
-        holder.Pack(detail)
-        packed.append(holder)
-    proto = status_pb2.Status(code=code.value[0], message=message, details=packed)
-    return cast(grpc.Status, rpc_status.to_status(proto))
-
-
-def status_of(error: grpc.aio.AioRpcError) -> grpc.Status:
-    """The full status (with details) of an error received from a peer."""
-    proto = rpc_status.from_call(cast(Any, error))
-    if proto is None:
-        return build_status(error.code(), error.details() or "", [])
-    return cast(grpc.Status, rpc_status.to_status(proto))
-
-
-def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return info
-    return None
-
-
-_INTERNAL = build_status(
-    grpc.StatusCode.INTERNAL,
-    "internal error; the request id is in the server's log",
-    [error_details_pb2.ErrorInfo(reason="INTERNAL", domain=ERROR_DOMAIN)],
-)
-
-_Method = TypeVar("_Method", bound=Callable[..., Any])
-
-
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
-    if isinstance(exc, ServiceError):
-        log.info("rpc %s failed: %s %s", method, exc.to_status().code.name, exc.reason)
-        await abort_with(context, exc.to_status())
-        return
-    log.exception("rpc %s failed unexpectedly", method)
-    await abort_with(context, _INTERNAL)
-
-
-# How long ending a call may wait for its status to be taken by the transport.
-ABORT_SEND_SECONDS = 1.0
-
-
-async def abort_with(context: grpc.aio.ServicerContext, status: grpc.Status) -> None:
-    """Ends the call with `status`.
-
-    Behind data its reader has not taken (a stalled reader), the status waits in the
-    transport (or, behind a message gRPC has not taken yet, is refused outright). The
-    call is marked aborted with it all the same (its code is what metrics count) and
-    nothing more can be sent; the reader gets the status if it ever reads on, or the
-    call goes with its connection. Not waiting for that frees the handler: gRPC re-raises
-    the abort itself once the handler returns."""
-    try:
-        async with asyncio.timeout(ABORT_SEND_SECONDS):
-            await context.abort_with_status(status)
-    except (grpc.aio.InternalError, TimeoutError):
-        log.info("the status waits behind data the reader has not taken (a stalled reader)")
-
-
-def rpc_errors(method: _Method) -> _Method:
-    """Maps domain exceptions raised by a servicer method to gRPC statuses.
-
-    For coroutine methods (streaming ones write rather than yield). An
-    unexpected exception becomes INTERNAL with no text of its own, so that
-    nothing (a token in an exception message, say) leaks to the caller.
-    """
-    name = method.__name__
-
-    @functools.wraps(method)
-    async def unary(self: Any, request: Any, context: Any) -> Any:
-        try:
-            return await method(self, request, context)
-        except grpc.aio.AbortError:
-            raise
-        except Exception as exc:
-            await _abort(context, exc, name)
-
-    return cast(_Method, unary)

@@ -38,6 +38,17 @@ def is_desk_id(value: str) -> bool:
     return _DESK_ID.fullmatch(value) is not None
 
 
+DESK_ORG_ID_RULE = f"must be ASCII digits (Desk's orgId), at most {DESK_ID_MAX}"
+
+
+def desk_org_id(value: object) -> str | None:
+    """Desk's orgId as text, or None when `value` is not one. Desk's JSON gives it as a
+    number or a string; the broker stores it, the notifier reads it back and from Desk."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and is_desk_id(value) else None
+
+
 def is_channel_id(value: str) -> bool:
     return _CHANNEL_ID.fullmatch(value) is not None
 

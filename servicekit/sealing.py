@@ -19,12 +19,11 @@ import secrets
 from pathlib import Path
 from typing import Self, TypeVar
 
-import grpc
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from servicekit.config import ConfigError
-from servicekit.errors import ServiceError
+from servicekit.errors import DecryptError
 from servicekit.key_file import key_file_for, read_or_create
 
 log = logging.getLogger(__name__)
@@ -32,19 +31,6 @@ log = logging.getLogger(__name__)
 _FORMAT = "v1"
 # ASCII only: the id is matched as text in SQL (check_keys) and named in messages.
 _KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-class DecryptError(ServiceError):
-    """A stored value could not be decrypted (wrong key, moved or altered ciphertext).
-
-    The service's own misconfiguration, not the caller's: INTERNAL, but with a reason and
-    a message that names the key, never the value. Nothing is written after it."""
-
-    code = grpc.StatusCode.INTERNAL
-    reason = "TOKEN_UNREADABLE"
-
-    def __init__(self, message: str, *, key_id: str = "") -> None:
-        super().__init__(message, metadata={"key_id": key_id} if key_id else None)
 
 
 class KeyRing:

@@ -8,10 +8,8 @@ first. What each call goes through is in calls.py.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import grpc
@@ -120,31 +118,3 @@ class GrpcServer:
         await self.server.stop(self.grace_seconds if grace is None else grace)
         self.server = None
 
-
-async def run_until_signal(
-    server: GrpcServer,
-    *,
-    on_stop: Callable[[], Awaitable[None]] | None = None,
-    on_started: Callable[[], None] | None = None,
-) -> int:
-    """Serves until SIGTERM or SIGINT, then drains and returns the exit code 0.
-    `on_started` runs right after the first line (the notifier prints its ingress's)."""
-    # Handlers before the server starts: a supervisor may send SIGTERM the moment it reads
-    # `listening on`, and a signal that arrives before them would kill the process (-15).
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    address = await server.start()
-    # The first line of stdout is a contract: tests and scripts read the port from it.
-    print(f"listening on {address}", flush=True)
-    if on_started is not None:
-        on_started()
-    log.info("serving %s on %s", ", ".join(s.name for s in server.services), address)
-    await stopping.wait()
-    log.info("shutting down: health NOT_SERVING, draining for %.1fs", server.grace_seconds)
-    await server.stop()
-    if on_stop is not None:
-        await on_stop()
-    log.info("stopped")
-    return 0

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import re
 
-import grpc
-
-from servicekit.errors import InvalidArgument, ServiceError
+from servicekit.errors import InvalidArgument
 
 _CURSOR = re.compile(r"^[0-9a-f]{16}$")
-
-
-class CursorExpired(ServiceError):
-    code = grpc.StatusCode.OUT_OF_RANGE
-    reason = "CURSOR_EXPIRED"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "after_cursor names an event older than the retention "
-            "(NOTIFIER_EVENT_RETENTION_SECONDS): events after it may have been pruned; "
-            "start again with from_earliest or from now",
-            metadata={"field": "after_cursor"},
-        )
 
 
 def format_cursor(position: int) -> str:

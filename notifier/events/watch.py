@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from notifier.events.cursor import CursorExpired, parse_cursor
+from notifier.events.cursor import parse_cursor
 from notifier.events.log import EventFilter, EventLog, Logged
 from notifier.events.tail import LogTail
+from servicekit.errors import CursorExpired
 from zoho.notifier.v1 import notifier_pb2
 
 BACKLOG_PAGE = 1000

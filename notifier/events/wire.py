@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-from notifier.config import SERVICE_NAME
+from servicekit.services import NOTIFIER_SERVICE_NAME
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 WATCH = "WatchNotifications"
@@ -45,5 +45,7 @@ def add_notifier_service(
         request_deserializer=watch.request_deserializer,
         response_serializer=_as_is,
     )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(NOTIFIER_SERVICE_NAME, handlers),)
+    )
+    server.add_registered_method_handlers(NOTIFIER_SERVICE_NAME, handlers)

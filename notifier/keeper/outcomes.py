@@ -7,14 +7,8 @@ from enum import Enum
 
 from google.rpc import status_pb2
 
-from servicekit.errors import (
-    PassthroughError,
-    ServiceError,
-    Unavailable,
-    ZohoThrottled,
-    ZohoUnavailable,
-    error_info,
-)
+from servicekit.error_status import PassthroughError, error_info
+from servicekit.errors import ServiceError, Unavailable, ZohoThrottled, ZohoUnavailable
 
 # The broker's reasons after which calling Zoho cannot work until the user reconnects.
 BLOCKING = frozenset({"REAUTH_REQUIRED", "MISSING_SCOPE", "NOT_CONNECTED"})

@@ -11,7 +11,6 @@ from typing import Any
 
 from notifier import crm, desk
 from notifier.database.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
-from notifier.deadline import Deadline
 from notifier.ingress.directory import secret_digest
 from notifier.keeper import metrics
 from notifier.keeper.gaps import Gaps
@@ -19,6 +18,7 @@ from notifier.keeper.renewer import Renewer
 from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import CRM, DESK, ZohoSide
 from notifier.subscriptions.store import events_of
+from servicekit.deadline import Deadline
 from servicekit.errors import MissingScope
 from servicekit.scopes import covers
 

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier import crm
-from notifier.deadline import Deadline
 from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
+from notifier.queries import ListQuery
 from notifier.subscriptions.service import sealing_context
 from notifier.subscriptions.store import events_of
+from servicekit.deadline import Deadline
 from servicekit.errors import ZohoRejected
 from servicekit.sealing import KeyRing
 from zoho.common.v1 import common_pb2
@@ -71,7 +72,7 @@ class ZohoSide:
 
     async def crm_channels(self, user_id: str) -> dict[str, ZohoChannel]:
         found: dict[str, ZohoChannel] = {}
-        request = notifier_pb2.ListNotificationsRequest(user_id=user_id, app_type=CRM)
+        request = ListQuery(user_id=user_id, app_type=CRM)
         async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
             for item in page:
                 channel = item.crm
@@ -89,7 +90,7 @@ class ZohoSide:
         return found
 
     async def desk_webhooks(self, user_id: str) -> dict[str, notifier_pb2.DeskWebhook]:
-        request = notifier_pb2.ListNotificationsRequest(user_id=user_id, app_type=DESK)
+        request = ListQuery(user_id=user_id, app_type=DESK)
         found: dict[str, notifier_pb2.DeskWebhook] = {}
         async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
             for item in page:

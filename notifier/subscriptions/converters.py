@@ -7,6 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from notifier.database import models
+from notifier.queries import SubscriptionQuery
 from notifier.subscriptions.store import Stored, events_of
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
@@ -25,6 +26,16 @@ def _stamp(value: datetime | None) -> Timestamp | None:
     stamp = Timestamp()
     stamp.FromDatetime(value)
     return stamp
+
+
+def create_query(request: notifier_pb2.CreateSubscriptionRequest) -> SubscriptionQuery:
+    return SubscriptionQuery(
+        user_id=request.user_id,
+        app_type=request.app_type,
+        events=tuple(request.events),
+        notify_on_related_action=request.notify_on_related_action,
+        return_affected_field_values=request.return_affected_field_values,
+    )
 
 
 def subscription(row: Stored) -> notifier_pb2.Subscription:

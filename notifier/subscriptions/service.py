@@ -9,26 +9,25 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from notifier import crm, desk
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING
-from notifier.deadline import Deadline
 from notifier.ingress.directory import secret_digest
 from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
+from notifier.queries import SubscriptionQuery
 from notifier.subscriptions import validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
-from notifier.zoho_http import ZohoClientError
+from servicekit import scopes
+from servicekit.deadline import Deadline
 from servicekit.errors import MissingScope, NotFound, ZohoRejected
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing
 from zoho.common.v1 import common_pb2
-from zoho.notifier.v1 import notifier_pb2
 
 log = logging.getLogger(__name__)
 
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
-APP_NAMES = {CRM: "crm", DESK: "desk"}
+APP_NAMES: dict[int, str] = {CRM: "crm", DESK: "desk"}
 
 
 def sealing_context(subscription_id: str) -> str:
@@ -65,16 +64,16 @@ class Subscriptions:
         self._forget = forget
 
     async def _check_scope(
-        self, user_id: str, app_type: common_pb2.AppType.ValueType, deadline: Deadline
+        self, user_id: str, app_type: int, deadline: Deadline
     ) -> None:
-        needed = crm.SCOPE_CREATE if app_type == CRM else desk.SCOPE_CREATE
+        needed = scopes.CRM_CREATE if app_type == CRM else scopes.DESK_CREATE
         grant = await self._n.session(user_id, app_type, deadline).grant()
         # No scopes recorded: unknown, Zoho's own answer will tell.
         if grant.scopes and not covers(grant.scopes, needed):
             raise MissingScope(needed, user_id=user_id, app=APP_NAMES[app_type])
 
     async def create(
-        self, request: notifier_pb2.CreateSubscriptionRequest, deadline: Deadline
+        self, request: SubscriptionQuery, deadline: Deadline
     ) -> Stored:
         await self._check_scope(request.user_id, request.app_type, deadline)
         subscription_id = "sub_" + secrets.token_hex(12)
@@ -105,7 +104,7 @@ class Subscriptions:
 
     async def _create_crm(
         self,
-        request: notifier_pb2.CreateSubscriptionRequest,
+        request: SubscriptionQuery,
         common: dict[str, object],
         secret: str,
         deadline: Deadline,
@@ -129,7 +128,7 @@ class Subscriptions:
             "return_affected_field_values": request.return_affected_field_values,
         }
         results = await self._n.crm_write(
-            request.user_id, "POST", [item], scope=crm.SCOPE_CREATE, deadline=deadline
+            request.user_id, "POST", [item], scope=scopes.CRM_CREATE, deadline=deadline
         )
         failed = [r for r in results if r.status != "success"]
         if failed or not results:
@@ -147,7 +146,7 @@ class Subscriptions:
 
     async def _create_desk(
         self,
-        request: notifier_pb2.CreateSubscriptionRequest,
+        request: SubscriptionQuery,
         common: dict[str, object],
         secret: str,
         deadline: Deadline,
@@ -209,7 +208,7 @@ class Subscriptions:
                 await self._n.desk_delete(user_id, row.zoho_id, deadline)
         except NotFound:
             pass  # already gone at Zoho: the row goes too
-        except ZohoClientError as failed:
+        except ZohoRejected as failed:
             if failed.zoho_code != "NOT_SUBSCRIBED":
                 raise
         # Kept as deleted: a Desk delivery to it is then answered 410 (Desk drops it).

@@ -11,9 +11,10 @@ from sqlalchemy import create_engine, text
 
 from broker import db, key_maintenance
 from broker.config import BrokerConfig
-from broker.crypto import DecryptError, KeyRing, load_key_ring, new_key_spec
+from broker.crypto import KeyRing, load_key_ring, new_key_spec
 from broker.store import ConnectionStore
 from servicekit.config import ConfigError, Env
+from servicekit.errors import DecryptError
 from tests.plugins.broker_fixtures import TEST_KEY, BrokerHandle
 
 

@@ -54,6 +54,22 @@ async def test_token_inside_the_window_is_refreshed_before_it_is_handed_out(
     assert stored is not None and stored.access_token == reply.access_token
 
 
+async def test_a_refresh_reads_the_row_once_and_keeps_it_as_written(
+    make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refreshed copy is built from what was written, not read back: it equals the row."""
+    handle = await make_broker(BROKER_CACHE_SECONDS="60")
+    await short_lived_token(handle, first_lifetime=100)  # < 120 s window
+    reads = CountedReads(handle, monkeypatch)
+    reply = await handle.stub.GetToken(get())
+    assert reads.one_by_one == 1, "the refresher's look at the row, and no read after the write"
+    copy = await handle.broker.cache.current("demo")
+    monkeypatch.undo()
+    stored = await handle.broker.store.get("demo")
+    assert copy.access_token == reply.access_token
+    assert copy == stored
+
+
 async def test_fifty_racing_callers_cause_exactly_one_mint(broker: BrokerHandle) -> None:
     refresh = await short_lived_token(broker, first_lifetime=60)
     replies = await asyncio.gather(*(broker.stub.GetToken(get()) for _ in range(50)))

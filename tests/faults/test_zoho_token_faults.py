@@ -45,7 +45,7 @@ async def budget_used(handle: BrokerHandle, clock: ManualClock) -> int:
     record = await handle.broker.store.get("demo")
     assert record is not None
     since = clock() - timedelta(days=1)
-    return len(await handle.broker.store.mints_since(record.refresh_token_hash, since))
+    return len(await handle.broker.budget.mints_since(record.refresh_token_hash, since))
 
 
 @pytest.mark.parametrize("name", list(FAULTS))

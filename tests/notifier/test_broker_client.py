@@ -11,9 +11,10 @@ import grpc
 import pytest
 
 from notifier.broker_client import BrokerClient, BrokerToken
-from notifier.deadline import Deadline
 from servicekit.config import ListenAddress
-from servicekit.errors import NotConnected, PassthroughError, Unavailable, ZohoUnavailable
+from servicekit.deadline import Deadline
+from servicekit.error_status import PassthroughError, to_status
+from servicekit.errors import NotConnected, Unavailable, ZohoUnavailable
 from servicekit.logs import REQUEST_ID_KEY, request_id
 from servicekit.server import GrpcServer, ServiceBinding
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
@@ -93,10 +94,10 @@ async def test_without_a_caller_deadline_the_cap_applies(stand_in) -> None:
 
 async def test_typed_errors_pass_through_unchanged(stand_in) -> None:
     fake, client = stand_in
-    fake.fail_with = NotConnected("demo").to_status()
+    fake.fail_with = to_status(NotConnected("demo"))
     with pytest.raises(PassthroughError) as caught:
         await client.get_token("demo", common_pb2.APP_TYPE_CRM, Deadline(3))
-    status = caught.value.to_status()
+    status = to_status(caught.value)
     assert status.code == grpc.StatusCode.FAILED_PRECONDITION
     assert status.details == fake.fail_with.details
     assert dict(status.trailing_metadata) == dict(fake.fail_with.trailing_metadata)
@@ -131,8 +132,8 @@ async def test_a_replica_failing_a_call_unavailable_is_asked_once_more(stand_in)
 async def test_the_brokers_own_zoho_unavailable_is_never_repeated(stand_in) -> None:
     # The broker already retried Zoho within its bounds: asking again would multiply them.
     fake, client = stand_in
-    fake.fail_with = ZohoUnavailable("Zoho failed").to_status()
+    fake.fail_with = to_status(ZohoUnavailable("Zoho failed"))
     with pytest.raises(PassthroughError) as caught:
         await client.get_token("demo", common_pb2.APP_TYPE_CRM, Deadline(3))
-    assert caught.value.to_status().code == grpc.StatusCode.UNAVAILABLE
+    assert to_status(caught.value).code == grpc.StatusCode.UNAVAILABLE
     assert len(fake.seen) == 1

@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from notifier.app import NotifierApp
-from notifier.config import SERVICE_NAME
+from servicekit.services import NOTIFIER_SERVICE_NAME as SERVICE_NAME
 from tests.notifier.helpers import CRM, DESK, collect, list_request
 from tests.plugins.notifier_fixtures import notifier_config
 from zoho.notifier.v1 import notifier_pb2 as pb

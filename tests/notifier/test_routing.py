@@ -12,10 +12,10 @@ import pytest
 from notifier.broker_client import BrokerToken
 from notifier.config import RetryPolicy
 from notifier.crm import CrmClient
-from notifier.deadline import Deadline
 from notifier.desk import DeskClient
 from notifier.notifications import DeskOrgCache, Notifications
 from notifier.zoho_http import ZohoHttp
+from servicekit.deadline import Deadline
 from servicekit.errors import OriginNotAllowed
 from servicekit.origins import OriginPolicy
 from tests.notifier.helpers import CRM, DESK, list_request

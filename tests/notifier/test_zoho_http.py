@@ -13,9 +13,9 @@ import pytest
 from notifier.broker_client import BrokerToken
 from notifier.config import RetryPolicy
 from notifier.crm import CrmClient
-from notifier.deadline import Deadline
 from notifier.desk import DeskClient
 from notifier.zoho_http import TokenRejected, ZohoCall, ZohoHttp
+from servicekit.deadline import Deadline
 from servicekit.errors import (
     MissingScope,
     OriginNotAllowed,
@@ -254,7 +254,7 @@ async def test_desk_page_sends_org_id_and_pages_by_from_and_limit() -> None:
 
 
 async def test_running_out_of_the_callers_time_is_deadline_exceeded_not_a_retry() -> None:
-    from notifier.deadline import DeadlineExceeded
+    from servicekit.errors import DeadlineExceeded
 
     seen: list[httpx.Request] = []
 

@@ -9,6 +9,7 @@ database (SQLite by default; PostgreSQL when TEST_DATABASE=postgres) and the san
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,6 +29,7 @@ from broker.crypto import new_key_spec
 from sandbox.control_client import SandboxControl
 from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from servicekit.config import Env
+from servicekit.runner import running
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -143,23 +145,20 @@ MakeBroker = Callable[..., Awaitable[BrokerHandle]]
 async def make_broker(
     broker_env: dict[str, str], sandbox: SandboxControl
 ) -> AsyncIterator[MakeBroker]:
-    started: list[BrokerHandle] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(clock: Callable[..., Any] | None = None, **overrides: str) -> BrokerHandle:
-        config = BrokerConfig.from_env(Env({**broker_env, **overrides}))
-        broker = Broker(config, **({"clock": clock} if clock else {}))
-        address = await broker.start(migrate=False)
-        channel = grpc.aio.insecure_channel(address)
-        handle = BrokerHandle(
-            broker, address, channel, broker_pb2_grpc.TokenBrokerServiceStub(channel), sandbox
-        )
-        started.append(handle)
-        return handle
+        async def start(clock: Callable[..., Any] | None = None, **overrides: str) -> BrokerHandle:
+            config = BrokerConfig.from_env(Env({**broker_env, **overrides}))
+            broker = Broker(config, **({"clock": clock} if clock else {}))
+            # The runner `zoho-broker` serves through, without the wait for a signal.
+            address = await stack.enter_async_context(running(broker, grace=0, migrate=False))
+            channel = grpc.aio.insecure_channel(address)
+            stack.push_async_callback(channel.close)
+            return BrokerHandle(
+                broker, address, channel, broker_pb2_grpc.TokenBrokerServiceStub(channel), sandbox
+            )
 
-    yield start
-    for handle in started:
-        await handle.channel.close()
-        await handle.broker.stop(0)
+        yield start
 
 
 @pytest.fixture

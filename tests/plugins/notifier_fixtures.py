@@ -18,6 +18,7 @@ from notifier.app import NotifierApp
 from notifier.config import EventsConfig, NotifierConfig, RetryPolicy
 from notifier.database import DATABASE
 from servicekit.config import ListenAddress
+from servicekit.runner import running
 from tests.plugins.broker_fixtures import TEST_KEY, test_database_kind
 from zoho.notifier.v1 import notifier_pb2_grpc
 
@@ -145,12 +146,12 @@ async def notifier(sandbox, broker, notifier_database_url) -> AsyncIterator[Noti
     app = NotifierApp(
         notifier_config(sandbox.origin, broker.address, notifier_database_url), transport=spy
     )
-    address = await app.start(migrate=False)
-    channel = grpc.aio.insecure_channel(address)
-    try:
-        yield NotifierHandle(
-            app, address, channel, notifier_pb2_grpc.NotifierServiceStub(channel), spy
-        )
-    finally:
-        await channel.close()
-        await app.stop(0)
+    # The runner `zoho-notifier` serves through, without the wait for a signal.
+    async with running(app, grace=0, migrate=False) as address:
+        channel = grpc.aio.insecure_channel(address)
+        try:
+            yield NotifierHandle(
+                app, address, channel, notifier_pb2_grpc.NotifierServiceStub(channel), spy
+            )
+        finally:
+            await channel.close()

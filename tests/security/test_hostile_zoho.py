@@ -242,9 +242,9 @@ async def test_an_oversized_desk_page_is_refused_not_streamed() -> None:
 
     from notifier.broker_client import BrokerToken
     from notifier.config import RetryPolicy
-    from notifier.deadline import Deadline
     from notifier.desk import DeskClient
     from notifier.zoho_http import ZohoHttp
+    from servicekit.deadline import Deadline
     from servicekit.errors import ZohoBadResponse
 
     hooks = [{"id": str(n), "name": "h", "url": "https://hook", "isEnabled": True,

@@ -119,7 +119,7 @@ def test_the_process_exits_2_naming_the_variable(
 ) -> None:
     # One row under a key the process will not have.
     async def seed() -> None:
-        from broker.store import AuditEntry, NewConnection
+        from broker.records import AuditEntry, NewConnection
         from broker.tokens import utc_now
 
         store = ConnectionStore(db.make_async_engine(database_url), KeyRing.parse(TEST_KEY))

@@ -6,12 +6,7 @@ import time
 
 import grpc
 
-from servicekit.errors import ServiceError
-
-
-class DeadlineExceeded(ServiceError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
-    reason = "DEADLINE_EXCEEDED"
+from servicekit.errors import DeadlineExceeded
 
 
 class Deadline:
