@@ -15,6 +15,7 @@ from notifier.broker_client import BrokerClient
 from notifier.config import NotifierConfig
 from notifier.crm import CrmClient
 from notifier.desk import DeskClient
+from notifier.events.wire import add_notifier_service
 from notifier.health import BrokerHealthWatch
 from notifier.keeper.service import Keeper
 from notifier.live import LiveEvents
@@ -29,7 +30,6 @@ from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
 from servicekit.tls import secure_or_insecure_channel
-from zoho.notifier.v1 import notifier_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,7 @@ class NotifierApp:
             [
                 ServiceBinding(
                     services.NOTIFIER_SERVICE_NAME,
-                    lambda server: notifier_pb2_grpc.add_NotifierServiceServicer_to_server(
-                        servicer, server
-                    ),
+                    lambda server: add_notifier_service(servicer, server),
                 )
             ],
             credentials=config.tls.credentials() if config.tls else None,

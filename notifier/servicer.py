@@ -200,7 +200,8 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         # Headers now: a caller that has them knows every later event will reach it.
         await context.send_initial_metadata(())
         # The one place WatchNotifications writes: stream caps and stall timeouts go here.
+        # Each event is already serialized (its serializer passes bytes: events/wire.py).
         async with aclosing(self._watches.stream(request, start)) as batches:
             async for batch in batches:
-                for event in batch:
-                    await context.write(event)
+                for wire in batch:
+                    await context.write(wire)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import delete, func, select, text, update
@@ -21,14 +22,29 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database.models import EventLogState, EventRow, SubscriptionRow
+from notifier.events import pg_direct
 from notifier.events.cursor import format_cursor
+from notifier.events.pg_direct import NOTIFY_CHANNEL, PostgresAppend
 from zoho.notifier.v1 import notifier_pb2
 
-NOTIFY_CHANNEL = "notifier_events"
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
 
-# (cursor, event with its cursor set): the cursor as a number too, to compare cheaply.
-Logged = tuple[int, notifier_pb2.NotificationEvent]
+
+class Logged(NamedTuple):
+    """A stored event as watchers get it: the fields filters look at, and the message
+    already serialized (the stored bytes with the cursor appended), written as it is."""
+
+    cursor: int
+    user_id: str
+    app_type: int
+    subscription_id: str
+    wire: bytes
+
+
+def with_cursor(cursor: int, blob: bytes) -> bytes:
+    # NotificationEvent.cursor is field 1 (a 16-character string): a field appended to a
+    # serialized message is that field set (the last occurrence wins when parsed).
+    return blob + b"\x0a\x10" + format_cursor(cursor).encode()
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,7 @@ class EventFilter:
     app_type: int = 0
     subscription_id: str = ""
 
-    def matches(self, event: notifier_pb2.NotificationEvent) -> bool:
+    def matches(self, event: notifier_pb2.NotificationEvent | Logged) -> bool:
         return (
             (not self.user_id or event.user_id == self.user_id)
             and (not self.app_type or event.app_type == self.app_type)
@@ -51,10 +67,31 @@ class EventFilter:
         )
 
 
-def _decode(cursor: int, blob: bytes) -> Logged:
-    event = notifier_pb2.NotificationEvent.FromString(blob)
-    event.cursor = format_cursor(cursor)
-    return cursor, event
+def _rows(
+    events: Sequence[NewEvent], received_at: datetime
+) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """The rows to insert, and each dedupe key's serialized event (without cursor)."""
+    stamp = Timestamp()
+    stamp.FromDatetime(received_at)
+    rows = []
+    blobs: dict[str, bytes] = {}
+    for new in events:
+        event = new.event
+        event.received_time.CopyFrom(stamp)
+        event.ClearField("cursor")
+        blob = event.SerializeToString()
+        blobs.setdefault(new.dedupe_key, blob)
+        rows.append(
+            {
+                "dedupe_key": new.dedupe_key,
+                "subscription_id": event.subscription_id,
+                "user_id": event.user_id,
+                "app_type": event.app_type,
+                "received_at": received_at,
+                "event": blob,
+            }
+        )
+    return rows, blobs
 
 
 class EventLog:
@@ -66,60 +103,37 @@ class EventLog:
         # written at most once a second, not in every commit.
         self._touched: dict[str, float] = {}
 
+    async def writer_connection(self) -> AsyncConnection | PostgresAppend:
+        """A connection for the writer to keep and pass to every `append`."""
+        if self.postgres:
+            url = self.engine.url.set(drivername="postgresql")
+            return PostgresAppend(url.render_as_string(hide_password=False))
+        return await self.engine.connect()
+
     async def append(
         self,
         events: Sequence[NewEvent],
         received_at: datetime,
-        connection: AsyncConnection | None = None,
+        connection: AsyncConnection | PostgresAppend | None = None,
     ) -> list[Logged]:
         """Stores `events` in one transaction (a dedupe key already stored is skipped);
         returns the new ones with their cursors, in cursor order. Committed when it
-        returns. `connection`: the writer's own (saves a pool checkout per commit)."""
+        returns. `connection`: the writer's own (saves a pool checkout per commit; on
+        PostgreSQL a PostgresAppend, one round trip per commit)."""
         if connection is None:
             async with self.engine.connect() as own:
                 return await self.append(events, received_at, own)
-        stamp = Timestamp()
-        stamp.FromDatetime(received_at)
-        rows = []
-        for new in events:
-            event = new.event
-            event.received_time.CopyFrom(stamp)
-            rows.append(
-                {
-                    "dedupe_key": new.dedupe_key,
-                    "subscription_id": event.subscription_id,
-                    "user_id": event.user_id,
-                    "app_type": event.app_type,
-                    "received_at": received_at,
-                    "event": event.SerializeToString(),
-                }
-            )
+        rows, blobs = _rows(events, received_at)
         now = time.monotonic()
         stale = sorted(
             # A keeper's "gap" notice is not an event from Zoho: last_event_time stays.
             {new.event.subscription_id for new in events if new.event.operation != "gap"}
             - {s for s, at in self._touched.items() if now - at < 1.0}
         )
-        conn = connection
-        async with conn.begin():
-            if self.postgres:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
-            # One statement for the batch; a dedupe key already stored is skipped.
-            result = await conn.execute(
-                self._insert(EventRow)
-                .on_conflict_do_nothing()
-                .returning(EventRow.cursor, EventRow.dedupe_key),
-                rows,
-            )
-            returned = result.all()
-            if returned and stale:
-                await conn.execute(
-                    update(SubscriptionRow)
-                    .where(SubscriptionRow.id.in_(stale))
-                    .values(last_event_time=received_at)
-                )
-            if returned and self.postgres:
-                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        if isinstance(connection, PostgresAppend):
+            returned = await connection.insert(rows, stale, received_at, _APPEND_LOCK)
+        else:
+            returned = await self._append_in(connection, rows, stale, received_at)
         if returned:
             self._touched.update(dict.fromkeys(stale, now))
             if len(self._touched) > 10_000:
@@ -131,8 +145,44 @@ class EventLog:
         for cursor, key in sorted(returned):
             event = by_key[key]
             event.cursor = format_cursor(cursor)
-            stored.append((cursor, event))
+            stored.append(
+                Logged(
+                    cursor,
+                    event.user_id,
+                    event.app_type,
+                    event.subscription_id,
+                    with_cursor(cursor, blobs[key]),
+                )
+            )
         return stored
+
+    async def _append_in(
+        self,
+        conn: AsyncConnection,
+        rows: list[dict[str, Any]],
+        stale: list[str],
+        received_at: datetime,
+    ) -> list[tuple[int, str]]:
+        async with conn.begin():
+            if self.postgres:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+            # One statement for the batch; a dedupe key already stored is skipped.
+            result = await conn.execute(
+                self._insert(EventRow)
+                .on_conflict_do_nothing()
+                .returning(EventRow.cursor, EventRow.dedupe_key),
+                rows,
+            )
+            returned = [(cursor, key) for cursor, key in result.all()]
+            if returned and stale:
+                await conn.execute(
+                    update(SubscriptionRow)
+                    .where(SubscriptionRow.id.in_(stale))
+                    .values(last_event_time=received_at)
+                )
+            if returned and self.postgres:
+                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        return returned
 
     async def read_after(
         self,
@@ -142,19 +192,33 @@ class EventLog:
         *,
         through: int | None = None,
     ) -> list[Logged]:
-        query = select(EventRow.cursor, EventRow.event).where(EventRow.cursor > after)
-        if through is not None:
-            query = query.where(EventRow.cursor <= through)
+        where: dict[str, str | int] = {}
         if event_filter.user_id:
-            query = query.where(EventRow.user_id == event_filter.user_id)
+            where["user_id"] = event_filter.user_id
         if event_filter.app_type:
-            query = query.where(EventRow.app_type == event_filter.app_type)
+            where["app_type"] = event_filter.app_type
         if event_filter.subscription_id:
-            query = query.where(EventRow.subscription_id == event_filter.subscription_id)
-        query = query.order_by(EventRow.cursor).limit(limit)
+            where["subscription_id"] = event_filter.subscription_id
+        rows: Sequence[Any]
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_decode(cursor, blob) for cursor, blob in rows]
+            if self.postgres:
+                raw = (await conn.get_raw_connection()).driver_connection
+                rows = await pg_direct.read_after(raw, after, through, where, limit)
+            else:
+                query = select(
+                    EventRow.cursor,
+                    EventRow.user_id,
+                    EventRow.app_type,
+                    EventRow.subscription_id,
+                    EventRow.event,
+                ).where(EventRow.cursor > after)
+                if through is not None:
+                    query = query.where(EventRow.cursor <= through)
+                for column, value in where.items():
+                    query = query.where(getattr(EventRow, column) == value)
+                query = query.order_by(EventRow.cursor).limit(limit)
+                rows = (await conn.execute(query)).all()
+        return [Logged(c, u, a, s, with_cursor(c, blob)) for c, u, a, s, blob in rows]
 
     async def bounds(self) -> tuple[int, int]:
         """(pruned_through, newest): every cursor at or below the first is gone; the

@@ -76,7 +76,7 @@ class LogTail:
             self.wake()
             return
         expected = self.position + 1
-        if any(cursor != expected + i for i, (cursor, _) in enumerate(stored)):
+        if any(item.cursor != expected + i for i, item in enumerate(stored)):
             self.wake()
             return
         self._fan_out(stored)
@@ -118,8 +118,7 @@ class LogTail:
         # No await between fan-out and moving the position: a watcher registered
         # meanwhile is owed exactly what comes after the position it saw.
         for item in batch:
-            event = item[1]
             for subscription in list(self._subscriptions):
-                if subscription.filter.matches(event) and not subscription.push(item):
+                if subscription.filter.matches(item) and not subscription.push(item):
                     self._subscriptions.discard(subscription)
         self.position = batch[-1][0]

@@ -39,8 +39,9 @@ class Watches:
 
     async def stream(
         self, request: notifier_pb2.WatchNotificationsRequest, start: int
-    ) -> AsyncGenerator[list[notifier_pb2.NotificationEvent], None]:
-        """Every matching event after `start` (from start_position), then the live tail."""
+    ) -> AsyncGenerator[list[bytes], None]:
+        """Every matching event after `start` (from start_position), then the live tail,
+        each a serialized NotificationEvent (see events/wire.py)."""
         event_filter = EventFilter(request.user_id, request.app_type, request.subscription_id)
         last = start
         while True:
@@ -48,12 +49,12 @@ class Watches:
             try:
                 async for batch in self._backlog(last, subscription.since, event_filter):
                     last = batch[-1][0]
-                    yield [event for _, event in batch]
+                    yield [item.wire for item in batch]
                 while not subscription.overflowed:
                     fresh = [item for item in await subscription.take() if item[0] > last]
                     if fresh:
                         last = fresh[-1][0]
-                        yield [event for _, event in fresh]
+                        yield [item.wire for item in fresh]
             finally:
                 self._tail.unsubscribe(subscription)
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifier.events.log import EventLog, Logged, NewEvent
+from notifier.events.pg_direct import PostgresAppend
 from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class EventWriter:
         self._task = BackgroundTask("event-writer")
         # One connection kept for every commit (a pool checkout, and PostgreSQL's
         # pre-ping, per commit were a third of the writer's round trips).
-        self._conn: AsyncConnection | None = None
+        self._conn: AsyncConnection | PostgresAppend | None = None
 
     def start(self) -> None:
         self._task.start(self._run())
@@ -71,7 +72,7 @@ class EventWriter:
         events = [event for item, _ in batch for event in item]
         try:
             if self._conn is None:
-                self._conn = await self._log.engine.connect()
+                self._conn = await self._log.writer_connection()
             stored = await self._log.append(events, datetime.now(UTC), self._conn)
         except Exception as failed:
             log.warning("storing %d events failed: %s", len(events), type(failed).__name__)
