@@ -171,8 +171,12 @@ async def run(args: argparse.Namespace) -> bool:
               f"{'streamed min / max per watcher':>31}", flush=True)
         began = time.monotonic()
         load.start()
-        while load.is_alive():
-            await asyncio.sleep(min(args.sample_seconds, max(1.0, seconds - _since(began))))
+        # The load process's result is read as soon as it is put: a process that has put
+        # into a queue does not exit until the queue is read.
+        result = asyncio.ensure_future(asyncio.to_thread(out.get, True, seconds + 240))
+        while not result.done():
+            await asyncio.wait([result], timeout=min(args.sample_seconds,
+                                                      max(1.0, seconds - _since(began))))
             rss = notifier.status_kib("VmRSS")
             samples.append((_since(began), rss))
             counts = [w.streamed for w in watchers]
@@ -180,7 +184,7 @@ async def run(args: argparse.Namespace) -> bool:
                   f"{min(counts):>14d} / {max(counts):<14d}", flush=True)
             if _since(began) > seconds + 120:
                 break
-        ok, failed = await asyncio.to_thread(out.get, True, 120)
+        ok, failed = await result
         load.join(10)
         expected = set(ok)
         deadline = time.monotonic() + 30
