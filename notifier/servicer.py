@@ -196,12 +196,13 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.WatchNotificationsRequest, context: Ctx
     ) -> None:
         subscription_validation.watch_request(request)
-        start = await self._watches.start_position(request)
+        query = subscription_converters.watch_query(request)
+        start = await self._watches.start_position(query)
         # Headers now: a caller that has them knows every later event will reach it.
         await context.send_initial_metadata(())
         # The one place WatchNotifications writes: stream caps and stall timeouts go here.
         # Each event is already serialized (its serializer passes bytes: events/wire.py).
-        async with aclosing(self._watches.stream(request, start)) as batches:
+        async with aclosing(self._watches.stream(query, start)) as batches:
             async for batch in batches:
                 for wire in batch:
                     await context.write(wire)

@@ -14,8 +14,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from notifier.events.cursor import parse_cursor
 from notifier.events.log import EventFilter, EventLog, Logged
 from notifier.events.tail import LogTail
+from notifier.queries import WatchQuery
 from servicekit.errors import CursorExpired
-from zoho.notifier.v1 import notifier_pb2
 
 BACKLOG_PAGE = 1000
 
@@ -25,24 +25,24 @@ class Watches:
         self._log = event_log
         self._tail = tail
 
-    async def start_position(self, request: notifier_pb2.WatchNotificationsRequest) -> int:
+    async def start_position(self, query: WatchQuery) -> int:
         pruned, newest = await self._log.bounds()
-        if request.after_cursor:
-            after = parse_cursor(request.after_cursor)
+        if query.after_cursor:
+            after = parse_cursor(query.after_cursor)
             if after < pruned:
                 raise CursorExpired()
             return after
-        if request.from_earliest:
+        if query.from_earliest:
             return pruned
         # "From the call": what this replica's tail has seen may lag the database.
         return max(newest, self._tail.position)
 
     async def stream(
-        self, request: notifier_pb2.WatchNotificationsRequest, start: int
+        self, query: WatchQuery, start: int
     ) -> AsyncGenerator[list[bytes], None]:
         """Every matching event after `start` (from start_position), then the live tail,
         each a serialized NotificationEvent (see events/wire.py)."""
-        event_filter = EventFilter(request.user_id, request.app_type, request.subscription_id)
+        event_filter = EventFilter(query.user_id, query.app_type, query.subscription_id)
         last = start
         while True:
             subscription = self._tail.subscribe(event_filter)
