@@ -67,7 +67,7 @@ class Reconciler:
     async def _crm(self, user_id: str, rows: Sequence[Any], now: datetime) -> int:
         channels = await self._zoho.crm_channels(user_id)
         repaired = 0
-        healthy: list[str] = []
+        healthy: list[tuple[str, int]] = []
         for row in rows:
             if row.lease_owner is not None and row.renew_at is not None and row.renew_at <= now:
                 continue  # being renewed right now
@@ -79,7 +79,7 @@ class Reconciler:
                 problem = "changed"
             if problem is None:
                 if await self._crm_expiry(row, seen.expires_at if seen else None, now):
-                    healthy.append(row.id)
+                    healthy.append((row.id, row.version))
                 continue
             expiry = now + self._ttl
             outcome = "repaired"
@@ -126,7 +126,7 @@ class Reconciler:
     async def _desk(self, user_id: str, rows: Sequence[Any], now: datetime) -> int:
         webhooks = await self._zoho.desk_webhooks(user_id)
         repaired = 0
-        verified: list[str] = []
+        verified: list[tuple[str, int]] = []
         for row in rows:
             seen = webhooks.get(row.zoho_id or "")
             problem = None
@@ -139,13 +139,13 @@ class Reconciler:
             ):
                 problem = "changed"
             if problem is None:
-                verified.append(row.id)
+                verified.append((row.id, row.version))
                 continue
             outcome = "repaired"
             try:
                 await self._desk_repair(row, problem, now)
                 repaired += 1
-                verified.append(row.id)
+                verified.append((row.id, row.version))
                 await self._gaps.emit(row, since=row.verified_at, until=now)
             except Exception as failed:  # recorded; the next reconcile tries again
                 log.warning("repair of %s failed: %s", row.id, type(failed).__name__)

@@ -172,17 +172,12 @@ class KeeperStore(KeeperReads):
                     )
         return done
 
-    async def mark_verified(self, subscription_ids: Sequence[str], now: datetime) -> None:
-        """Unfenced, as schedule(): a reconcile's healthy rows in one UPDATE."""
-        if not subscription_ids:
-            return
-        k = KeeperSubscription
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(k)
-                .where(k.subscription_id.in_(subscription_ids))
-                .values(version=k.version + 1, verified_at=now)
-            )
+    async def mark_verified(self, rows: Sequence[tuple[str, int]], now: datetime) -> None:
+        """A reconcile's healthy rows (id, version read) in one UPDATE; a row claimed or
+        changed since is left to its holder."""
+        if rows:
+            async with self.engine.begin() as conn:
+                await _fenced(conn, KeeperSubscription, rows, free_at=now, verified_at=now)
 
     async def schedule(self, subscription_id: str, **keeper: Any) -> None:
         """Unfenced: only from a user's reconcile, which holds the user's lease."""
