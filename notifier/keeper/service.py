@@ -35,6 +35,7 @@ from servicekit.sealing import KeyRing
 
 log = logging.getLogger(__name__)
 SUMMARY_SECONDS = 5.0
+ENROL_SECONDS = 1.0
 
 
 class Keeper:
@@ -74,6 +75,7 @@ class Keeper:
         self._task = BackgroundTask("keeper")
         self._wake = asyncio.Event()
         self._summary_at = 0.0
+        self._enrol_at = 0.0
 
     async def start(self) -> None:
         await self.clock.sync()
@@ -116,7 +118,11 @@ class Keeper:
     async def _run(self) -> None:
         while True:
             try:
-                await self.tick()
+                # New subscriptions (an hour's expiry at least) wait a second at most.
+                enrol = time.monotonic() >= self._enrol_at
+                if enrol:
+                    self._enrol_at = time.monotonic() + ENROL_SECONDS
+                await self.tick(enrol=enrol)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -125,10 +131,11 @@ class Keeper:
                 await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
             self._wake.clear()
 
-    async def tick(self) -> None:
+    async def tick(self, *, enrol: bool = True) -> None:
         await self.clock.sync()
         now = self.clock.now()
-        await self.store.enrol(now, self._before, self._period)
+        if enrol:
+            await self.store.enrol(now, self._before, self._period)
         room = self.config.concurrency * 4 - len(self._pending)
         if room > 0:
             for row in await self.store.due_users(now, room):
@@ -170,8 +177,7 @@ class Keeper:
     async def _renew_user(self, user_id: str, rows: list[Any]) -> None:
         """All of a user's due channels: one claim, one pass, one finish."""
         async with self._calling(user_id, "crm"):
-            await self.clock.sync()
-            now = self.clock.now()
+            now = self.clock.now()  # the tick synced the clock just before
             until = now + timedelta(seconds=self.config.lease_seconds)
             fences = await self.store.claim_rows(
                 [(row.id, row.version) for row in rows], self.owner, until, now
@@ -189,8 +195,7 @@ class Keeper:
 
     async def _reconcile_user(self, row: Any) -> None:
         async with self._calling(row.user_id, row.app_type):
-            await self.clock.sync()
-            now = self.clock.now()
+            now = self.clock.now()  # the tick synced the clock just before
             until = now + timedelta(seconds=self.config.lease_seconds)
             fence = await self.store.claim_user(
                 row.user_id, row.app_type, row.version, self.owner, until, now
