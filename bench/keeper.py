@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 import grpc
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from notifier.database.models import EventRow, SubscriptionRow
@@ -56,7 +57,8 @@ def _metric(port: int, name: str) -> float:
 class Run:
     def __init__(self, args: argparse.Namespace, url: str) -> None:
         self.args = args
-        self.engine = create_async_engine(url)
+        # Another session's PostgreSQL maintenance may end connections: reconnect.
+        self.engine = create_async_engine(url, pool_pre_ping=True)
         self.puts: dict[str, list[float]] = defaultdict(list)
         self.lapses = 0
 
@@ -245,6 +247,10 @@ async def run(args: argparse.Namespace) -> bool:
                         restored_after = ((step - deleted_at) * args.step, present)
                 if step % 24 == 0:
                     await run_.collect(control)
+                    print(f"day {step * args.step / DAY:.0f}: {time.monotonic() - t0:.0f} s, "
+                          f"{sum(len(v) for v in run_.puts.values())} PUTs, "
+                          f"{run_.lapses} lapsed, slowest settle {slowest:.1f} s",
+                          file=sys.stderr, flush=True)
             sim_s = time.monotonic() - t0
             await run_.collect(control)
             missing = sum(len(v) for v in by_user.values()) - await _present(control, by_user)
@@ -296,7 +302,12 @@ async def settle_without(run: Run, control: Any, dead_pid: int) -> None:
     started = time.monotonic()
     now = datetime.fromtimestamp(await control.now(), UTC)
     pause = 0.02
-    while time.monotonic() - started < 300 and await run.busy(now, dead_pid) > 0:
+    while time.monotonic() - started < 300:
+        try:
+            if await run.busy(now, dead_pid) <= 0:
+                break
+        except OperationalError:  # a connection ended under us: ask again
+            pass
         await asyncio.sleep(pause)
         pause = min(0.2, pause * 1.5)
     run.lapses = max(run.lapses, await run.expired(now))
