@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 import grpc
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from notifier.database.models import EventRow, SubscriptionRow
@@ -56,7 +57,8 @@ def _metric(port: int, name: str) -> float:
 class Run:
     def __init__(self, args: argparse.Namespace, url: str) -> None:
         self.args = args
-        self.engine = create_async_engine(url)
+        # Another session's PostgreSQL maintenance may end connections: reconnect.
+        self.engine = create_async_engine(url, pool_pre_ping=True)
         self.puts: dict[str, list[float]] = defaultdict(list)
         self.lapses = 0
 
@@ -68,17 +70,22 @@ class Run:
                     self.puts[channel].append(call.at)
         await control.clear_calls()
 
-    async def busy(self, now: datetime) -> int:
+    async def busy(self, now: datetime, dead_pid: int) -> int:
+        """Renewals and reconciles due or leased, but for the leases of a dead replica (they
+        only end when they expire)."""
         k, u = KeeperSubscription, KeeperUser
+        dead = f"%:{dead_pid}:%"
         async with self.engine.connect() as conn:
             due = (await conn.execute(
                 select(func.count()).select_from(k).join(SubscriptionRow,
                                                          SubscriptionRow.id == k.subscription_id)
                 .where(or_(k.renew_at <= now, k.lease_until.is_not(None)),
+                       or_(k.lease_owner.is_(None), k.lease_owner.not_like(dead)),
                        SubscriptionRow.status.in_(("active", "failing"))))).scalar() or 0
             users = (await conn.execute(
                 select(func.count()).select_from(u).where(
-                    or_(u.reconcile_at <= now, u.lease_until.is_not(None))))).scalar() or 0
+                    or_(u.reconcile_at <= now, u.lease_until.is_not(None)),
+                    or_(u.lease_owner.is_(None), u.lease_owner.not_like(dead))))).scalar() or 0
         return int(due) + int(users)
 
     async def expired(self, now: datetime) -> int:
@@ -87,11 +94,16 @@ class Run:
             return int((await conn.execute(select(func.count()).select_from(s).where(
                 s.app_type == "crm", s.status != "deleted", s.expires_at <= now))).scalar() or 0)
 
-    async def leases_of(self, pid: int) -> int:
-        k = KeeperSubscription
+    async def leases_of(self, pid: int) -> tuple[int, int]:
+        """(renewal leases, per-user reconcile leases) the replica holds."""
+        k, u = KeeperSubscription, KeeperUser
+        owner = f"%:{pid}:%"
         async with self.engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(k).where(
-                k.lease_owner.like(f"%:{pid}:%")))).scalar() or 0)
+            rows = (await conn.execute(select(func.count()).select_from(k).where(
+                k.lease_owner.like(owner)))).scalar() or 0
+            users = (await conn.execute(select(func.count()).select_from(u).where(
+                u.lease_owner.like(owner)))).scalar() or 0
+        return int(rows), int(users)
 
     async def gaps(self) -> int:
         async with self.engine.connect() as conn:
@@ -198,11 +210,11 @@ async def run(args: argparse.Namespace) -> bool:
                 by_user[sub.user_id].append(sub.zoho_id)
             steps = int(args.days * DAY / args.step)
             kill_step, delete_step = steps // 2, int(steps * 0.7)
-            dead_pid, killed_leases, taken_over = 0, 0, None
+            dead_pid, killed_leases, taken_over = 0, (0, 0), None
             deleted: dict[str, list[str]] = {}
             deleted_at = 0
             restored_after = None
-            t0 = time.monotonic()
+            t0, slowest = time.monotonic(), 0.0
             for step in range(steps):
                 offset[0] = await control.advance_clock(args.step) - time.time()
                 if step >= kill_step and not dead_pid:
@@ -210,7 +222,7 @@ async def run(args: argparse.Namespace) -> bool:
                     # half-way on at which it does).
                     for _ in range(100):
                         killed_leases = await run_.leases_of(replicas[0].pid)
-                        if killed_leases:
+                        if any(killed_leases):
                             dead_pid = replicas[0].pid
                             replicas[0].kill()
                             kill_step = step
@@ -222,8 +234,10 @@ async def run(args: argparse.Namespace) -> bool:
                         await stubs[1].DisableCrmChannels(notifier_pb2.DisableCrmChannelsRequest(
                             user_id=user, channel_ids=by_user[user]), timeout=30)
                     deleted_at = step
+                settled = time.monotonic()
                 await settle_without(run_, control, dead_pid)
-                if dead_pid and taken_over is None and not await run_.leases_of(dead_pid):
+                slowest = max(slowest, time.monotonic() - settled)
+                if dead_pid and taken_over is None and not any(await run_.leases_of(dead_pid)):
                     taken_over = (step - kill_step) * args.step
                 if deleted and restored_after is None and (step - deleted_at) * args.step >= min(
                         args.reconcile, args.step):
@@ -233,6 +247,10 @@ async def run(args: argparse.Namespace) -> bool:
                         restored_after = ((step - deleted_at) * args.step, present)
                 if step % 24 == 0:
                     await run_.collect(control)
+                    print(f"day {step * args.step / DAY:.0f}: {time.monotonic() - t0:.0f} s, "
+                          f"{sum(len(v) for v in run_.puts.values())} PUTs, "
+                          f"{run_.lapses} lapsed, slowest settle {slowest:.1f} s",
+                          file=sys.stderr, flush=True)
             sim_s = time.monotonic() - t0
             await run_.collect(control)
             missing = sum(len(v) for v in by_user.values()) - await _present(control, by_user)
@@ -247,7 +265,8 @@ async def run(args: argparse.Namespace) -> bool:
     report.row("figure", "value")
     report.row("subscriptions / users / simulated days",
                f"{args.subscriptions} / {args.users} / {args.days}")
-    report.row("create all (s) / simulate (s)", f"{create_s:.0f} / {sim_s:.0f}")
+    report.row("create all (s) / simulate (s) / slowest step's settle (s)",
+               f"{create_s:.0f} / {sim_s:.0f} / {slowest:.1f}")
     report.row("renewal PUTs at Zoho", renewals)
     report.row("channels lapsed (expiry passed in our records) / missing at the end",
                f"{run_.lapses} / {missing}")
@@ -255,7 +274,7 @@ async def run(args: argparse.Namespace) -> bool:
     report.row("max renewals per channel per due time", worst)
     report.row("peak keeper calls in flight: A (killed) / B",
                f"{peaks[0]} / {peaks[1]} (limit per replica {args.concurrency}, one per user)")
-    report.row("leases held by A when SIGKILLed / taken over after (sim s)",
+    report.row("leases held by A when SIGKILLed (channels, users) / taken over after (sim s)",
                f"{killed_leases} / {taken_over}")
     report.row("deleted behind our back / back after (sim s, present)",
                f"{n_deleted} / {restored_after}")
@@ -268,7 +287,7 @@ async def run(args: argparse.Namespace) -> bool:
                   max(peaks[1], 0) <= args.concurrency,
                   f"peak {peaks[1]} per replica, 1 per user per replica; {CRM_LIMITS}")
     report.target("SIGKILL: taken over within the lease", taken_over is not None
-                  and taken_over <= 3 * args.step and killed_leases > 0,
+                  and taken_over <= 3 * args.step and any(killed_leases),
                   f"{killed_leases} leases, taken over after {taken_over} sim s "
                   f"(lease {2 * args.step} s, seen at step granularity {args.step} s)")
     report.target("deleted channels back within one reconcile period",
@@ -282,13 +301,15 @@ async def settle_without(run: Run, control: Any, dead_pid: int) -> None:
     """Like settle(), but a dead replica's leases only end when they expire."""
     started = time.monotonic()
     now = datetime.fromtimestamp(await control.now(), UTC)
+    pause = 0.02
     while time.monotonic() - started < 300:
-        busy = await run.busy(now)
-        if dead_pid:
-            busy -= await run.leases_of(dead_pid)
-        if busy <= 0:
-            break
-        await asyncio.sleep(0.1)
+        try:
+            if await run.busy(now, dead_pid) <= 0:
+                break
+        except OperationalError:  # a connection ended under us: ask again
+            pass
+        await asyncio.sleep(pause)
+        pause = min(0.2, pause * 1.5)
     run.lapses = max(run.lapses, await run.expired(now))
 
 

@@ -67,6 +67,7 @@ class Reconciler:
     async def _crm(self, user_id: str, rows: Sequence[Any], now: datetime) -> int:
         channels = await self._zoho.crm_channels(user_id)
         repaired = 0
+        healthy: list[tuple[str, int]] = []
         for row in rows:
             if row.lease_owner is not None and row.renew_at is not None and row.renew_at <= now:
                 continue  # being renewed right now
@@ -77,7 +78,8 @@ class Reconciler:
             elif seen.events != set(events_of(row)) or seen.notify_url != self._zoho.crm_url(row):
                 problem = "changed"
             if problem is None:
-                await self._crm_expiry(row, seen.expires_at if seen else None, now)
+                if await self._crm_expiry(row, seen.expires_at if seen else None, now):
+                    healthy.append((row.id, row.version))
                 continue
             expiry = now + self._ttl
             outcome = "repaired"
@@ -103,13 +105,14 @@ class Reconciler:
                 await self._gaps.emit(row, since=row.verified_at, until=now)
             log.warning("crm channel of %s was %s at Zoho: %s", row.id, problem, outcome)
             metrics.REPAIRS.labels("crm", problem, outcome).inc()
+        await self._store.mark_verified(healthy, now)
         return repaired
 
-    async def _crm_expiry(self, row: Any, expires_at: datetime | None, now: datetime) -> None:
+    async def _crm_expiry(self, row: Any, expires_at: datetime | None, now: datetime) -> bool:
         """Zoho's expiry is the truth: a write without channel_expiry may have moved it
-        earlier, and the renewal must come before it."""
+        earlier, and the renewal must come before it. True: as we had it (verified)."""
         if expires_at is None:
-            return
+            return False
         if row.expires_at is None or abs(expires_at - row.expires_at) > EXPIRY_SLACK:
             log.warning("crm channel of %s: expiry at Zoho moved to %s", row.id, expires_at)
             metrics.REPAIRS.labels("crm", "expiry_moved", "rescheduled").inc()
@@ -117,12 +120,13 @@ class Reconciler:
             await self._store.schedule(
                 row.id, renew_at=self._renewer.next_due(row, expires_at, now), verified_at=now
             )
-        else:
-            await self._store.schedule(row.id, verified_at=now)
+            return False
+        return True
 
     async def _desk(self, user_id: str, rows: Sequence[Any], now: datetime) -> int:
         webhooks = await self._zoho.desk_webhooks(user_id)
         repaired = 0
+        verified: list[tuple[str, int]] = []
         for row in rows:
             seen = webhooks.get(row.zoho_id or "")
             problem = None
@@ -135,19 +139,20 @@ class Reconciler:
             ):
                 problem = "changed"
             if problem is None:
-                await self._store.schedule(row.id, verified_at=now)
+                verified.append((row.id, row.version))
                 continue
             outcome = "repaired"
             try:
                 await self._desk_repair(row, problem, now)
                 repaired += 1
-                await self._store.schedule(row.id, verified_at=now)
+                verified.append((row.id, row.version))
                 await self._gaps.emit(row, since=row.verified_at, until=now)
             except Exception as failed:  # recorded; the next reconcile tries again
                 log.warning("repair of %s failed: %s", row.id, type(failed).__name__)
                 outcome = "failed"
             log.warning("desk webhook of %s was %s at Zoho: %s", row.id, problem, outcome)
             metrics.REPAIRS.labels("desk", problem, outcome).inc()
+        await self._store.mark_verified(verified, now)
         return repaired
 
     def _url_is_ours(self, row: Any, url: str) -> bool:

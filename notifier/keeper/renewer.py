@@ -1,13 +1,17 @@
-"""One CRM channel's renewal, under its claimed lease.
+"""A user's due CRM channels renewed in one pass, under the leases claimed for them: one
+PUT per WRITE_ITEMS channels (so one broker token and few Zoho calls), each channel's
+result of a 207 taken on its own, and every outcome written in one transaction.
 
-A claim taken over from a replica that died (its lease ran out) first asks Zoho what
-the channel's expiry is: if the dead replica's PUT landed, the channel is recorded as
-renewed instead of renewed twice."""
+Rows taken over from a replica that died (its lease ran out) are first looked up at Zoho:
+if the dead replica's PUT landed, the channel is recorded as renewed instead of renewed
+twice."""
 
 from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +20,19 @@ from notifier.keeper import metrics
 from notifier.keeper.config import KeeperConfig
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.outcomes import Kind, describe, kind_of, reason_of, retry_after
-from notifier.keeper.store import KeeperStore, renew_at
-from notifier.keeper.zoho_side import ZohoSide
+from notifier.keeper.store import KeeperStore, Outcome, renew_at
+from notifier.keeper.zoho_side import WRITE_ITEMS, ZohoSide
 
 log = logging.getLogger(__name__)
+# Per row of a write: None (done), Zoho's code for its item, or the call's failure.
+Result = str | BaseException | None
+
+
+@dataclass
+class Claimed:
+    row: Any
+    fence: int
+    took_over: bool
 
 
 class Renewer:
@@ -37,83 +50,122 @@ class Renewer:
     def next_due(self, row: Any, expires_at: datetime, now: datetime) -> datetime:
         return max(now, renew_at(row.id, expires_at, self._before, now))
 
-    async def renew(self, row: Any, fence: int, now: datetime, *, took_over: bool) -> str:
-        if took_over:
-            landed = await self._already_renewed(row, fence, now)
-            if landed is not None:
-                return landed
+    async def renew_user(
+        self, user_id: str, claimed: Sequence[Claimed], now: datetime
+    ) -> list[str]:
+        """Renews the claimed rows of one user; an outcome label per row."""
+        outcomes: dict[str, tuple[Outcome, str]] = {}
+        taken = [c for c in claimed if c.took_over]
+        if taken:
+            outcomes.update(await self._landed(user_id, taken, now))
+        todo = [c for c in claimed if c.row.id not in outcomes]
         expiry = now + self._ttl
+        blocked: BaseException | None = None
+        lapsed: set[str] = set()
+        for start in range(0, len(todo), WRITE_ITEMS):
+            chunk = todo[start:start + WRITE_ITEMS]
+            if blocked is None:
+                results, gone = await self._write(user_id, [c.row for c in chunk], expiry)
+                lapsed |= gone
+            else:  # no more Zoho calls for this user once the broker said so
+                results = {c.row.id: blocked for c in chunk}
+            for c in chunk:
+                result = results[c.row.id]
+                if isinstance(result, BaseException) and kind_of(result) is Kind.BLOCKED:
+                    blocked = result
+                outcomes[c.row.id] = self._outcome(c, result, expiry, now)
+        done = await self._store.finish_rows([o for o, _ in outcomes.values()], now)
+        labels = []
+        for c in claimed:
+            label = outcomes[c.row.id][1] if c.row.id in done else "lost_lease"
+            row = c.row
+            if label == "renewed" and (
+                row.id in lapsed or (row.expires_at is not None and row.expires_at <= now)
+            ):
+                await self._gaps.emit(row, since=row.verified_at or row.expires_at, until=now)
+                metrics.REPAIRS.labels("crm", "missing", "repaired").inc()
+                label = "recreated"
+            labels.append(label)
+        if blocked is not None:
+            await self._block(user_id, blocked, now)
+        return labels
+
+    async def _write(
+        self, user_id: str, rows: Sequence[Any], expiry: datetime
+    ) -> tuple[dict[str, Result], set[str]]:
+        """One PUT (and one POST for those gone at Zoho): per row its result, and the ids
+        that were gone."""
+        results: dict[str, Result] = {}
         try:
-            # A PUT enables a channel that has gone too: the expiry we knew tells a lapse.
-            code = await self._zoho.crm_put(row, expiry)
-            lapsed = row.expires_at is not None and row.expires_at <= now
-            if code == "NOT_SUBSCRIBED":
-                # Expired or deleted at Zoho: enable it again, same id and token.
-                lapsed = True
-                code = await self._zoho.crm_put(row, expiry, method="POST")
+            codes = await self._zoho.crm_write(user_id, rows, expiry)
         except Exception as failed:  # every failure is recorded, none is fatal
-            return await self._failed(row, fence, now, failed)
-        if code is not None:
-            return await self._refused(row, fence, now, code)
-        done = await self._store.finish(
-            row.id, fence,
-            {"renew_at": self.next_due(row, expiry, now), "attempts": 0, "verified_at": now},
-            {"status": STATUS_ACTIVE, "expires_at": expiry.replace(microsecond=0),
-             "last_renewed_time": now, "last_error": None},
-            now,
-        )
-        if not done:
-            return "lost_lease"
-        if lapsed:
-            await self._gaps.emit(row, since=row.verified_at or row.expires_at, until=now)
-            metrics.REPAIRS.labels("crm", "missing", "repaired").inc()
-            return "recreated"
-        return "renewed"
+            return {row.id: failed for row in rows}, set()
+        results.update(zip([row.id for row in rows], codes, strict=True))
+        gone = [row for row in rows if results[row.id] == "NOT_SUBSCRIBED"]
+        if gone:
+            # Expired or deleted at Zoho: enabled again, same id and token.
+            try:
+                again = await self._zoho.crm_write(user_id, gone, expiry, method="POST")
+                results.update(zip([row.id for row in gone], again, strict=True))
+            except Exception as failed:
+                results.update({row.id: failed for row in gone})
+        return results, {row.id for row in gone}
 
-    async def _already_renewed(self, row: Any, fence: int, now: datetime) -> str | None:
+    def _outcome(
+        self, c: Claimed, result: Result, expiry: datetime, now: datetime
+    ) -> tuple[Outcome, str]:
+        row = c.row
+        if result is None:
+            return Outcome(
+                row.id, c.fence,
+                {"renew_at": self.next_due(row, expiry, now), "attempts": 0, "verified_at": now},
+                {"status": STATUS_ACTIVE, "expires_at": expiry.replace(microsecond=0),
+                 "last_renewed_time": now, "last_error": None},
+            ), "renewed"
+        if isinstance(result, str):
+            return self._retry(c, now, f"ZOHO_REJECTED: {result}", None)
+        if kind_of(result) is Kind.BLOCKED:
+            return Outcome(
+                row.id, c.fence, {"attempts": row.attempts + 1},
+                {"status": STATUS_REAUTH_REQUIRED, "last_error": describe(result)},
+            ), "reauth_required"
+        return self._retry(c, now, describe(result), retry_after(result))
+
+    async def _block(self, user_id: str, failed: BaseException, now: datetime) -> None:
+        log.warning("renewals of %s blocked: %s", user_id, reason_of(failed))
+        await self._store.set_status(user_id, "crm", STATUS_REAUTH_REQUIRED, describe(failed), now)
+        await self._store.block_user(
+            user_id, "crm", reason_of(failed),
+            now + timedelta(seconds=self._config.blocked_probe_seconds),
+        )
+
+    async def _landed(
+        self, user_id: str, taken: Sequence[Claimed], now: datetime
+    ) -> dict[str, tuple[Outcome, str]]:
+        """Rows whose dead replica's PUT reached Zoho: recorded, not renewed again."""
         try:
-            channels = await self._zoho.crm_channels(row.user_id)
+            channels = await self._zoho.crm_channels(user_id)
         except Exception:  # then renew as usual
-            return None
-        seen = channels.get(row.zoho_id)
-        if seen is None or seen.expires_at is None or seen.expires_at - now <= self._before:
-            return None
-        done = await self._store.finish(
-            row.id, fence,
-            {"renew_at": self.next_due(row, seen.expires_at, now), "attempts": 0,
-             "verified_at": now},
-            {"status": STATUS_ACTIVE, "expires_at": seen.expires_at, "last_error": None},
-            now,
-        )
-        return "already_renewed" if done else "lost_lease"
+            return {}
+        found = {}
+        for c in taken:
+            seen = channels.get(c.row.zoho_id)
+            if seen is None or seen.expires_at is None or seen.expires_at - now <= self._before:
+                continue
+            found[c.row.id] = (Outcome(
+                c.row.id, c.fence,
+                {"renew_at": self.next_due(c.row, seen.expires_at, now), "attempts": 0,
+                 "verified_at": now},
+                {"status": STATUS_ACTIVE, "expires_at": seen.expires_at, "last_error": None},
+            ), "already_renewed")
+        return found
 
-    async def _failed(self, row: Any, fence: int, now: datetime, failed: BaseException) -> str:
-        kind = kind_of(failed)
-        error = describe(failed)
-        if kind is Kind.BLOCKED:
-            log.warning("renewal of %s blocked: %s", row.id, reason_of(failed))
-            await self._store.finish(
-                row.id, fence, {"attempts": row.attempts + 1},
-                {"status": STATUS_REAUTH_REQUIRED, "last_error": error}, now,
-            )
-            await self._store.set_status(
-                row.user_id, "crm", STATUS_REAUTH_REQUIRED, error, now
-            )
-            await self._store.block_user(
-                row.user_id, "crm", reason_of(failed),
-                now + timedelta(seconds=self._config.blocked_probe_seconds),
-            )
-            return "reauth_required"
-        return await self._retry(row, fence, now, error, retry_after(failed))
-
-    async def _refused(self, row: Any, fence: int, now: datetime, code: str) -> str:
-        return await self._retry(row, fence, now, f"ZOHO_REJECTED: {code}", None)
-
-    async def _retry(
-        self, row: Any, fence: int, now: datetime, error: str, after: float | None
-    ) -> str:
+    def _retry(
+        self, c: Claimed, now: datetime, error: str, after: float | None
+    ) -> tuple[Outcome, str]:
         """Backoff, but the next try always comes before the channel expires; FAILING
         only once it actually has."""
+        row = c.row
         attempts = row.attempts + 1
         base = self._config.retry_base_seconds * 2 ** min(attempts - 1, 16)
         delay = min(self._config.retry_max_seconds, base) * random.uniform(0.5, 1.0)
@@ -125,9 +177,8 @@ class Renewer:
             # Halfway to the expiry: several more tries fit before it.
             at = now + (expires - now) / 2
         lapsed = expires is None or expires <= now
-        await self._store.finish(
-            row.id, fence, {"renew_at": at, "attempts": attempts},
-            {"status": STATUS_FAILING if lapsed else row.status, "last_error": error}, now,
-        )
         log.info("renewal of %s failed (%s); retry in %.0f s", row.id, error, delay)
-        return "failing" if lapsed else "retry"
+        return Outcome(
+            row.id, c.fence, {"renew_at": at, "attempts": attempts},
+            {"status": STATUS_FAILING if lapsed else row.status, "last_error": error},
+        ), "failing" if lapsed else "retry"

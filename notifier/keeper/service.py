@@ -26,15 +26,16 @@ from notifier.keeper.config import KeeperConfig
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.outcomes import Kind, describe, kind_of, reason_of
 from notifier.keeper.reconciler import Reconciler
-from notifier.keeper.renewer import Renewer
+from notifier.keeper.renewer import Claimed, Renewer
 from notifier.keeper.store import KeeperStore
-from notifier.keeper.zoho_side import ZohoSide
+from notifier.keeper.zoho_side import WRITE_ITEMS, ZohoSide
 from notifier.notifications import Notifications
 from servicekit.background import BackgroundTask
 from servicekit.sealing import KeyRing
 
 log = logging.getLogger(__name__)
 SUMMARY_SECONDS = 5.0
+ENROL_SECONDS = 1.0
 
 
 class Keeper:
@@ -74,6 +75,7 @@ class Keeper:
         self._task = BackgroundTask("keeper")
         self._wake = asyncio.Event()
         self._summary_at = 0.0
+        self._enrol_at = 0.0
 
     async def start(self) -> None:
         await self.clock.sync()
@@ -116,7 +118,11 @@ class Keeper:
     async def _run(self) -> None:
         while True:
             try:
-                await self.tick()
+                # New subscriptions (an hour's expiry at least) wait a second at most.
+                enrol = time.monotonic() >= self._enrol_at
+                if enrol:
+                    self._enrol_at = time.monotonic() + ENROL_SECONDS
+                await self.tick(enrol=enrol)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -125,10 +131,11 @@ class Keeper:
                 await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
             self._wake.clear()
 
-    async def tick(self) -> None:
+    async def tick(self, *, enrol: bool = True) -> None:
         await self.clock.sync()
         now = self.clock.now()
-        await self.store.enrol(now, self._before, self._period)
+        if enrol:
+            await self.store.enrol(now, self._before, self._period)
         room = self.config.concurrency * 4 - len(self._pending)
         if room > 0:
             for row in await self.store.due_users(now, room):
@@ -137,9 +144,13 @@ class Keeper:
                     self._spawn(key, self._reconcile_user(row))
         room = self.config.concurrency * 4 - len(self._pending)
         if room > 0:
-            for row in await self.store.due_renewals(now, room):
-                if row.id not in self._pending:
-                    self._spawn(row.id, self._renew(row))
+            by_user: dict[str, list[Any]] = {}
+            for row in await self.store.due_renewals(now, room * WRITE_ITEMS):
+                by_user.setdefault(row.user_id, []).append(row)
+            for user_id, rows in by_user.items():
+                key = f"renew:{user_id}"
+                if key not in self._pending:
+                    self._spawn(key, self._renew_user(user_id, rows))
         if time.monotonic() >= self._summary_at:
             self._summary_at = time.monotonic() + SUMMARY_SECONDS
             await self._publish(now)
@@ -163,22 +174,28 @@ class Keeper:
                 self._in_flight -= 1
                 metrics.IN_FLIGHT.set(self._in_flight)
 
-    async def _renew(self, row: Any) -> None:
-        async with self._calling(row.user_id, "crm"):
-            await self.clock.sync()
-            now = self.clock.now()
+    async def _renew_user(self, user_id: str, rows: list[Any]) -> None:
+        """All of a user's due channels: one claim, one pass, one finish."""
+        async with self._calling(user_id, "crm"):
+            now = self.clock.now()  # the tick synced the clock just before
             until = now + timedelta(seconds=self.config.lease_seconds)
-            fence = await self.store.claim(row.id, row.version, self.owner, until, now)
-            if fence is None:
-                return  # another replica has it, or it changed since it was read
-            took_over = row.lease_owner is not None
-            outcome = await self.renewer.renew(row, fence, now, took_over=took_over)
-        metrics.RENEWALS.labels(outcome).inc()
+            fences = await self.store.claim_rows(
+                [(row.id, row.version) for row in rows], self.owner, until, now
+            )
+            # Rows another replica holds, or that changed since they were read, are left.
+            claimed = [
+                Claimed(row, fences[row.id], took_over=row.lease_owner is not None)
+                for row in rows if row.id in fences
+            ]
+            if not claimed:
+                return
+            outcomes = await self.renewer.renew_user(user_id, claimed, now)
+        for outcome in outcomes:
+            metrics.RENEWALS.labels(outcome).inc()
 
     async def _reconcile_user(self, row: Any) -> None:
         async with self._calling(row.user_id, row.app_type):
-            await self.clock.sync()
-            now = self.clock.now()
+            now = self.clock.now()  # the tick synced the clock just before
             until = now + timedelta(seconds=self.config.lease_seconds)
             fence = await self.store.claim_user(
                 row.user_id, row.app_type, row.version, self.owner, until, now

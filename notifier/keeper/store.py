@@ -1,27 +1,21 @@
-"""The keeper's rows: enrolment of new subscriptions, what is due, claims by CAS on
-`version` (the fence), and results written only under the fence."""
+"""The keeper's rows: enrolment of new subscriptions, claims by CAS on `version` (the
+fence), many rows in one statement, and results written only under the fence."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from notifier.database.models import (
-    STATUS_ACTIVE,
-    STATUS_FAILING,
-    STATUS_REAUTH_REQUIRED,
-    SubscriptionRow,
-)
+from notifier.database.models import SubscriptionRow
 from notifier.keeper.models import KeeperSubscription, KeeperUser
-
-KEPT = (STATUS_ACTIVE, STATUS_FAILING, STATUS_REAUTH_REQUIRED)
-Due = Row[Any]
+from notifier.keeper.reads import KEPT, KeeperReads
 
 
 def spread(subscription_id: str, window: timedelta) -> timedelta:
@@ -39,9 +33,45 @@ def renew_at(subscription_id: str, expires_at: datetime | None, renew_before: ti
     return expires_at - renew_before + spread(subscription_id, renew_before / 2)
 
 
-class KeeperStore:
+@dataclass
+class Outcome:
+    """What a renewal pass writes for one claimed row, under its fence."""
+
+    subscription_id: str
+    fence: int
+    keeper: dict[str, Any]
+    subscription: dict[str, Any]
+
+
+_RELEASE: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+_KEYS: dict[type[Any], list[Any]] = {
+    KeeperSubscription: [KeeperSubscription.subscription_id],
+    KeeperUser: [KeeperUser.user_id, KeeperUser.app_type],
+}
+
+
+async def _fenced(
+    conn: AsyncConnection, table: type[KeeperSubscription] | type[KeeperUser],
+    rows: Sequence[tuple[Any, ...]], *, free_at: datetime | None = None, **values: Any,
+) -> dict[tuple[Any, ...], int]:
+    """The compare-and-set on `version` both tables share, for many rows in one statement:
+    each row (its primary key, then the version it was read at) is updated only if its
+    version is unchanged (and, with free_at, its lease is free). The new version by key."""
+    keys = _KEYS[table]
+    match = tuple_(*keys, table.version).in_([tuple(r) for r in rows])
+    where: list[ColumnElement[bool]] = [match]
+    if free_at is not None:
+        where.append(or_(table.lease_until.is_(None), table.lease_until <= free_at))
+    statement = (
+        update(table).where(*where).values(version=table.version + 1, **values)
+        .returning(*keys, table.version)
+    )
+    return {tuple(r[:-1]): r[-1] for r in (await conn.execute(statement)).all()}
+
+
+class KeeperStore(KeeperReads):
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        super().__init__(engine)
         postgres = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if postgres else sqlite.insert
 
@@ -95,40 +125,23 @@ class KeeperStore:
                 .values(reconcile_at=now)
             )
 
-    async def due_renewals(self, now: datetime, limit: int) -> Sequence[Due]:
-        k = KeeperSubscription
-        s = SubscriptionRow
-        query = (
-            select(s, k.version, k.lease_owner, k.attempts, k.verified_at, k.renew_at)
-            .join(k, k.subscription_id == s.id)
-            .where(
-                k.app_type == "crm",
-                k.renew_at <= now,
-                or_(k.lease_until.is_(None), k.lease_until <= now),
-                s.status.in_((STATUS_ACTIVE, STATUS_FAILING)),
-            )
-            .order_by(k.renew_at)
-            .limit(limit)
-        )
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())  # type: ignore[arg-type]
-
     async def claim(
         self, subscription_id: str, version: int, owner: str, until: datetime, now: datetime
     ) -> int | None:
         """The fence (the new version) if this replica now holds the lease, else None."""
-        k = KeeperSubscription
+        return (await self.claim_rows([(subscription_id, version)], owner, until, now)).get(
+            subscription_id
+        )
+
+    async def claim_rows(
+        self, rows: Sequence[tuple[str, int]], owner: str, until: datetime, now: datetime
+    ) -> dict[str, int]:
+        """One statement for a user's due rows: each row's fence, for those now held."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(k)
-                .where(
-                    k.subscription_id == subscription_id,
-                    k.version == version,
-                    or_(k.lease_until.is_(None), k.lease_until <= now),
-                )
-                .values(version=version + 1, lease_owner=owner, lease_until=until)
+            won = await _fenced(
+                conn, KeeperSubscription, rows, free_at=now, lease_owner=owner, lease_until=until
             )
-        return version + 1 if result.rowcount == 1 else None
+        return {key[0]: version for key, version in won.items()}
 
     async def finish(
         self,
@@ -139,22 +152,32 @@ class KeeperStore:
         now: datetime,
     ) -> bool:
         """Writes a claimed row's outcome if the fence still holds; releases the lease."""
-        k = KeeperSubscription
+        done = await self.finish_rows([Outcome(subscription_id, fence, keeper, subscription)], now)
+        return subscription_id in done
+
+    async def finish_rows(self, outcomes: Sequence[Outcome], now: datetime) -> set[str]:
+        """Every outcome of a pass in one transaction; those whose fence still held."""
+        done: set[str] = set()
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(k)
-                .where(k.subscription_id == subscription_id, k.version == fence)
-                .values(version=fence + 1, lease_owner=None, lease_until=None, **keeper)
-            )
-            if result.rowcount != 1:
-                return False
-            if subscription:
-                await conn.execute(
-                    update(SubscriptionRow)
-                    .where(SubscriptionRow.id == subscription_id)
-                    .values(updated_at=now, **subscription)
-                )
-        return True
+            for o in outcomes:
+                if not await _fenced(conn, KeeperSubscription, [(o.subscription_id, o.fence)],
+                                     **_RELEASE, **o.keeper):
+                    continue
+                done.add(o.subscription_id)
+                if o.subscription:
+                    await conn.execute(
+                        update(SubscriptionRow)
+                        .where(SubscriptionRow.id == o.subscription_id)
+                        .values(updated_at=now, **o.subscription)
+                    )
+        return done
+
+    async def mark_verified(self, rows: Sequence[tuple[str, int]], now: datetime) -> None:
+        """A reconcile's healthy rows (id, version read) in one UPDATE; a row claimed or
+        changed since is left to its holder."""
+        if rows:
+            async with self.engine.begin() as conn:
+                await _fenced(conn, KeeperSubscription, rows, free_at=now, verified_at=now)
 
     async def schedule(self, subscription_id: str, **keeper: Any) -> None:
         """Unfenced: only from a user's reconcile, which holds the user's lease."""
@@ -168,46 +191,22 @@ class KeeperStore:
 
     # ---- users ---------------------------------------------------------------------------
 
-    async def due_users(self, now: datetime, limit: int) -> Sequence[Due]:
-        u = KeeperUser
-        query = (
-            select(u)
-            .where(u.reconcile_at <= now, or_(u.lease_until.is_(None), u.lease_until <= now))
-            .order_by(u.reconcile_at)
-            .limit(limit)
-        )
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())
-
     async def claim_user(
         self, user_id: str, app_type: str, version: int, owner: str, until: datetime,
         now: datetime,
     ) -> int | None:
-        u = KeeperUser
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(u)
-                .where(
-                    u.user_id == user_id,
-                    u.app_type == app_type,
-                    u.version == version,
-                    or_(u.lease_until.is_(None), u.lease_until <= now),
-                )
-                .values(version=version + 1, lease_owner=owner, lease_until=until)
-            )
-        return version + 1 if result.rowcount == 1 else None
+            won = await _fenced(conn, KeeperUser, [(user_id, app_type, version)], free_at=now,
+                                lease_owner=owner, lease_until=until)
+        return next(iter(won.values()), None)
 
     async def finish_user(
         self, user_id: str, app_type: str, fence: int, **values: Any
     ) -> bool:
-        u = KeeperUser
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(u)
-                .where(u.user_id == user_id, u.app_type == app_type, u.version == fence)
-                .values(version=fence + 1, lease_owner=None, lease_until=None, **values)
-            )
-        return result.rowcount == 1
+            won = await _fenced(conn, KeeperUser, [(user_id, app_type, fence)],
+                                **_RELEASE, **values)
+        return bool(won)
 
     async def block_user(self, user_id: str, app_type: str, reason: str, at: datetime) -> None:
         """Zoho is not called for the user until a probe at the broker succeeds."""
@@ -218,17 +217,6 @@ class KeeperStore:
                 .where(u.user_id == user_id, u.app_type == app_type)
                 .values(version=u.version + 1, blocked=reason, reconcile_at=at)
             )
-
-    async def user_subscriptions(self, user_id: str, app_type: str) -> Sequence[Due]:
-        k = KeeperSubscription
-        s = SubscriptionRow
-        query = (
-            select(s, k.version, k.lease_owner, k.attempts, k.verified_at, k.renew_at)
-            .join(k, k.subscription_id == s.id)
-            .where(s.user_id == user_id, s.app_type == app_type, s.status.in_(KEPT))
-        )
-        async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())  # type: ignore[arg-type]
 
     async def set_status(
         self, user_id: str, app_type: str, status: str, last_error: str | None, now: datetime
@@ -248,23 +236,3 @@ class KeeperStore:
                 .where(SubscriptionRow.id == subscription_id)
                 .values(updated_at=now, **values)
             )
-
-    # ---- metrics -------------------------------------------------------------------------
-
-    async def summary(self) -> tuple[dict[str, int], datetime | None]:
-        """Subscriptions by status, and the earliest CRM expiry among kept ones."""
-        s = SubscriptionRow
-        async with self.engine.connect() as conn:
-            counts = (
-                await conn.execute(
-                    select(s.status, func.count()).where(s.status.in_(KEPT)).group_by(s.status)
-                )
-            ).all()
-            soonest = (
-                await conn.execute(
-                    select(func.min(s.expires_at)).where(
-                        and_(s.app_type == "crm", s.status.in_(KEPT))
-                    )
-                )
-            ).scalar()
-        return {status: n for status, n in counts}, soonest

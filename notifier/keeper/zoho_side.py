@@ -3,7 +3,7 @@ retries and classification of answers are theirs)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +23,8 @@ from zoho.notifier.v1 import notifier_pb2
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
 CALL_SECONDS = 60.0
+# Zoho takes up to 100 items a write; its older docs (and the sandbox) say 50.
+WRITE_ITEMS = 50
 
 
 @dataclass
@@ -60,15 +62,27 @@ class ZohoSide:
 
     async def crm_put(self, row: Any, expiry: datetime, *, method: str = "PUT") -> str | None:
         """None on success, else Zoho's code for the item (NOT_SUBSCRIBED: gone)."""
+        return (await self.crm_write(row.user_id, [row], expiry, method=method))[0]
+
+    async def crm_write(
+        self, user_id: str, rows: Sequence[Any], expiry: datetime, *, method: str = "PUT"
+    ) -> list[str | None]:
+        """One call for up to WRITE_ITEMS of a user's channels: per row, None on success or
+        Zoho's code for its item (a 207 answers some of each)."""
         scope = crm.SCOPE_CREATE if method == "POST" else crm.SCOPE_UPDATE
         results = await self.n.crm_write(
-            row.user_id, method, [self.crm_item(row, expiry)], scope=scope,
+            user_id, method, [self.crm_item(row, expiry) for row in rows], scope=scope,
             deadline=Deadline(CALL_SECONDS),
         )
         if not results:
             raise ZohoRejected("Zoho answered no result", zoho_code="NO_RESULT", http_status=200)
-        first = results[0]
-        return None if first.status == "success" else (first.code or "ERROR")
+        codes: list[str | None] = ["NO_RESULT"] * len(rows)
+        for result in results:
+            if 0 <= result.index < len(rows):
+                codes[result.index] = (
+                    None if result.status == "success" else (result.code or "ERROR")
+                )
+        return codes
 
     async def crm_channels(self, user_id: str) -> dict[str, ZohoChannel]:
         found: dict[str, ZohoChannel] = {}

@@ -1,0 +1,84 @@
+"""The keeper's reads: what is due, a user's kept subscriptions, the metrics' summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from notifier.database.models import (
+    STATUS_ACTIVE,
+    STATUS_FAILING,
+    STATUS_REAUTH_REQUIRED,
+    SubscriptionRow,
+)
+from notifier.keeper.models import KeeperSubscription, KeeperUser
+
+KEPT = (STATUS_ACTIVE, STATUS_FAILING, STATUS_REAUTH_REQUIRED)
+Due = Row[Any]
+
+
+class KeeperReads:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def due_renewals(self, now: datetime, limit: int) -> Sequence[Due]:
+        k = KeeperSubscription
+        s = SubscriptionRow
+        query = (
+            select(s, k.version, k.lease_owner, k.attempts, k.verified_at, k.renew_at)
+            .join(k, k.subscription_id == s.id)
+            .where(
+                k.app_type == "crm",
+                k.renew_at <= now,
+                or_(k.lease_until.is_(None), k.lease_until <= now),
+                s.status.in_((STATUS_ACTIVE, STATUS_FAILING)),
+            )
+            .order_by(k.renew_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())  # type: ignore[arg-type]
+
+    async def due_users(self, now: datetime, limit: int) -> Sequence[Due]:
+        u = KeeperUser
+        query = (
+            select(u)
+            .where(u.reconcile_at <= now, or_(u.lease_until.is_(None), u.lease_until <= now))
+            .order_by(u.reconcile_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())
+
+    async def user_subscriptions(self, user_id: str, app_type: str) -> Sequence[Due]:
+        k = KeeperSubscription
+        s = SubscriptionRow
+        query = (
+            select(s, k.version, k.lease_owner, k.attempts, k.verified_at, k.renew_at)
+            .join(k, k.subscription_id == s.id)
+            .where(s.user_id == user_id, s.app_type == app_type, s.status.in_(KEPT))
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(query)).all())  # type: ignore[arg-type]
+
+    async def summary(self) -> tuple[dict[str, int], datetime | None]:
+        """Subscriptions by status, and the earliest CRM expiry among kept ones."""
+        s = SubscriptionRow
+        async with self.engine.connect() as conn:
+            counts = (
+                await conn.execute(
+                    select(s.status, func.count()).where(s.status.in_(KEPT)).group_by(s.status)
+                )
+            ).all()
+            soonest = (
+                await conn.execute(
+                    select(func.min(s.expires_at)).where(
+                        and_(s.app_type == "crm", s.status.in_(KEPT))
+                    )
+                )
+            ).scalar()
+        return {status: n for status, n in counts}, soonest
