@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from notifier.database.models import SubscriptionRow
 from notifier.keeper.config import KeeperConfig
 from notifier.keeper.models import KeeperSubscription
 from notifier.keeper.service import Keeper
+from servicekit.runner import running
 from tests.plugins.live_fixtures import callbacks, connect_subscriber  # noqa: F401
 from tests.plugins.notifier_fixtures import NotifierHandle, SpyTransport, notifier_config
 from zoho.notifier.v1 import notifier_pb2_grpc
@@ -78,9 +80,12 @@ class Kept:
             return (await conn.execute(query)).first()
 
 
-async def start_kept(
+@asynccontextmanager
+async def kept_notifier(
     sandbox: Any, broker: Any, database_url: str, **keeper: Any
-) -> tuple[NotifierApp, NotifierHandle]:
+) -> AsyncIterator[Kept]:
+    """A notifier with its keeper, started and stopped the way every fixture starts a
+    service (servicekit.runner.running)."""
     app = NotifierApp(
         notifier_config(
             sandbox.origin, broker.address, database_url,
@@ -88,20 +93,20 @@ async def start_kept(
         ),
         transport=SpyTransport(),
     )
-    address = await app.start(migrate=False)
-    channel = grpc.aio.insecure_channel(address)
-    stub = notifier_pb2_grpc.NotifierServiceStub(channel)
-    return app, NotifierHandle(app, address, channel, stub, app.http._transport)  # type: ignore[arg-type]
+    async with running(app, grace=0, migrate=False) as address:
+        channel = grpc.aio.insecure_channel(address)
+        stub = notifier_pb2_grpc.NotifierServiceStub(channel)
+        handle = NotifierHandle(app, address, channel, stub, app.http._transport)  # type: ignore[arg-type]
+        try:
+            yield Kept(handle, sandbox)
+        finally:
+            await channel.close()
 
 
 @pytest.fixture
 async def kept(sandbox, broker, notifier_database_url) -> AsyncIterator[Kept]:
-    app, handle = await start_kept(sandbox, broker, notifier_database_url)
-    try:
-        yield Kept(handle, sandbox)
-    finally:
-        await handle.channel.close()
-        await app.stop(0)
+    async with kept_notifier(sandbox, broker, notifier_database_url) as notifier:
+        yield notifier
 
 
 async def watch_writes(sandbox: Any, channel_id: str) -> list[Any]:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from notifier.database.models import SubscriptionRow
-from tests.keeper.conftest import DAY, TTL, Kept, start_kept
+from tests.keeper.conftest import DAY, TTL, Kept, kept_notifier
 from tests.keeper.test_renewal import PAST_DUE
 from tests.live.helpers import CRM
 from zoho.notifier.v1 import notifier_pb2
@@ -21,14 +21,10 @@ from zoho.notifier.v1 import notifier_pb2
 @pytest.fixture
 async def kept(sandbox, broker, notifier_database_url) -> AsyncIterator[Kept]:
     """No reconcile during the test (it would try to put the broken channel back)."""
-    app, handle = await start_kept(
+    async with kept_notifier(
         sandbox, broker, notifier_database_url, reconcile_seconds=30 * DAY
-    )
-    try:
-        yield Kept(handle, sandbox)
-    finally:
-        await handle.channel.close()
-        await app.stop(0)
+    ) as notifier:
+        yield notifier
 
 
 async def _create(kept, count: int) -> list[notifier_pb2.Subscription]:
