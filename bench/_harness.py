@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
@@ -140,3 +141,31 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
     return str(value)
+
+
+async def demo_crm_subscription(
+    sandbox_origin: str, broker_address: str, notifier_address: str
+) -> dict[str, Any]:
+    """Connects the demo user (with the scopes a subscription needs) and has the notifier
+    create one CRM subscription; returns the sandbox's view of its channel."""
+    import grpc
+
+    from sandbox.control_client import SandboxControl
+    from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
+    from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
+    from zoho.common.v1 import common_pb2
+    from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
+
+    async with SandboxControl(sandbox_origin) as control:
+        token = await control.add_refresh_token(scopes=SUBSCRIBING_SCOPES)
+        async with grpc.aio.insecure_channel(broker_address) as ch:
+            await broker_pb2_grpc.TokenBrokerServiceStub(ch).CreateConnection(
+                broker_pb2.CreateConnectionRequest(
+                    user_id="demo", accounts_server=sandbox_origin, refresh_token=token,
+                    api_domain=sandbox_origin, scopes=SUBSCRIBING_SCOPES))
+        async with grpc.aio.insecure_channel(notifier_address) as ch:
+            sub = await notifier_pb2_grpc.NotifierServiceStub(ch).CreateSubscription(
+                notifier_pb2.CreateSubscriptionRequest(
+                    user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=["Leads.all"]))
+        channels: list[dict[str, Any]] = await control.crm_channels()
+    return next(c for c in channels if c["channel_id"] == sub.zoho_id)

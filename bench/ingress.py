@@ -24,9 +24,6 @@ import _harness as h
 import grpc
 
 from tests.integration.stack import free_port
-from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
-from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
-from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 
@@ -90,7 +87,6 @@ async def _read(call: Any, seen: dict[str, float]) -> None:
 async def run(args: argparse.Namespace) -> bool:
     report = h.Report("ingress and live events", " ".join(["bench/ingress.py", *sys.argv[1:]]))
     from notifier.database import DATABASE
-    from sandbox.control_client import SandboxControl
 
     with h.postgres_database("bench_ingress") as url, h.services() as started:
         DATABASE.migrate(url)
@@ -114,19 +110,7 @@ async def run(args: argparse.Namespace) -> bool:
         b = h.Service("notifier", {**common,
                                    "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{free_port()}"})
         started += [a, b]
-        async with SandboxControl(sandbox.origin) as control:
-            token = await control.add_refresh_token(scopes=SUBSCRIBING_SCOPES)
-            async with grpc.aio.insecure_channel(broker.address) as ch:
-                await broker_pb2_grpc.TokenBrokerServiceStub(ch).CreateConnection(
-                    broker_pb2.CreateConnectionRequest(
-                        user_id="demo", accounts_server=sandbox.origin, refresh_token=token,
-                        api_domain=sandbox.origin, scopes=SUBSCRIBING_SCOPES))
-            async with grpc.aio.insecure_channel(a.address) as ch:
-                sub = await notifier_pb2_grpc.NotifierServiceStub(ch).CreateSubscription(
-                    notifier_pb2.CreateSubscriptionRequest(
-                        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=["Leads.all"]))
-            channel = next(
-                c for c in await control.crm_channels() if c["channel_id"] == sub.zoho_id)
+        channel = await h.demo_crm_subscription(sandbox.origin, broker.address, a.address)
         seen_a: dict[str, float] = {}
         seen_b: dict[str, float] = {}
         stop = asyncio.Event()

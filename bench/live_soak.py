@@ -27,9 +27,6 @@ import _harness as h
 import grpc
 
 from tests.integration.stack import free_port
-from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
-from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
-from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 
@@ -114,7 +111,6 @@ class Watcher:
 
 
 async def _setup(started: list[h.Service], url: str) -> tuple[h.Service, dict[str, Any]]:
-    from sandbox.control_client import SandboxControl
 
     sandbox = h.Service("sandbox", {}, "--listen", "127.0.0.1:0")
     started.append(sandbox)
@@ -129,18 +125,7 @@ async def _setup(started: list[h.Service], url: str) -> tuple[h.Service, dict[st
         # 200 streams from one host: the per-peer cap must not be what is measured.
         "NOTIFIER_MAX_STREAMS_PER_PEER": "10000"})
     started.append(notifier)
-    async with SandboxControl(sandbox.origin) as control:
-        token = await control.add_refresh_token(scopes=SUBSCRIBING_SCOPES)
-        async with grpc.aio.insecure_channel(broker.address) as ch:
-            await broker_pb2_grpc.TokenBrokerServiceStub(ch).CreateConnection(
-                broker_pb2.CreateConnectionRequest(
-                    user_id="demo", accounts_server=sandbox.origin, refresh_token=token,
-                    api_domain=sandbox.origin, scopes=SUBSCRIBING_SCOPES))
-        async with grpc.aio.insecure_channel(notifier.address) as ch:
-            sub = await notifier_pb2_grpc.NotifierServiceStub(ch).CreateSubscription(
-                notifier_pb2.CreateSubscriptionRequest(
-                    user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=["Leads.all"]))
-        channel = next(c for c in await control.crm_channels() if c["channel_id"] == sub.zoho_id)
+    channel = await h.demo_crm_subscription(sandbox.origin, broker.address, notifier.address)
     return notifier, channel
 
 

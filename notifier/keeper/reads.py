@@ -21,6 +21,13 @@ KEPT = (STATUS_ACTIVE, STATUS_FAILING, STATUS_REAUTH_REQUIRED)
 Due = Row[Any]
 
 
+def _kept_rows() -> Any:  # a Select whose rows are `Due`
+    """A subscription with the keeper's bookkeeping for it (the shape of `Due`)."""
+    k = KeeperSubscription
+    return select(SubscriptionRow, k.version, k.lease_owner, k.attempts, k.verified_at,
+                  k.renew_at).join(k, k.subscription_id == SubscriptionRow.id)
+
+
 class KeeperReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -29,8 +36,7 @@ class KeeperReads:
         k = KeeperSubscription
         s = SubscriptionRow
         query = (
-            select(s, k.version, k.lease_owner, k.attempts, k.verified_at, k.renew_at)
-            .join(k, k.subscription_id == s.id)
+            _kept_rows()
             .where(
                 k.app_type == "crm",
                 k.renew_at <= now,
@@ -41,7 +47,7 @@ class KeeperReads:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())  # type: ignore[arg-type]
+            return list((await conn.execute(query)).all())
 
     async def due_users(self, now: datetime, limit: int) -> Sequence[Due]:
         u = KeeperUser
@@ -55,15 +61,13 @@ class KeeperReads:
             return list((await conn.execute(query)).all())
 
     async def user_subscriptions(self, user_id: str, app_type: str) -> Sequence[Due]:
-        k = KeeperSubscription
         s = SubscriptionRow
         query = (
-            select(s, k.version, k.lease_owner, k.attempts, k.verified_at, k.renew_at)
-            .join(k, k.subscription_id == s.id)
+            _kept_rows()
             .where(s.user_id == user_id, s.app_type == app_type, s.status.in_(KEPT))
         )
         async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())  # type: ignore[arg-type]
+            return list((await conn.execute(query)).all())
 
     async def summary(self) -> tuple[dict[str, int], datetime | None]:
         """Subscriptions by status, and the earliest CRM expiry among kept ones."""
