@@ -81,9 +81,11 @@ async def _fill(url: str, count: int) -> None:
     DATABASE.migrate(url)
     engine = DATABASE.make_async_engine(url)
     log = EventLog(engine)
+    conn = await log.writer_connection()  # as the ingress's writer appends
     for start in range(0, count, 2000):
         batch = [NewEvent(f"k{i}", event(i)) for i in range(start, min(count, start + 2000))]
-        await log.append(batch, datetime.now(UTC))
+        await log.append(batch, datetime.now(UTC), conn)
+    await conn.close()
     await engine.dispose()
 
 

@@ -17,14 +17,14 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database.models import EventLogState, EventRow, SubscriptionRow
 from notifier.events import pg_direct
 from notifier.events.cursor import format_cursor
-from notifier.events.pg_direct import NOTIFY_CHANNEL, PostgresAppend
+from notifier.events.pg_direct import PostgresAppend
 from zoho.notifier.v1 import notifier_pb2
 
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
@@ -114,15 +114,12 @@ class EventLog:
         self,
         events: Sequence[NewEvent],
         received_at: datetime,
-        connection: AsyncConnection | PostgresAppend | None = None,
+        connection: AsyncConnection | PostgresAppend,
     ) -> list[Logged]:
         """Stores `events` in one transaction (a dedupe key already stored is skipped);
         returns the new ones with their cursors, in cursor order. Committed when it
-        returns. `connection`: the writer's own (saves a pool checkout per commit; on
-        PostgreSQL a PostgresAppend, one round trip per commit)."""
-        if connection is None:
-            async with self.engine.connect() as own:
-                return await self.append(events, received_at, own)
+        returns. `connection`: the writer's own, from `writer_connection` (saves a pool
+        checkout per commit; on PostgreSQL a PostgresAppend, one round trip per commit)."""
         rows, blobs = _rows(events, received_at)
         now = time.monotonic()
         stale = sorted(
@@ -133,7 +130,7 @@ class EventLog:
         if isinstance(connection, PostgresAppend):
             returned = await connection.insert(rows, stale, received_at, _APPEND_LOCK)
         else:
-            returned = await self._append_in(connection, rows, stale, received_at)
+            returned = await self._sqlite_append(connection, rows, stale, received_at)
         if returned:
             self._touched.update(dict.fromkeys(stale, now))
             if len(self._touched) > 10_000:
@@ -156,16 +153,17 @@ class EventLog:
             )
         return stored
 
-    async def _append_in(
+    async def _sqlite_append(
         self,
         conn: AsyncConnection,
         rows: list[dict[str, Any]],
         stale: list[str],
         received_at: datetime,
     ) -> list[tuple[int, str]]:
+        # SQLite has one writer at a time, so no lock orders the cursors; PostgreSQL's
+        # append is PostgresAppend's one statement (lock, insert, touch, NOTIFY).
+        assert not self.postgres, "on PostgreSQL, append through writer_connection()"
         async with conn.begin():
-            if self.postgres:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
             # One statement for the batch; a dedupe key already stored is skipped.
             result = await conn.execute(
                 self._insert(EventRow)
@@ -180,8 +178,6 @@ class EventLog:
                     .where(SubscriptionRow.id.in_(stale))
                     .values(last_event_time=received_at)
                 )
-            if returned and self.postgres:
-                await conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
         return returned
 
     async def read_after(
