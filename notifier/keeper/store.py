@@ -125,14 +125,6 @@ class KeeperStore(KeeperReads):
                 .values(reconcile_at=now)
             )
 
-    async def claim(
-        self, subscription_id: str, version: int, owner: str, until: datetime, now: datetime
-    ) -> int | None:
-        """The fence (the new version) if this replica now holds the lease, else None."""
-        return (await self.claim_rows([(subscription_id, version)], owner, until, now)).get(
-            subscription_id
-        )
-
     async def claim_rows(
         self, rows: Sequence[tuple[str, int]], owner: str, until: datetime, now: datetime
     ) -> dict[str, int]:
@@ -142,18 +134,6 @@ class KeeperStore(KeeperReads):
                 conn, KeeperSubscription, rows, free_at=now, lease_owner=owner, lease_until=until
             )
         return {key[0]: version for key, version in won.items()}
-
-    async def finish(
-        self,
-        subscription_id: str,
-        fence: int,
-        keeper: dict[str, Any],
-        subscription: dict[str, Any],
-        now: datetime,
-    ) -> bool:
-        """Writes a claimed row's outcome if the fence still holds; releases the lease."""
-        done = await self.finish_rows([Outcome(subscription_id, fence, keeper, subscription)], now)
-        return subscription_id in done
 
     async def finish_rows(self, outcomes: Sequence[Outcome], now: datetime) -> set[str]:
         """Every outcome of a pass in one transaction; those whose fence still held."""

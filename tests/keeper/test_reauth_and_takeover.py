@@ -76,8 +76,9 @@ async def _die_holding_the_lease(kept, sub, *, renewed: bool) -> None:
     await keeper.clock.sync()
     now = keeper.clock.now()
     [due] = [r for r in await keeper.store.due_renewals(now, 10) if r.id == sub.subscription_id]
-    fence = await keeper.store.claim(due.id, due.version, "dead-replica", now + timedelta(
-        seconds=keeper.config.lease_seconds), now)
+    until = now + timedelta(seconds=keeper.config.lease_seconds)
+    fence = (await keeper.store.claim_rows([(due.id, due.version)], "dead-replica", until,
+                                           now)).get(due.id)
     assert fence is not None
     if renewed:
         assert await keeper.renewer._zoho.crm_put(due, now + timedelta(seconds=TTL)) is None
