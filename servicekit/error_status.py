@@ -105,14 +105,6 @@ def build_status(code: grpc.StatusCode, message: str, details: Iterable[Any]) ->
     return cast(grpc.Status, rpc_status.to_status(proto))
 
 
-def status_of(error: grpc.aio.AioRpcError) -> grpc.Status:
-    """The full status (with details) of an error received from a peer."""
-    proto = rpc_status.from_call(cast(Any, error))
-    if proto is None:
-        return build_status(error.code(), error.details() or "", [])
-    return cast(grpc.Status, rpc_status.to_status(proto))
-
-
 def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
