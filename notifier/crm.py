@@ -18,8 +18,6 @@ WATCH_PATH = "/crm/v8/actions/watch"
 MAX_PAGE_SIZE = 200
 MAX_WRITE_ITEMS = 50
 
-# The keeper still names scopes through this module.
-SCOPE_READ, SCOPE_CREATE, SCOPE_UPDATE = scopes.CRM_READ, scopes.CRM_CREATE, scopes.CRM_UPDATE
 
 
 class CrmClient:

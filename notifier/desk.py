@@ -16,8 +16,6 @@ from zoho.notifier.v1 import notifier_pb2
 
 MAX_PAGE_SIZE = 100
 
-# The keeper still names scopes through this module.
-SCOPE_READ = scopes.DESK_READ
 
 
 class DeskClient:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from notifier import crm, desk
 from notifier.database.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
 from notifier.ingress.directory import secret_digest
 from notifier.keeper import metrics
@@ -18,6 +17,7 @@ from notifier.keeper.renewer import Renewer
 from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import CRM, DESK, ZohoSide
 from notifier.subscriptions.store import events_of
+from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import MissingScope
 from servicekit.scopes import covers
@@ -43,9 +43,7 @@ class Reconciler:
         """The broker only (never Zoho): raises while the connection cannot work."""
         app_type = CRM if app == "crm" else DESK
         grant = await self._zoho.n.session(user_id, app_type, Deadline(30.0)).grant()
-        needed = (crm.SCOPE_READ, crm.SCOPE_UPDATE) if app == "crm" else (
-            desk.SCOPE_READ,
-        )
+        needed = (scopes.CRM_READ, scopes.CRM_UPDATE) if app == "crm" else (scopes.DESK_READ,)
         for scope in needed:
             if grant.scopes and not covers(grant.scopes, scope):
                 raise MissingScope(scope, user_id=user_id, app=app)

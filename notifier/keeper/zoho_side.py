@@ -14,6 +14,7 @@ from notifier.notifications import Notifications
 from notifier.queries import ListQuery
 from notifier.subscriptions.service import sealing_context
 from notifier.subscriptions.store import events_of
+from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import ZohoRejected
 from servicekit.sealing import KeyRing
@@ -23,8 +24,8 @@ from zoho.notifier.v1 import notifier_pb2
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
 CALL_SECONDS = 60.0
-# Zoho takes up to 100 items a write; its older docs (and the sandbox) say 50.
-WRITE_ITEMS = 50
+# A renewal PUT carries as many channels as any CRM write may (crm.py; docs/zoho.md).
+WRITE_ITEMS = crm.MAX_WRITE_ITEMS
 
 
 @dataclass
@@ -69,7 +70,7 @@ class ZohoSide:
     ) -> list[str | None]:
         """One call for up to WRITE_ITEMS of a user's channels: per row, None on success or
         Zoho's code for its item (a 207 answers some of each)."""
-        scope = crm.SCOPE_CREATE if method == "POST" else crm.SCOPE_UPDATE
+        scope = scopes.CRM_CREATE if method == "POST" else scopes.CRM_UPDATE
         results = await self.n.crm_write(
             user_id, method, [self.crm_item(row, expiry) for row in rows], scope=scope,
             deadline=Deadline(CALL_SECONDS),
