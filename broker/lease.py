@@ -91,22 +91,14 @@ class RefreshLease:
             await audit.write(db, entry if won else audit.lost(entry), now)
         if not won:
             return None
+        # The row as written: `read` with the written columns (tokens in plain text; the
+        # same two conversions as from_row).
+        written = {k: v for k, v in values.items() if k not in ("access_token", "refresh_token")}
+        written["last_error"] = written["last_error"] or ""
+        written["scopes"] = tuple(written["scopes"].split()) if scopes else read.scopes
         return dataclasses.replace(
-            read,
-            access_token=access_token,
-            token_expires_at=expires_at,
-            api_domain=api_domain,
+            read, **written, access_token=access_token,
             refresh_token=refresh_token or read.refresh_token,
-            refresh_token_hash=values.get("refresh_token_hash", read.refresh_token_hash),
-            scopes=tuple(values["scopes"].split()) if scopes else read.scopes,
-            last_refresh_time=now,
-            last_error="",
-            refresh_failures=0,
-            lease_owner=None,
-            lease_expires_at=None,
-            throttled_until=None,
-            updated_at=now,
-            version=fence + 1,
         )
 
     async def release_with_error(
