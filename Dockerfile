@@ -15,25 +15,27 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 RUN groupadd --system --gid 10001 zoho \
     && useradd --system --uid 10001 --gid zoho --home-dir /app --no-create-home zoho
-# Dependencies first, from pyproject.toml alone: a change to the code reuses this layer.
+# Dependencies first, from the lock files alone (the same pins and hashes as the test venv:
+# `make lock`): a change to the code reuses this layer.
+COPY requirements/runtime.txt requirements/build.txt ./requirements/
+RUN pip install --no-cache-dir --require-hashes --no-deps \
+        -r requirements/runtime.txt -r requirements/build.txt
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
 COPY README.md ./
 COPY zoho ./zoho
 COPY servicekit ./servicekit
 COPY broker ./broker
 COPY notifier ./notifier
 COPY sandbox ./sandbox
-RUN pip install --no-cache-dir --no-deps . && rm -rf build *.egg-info
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . && rm -rf build *.egg-info
 USER zoho
 EXPOSE 50051 50052 8780 9090 9091
 CMD ["zoho-broker", "serve", "--no-migrate"]
 
 FROM runtime AS test
 USER root
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['dev']))" > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt && rm /tmp/requirements.txt
+COPY requirements/dev.txt ./requirements/
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/dev.txt
 COPY tests ./tests
 # tests/integration/test_compose.py reads these.
 COPY docker-compose.yml Dockerfile .dockerignore ./

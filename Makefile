@@ -5,15 +5,30 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run stop test lint typecheck protos protos-check unit test-sqlite test-postgres bench clean \
+.PHONY: lock upgrade run stop test test-fast lint typecheck protos protos-check unit test-sqlite test-postgres bench clean \
 	compose-test proto-lint deadcode
 
-$(STAMP): pyproject.toml
+# Every package, direct and transitive, comes from requirements/dev.txt at the version and
+# hash it pins (pip refuses anything else); the project itself goes in last, without
+# resolving anything more. `make lock` / `make upgrade` change the pins, on purpose.
+$(STAMP): requirements/dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
+
+## Refresh requirements/*.txt from pyproject.toml's ranges (lock: keep every pin that still
+## fits; upgrade: take the newest that fits), reinstall from them, regenerate the protos with
+## the locked grpcio-tools and run the fast tests: an upgrade is a reviewed commit.
+lock:
+	bash scripts/lock.sh
+	$(MAKE) --no-print-directory $(STAMP) protos test-fast
+
+upgrade:
+	bash scripts/lock.sh --upgrade
+	$(MAKE) --no-print-directory $(STAMP) protos test-fast
 
 ## Start sandbox + broker + notifier in the background, connect the demo user,
 ## stream its notifications, and print what to try next. `make stop` ends it.
@@ -30,6 +45,10 @@ test: $(STAMP) lint deadcode typecheck protos-check proto-lint
 	bash scripts/ensure_postgres.sh
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 	$(MAKE) --no-print-directory compose-test
+
+## The inner loop: SQLite, no test marked slow, faults or fuzz (make test runs them all).
+test-fast: $(STAMP)
+	TEST_DATABASE=sqlite $(BIN)/pytest -q -m "not slow and not faults and not fuzz" --ignore=tests/integration
 
 test-sqlite: $(STAMP)
 	TEST_DATABASE=sqlite $(BIN)/pytest -q
