@@ -49,6 +49,8 @@ class Config:
     crm_not_modified_304: bool = False
     # Get Records page tokens live this long (info.page_token_expiry).
     crm_page_token_ttl_seconds: float = 86400.0
+    # Records page tokens reach (Zoho: 100,000); lower it to provoke PAGINATION_LIMIT_EXCEEDED.
+    crm_page_token_record_limit: int = 100_000
     # Permanently deleted records: "null" deleted_by/created_by/display_name (the spec's
     # example) or "objects" (its schema marks them required).
     crm_deleted_permanent_users: str = "null"

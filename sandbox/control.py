@@ -28,7 +28,13 @@ from sandbox.records import RecordError
 from sandbox.state import CONFIG_CHOICES, Config, RefreshToken, SandboxState
 
 POSITIVE_SETTINGS = frozenset(
-    {"delivery_concurrency", "crm_delivery_timeout_seconds", "desk_delivery_timeout_seconds"}
+    {
+        "delivery_concurrency",
+        "crm_delivery_timeout_seconds",
+        "desk_delivery_timeout_seconds",
+        "crm_page_token_ttl_seconds",
+        "crm_page_token_record_limit",
+    }
 )
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CONTROL_NETWORKS_KEY = web.AppKey("control_networks", tuple[Network, ...])

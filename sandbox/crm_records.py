@@ -30,7 +30,6 @@ MAX_FIELDS = 50
 MAX_PER_PAGE = 200
 MAX_IDS = 100
 DISCRETE_LIMIT = 2_000
-TOKEN_LIMIT = 100_000
 SORT_BY = {"id": "id", "Created_Time": "created", "Modified_Time": "modified"}
 SORT_ORDERS = ("asc", "desc")
 SYSTEM_FIELDS = frozenset(
@@ -157,6 +156,7 @@ async def get_records(request: web.Request) -> web.Response:
         request.headers.get("If-Modified-Since"),
     )
     desc = sort_order == "desc"
+    token_limit = config.crm_page_token_record_limit
     view = records.view(SORT_BY[sort_by], since)
     now = state.clock.now()
     token_name = query.get("page_token")
@@ -177,14 +177,14 @@ async def get_records(request: web.Request) -> web.Response:
                 "Page token expired",
                 {"api_name": "page_token", "json_path": "$.query.page_token"},
             )
-        if token.served >= TOKEN_LIMIT:
+        if token.served >= token_limit:
             return crm_error(
                 400,
                 "PAGINATION_LIMIT_EXCEEDED",
                 "You can only get upto 100000 records using page_token param",
                 {"param_name": "page_token"},
             )
-        keys, more = _after(view, desc, token.last, min(per_page, TOKEN_LIMIT - token.served))
+        keys, more = _after(view, desc, token.last, min(per_page, token_limit - token.served))
         served, page = token.served, token.page
     else:
         start = (page - 1) * per_page
@@ -199,7 +199,6 @@ async def get_records(request: web.Request) -> web.Response:
         keys, more, served = _slice(view, desc, start, end), end < len(view), start
     if not keys:
         return _empty(request, since)
-    more = more and served + len(keys) < TOKEN_LIMIT
     next_token = expiry = None
     if more:
         expires_at = now + config.crm_page_token_ttl_seconds
