@@ -21,6 +21,7 @@ ROUTES = (
     "crm.records",
     "crm.deleted",
     "crm.coql",
+    "crm.fields",
     "desk.orgs",
     "desk.webhooks",
     "desk.search",
