@@ -176,6 +176,7 @@ async def set_credits(request: web.Request) -> web.Response:
         raise ControlError(str(exc)) from None
     if get(body, "reset_counters", bool, False):
         fresh = type(org)(
+            app=org.app,
             edition=org.edition,
             users=org.users,
             allowance=org.allowance,

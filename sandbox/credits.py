@@ -3,9 +3,10 @@
 Every CRM and Desk call made with a live token costs its org credits (one; a COQL handler
 says more with `charge(request, credits)`) inside a rolling 24 hours on the sandbox clock.
 Editions give the allowance (Free 5,000; Standard 50,000 + 250 a user; Professional 50,000 +
-500; Enterprise and Ultimate 50,000 + 1,000) and the calls in flight (5/10/15/20/25), or a
-test sets numbers. Once half the allowance is spent, answers carry
-`X-API-CREDITS-REMAINING`; past it, or past the calls in flight, 429 TOO_MANY_REQUESTS.
+500; Enterprise and Ultimate 50,000 + 1,000; Desk Professional 75,000 + 500 and Enterprise
+100,000 + 1,000 an agent) and the calls in flight (5/10/15/20/25), or a test sets numbers.
+Once half the allowance is spent, answers carry `X-API-CREDITS-REMAINING`; past it, or past
+the calls in flight, 429 TOO_MANY_REQUESTS.
 
 An org without an edition (config `credits_default_edition`, "none" by default) is counted but
 never limited, so long benchmarks of other parts keep running; tests of the limits set one.
@@ -32,6 +33,12 @@ EDITIONS: dict[str, tuple[int, int, int]] = {
     "enterprise": (50_000, 1_000, 20),
     "ultimate": (50_000, 1_000, 25),
 }
+# Desk's own figures where known (docs: Professional 75,000 + 500 an agent, Enterprise
+# 100,000 + 1,000 a day); its other editions and every calls-in-flight cap follow CRM's.
+DESK_CREDITS: dict[str, tuple[int, int]] = {
+    "professional": (75_000, 500),
+    "enterprise": (100_000, 1_000),
+}
 NO_EDITION = "none"
 
 
@@ -41,6 +48,7 @@ class CreditsError(ValueError):
 
 @dataclass
 class OrgCredits:
+    app: str = "crm"
     edition: str = NO_EDITION
     users: int = 1
     allowance: int | None = None  # a set number instead of the edition's
@@ -56,7 +64,12 @@ class OrgCredits:
         if self.allowance is not None:
             return self.allowance
         preset = EDITIONS.get(self.edition)
-        return None if preset is None else preset[0] + preset[1] * self.users
+        if preset is None:
+            return None
+        base, per_user = preset[:2]
+        if self.app == "desk":
+            base, per_user = DESK_CREDITS.get(self.edition, (base, per_user))
+        return base + per_user * self.users
 
     def concurrency(self) -> int | None:
         if self.max_in_flight is not None:
@@ -103,7 +116,7 @@ class CreditBook:
     def org(self, app: str, key: str, default_edition: str = NO_EDITION) -> OrgCredits:
         found = self.orgs.get((app, key))
         if found is None:
-            found = self.orgs[(app, key)] = OrgCredits(edition=default_edition)
+            found = self.orgs[(app, key)] = OrgCredits(app=app, edition=default_edition)
         return found
 
     def configure(

@@ -39,6 +39,15 @@ async def test_edition_presets(sandbox: SandboxControl, edition, users, allowanc
     assert (org["allowance"], org["max_in_flight"]) == (allowance, in_flight)
 
 
+async def test_desk_has_its_own_presets(sandbox: SandboxControl):
+    enterprise = await sandbox.set_credits("desk", edition="enterprise", users=2)
+    assert enterprise["allowance"] == 102_000
+    professional = await sandbox.set_credits("desk", edition="professional", users=2)
+    assert professional["allowance"] == 76_000
+    free = await sandbox.set_credits("desk", edition="free")
+    assert free["allowance"] == 5_000
+
+
 async def test_every_call_counts_per_kind(sandbox: SandboxControl, http, token):
     await _read(http, sandbox, token)
     await http.get(f"{sandbox.origin}/crm/v8/actions/watch", headers=auth(token))
