@@ -50,11 +50,17 @@ async def test_no_demo_and_sizes(http: httpx.AsyncClient):
             assert "access_token" in (await refresh(http, sb)).json()
     finally:
         process.terminate()
-    process = start_sandbox_process("--demo-crm-items", "7", "--demo-desk-webhooks", "2")
+    process = start_sandbox_process(
+        "--demo-crm-items", "7", "--demo-desk-webhooks", "2", "--demo-records", "9"
+    )
     origin = process.origin
     try:
         async with SandboxControl(origin) as sb:
             assert len(await sb.crm_channels()) == 7
+            assert (await sb.records("crm", "Deals"))["live"] == 9
+            assert (await sb.records("desk", "tickets"))["live"] == 9
+            await sb.reset(records=3)
+            assert (await sb.records("crm", "Leads"))["live"] == 3
             token = await access_token(http, sb)
             hooks = await http.get(
                 f"{origin}/api/v1/webhooks", headers=auth(token, orgId="3981311")
