@@ -192,15 +192,16 @@ async def zoho_middleware(request: web.Request, handler: Handler) -> web.StreamR
         org_id=org_id,
     )
     request[RECORD_KEY] = record
-    latency_ms, fault = state.faults.take(route)
     metered = metered_org(request, family, org_id)
     if metered is not None:
         refusal = state.credits.admit(metered, state.clock.now())
         if refusal is not None:
+            # Refused before anything else happens: an injected fault stays for the next call.
             metered.rejected[refusal] += 1
             answer = too_many_requests(family, refusal, metered, state.clock.now())
             record.status = answer.status
             return answer
+    latency_ms, fault = state.faults.take(route)
     # A hang models a stuck connection, not a call Zoho is working on.
     in_flight = metered is not None and (fault is None or fault.kind != "hang")
     if in_flight and metered is not None:
