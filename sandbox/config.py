@@ -41,6 +41,9 @@ class Config:
     desk_delivery_timeout_seconds: float = 5.0
     # CRM affected_fields: "names" (["Company"]) or "by_record" ([{"<id>": ["Company"]}]).
     crm_affected_fields_shape: str = "names"
+    # CRM orgs' UTC offset in minutes: records' times are written in it (the spec's examples
+    # show +05:30, 330). Applies to times written after it is set.
+    crm_org_offset_minutes: int = 0
     # Get Records / deleted records: If-Modified-Since keeps records modified in that very
     # second ("inclusive", as integrations observe) or only later ones ("after", the spec's
     # wording "modified after").

@@ -113,13 +113,21 @@ def crm_values(module: str, n: int) -> dict[str, Any]:
     return {DISPLAY_FIELD.get(module, "Name"): f"{module} {n}", "Description": f"Record {n}"}
 
 
+def _utc() -> int:
+    return 0
+
+
 @dataclass
 class CrmOrgRecords:
     actor: dict[str, str]  # the org's user, as Owner/Created_By/Modified_By
-    offset_minutes: int = 0
+    offset: Callable[[], int] = _utc  # the org's UTC offset in minutes, read at each write
     modules: dict[str, RecordSet] = field(default_factory=dict)
     next_id: int = FIRST_CRM_RECORD_ID
     generated: int = 0  # records generated so far, for deterministic values
+
+    @property
+    def offset_minutes(self) -> int:
+        return self.offset()
 
     def module(self, name: str) -> RecordSet:
         records = self.modules.get(name)
@@ -209,7 +217,8 @@ def desk_values(module: str, n: int, record_id: int) -> dict[str, Any]:
 
 
 class RecordStore:
-    def __init__(self) -> None:
+    def __init__(self, crm_offset: Callable[[], int] = _utc) -> None:
+        self._crm_offset = crm_offset
         self.crm: dict[str, CrmOrgRecords] = {}
         self.desk: dict[str, DeskOrgRecords] = {}
         self._desk_next_id = FIRST_DESK_RECORD_ID
@@ -240,7 +249,7 @@ class RecordStore:
         key = crm_org_key(user)
         org = self.crm.get(key)
         if org is None:
-            org = self.crm[key] = CrmOrgRecords(actor=person(user))
+            org = self.crm[key] = CrmOrgRecords(actor=person(user), offset=self._crm_offset)
             self._seed("crm", key)
         return org
 

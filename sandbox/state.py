@@ -116,7 +116,7 @@ class SandboxState:
         # Desk signs its callbacks (X-ZDesk-JWT); one key per process, kept across resets.
         self.signing_key = SigningKey()
         # Zoho's records per org (see sandbox/records.py); emptied by clear().
-        self.records = RecordStore()
+        self.records = RecordStore(lambda: int(self.config.crm_org_offset_minutes))
         # The origin the server bound, set by the app once listening; api_domain and
         # resource_uri default to it.
         self.origin = "http://127.0.0.1:8780"

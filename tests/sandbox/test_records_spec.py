@@ -326,3 +326,21 @@ async def test_deleted_records_paging_since_and_errors(sandbox, http, token):
     assert (bad.status_code, bad.json()) == (400, {"data": [pattern]})
     unknown = await _get(http, sandbox, token, path="/crm/v8/Widgets/deleted")
     assert unknown.json() == {"data": [INVALID_MODULE]}
+
+
+async def test_times_in_the_orgs_offset(sandbox, http, token):
+    # The spec's examples write +05:30; an If-Modified-Since in any offset compares as a time.
+    await sandbox.configure(crm_org_offset_minutes=330)
+    [lead] = (await sandbox.records("crm", "Leads", full=True))["records"][:1]
+    at = await sandbox.now()
+    await sandbox.change_records("crm", "Leads", "update", [lead["id"]], at=at)
+    since = datetime.fromtimestamp(int(at), UTC).astimezone().isoformat()
+    body = (
+        await _get(
+            http, sandbox, token, headers={"If-Modified-Since": since}, fields="Modified_Time"
+        )
+    ).json()
+    [record] = body["data"]
+    assert record["id"] == lead["id"] and record["Modified_Time"].endswith("+05:30")
+    assert datetime.fromisoformat(record["Modified_Time"]).timestamp() == int(at)
+    assert body["info"]["page_token_expiry"] is None
