@@ -243,15 +243,22 @@ class _Parser:
             if self.token.kind == "end" or self.token.is_word("order", "limit", "offset"):
                 raise CoqlError("SYNTAX_ERROR", "missing clause", {"clause": "where"})
             raise self.unexpected()
+        self.refuse_unsupported()
         order_by: tuple[OrderKey, ...] = ()
         if self.token.is_word("order"):
             self.advance()
             self.expect_word("by")
             order_by = self.order_list()
+        self.refuse_unsupported()
         limit, offset = self.paging()
         if self.token.kind != "end":
             raise self.unexpected()
         return CoqlQuery(fields, module, where, order_by, limit, offset)
+
+    def refuse_unsupported(self) -> None:
+        """GROUP BY, JOIN, aliases...: Zoho's COQL has them, the sandbox's does not."""
+        if self.token.kind == "word" and self.token.text.lower() in UNSUPPORTED_WORDS:
+            raise CoqlError("SYNTAX_ERROR", "given coql query not supported")
 
     def name(self) -> str:
         token = self.token
@@ -261,9 +268,7 @@ class _Parser:
         return token.text
 
     def field(self) -> Field:
-        token = self.token
-        if token.kind == "word" and token.text.lower() in UNSUPPORTED_WORDS:
-            raise CoqlError("SYNTAX_ERROR", "given coql query not supported")
+        self.refuse_unsupported()
         path = [self.name()]
         if self.at_symbol("("):
             # COUNT(...), MAX(...): aggregates are Zoho's, not the sandbox's.
@@ -280,8 +285,7 @@ class _Parser:
         while self.at_symbol(","):
             self.advance()
             fields.append(self.select_field())
-        if self.token.kind == "word" and self.token.text.lower() in UNSUPPORTED_WORDS:
-            raise CoqlError("SYNTAX_ERROR", "given coql query not supported")
+        self.refuse_unsupported()
         if len(fields) > MAX_SELECT:
             raise CoqlError(
                 "LIMIT_EXCEEDED", "too many select columns", {"clause": "select", "limit": 50}
