@@ -17,9 +17,9 @@ from functools import lru_cache
 from typing import Any
 
 from sandbox.coql_syntax import (
+    Condition,
     CoqlError,
     CoqlQuery,
-    Condition,
     Criterion,
     Field,
     OrderKey,
@@ -228,7 +228,11 @@ def _criterion(c: Criterion, schema: _Schema) -> Predicate:
         raise CoqlError(
             "INVALID_QUERY",
             "Invalid query formed",
-            {"reason": "invalid operator found", "column_name": c.field.name, "operator": c.operator},
+            {
+                "reason": "invalid operator found",
+                "column_name": c.field.name,
+                "operator": c.operator,
+            },
         )
     key = KEYS[kind]
     literals = []

@@ -34,6 +34,7 @@ KEYWORDS = frozenset(
     "true false".split()
 )
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
+AGGREGATES = frozenset({"COUNT", "MAX", "MIN", "AVG", "SUM"})
 UNSUPPORTED_WORDS = frozenset({"group", "having", "join", "as", "distinct", "union"})
 STATEMENTS_NOT_SUPPORTED = frozenset({"insert", "update", "delete", "create", "drop", "alter"})
 
@@ -269,16 +270,30 @@ class _Parser:
 
     def field(self) -> Field:
         self.refuse_unsupported()
+        start = self.token.start
         path = [self.name()]
         if self.at_symbol("("):
-            # COUNT(...), MAX(...): aggregates are Zoho's, not the sandbox's.
-            raise CoqlError("SYNTAX_ERROR", "given coql query not supported")
+            self.function_call(path[0], start)
         while self.at_symbol("."):
             self.advance()
             path.append(self.name())
         if len(path) > 2:
             raise CoqlError("SYNTAX_ERROR", "given coql query not supported")
         return Field(tuple(path))
+
+    def function_call(self, name: str, start: int) -> None:
+        """COUNT(...), MAX(...) are Zoho's but not the sandbox's; any other name is the spec's
+        INVALID_DATA "unsupported aggregate function"."""
+        if name.upper() in AGGREGATES:
+            raise CoqlError("SYNTAX_ERROR", "given coql query not supported")
+        while not self.at_symbol(")") and self.token.kind != "end":
+            self.advance()
+        end = self.advance().start + 1
+        raise CoqlError(
+            "INVALID_DATA",
+            "invalid data",
+            {"reason": "unsupported aggregate function", "column": self.text[start:end]},
+        )
 
     def select_list(self) -> tuple[Field, ...]:
         fields = [self.select_field()]
@@ -293,7 +308,9 @@ class _Parser:
         seen: set[str] = set()
         for f in fields:
             if f.name in seen:
-                raise CoqlError("DUPLICATE_DATA", "duplicate select column", {"column_name": f.name})
+                raise CoqlError(
+                    "DUPLICATE_DATA", "duplicate select column", {"column_name": f.name}
+                )
             seen.add(f.name)
         return tuple(fields)
 
@@ -497,4 +514,3 @@ def parse(text: str, *, where_required: bool = True) -> CoqlQuery:
     if not text.strip():
         raise CoqlError("INVALID_QUERY", "Invalid query formed")
     return _Parser(text).query(where_required)
-

@@ -48,7 +48,11 @@ def _include_meta(body: dict[str, Any]) -> bool | web.Response:
         return False
     if not isinstance(meta, list) or len(meta) != 1:
         return _invalid(
-            {"expected_data_type": "jsonarray", "api_name": "include_meta", "json_path": "$.include_meta"}
+            {
+                "expected_data_type": "jsonarray",
+                "api_name": "include_meta",
+                "json_path": "$.include_meta",
+            }
         )
     details: dict[str, Any] = {"api_name": "include_meta", "json_path": "$.include_meta[0]"}
     if not isinstance(meta[0], str):
@@ -79,7 +83,11 @@ async def post_coql(request: web.Request) -> web.Response:
         )
     if not isinstance(text, str):
         return _invalid(
-            {"expected_data_type": "text", "api_name": "select_query", "json_path": "$.select_query"}
+            {
+                "expected_data_type": "text",
+                "api_name": "select_query",
+                "json_path": "$.select_query",
+            }
         )
     with_fields = _include_meta(body)
     if isinstance(with_fields, web.Response):
@@ -91,7 +99,9 @@ async def post_coql(request: web.Request) -> web.Response:
     except coql.CoqlError as exc:
         return _coql_error(exc)
     if query.module not in demo.CRM_MODULES:
-        return _coql_error(coql.CoqlError("INVALID_MODULE", "the given module is not supported in api"))
+        return _coql_error(
+            coql.CoqlError("INVALID_MODULE", "the given module is not supported in api")
+        )
     if not can_read_module(access, query.module):
         return scope_mismatch()
     source = request.app.get(RECORDS_SOURCE, _no_records)

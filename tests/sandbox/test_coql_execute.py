@@ -3,6 +3,7 @@ field errors; and properties (hypothesis) that tie the operators to set algebra.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -31,7 +32,9 @@ def expected(keep: Any) -> list[str]:
 
 
 def test_the_spec_example_shape():
-    body = answer(parse("select Last_Name, First_Name from Leads where Last_Name = 'Lead 1'"), records_of)
+    body = answer(
+        parse("select Last_Name, First_Name from Leads where Last_Name = 'Lead 1'"), records_of
+    )
     assert body is not None
     assert set(body) == {"data", "info"}
     assert body["info"] == {"count": len(body["data"]), "more_records": False}
@@ -52,21 +55,29 @@ def test_datetimes_compare_as_instants_across_offsets():
 
 
 def test_order_by_modified_time_is_by_instant_then_id():
-    rows = execute(parse("select Modified_Time from Leads where id is not null order by Modified_Time limit 2000"), records_of)
+    rows = execute(
+        parse(
+            "select Modified_Time from Leads where id is not null order by Modified_Time limit 2000"
+        ),
+        records_of,
+    )
     keys = [(instant(r["Modified_Time"]), int(r["id"])) for r in rows]
     assert keys == sorted(keys) and len(keys) == len(LEADS)
 
 
 def test_order_desc_and_text_keys():
     rows = execute(
-        parse("select Company, Annual_Revenue from Leads where id is not null order by Company desc, Annual_Revenue limit 2000"),
+        parse(
+            "select Company, Annual_Revenue from Leads where id is not null"
+            " order by Company desc, Annual_Revenue limit 2000"
+        ),
         records_of,
     )
     companies = [r["Company"] for r in rows]
     present = [c for c in companies if c is not None]
     assert present == sorted(present, reverse=True)
     assert companies[-len([c for c in companies if c is None]) :] == [None] * companies.count(None)
-    for a, b in zip(rows, rows[1:], strict=False):
+    for a, b in itertools.pairwise(rows):
         if a["Company"] == b["Company"]:
             assert (a["Annual_Revenue"], int(a["id"])) <= (b["Annual_Revenue"], int(b["id"]))
 
@@ -84,9 +95,15 @@ def test_default_order_is_id_ascending():
         ("Company like 'Acme%'", lambda r: (r["Company"] or "").startswith("Acme")),
         ("Company like '%Corp'", lambda r: (r["Company"] or "").endswith("Corp")),
         ("Company like '%lk%'", lambda r: "lk" in (r["Company"] or "")),
-        ("Company not like 'Acme%'", lambda r: r["Company"] is not None and not r["Company"].startswith("Acme")),
+        (
+            "Company not like 'Acme%'",
+            lambda r: r["Company"] is not None and not r["Company"].startswith("Acme"),
+        ),
         ("Company in ('Acme', 'Globex')", lambda r: r["Company"] in ("Acme", "Globex")),
-        ("Company not in ('Acme', 'Globex')", lambda r: r["Company"] not in (None, "Acme", "Globex")),
+        (
+            "Company not in ('Acme', 'Globex')",
+            lambda r: r["Company"] not in (None, "Acme", "Globex"),
+        ),
         ("Company is null", lambda r: r["Company"] is None),
         ("First_Name is not null", lambda r: r["First_Name"] is not None),
         ("Annual_Revenue between 100 and 200", lambda r: 100 <= r["Annual_Revenue"] <= 200),
@@ -97,7 +114,10 @@ def test_default_order_is_id_ascending():
         (f"Owner.id in ('{OWNERS[0]['id']}')", lambda r: r["Owner"] is OWNERS[0]),
         ("Owner.email = 'other@sandbox.example'", lambda r: r["Owner"] is OWNERS[1]),
         (f"id > '{LEADS[250]['id']}'", lambda r: int(r["id"]) > int(LEADS[250]["id"])),
-        ("id in (5725767000000400003, '5725767000000400004')", lambda r: r["id"] in ("5725767000000400003", "5725767000000400004")),
+        (
+            "id in (5725767000000400003, '5725767000000400004')",
+            lambda r: r["id"] in ("5725767000000400003", "5725767000000400004"),
+        ),
     ],
 )
 def test_operators(where: str, keep: Any):
@@ -121,7 +141,9 @@ def test_key_paging_past_the_offset_cap():
     seen: list[str] = []
     where = "id is not null"
     while True:
-        q = parse(f"select Modified_Time from Leads where {where} order by Modified_Time, id limit 40")
+        q = parse(
+            f"select Modified_Time from Leads where {where} order by Modified_Time, id limit 40"
+        )
         rows = execute(q, records_of)
         if not rows:
             break
@@ -132,8 +154,14 @@ def test_key_paging_past_the_offset_cap():
 
 
 def test_lookups_selected_whole_give_their_id_and_by_property_the_value():
-    [row] = execute(parse(f"select Owner, Owner.name from Leads where id = '{LEADS[1]['id']}'"), records_of)
-    assert row == {"Owner": {"id": OWNERS[1]["id"]}, "Owner.name": "Other User", "id": LEADS[1]["id"]}
+    [row] = execute(
+        parse(f"select Owner, Owner.name from Leads where id = '{LEADS[1]['id']}'"), records_of
+    )
+    assert row == {
+        "Owner": {"id": OWNERS[1]["id"]},
+        "Owner.name": "Other User",
+        "id": LEADS[1]["id"],
+    }
 
 
 @pytest.mark.parametrize(
@@ -173,7 +201,11 @@ def test_lookups_selected_whole_give_their_id_and_by_property_the_value():
             "select id from Leads where Modified_Time like '2026%'",
             "INVALID_QUERY",
             "Invalid query formed",
-            {"reason": "invalid operator found", "column_name": "Modified_Time", "operator": "like"},
+            {
+                "reason": "invalid operator found",
+                "column_name": "Modified_Time",
+                "operator": "like",
+            },
         ),
         (
             "select id from Leads where Owner between '1' and '2'",
@@ -221,14 +253,18 @@ def test_refused_against_the_records(text: str, code: str, message: str, details
 
 def test_store_order_is_used_without_sorting_when_it_matches():
     by_store = sorted(LEADS, key=lambda r: (instant(r["Modified_Time"]), int(r["id"])))
-    q = parse("select id from Leads where Annual_Revenue > 100 order by Modified_Time limit 50 offset 10")
+    q = parse(
+        "select id from Leads where Annual_Revenue > 100 order by Modified_Time limit 50 offset 10"
+    )
     sorted_rows = execute(q, lambda m: LEADS)
     presorted_rows = execute(q, lambda m: by_store, presorted_by=("Modified_Time", "id"))
     assert presorted_rows == sorted_rows
 
 
 def test_describe_gives_types_for_include_meta():
-    meta = describe(parse("select Last_Name, Modified_Time, Owner from Leads where id is not null"), records_of)
+    meta = describe(
+        parse("select Last_Name, Modified_Time, Owner from Leads where id is not null"), records_of
+    )
     assert meta["Last_Name"]["data_type"] == "text"
     assert meta["Modified_Time"]["data_type"] == "datetime"
     assert meta["Owner"]["json_type"] == "jsonobject"
@@ -271,7 +307,11 @@ def test_brackets_group_as_written(a: str, b: str, c: str):
 
 
 @settings(max_examples=40, deadline=None)
-@given(values=st.lists(st.sampled_from(["Acme", "Zylker", "Globex", "Acme Corp", "x"]), min_size=1, max_size=4))
+@given(
+    values=st.lists(
+        st.sampled_from(["Acme", "Zylker", "Globex", "Acme Corp", "x"]), min_size=1, max_size=4
+    )
+)
 def test_in_and_not_in_split_the_non_null_values(values: list[str]):
     listed = ", ".join(f"'{v}'" for v in values)
     inside, outside = set(ids(f"Company in ({listed})")), set(ids(f"Company not in ({listed})"))

@@ -93,14 +93,20 @@ def test_twenty_five_criteria_pass_twenty_six_do_not():
     parse("select id from Leads where " + _criteria(25))
     with pytest.raises(CoqlError) as exc:
         parse("select id from Leads where " + _criteria(26))
-    assert (exc.value.code, exc.value.details) == ("LIMIT_EXCEEDED", {"clause": "where", "limit": 25})
+    assert (exc.value.code, exc.value.details) == (
+        "LIMIT_EXCEEDED",
+        {"clause": "where", "limit": 25},
+    )
 
 
 def test_fifty_select_fields_pass_fifty_one_do_not():
     parse("select " + ", ".join(f"F{i}" for i in range(50)) + " from Leads" + W)
     with pytest.raises(CoqlError) as exc:
         parse("select " + ", ".join(f"F{i}" for i in range(51)) + " from Leads" + W)
-    assert (exc.value.code, exc.value.details) == ("LIMIT_EXCEEDED", {"clause": "select", "limit": 50})
+    assert (exc.value.code, exc.value.details) == (
+        "LIMIT_EXCEEDED",
+        {"clause": "select", "limit": 50},
+    )
 
 
 def test_ten_order_by_fields_pass_eleven_do_not():
@@ -205,6 +211,12 @@ REFUSED: list[tuple[str, str, str, dict[str, Any]]] = [
         {"line": 1, "column": 8, "near": "*"},
     ),
     ("select COUNT(id) from Leads" + W, "SYNTAX_ERROR", "given coql query not supported", {}),
+    (  # the spec's InvalidDataUnsupportedFunction example
+        "select TestFunction(Last_Name) from Leads" + W,
+        "INVALID_DATA",
+        "invalid data",
+        {"reason": "unsupported aggregate function", "column": "TestFunction(Last_Name)"},
+    ),
     ("select id as x from Leads" + W, "SYNTAX_ERROR", "given coql query not supported", {}),
     (
         "select id from Leads where Owner.role.id = '1'",
@@ -242,7 +254,12 @@ REFUSED: list[tuple[str, str, str, dict[str, Any]]] = [
         "unexpected token",
         {"line": 1, "column": 61, "near": "limit"},
     ),
-    ("select id from Leads" + W + " limit s", "INVALID_QUERY", "limit given seems to be invalid", {"limit": "s"}),
+    (
+        "select id from Leads" + W + " limit s",
+        "INVALID_QUERY",
+        "limit given seems to be invalid",
+        {"limit": "s"},
+    ),
     (
         "select id from Leads" + W + " limit 1.5",
         "INVALID_QUERY",
@@ -250,7 +267,12 @@ REFUSED: list[tuple[str, str, str, dict[str, Any]]] = [
         {"limit": "1.5"},
     ),
     ("select id from Leads" + W + " limit 0", "INVALID_DATA", "limit should be greater than 0", {}),
-    ("select id from Leads" + W + " limit -3", "INVALID_DATA", "limit should be greater than 0", {}),
+    (
+        "select id from Leads" + W + " limit -3",
+        "INVALID_DATA",
+        "limit should be greater than 0",
+        {},
+    ),
     (
         "select id from Leads" + W + " limit 2001",
         "LIMIT_EXCEEDED",
@@ -297,7 +319,9 @@ def test_where_can_be_optional_for_the_other_reading():
     assert q.where is None and q.limit == 5
 
 
-@pytest.mark.parametrize(("limit", "credits"), [(1, 1), (200, 1), (201, 2), (1000, 2), (1001, 3), (2000, 3)])
+@pytest.mark.parametrize(
+    ("limit", "credits"), [(1, 1), (200, 1), (201, 2), (1000, 2), (1001, 3), (2000, 3)]
+)
 def test_credits_by_limit(limit: int, credits: int):
     assert credits_for(parse(f"select id from Leads{W} limit {limit}")) == credits
 
