@@ -8,12 +8,13 @@ instants, ids compare as numbers, lookups (`Owner`) compare by their `id`.
 
 from __future__ import annotations
 
-import heapq
+import operator
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from sandbox.coql_syntax import (
@@ -50,6 +51,14 @@ OPERATORS = {
     "boolean": frozenset({"=", "!="}),
     "lookup": frozenset({"=", "!=", "in", "not in"}),
 }
+COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
 NULL_TESTS = frozenset({"is null", "is not null"})
 SCHEMA_SAMPLE = 500  # records read to learn a module's field names
 META = {  # data_type and json_type of include_meta's `fields`, as Zoho's field metadata names them
@@ -70,15 +79,33 @@ def credits_for(query: CoqlQuery) -> int:
     return 2 if query.limit <= 1000 else 3
 
 
-@lru_cache(maxsize=1 << 18)
-def _instant(text: str) -> float | None:
-    """Epoch seconds of an ISO-8601 date-time with an offset; cached because the same record's
-    Modified_Time is read by every query that filters or sorts on it."""
+INSTANT_CACHE_SIZE = 1 << 18
+_instants: dict[str, float | None] = {}
+
+
+def _parse_instant(text: str) -> float | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
     return None if moment.tzinfo is None else moment.timestamp()
+
+
+def _instant(value: Any) -> float | None:
+    """Epoch seconds of an ISO-8601 date-time with an offset (None otherwise). Cached by the
+    text: every query that filters or sorts on Modified_Time reads the same strings again."""
+    try:
+        return _instants[value]
+    except KeyError:
+        pass
+    except TypeError:  # unhashable: not a date-time
+        return None
+    if not isinstance(value, str):
+        return None
+    if len(_instants) >= INSTANT_CACHE_SIZE:
+        _instants.clear()
+    result = _instants[value] = _parse_instant(value)
+    return result
 
 
 def _type_of(value: Any) -> str | None:
@@ -150,6 +177,8 @@ def _getter(field: Field) -> Callable[[Record], Any]:
 
 
 def _as_int(value: Any) -> int | None:
+    if type(value) is str:
+        return int(value) if value.isdigit() else None
     if isinstance(value, Mapping):
         value = value.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
@@ -168,10 +197,6 @@ def _as_number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _as_instant(value: Any) -> float | None:
-    return _instant(value) if isinstance(value, str) else None
 
 
 def _as_date(value: Any) -> str | None:
@@ -199,7 +224,7 @@ def _as_text(value: Any) -> str | None:
 KEYS: dict[str, Callable[[Any], Any]] = {
     "id": _as_int,
     "lookup": _as_int,
-    "datetime": _as_instant,
+    "datetime": _instant,
     "date": _as_date,
     "number": _as_number,
     "boolean": _as_bool,
@@ -246,8 +271,16 @@ def _criterion(c: Criterion, schema: _Schema) -> Predicate:
             )
         literals.append(value)
 
-    def value_of(record: Record) -> Any:
-        return key(get(record))
+    if len(c.field.path) == 1:
+        name = c.field.path[0]
+
+        def value_of(record: Record) -> Any:
+            return key(record.get(name))
+
+    else:
+
+        def value_of(record: Record) -> Any:
+            return key(get(record))
 
     op = c.operator
     if op in ("like", "not like"):
@@ -262,14 +295,7 @@ def _criterion(c: Criterion, schema: _Schema) -> Predicate:
         low, high = literals
         return lambda r: (v := value_of(r)) is not None and low <= v <= high
     target = literals[0]
-    compare: Callable[[Any, Any], bool] = {
-        "=": lambda a, b: a == b,
-        "!=": lambda a, b: a != b,
-        "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b,
-        ">=": lambda a, b: a >= b,
-    }[op]
+    compare = COMPARE[op]
     return lambda r: (v := value_of(r)) is not None and compare(v, target)
 
 
@@ -289,6 +315,20 @@ class Page:
     more_records: bool
 
 
+NEG_INF = float("-inf")
+NUMERIC_KINDS = frozenset({"id", "lookup", "datetime", "number", "boolean"})
+
+
+def _sort_key(field: Field, kind: str) -> Callable[[Record], Any]:
+    """A flat key: nulls become the lowest value (first ascending, last when reversed)."""
+    key, null = KEYS[kind], (NEG_INF if kind in NUMERIC_KINDS else "")
+    if len(field.path) == 1:
+        name = field.path[0]
+        return lambda r: null if (v := key(r.get(name))) is None else v
+    get = _getter(field)
+    return lambda r: null if (v := key(get(r))) is None else v
+
+
 def _sort(
     matched: list[Record], order_by: Sequence[OrderKey], schema: _Schema, end: int
 ) -> list[Record]:
@@ -297,35 +337,13 @@ def _sort(
     keys = list(order_by)
     if not any(k.field.path == ("id",) for k in keys):
         keys.append(OrderKey(Field(("id",)), descending=False))
-    typed = [(k, schema.type_of(k.field, "order by")) for k in keys]
-    if all(kind != "text" for _, kind in typed):
-        # Every key is a number once read (instants, ids, booleans): one composite key, and a
-        # heap when the page is small next to the matches.
-        parts = [(_getter(k.field), KEYS[kind], k.descending) for k, kind in typed]
-
-        def composite(record: Record) -> tuple[Any, ...]:
-            out: list[Any] = []
-            for get, key, descending in parts:
-                v = key(get(record))
-                if descending:
-                    out.append((1, 0) if v is None else (0, -v))
-                else:
-                    out.append((0, 0) if v is None else (1, v))
-            return tuple(out)
-
-        if end * 8 < len(matched):
-            return heapq.nsmallest(end, matched, key=composite)
-        return sorted(matched, key=composite)[:end]
-    # Text keys cannot be negated: stable sorts from the last key to the first.
+    # Stable sorts from the last key to the first: each pass is one flat key per record, and
+    # timsort is near linear on the store's own (already ordered) runs.
     ordered = list(matched)
-    for k, kind in reversed(typed):
-        get, key = _getter(k.field), KEYS[kind]
-
-        def text_key(record: Record, get: Any = get, key: Any = key) -> tuple[bool, Any]:
-            v = key(get(record))
-            return (v is not None, "" if v is None else v)
-
-        ordered.sort(key=text_key, reverse=k.descending)
+    for k in reversed(keys):
+        ordered.sort(
+            key=_sort_key(k.field, schema.type_of(k.field, "order by")), reverse=k.descending
+        )
     return ordered[:end]
 
 
@@ -353,17 +371,65 @@ def run(query: CoqlQuery, records_of: RecordsOf, *, presorted_by: Sequence[str] 
         schema.type_of(field, "select")
     for key in query.order_by:
         schema.type_of(key.field, "order by")
-    matched = records
-    if query.where is not None:
-        keep = _predicate(query.where, schema)
-        matched = [r for r in records if keep(r)]
-    end = query.offset + query.limit
+    keep = None if query.where is None else _predicate(query.where, schema)
     if _in_store_order(query.order_by, presorted_by):
-        page = list(matched[query.offset : end])
-    else:
-        page = _sort(list(matched), query.order_by, schema, end)[query.offset :]
+        start = _lower_bound(records, query.where, presorted_by[0], schema)
+        page, more = _first_matches(records, keep, start, query.offset, query.limit)
+        return Page([_project(r, query.fields) for r in page], more)
+    matched = records if keep is None else [r for r in records if keep(r)]
+    end = query.offset + query.limit
+    page = _sort(list(matched), query.order_by, schema, end)[query.offset :]
     rows = [_project(r, query.fields) for r in page]
     return Page(rows, more_records=len(matched) > query.offset + len(rows))
+
+
+def _first_matches(
+    records: Sequence[Record], keep: Predicate | None, start: int, offset: int, limit: int
+) -> tuple[list[Record], bool]:
+    """Records already in the query's order: walk from `start` and stop one match past the
+    page, which is all `more_records` needs."""
+    page: list[Record] = []
+    skipped = 0
+    for record in islice(records, start, None):
+        if keep is not None and not keep(record):
+            continue
+        if skipped < offset:
+            skipped += 1
+        elif len(page) == limit:
+            return page, True
+        else:
+            page.append(record)
+    return page, False
+
+
+def _conjuncts(condition: Condition | None) -> list[Criterion]:
+    """The criteria every match must meet: those reached through AND alone."""
+    if condition is None:
+        return []
+    if isinstance(condition, Criterion):
+        return [condition]
+    if condition.operator != "and":
+        return []
+    return _conjuncts(condition.left) + _conjuncts(condition.right)
+
+
+def _lower_bound(
+    records: Sequence[Record], where: Condition | None, name: str, schema: _Schema
+) -> int:
+    """Where the matches can start in records sorted by `name`: a key-paging query's
+    `Modified_Time >= t` skips the records before t by bisection instead of a scan."""
+    field = Field((name,))
+    kind = schema.type_of(field, "order by")
+    if kind not in ("datetime", "number", "id"):
+        return 0
+    lows = [
+        KEYS[kind](c.values[0])
+        for c in _conjuncts(where)
+        if c.field == field and c.operator in (">", ">=", "=", "between")
+    ]
+    if not lows:
+        return 0
+    return bisect_left(records, max(lows), key=_sort_key(field, kind))
 
 
 def _in_store_order(order_by: Sequence[OrderKey], presorted_by: Sequence[str]) -> bool:
