@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sandbox import accounts, consent, crm, crm_coql, demo, desk
+from sandbox import accounts, consent, crm, crm_coql, demo, desk, desk_records
 from sandbox.control import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
 from sandbox.deliver_to import LOOPBACK, DeliverTo
 from sandbox.demo import DemoSizes
@@ -42,6 +42,8 @@ def create_app(
     consent.add_routes(app)
     crm_coql.add_routes(app)  # before crm's /crm/{tail} catch-all
     crm.add_routes(app)
+    # Before desk's own routes: those end with a catch-all.
+    desk_records.add_routes(app)
     desk.add_routes(app)
     add_control_routes(app)
     return app
@@ -52,7 +54,12 @@ def seed(app: web.Application, *, with_demo: bool) -> None:
     state.clear()
     if with_demo:
         sizes = app[DEMO_SIZES_KEY]
-        demo.seed_demo(state, crm_items=sizes.crm_items, desk_webhooks=sizes.desk_webhooks)
+        demo.seed_demo(
+            state,
+            crm_items=sizes.crm_items,
+            desk_webhooks=sizes.desk_webhooks,
+            records=sizes.records,
+        )
 
 
 def format_origin(host: str, port: int) -> str:
