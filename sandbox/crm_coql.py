@@ -1,32 +1,73 @@
-"""CRM `POST /crm/v8/coql`: `{"select_query": "..."}` answered from the org's records as
-zoho/crm-oas v8.0 coql says (parsing and evaluation in sandbox.coql)."""
+"""CRM `POST /crm/v8/coql`: `{"select_query": "..."}` answered from the org's records (the
+record store, sandbox/records.py) as zoho/crm-oas v8.0 coql says; parsing and evaluation are
+sandbox.coql's. A call costs 1, 2 or 3 credits by its LIMIT (credits.charge)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
 
 from aiohttp import web
 
 from sandbox import coql, demo
 from sandbox.auth import has_scope
+from sandbox.credits import charge
 from sandbox.crm_auth import authorize
 from sandbox.errors import crm_error
-from sandbox.http import BadJson, json_response, read_json
-from sandbox.state import AccessToken
+from sandbox.http import BadJson, json_response, read_json, state_of
+from sandbox.record_set import Record, RecordSet
+from sandbox.records import crm_org_key
+from sandbox.state import AccessToken, SandboxState
 
 COQL = "ZohoCRM.coql"
 MODULES = "ZohoCRM.modules"
 FIELDS_META = "ZohoCRM.settings.fields"
 INCLUDE_META_VALUES = ("fields",)
 
-# Where the records come from: (the caller's token, module) -> the module's live records.
-RecordsSource = Callable[[AccessToken, str], Iterable[Mapping[str, Any]]]
-RECORDS_SOURCE: web.AppKey[RecordsSource] = web.AppKey("coql_records_source")
+STORE_ORDER = ("Modified_Time", "id")
 
 
-def _no_records(_access: AccessToken, _module: str) -> list[Mapping[str, Any]]:
-    return []
+class ModifiedOrder(Sequence[Mapping[str, Any]]):
+    """A module's records in the store's (modified, id) order, read through its key list
+    without copying: COQL bisects it and reads one page from it."""
+
+    def __init__(self, records: RecordSet) -> None:
+        self._keys = records.view("modified")
+        self._live: dict[int, Record] = records.live
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self._live[record_id].data for _, record_id in self._keys[index]]
+        return self._live[self._keys[index][1]].data
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        live = self._live
+        return (live[record_id].data for _, record_id in self._keys)
+
+
+def _source(
+    state: SandboxState, access: AccessToken, query: coql.CoqlQuery
+) -> tuple[Sequence[Mapping[str, Any]], tuple[str, ...]]:
+    """The module's records and the order they come in: (Modified_Time, id) when the query
+    orders by Modified_Time ascending (the key-paging read), else the store's id order."""
+    org_key = crm_org_key(access.user)
+    by_id = state.records.crm_records(org_key, query.module)  # seeds the demo org on first use
+    first = query.order_by[0] if query.order_by else None
+    if first is not None and first.field.name == "Modified_Time" and not first.descending:
+        org = state.records.crm.get(org_key)
+        records = org.modules.get(query.module) if org is not None else None
+        if records is not None:
+            return ModifiedOrder(records), STORE_ORDER
+    return by_id, ("id",)
 
 
 def scope_mismatch() -> web.Response:
@@ -104,13 +145,14 @@ async def post_coql(request: web.Request) -> web.Response:
         )
     if not can_read_module(access, query.module):
         return scope_mismatch()
-    source = request.app.get(RECORDS_SOURCE, _no_records)
+    charge(request, coql.credits_for(query))
+    records, order = _source(state_of(request), access, query)
 
-    def records_of(module: str) -> Iterable[Mapping[str, Any]]:
-        return source(access, module)
+    def records_of(_module: str) -> Sequence[Mapping[str, Any]]:
+        return records
 
     try:
-        answer = coql.answer(query, records_of)
+        answer = coql.answer(query, records_of, presorted_by=order)
         if answer is not None and with_fields:
             answer["fields"] = coql.describe(query, records_of)
     except coql.CoqlError as exc:

@@ -3,23 +3,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
-from sandbox.app import create_app, format_origin, seed
 from sandbox.control_client import SandboxControl
-from sandbox.crm_coql import RECORDS_SOURCE
-from sandbox.http import STATE_KEY
 from tests.sandbox.conftest import access_token, auth
-from tests.sandbox.coql_records import leads
 
 COQL = "/crm/v8/coql"
 READ_SCOPES = ["ZohoCRM.coql.READ", "ZohoCRM.modules.READ"]
-RECORDS = {"Leads": leads(2500), "Contacts": []}
+DEMO_LEADS = 300
 W = " where id is not null"
 
 # ---- the spec's examples (v8.0/coql/operations/executeCOQLQuery/examples) --------------------
@@ -158,27 +152,9 @@ def _shape(value: Any) -> Any:
 
 
 @pytest.fixture
-async def coql_origin() -> AsyncIterator[str]:
-    """The sandbox app in-process, its COQL reading RECORDS."""
-    app = create_app()
-    app[RECORDS_SOURCE] = lambda _access, module: RECORDS[module]
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        origin = format_origin("127.0.0.1", runner.addresses[0][1])
-        app[STATE_KEY].origin = origin
-        seed(app, with_demo=True)
-        yield origin
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def control(coql_origin: str) -> AsyncIterator[SandboxControl]:
-    async with SandboxControl(coql_origin) as sb:
-        yield sb
+def control(sandbox: SandboxControl) -> SandboxControl:
+    """The session's sandbox, reset to the demo tenant: 300 records a module (Leads: Last1..)."""
+    return sandbox
 
 
 async def _token(http: httpx.AsyncClient, sb: SandboxControl, scopes: list[str]) -> str:
@@ -187,7 +163,8 @@ async def _token(http: httpx.AsyncClient, sb: SandboxControl, scopes: list[str])
 
 @pytest.fixture
 async def token(control: SandboxControl, http: httpx.AsyncClient) -> str:
-    return await _token(http, control, READ_SCOPES)
+    """The demo grant's token: it holds ZohoCRM.coql.READ and ZohoCRM.modules.READ."""
+    return await access_token(http, control)
 
 
 async def _post(http, sb, token, body: Any) -> httpx.Response:
@@ -200,7 +177,7 @@ async def _query(http, sb, token, text: str, **extra: Any) -> httpx.Response:
 
 async def test_success_has_the_spec_shape(control, http, token):
     response = await _query(
-        http, control, token, "select Last_Name, First_Name from Leads where Last_Name = 'Lead 1'"
+        http, control, token, "select Last_Name, First_Name from Leads where Last_Name = 'Last1'"
     )
     assert response.status_code == 200
     body = response.json()
@@ -212,7 +189,7 @@ async def test_success_has_the_spec_shape(control, http, token):
 
 
 async def test_fields_meta_needs_its_scope_and_has_the_spec_keys(control, http, token):
-    text = "select Last_Name from Leads where Last_Name = 'Lead 1'"
+    text = "select Last_Name from Leads where Last_Name = 'Last1'"
     denied = await _query(http, control, token, text, include_meta=["fields"])
     assert (denied.status_code, denied.json()["code"]) == (401, "OAUTH_SCOPE_MISMATCH")
     meta_token = await _token(http, control, [*READ_SCOPES, "ZohoCRM.settings.fields.READ"])
@@ -224,7 +201,7 @@ async def test_fields_meta_needs_its_scope_and_has_the_spec_keys(control, http, 
 async def test_nothing_matching_is_204_with_no_body(control, http, token):
     response = await _query(http, control, token, "select id from Leads where Company = 'Nobody'")
     assert (response.status_code, response.content) == (204, b"")
-    empty = await _query(http, control, token, "select id from Contacts" + W)
+    empty = await _query(http, control, token, "select id from Vendors" + W)
     assert empty.status_code == 204
 
 
@@ -285,6 +262,9 @@ async def test_errors_have_the_spec_example_shape(control, http, token, example:
 
 
 async def test_the_2000_limit_and_the_100000_cap(control, http, token):
+    await control.bulk_changes(
+        "crm", "Leads", generate={"count": 2200, "operation": "insert"}, callbacks=False
+    )
     page = await _query(http, control, token, "select id from Leads" + W + " limit 2000")
     assert page.status_code == 200
     assert page.json()["info"] == {"count": 2000, "more_records": True}
@@ -357,3 +337,34 @@ async def test_calls_are_recorded_as_crm_coql(control, http, token):
     await _query(http, control, token, "select id from Leads" + W)
     [call] = await control.calls("crm.coql")
     assert (call.method, call.status, call.token) == ("POST", 200, token)
+
+
+async def test_key_paging_reads_every_lead_once_in_modified_order(control, http, token):
+    """ZOHO.md's recipe past the 100,000 cap, served from the store's (Modified_Time, id)
+    order: every page starts where the last ended."""
+    await control.bulk_changes(
+        "crm", "Leads", generate={"count": 500, "operation": "mix", "seed": 7}, callbacks=False
+    )
+    live = (await control.records("crm", "Leads", full=True))["records"]
+    seen: list[tuple[str, str]] = []
+    where = "id is not null"
+    while True:
+        text = f"select Modified_Time from Leads where {where} order by Modified_Time, id limit 150"
+        response = await _query(http, control, token, text)
+        if response.status_code == 204:
+            break
+        rows = response.json()["data"]
+        seen.extend((r["Modified_Time"], r["id"]) for r in rows)
+        t, last = rows[-1]["Modified_Time"], rows[-1]["id"]
+        where = f"(Modified_Time >= '{t}' and (Modified_Time > '{t}' or id > '{last}'))"
+    assert seen == sorted((r["Modified_Time"], r["id"]) for r in live)
+    assert len(seen) == len(live) > DEMO_LEADS
+
+
+async def test_credits_by_limit(control, http, token):
+    for limit in (10, 201, 2000):
+        response = await _query(http, control, token, f"select id from Leads{W} limit {limit}")
+        assert response.status_code == 200
+    credits = await control.credits("crm")
+    assert credits["credits_by_kind"]["crm.coql"] == 1 + 2 + 3
+    assert credits["calls_by_kind"]["crm.coql"] == 3
