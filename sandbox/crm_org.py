@@ -73,3 +73,6 @@ async def get_org(request: web.Request) -> web.Response:
         "type": "production",
     }
     return json_response({"org": [org]})
+
+
+

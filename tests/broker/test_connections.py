@@ -16,19 +16,13 @@ REDIRECT = "https://app.example.com/zoho/callback"
 
 async def test_code_exchange_creates_a_connection_with_zohos_scopes(broker: BrokerHandle) -> None:
     code = await broker.sandbox.grant_code(
-        user="alice",
-        scopes=["ZohoCRM.notifications.ALL", "Desk.webhooks.READ"],
+        user="alice", scopes=["ZohoCRM.notifications.ALL", "Desk.webhooks.READ"],
         redirect_uri=REDIRECT,
     )
-    connection = await broker.stub.CreateConnection(
-        broker_pb2.CreateConnectionRequest(
-            user_id="alice",
-            accounts_server=broker.sandbox.origin,
-            authorization_code=code,
-            redirect_uri=REDIRECT,
-            scopes=["ignored.when.zoho.names.scopes"],
-        )
-    )
+    connection = await broker.stub.CreateConnection(broker_pb2.CreateConnectionRequest(
+        user_id="alice", accounts_server=broker.sandbox.origin, authorization_code=code,
+        redirect_uri=REDIRECT, scopes=["ignored.when.zoho.names.scopes"],
+    ))
     assert connection.status == broker_pb2.CONNECTION_STATUS_ACTIVE
     assert connection.api_domain == broker.sandbox.origin
     assert set(connection.scopes) == {"ZohoCRM.notifications.ALL", "Desk.webhooks.READ"}
@@ -39,14 +33,10 @@ async def test_code_exchange_creates_a_connection_with_zohos_scopes(broker: Brok
     assert token.access_token
     # A code is single-use: the same one again is refused as a dead grant.
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await broker.stub.CreateConnection(
-            broker_pb2.CreateConnectionRequest(
-                user_id="alice",
-                accounts_server=broker.sandbox.origin,
-                authorization_code=code,
-                redirect_uri=REDIRECT,
-            )
-        )
+        await broker.stub.CreateConnection(broker_pb2.CreateConnectionRequest(
+            user_id="alice", accounts_server=broker.sandbox.origin, authorization_code=code,
+            redirect_uri=REDIRECT,
+        ))
     assert seen(caught.value).reason == "REAUTH_REQUIRED"
 
 
@@ -67,9 +57,8 @@ async def test_tokens_are_encrypted_at_rest(broker: BrokerHandle) -> None:
     from sqlalchemy import text
 
     async with broker.broker.engine.connect() as conn:
-        row = (
-            await conn.execute(text("SELECT access_token, refresh_token FROM zoho_connections"))
-        ).one()
+        row = (await conn.execute(text(
+            "SELECT access_token, refresh_token FROM zoho_connections"))).one()
     assert row.access_token.startswith("v1:test1:") and row.refresh_token.startswith("v1:test1:")
     assert token.access_token not in row.access_token
     assert DEMO_REFRESH_TOKEN not in row.refresh_token
@@ -143,21 +132,16 @@ async def test_get_and_delete_of_unknown_user_is_not_found(broker: BrokerHandle)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-@pytest.mark.parametrize(
-    "field,origin",
-    [
-        ("accounts_server", "https://evil.example.com"),
-        ("accounts_server", "https://accounts.zoho.eu.evil.example.com"),
-        ("api_domain", "http://169.254.169.254"),
-    ],
-)
+@pytest.mark.parametrize("field,origin", [
+    ("accounts_server", "https://evil.example.com"),
+    ("accounts_server", "https://accounts.zoho.eu.evil.example.com"),
+    ("api_domain", "http://169.254.169.254"),
+])
 async def test_origins_outside_zoho_are_refused_before_any_request(
     broker: BrokerHandle, field: str, origin: str
 ) -> None:
     request = broker_pb2.CreateConnectionRequest(
-        user_id="mallory",
-        accounts_server=broker.sandbox.origin,
-        api_domain=broker.sandbox.origin,
+        user_id="mallory", accounts_server=broker.sandbox.origin, api_domain=broker.sandbox.origin,
         refresh_token=DEMO_REFRESH_TOKEN,
     )
     setattr(request, field, origin)
@@ -169,37 +153,16 @@ async def test_origins_outside_zoho_are_refused_before_any_request(
     assert await broker.sandbox.calls("token") == []
 
 
-@pytest.mark.parametrize(
-    "request_, fields",
-    [
-        (
-            broker_pb2.CreateConnectionRequest(),
-            ["user_id", "accounts_server", "authorization_code"],
-        ),
-        (
-            broker_pb2.CreateConnectionRequest(
-                user_id="u", accounts_server="https://accounts.zoho.com", authorization_code="c"
-            ),
-            ["redirect_uri"],
-        ),
-        (
-            broker_pb2.CreateConnectionRequest(
-                user_id="u", accounts_server="https://accounts.zoho.com", refresh_token="r"
-            ),
-            ["api_domain"],
-        ),
-        (
-            broker_pb2.CreateConnectionRequest(
-                user_id="u\x00",
-                accounts_server="https://accounts.zoho.com",
-                refresh_token="r",
-                api_domain="https://www.zohoapis.com",
-                desk_org_id="abc",
-            ),
-            ["user_id", "desk_org_id"],
-        ),
-    ],
-)
+@pytest.mark.parametrize("request_, fields", [
+    (broker_pb2.CreateConnectionRequest(), ["user_id", "accounts_server", "authorization_code"]),
+    (broker_pb2.CreateConnectionRequest(user_id="u", accounts_server="https://accounts.zoho.com",
+                                        authorization_code="c"), ["redirect_uri"]),
+    (broker_pb2.CreateConnectionRequest(user_id="u", accounts_server="https://accounts.zoho.com",
+                                        refresh_token="r"), ["api_domain"]),
+    (broker_pb2.CreateConnectionRequest(user_id="u\x00", accounts_server="https://accounts.zoho.com",
+                                        refresh_token="r", api_domain="https://www.zohoapis.com",
+                                        desk_org_id="abc"), ["user_id", "desk_org_id"]),
+])
 async def test_malformed_create_names_each_bad_field(
     broker: BrokerHandle, request_: broker_pb2.CreateConnectionRequest, fields: list[str]
 ) -> None:
@@ -210,16 +173,13 @@ async def test_malformed_create_names_each_bad_field(
     assert error.bad_fields == fields
 
 
-@pytest.mark.parametrize(
-    "request_, fields",
-    [
-        (broker_pb2.GetTokenRequest(user_id=""), ["user_id"]),
-        (broker_pb2.GetTokenRequest(user_id="x" * 256), ["user_id"]),
-        (broker_pb2.GetTokenRequest(user_id="u", min_ttl_seconds=-1), ["min_ttl_seconds"]),
-        (broker_pb2.GetTokenRequest(user_id="u", min_ttl_seconds=10**6), ["min_ttl_seconds"]),
-        (broker_pb2.GetTokenRequest(user_id="u", app_type=7), ["app_type"]),  # type: ignore[arg-type]
-    ],
-)
+@pytest.mark.parametrize("request_, fields", [
+    (broker_pb2.GetTokenRequest(user_id=""), ["user_id"]),
+    (broker_pb2.GetTokenRequest(user_id="x" * 256), ["user_id"]),
+    (broker_pb2.GetTokenRequest(user_id="u", min_ttl_seconds=-1), ["min_ttl_seconds"]),
+    (broker_pb2.GetTokenRequest(user_id="u", min_ttl_seconds=10**6), ["min_ttl_seconds"]),
+    (broker_pb2.GetTokenRequest(user_id="u", app_type=7), ["app_type"]),  # type: ignore[arg-type]
+])
 async def test_malformed_get_token_is_invalid_argument(
     broker: BrokerHandle, request_: broker_pb2.GetTokenRequest, fields: list[str]
 ) -> None:
@@ -281,10 +241,8 @@ async def test_the_grant_id_names_the_grant_and_changes_with_a_reconnect(
 ) -> None:
     await broker.connect()
     first = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
-    refreshed = await broker.stub.RefreshToken(
-        broker_pb2.RefreshTokenRequest(user_id="demo", rejected_access_token=first.access_token),
-        timeout=10,
-    )
+    refreshed = await broker.stub.RefreshToken(broker_pb2.RefreshTokenRequest(
+        user_id="demo", rejected_access_token=first.access_token), timeout=10)
     assert first.grant_id and refreshed.grant_id == first.grant_id
     assert first.grant_id not in (first.access_token, DEMO_REFRESH_TOKEN)
     other = await broker.sandbox.add_refresh_token(user="other-account")

@@ -33,14 +33,8 @@ from zoho.broker.v1 import broker_pb2
 
 def start_broker(env: dict[str, str], url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "broker"],
-        env={**os.environ, **env, "BROKER_DATABASE_URL": url},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+        [sys.executable, "-m", "broker"], env={**os.environ, **env, "BROKER_DATABASE_URL": url},
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
 def migrated(path: Path) -> Path:
@@ -80,9 +74,8 @@ def corrupt_index(path: Path, index: str) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("PRAGMA journal_mode=DELETE")
-        (root,) = conn.execute(
-            "SELECT rootpage FROM sqlite_master WHERE name = ?", (index,)
-        ).fetchone()
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                               (index,)).fetchone()
         (page_size,) = conn.execute("PRAGMA page_size").fetchone()
     with open(path, "r+b") as handle:
         handle.seek((root - 1) * page_size)
@@ -106,9 +99,8 @@ async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serv
     handle = await make_broker(BROKER_DATABASE_URL=url)
     for user in ("alice", "bob", "nobody"):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            await handle.stub.GetConnection(
-                broker_pb2.GetConnectionRequest(user_id=user), timeout=10
-            )
+            await handle.stub.GetConnection(broker_pb2.GetConnectionRequest(user_id=user),
+                                            timeout=10)
         error = seen(caught.value)
         assert error.code == grpc.StatusCode.UNAVAILABLE, error
         assert error.reason == "BACKEND_UNAVAILABLE"
@@ -146,8 +138,7 @@ def test_an_empty_key_file_with_sealed_tokens_is_refused_naming_both(tmp_path: P
             "INSERT INTO zoho_connections (user_id, refresh_token, refresh_token_hash, "
             "api_domain, accounts_server, scopes, status, version, refresh_failures, "
             "created_at, updated_at) VALUES ('u', 'v1:local1:abc', 'h', 'a', 'b', '', "
-            "'active', 1, 0, '2026-01-01', '2026-01-01')"
-        )
+            "'active', 1, 0, '2026-01-01', '2026-01-01')")
     key_file = key_file_for(database)
     key_file.touch(mode=0o600)
     with pytest.raises(ConfigError) as caught:

@@ -63,22 +63,14 @@ def late_relay(port: int, target: tuple[str, int], delay: float) -> Iterator[Non
 
 def _migrate(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "broker", "migrate", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    done = subprocess.run([sys.executable, "-m", "broker", "migrate", *args], env=env,
+                          capture_output=True, text=True, timeout=90, check=False)
     return done, time.monotonic() - started
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(
-    broker_fixtures.test_database_kind() != "postgres",
-    reason="needs the PostgreSQL server; runs with TEST_DATABASE=postgres",
-)
+@pytest.mark.skipif(broker_fixtures.test_database_kind() != "postgres",
+                    reason="needs the PostgreSQL server; runs with TEST_DATABASE=postgres")
 def test_migrate_waits_for_a_database_that_starts_listening_late(
     broker_env: dict[str, str], postgres_database: str
 ) -> None:

@@ -34,9 +34,8 @@ def replicas(env: dict[str, str], count: int) -> Iterator[list[ServiceProcess]]:
 
 
 @contextlib.asynccontextmanager
-async def stubs(
-    processes: list[ServiceProcess],
-) -> AsyncIterator[list[broker_pb2_grpc.TokenBrokerServiceStub]]:
+async def stubs(processes: list[ServiceProcess]
+                ) -> AsyncIterator[list[broker_pb2_grpc.TokenBrokerServiceStub]]:
     channels = [grpc.aio.insecure_channel(p.address) for p in processes]
     try:
         yield [broker_pb2_grpc.TokenBrokerServiceStub(c) for c in channels]
@@ -45,19 +44,12 @@ async def stubs(
             await channel.close()
 
 
-async def connect(
-    stub: broker_pb2_grpc.TokenBrokerServiceStub, sandbox: SandboxControl, refresh: str
-) -> None:
-    await stub.CreateConnection(
-        broker_pb2.CreateConnectionRequest(
-            user_id="demo",
-            accounts_server=sandbox.origin,
-            api_domain=sandbox.origin,
-            refresh_token=refresh,
-            scopes=list(DEMO_SCOPES),
-        ),
-        timeout=10,
-    )
+async def connect(stub: broker_pb2_grpc.TokenBrokerServiceStub, sandbox: SandboxControl,
+                  refresh: str) -> None:
+    await stub.CreateConnection(broker_pb2.CreateConnectionRequest(
+        user_id="demo", accounts_server=sandbox.origin, api_domain=sandbox.origin,
+        refresh_token=refresh, scopes=list(DEMO_SCOPES),
+    ), timeout=10)
 
 
 GET = broker_pb2.GetTokenRequest(user_id="demo", app_type=common_pb2.APP_TYPE_CRM)

@@ -32,13 +32,11 @@ async def test_ciphertext_copied_to_another_row_does_not_open(broker: BrokerHand
         refresh = await broker.sandbox.add_refresh_token(user=user)
         await broker.connect(user_id=user, refresh_token=refresh)
     async with broker.broker.engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE zoho_connections SET refresh_token = "
-                "(SELECT refresh_token FROM zoho_connections WHERE user_id = 'alice') "
-                "WHERE user_id = 'bob'"
-            )
-        )
+        await conn.execute(text(
+            "UPDATE zoho_connections SET refresh_token = "
+            "(SELECT refresh_token FROM zoho_connections WHERE user_id = 'alice') "
+            "WHERE user_id = 'bob'"
+        ))
     with pytest.raises(DecryptError):
         await broker.broker.store.get("bob")
     assert (await broker.broker.store.get("alice")) is not None
@@ -99,9 +97,7 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
             after = await only_new.get(user)
             assert record is not None and after is not None
             assert (after.access_token, after.refresh_token) == (
-                record.access_token,
-                record.refresh_token,
-            )
+                record.access_token, record.refresh_token)
     finally:
         await store.engine.dispose()
 
@@ -130,11 +126,8 @@ def test_replicas_migrating_at_once_all_succeed(postgres_database: str) -> None:
             list(pool.map(lambda _: db.migrate(url), range(4)))
         engine = create_engine(db.sync_url(url))
         with engine.connect() as conn:
-            tables = set(
-                conn.execute(
-                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-                ).scalars()
-            )
+            tables = set(conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
         engine.dispose()
         assert {"zoho_connections", "zoho_refresh_audit", "alembic_version"} <= tables
     finally:

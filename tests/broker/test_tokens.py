@@ -192,7 +192,9 @@ async def test_zoho_throttle_is_zoho_throttled_with_retry_info_and_stays_active(
 
 
 @pytest.mark.parametrize("kind", ["status_500", "no_access_token", "reset", "non_json"])
-async def test_transient_failures_are_retried_then_succeed(broker: BrokerHandle, kind: str) -> None:
+async def test_transient_failures_are_retried_then_succeed(
+    broker: BrokerHandle, kind: str
+) -> None:
     refresh = await short_lived_token(broker, first_lifetime=30)
     await broker.sandbox.fault("token", kind, count=1)
     reply = await broker.stub.GetToken(get())
@@ -372,9 +374,8 @@ async def test_memory_cache_sees_another_replicas_delete_and_reauth(
     await a.sandbox.revoke_refresh_token(refresh)
     stale = await a.stub.GetToken(get())
     with pytest.raises(grpc.aio.AioRpcError):
-        await a.stub.RefreshToken(
-            broker_pb2.RefreshTokenRequest(user_id="demo", rejected_access_token=stale.access_token)
-        )
+        await a.stub.RefreshToken(broker_pb2.RefreshTokenRequest(
+            user_id="demo", rejected_access_token=stale.access_token))
     await asyncio.sleep(0.3)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await b.stub.GetToken(get())

@@ -31,10 +31,8 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.faults,
     # Restarting the shared server once per `make test` is enough: only on the PostgreSQL pass.
-    pytest.mark.skipif(
-        broker_fixtures.test_database_kind() != "postgres",
-        reason="restarts PostgreSQL; runs with TEST_DATABASE=postgres",
-    ),
+    pytest.mark.skipif(broker_fixtures.test_database_kind() != "postgres",
+                       reason="restarts PostgreSQL; runs with TEST_DATABASE=postgres"),
 ]
 
 USERS = ("u1", "u2", "u3")
@@ -97,10 +95,8 @@ async def test_callers_are_served_through_a_restart_and_nothing_is_lost(
         while not stop.is_set():
             user = USERS[n % len(USERS)]
             try:
-                reply = await handle.stub.GetToken(
-                    broker_pb2.GetTokenRequest(user_id=user, app_type=common_pb2.APP_TYPE_CRM),
-                    timeout=5,
-                )
+                reply = await handle.stub.GetToken(broker_pb2.GetTokenRequest(
+                    user_id=user, app_type=common_pb2.APP_TYPE_CRM), timeout=5)
                 codes["OK"] += 1
                 tokens_during.add(reply.access_token)
             except grpc.aio.AioRpcError as err:
@@ -126,20 +122,15 @@ async def test_callers_are_served_through_a_restart_and_nothing_is_lost(
     while True:
         try:
             got = await handle.stub.GetConnection(
-                broker_pb2.GetConnectionRequest(user_id="u1"), timeout=5
-            )
+                broker_pb2.GetConnectionRequest(user_id="u1"), timeout=5)
             break
         except grpc.aio.AioRpcError as err:
             assert err.code() == grpc.StatusCode.UNAVAILABLE
             assert loop.time() - started < 30, "the broker did not reconnect"
             await asyncio.sleep(0.2)
     assert got.status == broker_pb2.CONNECTION_STATUS_ACTIVE
-    fresh = await handle.stub.RefreshToken(
-        broker_pb2.RefreshTokenRequest(
-            user_id="u1", rejected_access_token=before["u1"].access_token
-        ),
-        timeout=10,
-    )
+    fresh = await handle.stub.RefreshToken(broker_pb2.RefreshTokenRequest(
+        user_id="u1", rejected_access_token=before["u1"].access_token), timeout=10)
     assert fresh.access_token != before["u1"].access_token
 
     # Nothing written before the restart was lost.

@@ -29,8 +29,7 @@ pytestmark = pytest.mark.faults
 
 CRM_ITEMS = 250
 LIST = notifier_pb2.ListNotificationsRequest(
-    user_id="demo", app_type=common_pb2.APP_TYPE_CRM, page_size=50
-)
+    user_id="demo", app_type=common_pb2.APP_TYPE_CRM, page_size=50)
 
 
 async def until(condition, limit: float = 20.0, every: float = 0.02) -> None:
@@ -54,9 +53,8 @@ async def test_a_refresher_killed_after_zoho_minted_costs_one_extra_mint_at_most
             await connect(a, sandbox, refresh)
             # Injected: Zoho mints, then the answer never comes; the refresher dies.
             await sandbox.fault("token", "hang", count=1, when="after")
-            stuck = asyncio.ensure_future(
-                a.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=30)
-            )
+            stuck = asyncio.ensure_future(a.GetToken(broker_pb2.GetTokenRequest(
+                user_id="demo"), timeout=30))
 
             async def minted() -> bool:
                 return await sandbox.mint_count(refresh) == 2
@@ -68,12 +66,10 @@ async def test_a_refresher_killed_after_zoho_minted_costs_one_extra_mint_at_most
             loop = asyncio.get_running_loop()
             started = loop.time()
             reply = await b.GetToken(
-                broker_pb2.GetTokenRequest(user_id="demo", min_ttl_seconds=600), timeout=30
-            )
+                broker_pb2.GetTokenRequest(user_id="demo", min_ttl_seconds=600), timeout=30)
             waited = loop.time() - started
             connection = await b.GetConnection(
-                broker_pb2.GetConnectionRequest(user_id="demo"), timeout=10
-            )
+                broker_pb2.GetConnectionRequest(user_id="demo"), timeout=10)
     assert waited < 15  # the 3 s lease lapsed: seconds, not minutes
     # The import, the mint the dead process never saw, the takeover: one extra at most.
     assert await sandbox.mint_count(refresh) == 3
@@ -136,7 +132,8 @@ async def test_a_notifier_killed_mid_stream_never_passes_off_a_short_list_as_com
     again = await asyncio.to_thread(ServiceProcess, "notifier", notifier_env(sandbox, broker))
     try:
         received = [0] * 3
-        outcomes = await asyncio.gather(*(stream_all(again.address, received, i) for i in range(3)))
+        outcomes = await asyncio.gather(*(stream_all(again.address, received, i)
+                                          for i in range(3)))
     finally:
         assert await asyncio.to_thread(again.terminate) == 0
     assert outcomes == ["OK"] * 3 and received == [CRM_ITEMS] * 3
@@ -148,8 +145,7 @@ async def test_a_notifier_killed_mid_stream_never_passes_off_a_short_list_as_com
 async def watch_health(address: str, service: str, seen: list[str]) -> str:
     async with grpc.aio.insecure_channel(address) as channel:
         call = health_pb2_grpc.HealthStub(channel).Watch(
-            health_pb2.HealthCheckRequest(service=service), timeout=60
-        )
+            health_pb2.HealthCheckRequest(service=service), timeout=60)
         try:
             async for reply in call:
                 seen.append(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
@@ -166,8 +162,7 @@ async def test_sigterm_on_the_notifier_drains_streams_and_exits_zero(
     process = await asyncio.to_thread(ServiceProcess, "notifier", notifier_env(sandbox, broker))
     health: list[str] = []
     watcher = asyncio.create_task(
-        watch_health(process.address, "zoho.notifier.v1.NotifierService", health)
-    )
+        watch_health(process.address, "zoho.notifier.v1.NotifierService", health))
 
     async def serving() -> bool:
         return health[-1:] == ["SERVING"]
@@ -193,9 +188,8 @@ async def test_sigterm_on_the_notifier_drains_streams_and_exits_zero(
 async def test_sigterm_on_the_broker_finishes_calls_in_flight_and_exits_zero(
     sandbox: SandboxControl, broker_env: dict[str, str]
 ) -> None:
-    process = await asyncio.to_thread(
-        ServiceProcess, "broker", {**broker_env, "BROKER_GRACE_SECONDS": "3"}, "serve"
-    )
+    process = await asyncio.to_thread(ServiceProcess, "broker",
+                                      {**broker_env, "BROKER_GRACE_SECONDS": "3"}, "serve")
     try:
         async with grpc.aio.insecure_channel(process.address) as channel:
             stub = broker_pb2_grpc.TokenBrokerServiceStub(channel)
@@ -203,16 +197,11 @@ async def test_sigterm_on_the_broker_finishes_calls_in_flight_and_exits_zero(
             await connect(stub, sandbox, refresh)
             health: list[str] = []
             watcher = asyncio.create_task(
-                watch_health(process.address, "zoho.broker.v1.TokenBrokerService", health)
-            )
+                watch_health(process.address, "zoho.broker.v1.TokenBrokerService", health))
             # Injected: a slow token endpoint, so the refresh is in flight at SIGTERM.
             await sandbox.latency("token", 1500, count=None)
-            calls = [
-                asyncio.ensure_future(
-                    stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=20)
-                )
-                for _ in range(5)
-            ]
+            calls = [asyncio.ensure_future(stub.GetToken(broker_pb2.GetTokenRequest(
+                user_id="demo"), timeout=20)) for _ in range(5)]
 
             async def refreshing() -> bool:
                 return len(await sandbox.calls("token")) >= 2

@@ -54,9 +54,8 @@ async def test_valid_tokens_keep_being_served_while_the_token_endpoint_fails(
 ) -> None:
     extra, may_have_reached_zoho = FAULTS[name]
     clock = ManualClock()
-    handle = await make_broker(
-        clock=clock, BROKER_ZOHO_TIMEOUT_SECONDS="0.5", BROKER_ZOHO_MAX_ATTEMPTS=str(MAX_ATTEMPTS)
-    )
+    handle = await make_broker(clock=clock, BROKER_ZOHO_TIMEOUT_SECONDS="0.5",
+                               BROKER_ZOHO_MAX_ATTEMPTS=str(MAX_ATTEMPTS))
     refresh = await sandbox.add_refresh_token()
     await handle.connect(refresh_token=refresh)
     held = (await handle.stub.GetToken(GET, timeout=10)).access_token
@@ -65,9 +64,8 @@ async def test_valid_tokens_keep_being_served_while_the_token_endpoint_fails(
     clock.advance(3600 - 100)
     await sandbox.clear_calls()
     kind = str(extra.get("kind", name))
-    await sandbox.fault(
-        "token", kind, count=None, **{k: v for k, v in extra.items() if k != "kind"}
-    )
+    await sandbox.fault("token", kind, count=None,
+                        **{k: v for k, v in extra.items() if k != "kind"})
 
     replies = await asyncio.gather(*(handle.stub.GetToken(GET, timeout=10) for _ in range(20)))
 
@@ -76,8 +74,7 @@ async def test_valid_tokens_keep_being_served_while_the_token_endpoint_fails(
     assert await sandbox.mint_count(refresh) == minted
     assert await budget_used(handle, clock) <= budget + (1 if may_have_reached_zoho else 0)
     connection = await handle.stub.GetConnection(
-        broker_pb2.GetConnectionRequest(user_id="demo"), timeout=10
-    )
+        broker_pb2.GetConnectionRequest(user_id="demo"), timeout=10)
     assert connection.status == broker_pb2.CONNECTION_STATUS_ACTIVE
     assert connection.last_error
 
@@ -100,14 +97,9 @@ async def test_slow_answers_within_the_timeout_are_waited_for_and_mint_once(
     held = (await handle.stub.GetToken(GET, timeout=10)).access_token
     clock.advance(3600 - 100)
     await sandbox.latency("token", 1000, count=None)
-    replies = await asyncio.gather(
-        *(
-            handle.stub.GetToken(
-                broker_pb2.GetTokenRequest(user_id="demo", min_ttl_seconds=600), timeout=10
-            )
-            for _ in range(20)
-        )
-    )
+    replies = await asyncio.gather(*(handle.stub.GetToken(
+        broker_pb2.GetTokenRequest(user_id="demo", min_ttl_seconds=600), timeout=10)
+        for _ in range(20)))
     assert len({r.access_token for r in replies}) == 1
     assert replies[0].access_token != held
     assert await sandbox.mint_count(refresh) == 2  # the import, then this one refresh

@@ -23,34 +23,15 @@ from hypothesis import strategies as st
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
 ODD = [
-    "",
-    " ",
-    "\x00",
-    "a\x00b",
-    "\t\n\r",
-    "\u202eevil",
-    "\u0301",
-    "🙂" * 3,
-    "é",
-    "null",
-    "../../etc/passwd",
-    "' OR 1=1 --",
-    "%00",
-    "${jndi:ldap://x}",
-    "<script>",
-    "\ufeffdemo",
-    "demo ",
-    " demo",
-    "DEMO",
+    "", " ", "\x00", "a\x00b", "\t\n\r", "\u202eevil", "\u0301", "🙂" * 3, "é", "null",
+    "../../etc/passwd", "' OR 1=1 --", "%00", "${jndi:ldap://x}", "<script>", "\ufeffdemo",
+    "demo ", " demo", "DEMO",
 ]
 
 
 def huge(max_repeat: int = 400_000) -> st.SearchStrategy[str]:
-    return st.builds(
-        lambda unit, n: unit * n,
-        st.sampled_from(["a", "é", "\x00", "🙂", "1"]),
-        st.integers(256, max_repeat),
-    )
+    return st.builds(lambda unit, n: unit * n,
+                     st.sampled_from(["a", "é", "\x00", "🙂", "1"]), st.integers(256, max_repeat))
 
 
 def text() -> st.SearchStrategy[str]:
@@ -62,40 +43,21 @@ def forged_page_token() -> st.SearchStrategy[str]:
         return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
     json_values = st.one_of(
-        st.fixed_dictionaries(
-            {
-                "after": st.one_of(
-                    st.text(max_size=300), st.integers(), st.none(), st.lists(st.integers())
-                )
-            }
-        ),
+        st.fixed_dictionaries({"after": st.one_of(st.text(max_size=300), st.integers(),
+                                                  st.none(), st.lists(st.integers()))}),
         st.fixed_dictionaries({"after": undecodable_text()}),
-        st.lists(st.integers(), max_size=3),
-        st.integers(),
-        st.text(max_size=10),
+        st.lists(st.integers(), max_size=3), st.integers(), st.text(max_size=10),
     )
-    return st.one_of(
-        text(),
-        json_values.map(encode),
-        st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()),
-    )
+    return st.one_of(text(), json_values.map(encode),
+                     st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()))
 
 
 def origin(known: list[str]) -> st.SearchStrategy[str]:
     return st.one_of(
-        st.sampled_from(
-            [
-                *known,
-                "https://accounts.zoho.com",
-                "http://169.254.169.254",
-                "https://accounts.zoho.com.evil.example",
-                "https://user@accounts.zoho.eu",
-                "file:///etc/passwd",
-                "https://accounts.zoho.com/path?q=1",
-                "https://[::1]:99999",
-                "gopher://x",
-            ]
-        ),
+        st.sampled_from([*known, "https://accounts.zoho.com", "http://169.254.169.254",
+                         "https://accounts.zoho.com.evil.example", "https://user@accounts.zoho.eu",
+                         "file:///etc/passwd", "https://accounts.zoho.com/path?q=1",
+                         "https://[::1]:99999", "gopher://x"]),
         malformed_url(),
         text(),
     )
@@ -110,58 +72,25 @@ UNDECODABLE = ["\ud800", "\udfff", "a\udc80b", "\x00", "demo\x00", "\ud800\x00"]
 def undecodable_text() -> st.SearchStrategy[str]:
     return st.one_of(
         st.sampled_from(UNDECODABLE),
-        st.builds(
-            lambda head, bad, tail: head + bad + tail,
-            st.text(max_size=8),
-            st.sampled_from(UNDECODABLE),
-            st.text(max_size=8),
-        ),
-        st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1, max_size=4),
+        st.builds(lambda head, bad, tail: head + bad + tail, st.text(max_size=8),
+                  st.sampled_from(UNDECODABLE), st.text(max_size=8)),
+        st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), min_size=1,
+                max_size=4),
     )
 
 
 def malformed_url() -> st.SearchStrategy[str]:
     """URLs that make urlsplit raise (bad IPv6 brackets, ports out of range or not numbers),
     or that pass a prefix check and are still not URLs."""
-    hosts = st.sampled_from(
-        [
-            "[x",
-            "[::1",
-            "::1]",
-            "[v1.x]",
-            "[0:0:0:0:0:0:0:0:0]",
-            "host:99999",
-            "host:-1",
-            "host:abc",
-            "host:0",
-            "",
-            "@",
-            "a b",
-        ]
-    )
+    hosts = st.sampled_from(["[x", "[::1", "::1]", "[v1.x]", "[0:0:0:0:0:0:0:0:0]",
+                             "host:99999", "host:-1", "host:abc", "host:0", "", "@", "a b"])
     return st.one_of(
-        st.sampled_from(
-            [
-                "http://[x",
-                "https://[",
-                "http://]",
-                "http:///path",
-                "http://",
-                "https://h:65536/",
-                "http://h:١٢/",
-                "http://h\x00/",
-                "http:// /",
-                "https://\u202ehost/",
-                "http://h\n.example/",
-                "HTTP://[x/cb",
-            ]
-        ),
-        st.builds(
-            lambda scheme, host, tail: f"{scheme}://{host}{tail}",
-            st.sampled_from(["http", "https"]),
-            hosts,
-            st.sampled_from(["", "/", "/callback", "?q=[", "#["]),
-        ),
+        st.sampled_from(["http://[x", "https://[", "http://]", "http:///path", "http://",
+                         "https://h:65536/", "http://h:١٢/", "http://h\x00/", "http:// /",
+                         "https://\u202ehost/", "http://h\n.example/", "HTTP://[x/cb"]),
+        st.builds(lambda scheme, host, tail: f"{scheme}://{host}{tail}",
+                  st.sampled_from(["http", "https"]), hosts,
+                  st.sampled_from(["", "/", "/callback", "?q=[", "#["])),
     )
 
 
@@ -170,30 +99,17 @@ def timestamp_fields() -> st.SearchStrategy[tuple[int, int]]:
     (0001-01-01 .. 9999-12-31), and outside it, nanos negative or past a second."""
     seconds = st.one_of(
         st.integers(1_700_000_000, 1_900_000_000),
-        st.sampled_from(
-            [
-                -62_135_596_800,
-                -62_135_596_801,
-                253_402_300_799,
-                253_402_300_800,
-                2**62,
-                -(2**62),
-                2**63 - 1,
-                -(2**63),
-                0,
-            ]
-        ),
+        st.sampled_from([-62_135_596_800, -62_135_596_801, 253_402_300_799, 253_402_300_800,
+                         2**62, -(2**62), 2**63 - 1, -(2**63), 0]),
         st.integers(*INT64),
     )
-    nanos = st.one_of(
-        st.just(0), st.sampled_from([-5, -1, 999_999_999, 1_000_000_000]), st.integers(*INT32)
-    )
+    nanos = st.one_of(st.just(0), st.sampled_from([-5, -1, 999_999_999, 1_000_000_000]),
+                      st.integers(*INT32))
     return st.tuples(seconds, nanos)
 
 
-def scalar(
-    field: FieldDescriptor, hints: dict[str, st.SearchStrategy[Any]]
-) -> st.SearchStrategy[Any]:
+def scalar(field: FieldDescriptor, hints: dict[str, st.SearchStrategy[Any]]
+           ) -> st.SearchStrategy[Any]:
     if field.name in hints:
         return hints[field.name]
     t = field.type
@@ -206,11 +122,8 @@ def scalar(
     if t == FieldDescriptor.TYPE_ENUM:
         known = [v.number for v in field.enum_type.values]
         return st.one_of(st.sampled_from(known), st.integers(*INT32))
-    if t in (
-        FieldDescriptor.TYPE_INT64,
-        FieldDescriptor.TYPE_SINT64,
-        FieldDescriptor.TYPE_SFIXED64,
-    ):
+    if t in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64,
+             FieldDescriptor.TYPE_SFIXED64):
         return st.one_of(st.integers(-5, 5000), st.integers(*INT64))
     if t in (FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_FIXED64):
         return st.integers(0, 2**64 - 1)
@@ -221,12 +134,8 @@ def scalar(
     return st.one_of(st.integers(-5, 5000), st.integers(*INT32))
 
 
-def message(
-    descriptor: Descriptor,
-    cls: type[Message],
-    hints: dict[str, st.SearchStrategy[Any]],
-    depth: int = 0,
-) -> st.SearchStrategy[Any]:
+def message(descriptor: Descriptor, cls: type[Message],
+            hints: dict[str, st.SearchStrategy[Any]], depth: int = 0) -> st.SearchStrategy[Any]:
     """A strategy for instances of `cls`, whose descriptor is `descriptor`."""
 
     @st.composite
@@ -246,24 +155,14 @@ def message(
     return build()
 
 
-def _set(
-    instance: Message,
-    field: FieldDescriptor,
-    draw: st.DrawFn,
-    hints: dict[str, st.SearchStrategy[Any]],
-    depth: int,
-) -> None:
-    if (
-        field.type == FieldDescriptor.TYPE_MESSAGE
-        and field.message_type.full_name == "google.protobuf.Struct"
-    ):
+def _set(instance: Message, field: FieldDescriptor, draw: st.DrawFn,
+         hints: dict[str, st.SearchStrategy[Any]], depth: int) -> None:
+    if field.type == FieldDescriptor.TYPE_MESSAGE and \
+            field.message_type.full_name == "google.protobuf.Struct":
         getattr(instance, field.name).update(draw(json_object()))
         return
-    if (
-        field.type == FieldDescriptor.TYPE_MESSAGE
-        and not _repeated(field)
-        and field.message_type.full_name == "google.protobuf.Timestamp"
-    ):
+    if field.type == FieldDescriptor.TYPE_MESSAGE and not _repeated(field) and \
+            field.message_type.full_name == "google.protobuf.Timestamp":
         seconds, nanos = draw(timestamp_fields())
         getattr(instance, field.name).seconds = seconds
         getattr(instance, field.name).nanos = nanos
@@ -272,15 +171,11 @@ def _set(
         key = field.message_type.fields_by_name["key"]
         value = field.message_type.fields_by_name["value"]
         getattr(instance, field.name).update(
-            draw(st.dictionaries(scalar(key, {}), scalar(value, {}), max_size=5))
-        )
+            draw(st.dictionaries(scalar(key, {}), scalar(value, {}), max_size=5)))
         return
     if field.type == FieldDescriptor.TYPE_MESSAGE:
-        sub_cls = type(
-            getattr(instance, field.name).add()
-            if _repeated(field)
-            else getattr(instance, field.name)
-        )
+        sub_cls = type(getattr(instance, field.name).add() if _repeated(field)
+                       else getattr(instance, field.name))
         if _repeated(field):
             getattr(instance, field.name).pop()
         if depth > 2:
@@ -300,16 +195,11 @@ def _set(
 
 
 def json_object() -> st.SearchStrategy[dict[str, Any]]:
-    leaves = st.one_of(
-        st.none(), st.booleans(), st.floats(allow_nan=False, width=32), st.text(max_size=20)
-    )
-    values = st.recursive(
-        leaves,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
-        ),
-        max_leaves=20,
-    )
+    leaves = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False, width=32),
+                       st.text(max_size=20))
+    values = st.recursive(leaves, lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+        max_leaves=20)
     return st.dictionaries(st.text(max_size=20), values, max_size=5)
 
 
@@ -322,29 +212,13 @@ def _repeated(field: FieldDescriptor) -> bool:
 # clients refuse most of it): line breaks that would forge log lines, NUL, terminal
 # escapes, non-ASCII and non-UTF-8 bytes, Unicode line separators, lengths past any limit.
 METADATA_ODD = [
-    b"",
-    b" ",
-    b"\r\n",
-    b"abc\n2026-12-02 04:00:00,000 ERROR broker [x] forged",
-    b"a\rb",
-    b"\x00",
-    b"nul\x00x",
-    b"\x1b[2J",
-    b"\x7f",
-    b"\xc3\xa9t\xc3\xa9",
-    b"\xff\xfe",
-    b"\xe2\x80\xa8",
-    b"\xc2\x85",
-    b"a" * 65,
-    b"a" * 4000,
-    b"%0d%0a",
-    b"req id",
-    b"../x",
+    b"", b" ", b"\r\n", b"abc\n2026-12-02 04:00:00,000 ERROR broker [x] forged", b"a\rb",
+    b"\x00", b"nul\x00x", b"\x1b[2J", b"\x7f", b"\xc3\xa9t\xc3\xa9", b"\xff\xfe",
+    b"\xe2\x80\xa8", b"\xc2\x85", b"a" * 65, b"a" * 4000, b"%0d%0a", b"req id", b"../x",
     b"req-1.2:3_x",
 ]
 
 
 def metadata_value() -> st.SearchStrategy[bytes]:
-    return st.one_of(
-        st.sampled_from(METADATA_ODD), st.binary(max_size=80), st.text(max_size=40).map(str.encode)
-    )
+    return st.one_of(st.sampled_from(METADATA_ODD), st.binary(max_size=80),
+                     st.text(max_size=40).map(str.encode))

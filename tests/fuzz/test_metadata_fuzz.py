@@ -22,17 +22,13 @@ pytestmark = pytest.mark.fuzz
 
 PATH = "/zoho.notifier.v1.NotifierService/ListNotificationPages"
 REQUEST = notifier_pb2.ListNotificationPagesRequest(
-    user_id="demo", app_type=common_pb2.APP_TYPE_CRM
-).SerializeToString()
+    user_id="demo", app_type=common_pb2.APP_TYPE_CRM).SerializeToString()
 
 
 @FUZZ
 @given(value=gen.metadata_value(), key=st.sampled_from([b"x-request-id", b"x-other"]))
 async def test_hostile_metadata_values_get_normal_answers(
-    connected,
-    notifier: NotifierHandle,
-    value: bytes,
-    key: bytes,  # noqa: F811
+    connected, notifier: NotifierHandle, value: bytes, key: bytes  # noqa: F811
 ) -> None:
     def call():
         client = RawH2Client(notifier.address)

@@ -39,22 +39,14 @@ FUZZ = settings(
     derandomize=True,
     deadline=None,
     database=None,
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.data_too_large,
-        HealthCheck.large_base_example,
-    ],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 # Deliberate answers to a bad or unlucky request. Never INTERNAL, UNKNOWN, or a hang.
 ALLOWED = {
-    grpc.StatusCode.OK,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.UNAVAILABLE,
 }
 
 
@@ -85,31 +77,19 @@ LIVE_STREAMS = {"WatchNotifications"}
 LIVE_STREAM_SECONDS = 1.0
 
 
-async def call(
-    channel: grpc.aio.Channel,
-    service: str,
-    method: str,
-    request: Any,
-    response_cls: type,
-    streaming: bool,
-) -> tuple[grpc.StatusCode, Any]:
+async def call(channel: grpc.aio.Channel, service: str, method: str, request: Any,
+               response_cls: type, streaming: bool) -> tuple[grpc.StatusCode, Any]:
     path = f"/{service}/{method}"
     live = method in LIVE_STREAMS
     try:
         if streaming:
-            stream = channel.unary_stream(
-                path,
-                request_serializer=type(request).SerializeToString,
-                response_deserializer=response_cls.FromString,
-            )
+            stream = channel.unary_stream(path, request_serializer=type(request).SerializeToString,
+                                          response_deserializer=response_cls.FromString)
             async for _ in stream(request, timeout=LIVE_STREAM_SECONDS if live else 15):
                 pass
         else:
-            unary = channel.unary_unary(
-                path,
-                request_serializer=type(request).SerializeToString,
-                response_deserializer=response_cls.FromString,
-            )
+            unary = channel.unary_unary(path, request_serializer=type(request).SerializeToString,
+                                        response_deserializer=response_cls.FromString)
             await unary(request, timeout=15)
     except grpc.aio.AioRpcError as err:
         if live and err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
@@ -136,8 +116,7 @@ async def still_serving(channel: grpc.aio.Channel, service: str, within: float =
     until = loop.time() + within
     while True:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=5
-        )
+            health_pb2.HealthCheckRequest(service=service), timeout=5)
         if reply.status == health_pb2.HealthCheckResponse.SERVING or loop.time() > until:
             break
         await asyncio.sleep(0.1)
@@ -159,21 +138,10 @@ async def test_broker_rpcs_answer_hostile_requests_deliberately(
 ) -> None:
     service = broker_pb2.DESCRIPTOR.services_by_name["TokenBrokerService"]
     rpc = service.methods_by_name[method]
-    request = data.draw(
-        gen.message(
-            rpc.input_type,
-            getattr(broker_pb2, rpc.input_type.name),
-            hints(connected.sandbox.origin),
-        )
-    )
-    code, error = await call(
-        connected.channel,
-        service.full_name,
-        method,
-        request,
-        getattr(broker_pb2, rpc.output_type.name),
-        streaming=False,
-    )
+    request = data.draw(gen.message(rpc.input_type, getattr(broker_pb2, rpc.input_type.name),
+                                    hints(connected.sandbox.origin)))
+    code, error = await call(connected.channel, service.full_name, method, request,
+                             getattr(broker_pb2, rpc.output_type.name), streaming=False)
     check(code, error, method, request)
     await still_serving(connected.channel, service.full_name)
 
@@ -186,21 +154,11 @@ async def test_notifier_rpcs_answer_hostile_requests_deliberately(
 ) -> None:
     service = notifier_pb2.DESCRIPTOR.services_by_name["NotifierService"]
     rpc = service.methods_by_name[method]
-    request = data.draw(
-        gen.message(
-            rpc.input_type,
-            getattr(notifier_pb2, rpc.input_type.name),
-            hints(connected.sandbox.origin),
-        )
-    )
-    code, error = await call(
-        notifier.channel,
-        service.full_name,
-        method,
-        request,
-        getattr(notifier_pb2, rpc.output_type.name),
-        streaming=rpc.server_streaming,
-    )
+    request = data.draw(gen.message(rpc.input_type, getattr(notifier_pb2, rpc.input_type.name),
+                                    hints(connected.sandbox.origin)))
+    code, error = await call(notifier.channel, service.full_name, method, request,
+                             getattr(notifier_pb2, rpc.output_type.name),
+                             streaming=rpc.server_streaming)
     check(code, error, method, request)
     await still_serving(notifier.channel, service.full_name)
 
@@ -212,21 +170,16 @@ async def test_after_hostile_requests_normal_calls_still_work(
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await connected.stub.GetToken(bad, timeout=10)
     assert seen(caught.value).bad_fields == ["user_id", "app_type", "min_ttl_seconds"]
-    assert (
-        await connected.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
-    ).access_token
-    items = [
-        n
-        async for n in notifier.stub.ListNotifications(
-            notifier_pb2.ListNotificationsRequest(user_id="demo", app_type=common_pb2.APP_TYPE_CRM),
-            timeout=20,
-        )
-    ]
+    assert (await connected.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"),
+                                          timeout=10)).access_token
+    items = [n async for n in notifier.stub.ListNotifications(
+        notifier_pb2.ListNotificationsRequest(user_id="demo", app_type=common_pb2.APP_TYPE_CRM),
+        timeout=20)]
     assert len(items) == 250
 
 
 async def test_a_message_past_the_size_limit_is_refused_before_any_code_runs(
-    broker: BrokerHandle,
+    broker: BrokerHandle
 ) -> None:
     request = broker_pb2.GetTokenRequest(user_id="x" * (1024 * 1024 + 1))
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -241,8 +194,7 @@ async def test_an_error_echoing_a_huge_value_still_arrives_whole(
     # Found by the fuzzer: the status echoed 20 000-character field names and outgrew
     # gRPC's 16 KiB trailer limit, so the caller got a bare RESOURCE_EXHAUSTED.
     request = notifier_pb2.UpdateDeskWebhookRequest(
-        user_id="demo", webhook_id="1", update_fields=["x" * 20_000] * 40
-    )
+        user_id="demo", webhook_id="1", update_fields=["x" * 20_000] * 40)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await notifier.stub.UpdateDeskWebhook(request, timeout=10)
     error = seen(caught.value)

@@ -53,17 +53,10 @@ def deliberate(code: grpc.StatusCode) -> None:
 async def test_create_connection_with_a_malformed_redirect_uri(
     connected: BrokerHandle, url: str
 ) -> None:
-    code, fields = await outcome(
-        connected.stub.CreateConnection(
-            broker_pb2.CreateConnectionRequest(
-                user_id="demo",
-                accounts_server=connected.sandbox.origin,
-                authorization_code="1000.code.value",
-                redirect_uri=url,
-            ),
-            timeout=10,
-        )
-    )
+    code, fields = await outcome(connected.stub.CreateConnection(
+        broker_pb2.CreateConnectionRequest(
+            user_id="demo", accounts_server=connected.sandbox.origin,
+            authorization_code="1000.code.value", redirect_uri=url), timeout=10))
     deliberate(code)
     if not identifiers.is_http_url(url):
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "redirect_uri" in fields
@@ -74,11 +67,8 @@ async def test_create_connection_with_a_malformed_redirect_uri(
 async def test_list_connections_with_a_forged_page_token(
     connected: BrokerHandle, token: str
 ) -> None:
-    code, fields = await outcome(
-        connected.stub.ListConnections(
-            broker_pb2.ListConnectionsRequest(page_token=token), timeout=10
-        )
-    )
+    code, fields = await outcome(connected.stub.ListConnections(
+        broker_pb2.ListConnectionsRequest(page_token=token), timeout=10))
     deliberate(code)
     assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT)
     if code != grpc.StatusCode.OK:
@@ -90,20 +80,15 @@ def _in_range(seconds: int, nanos: int) -> bool:
 
 
 @FUZZ
-@given(
-    stamp=gen.timestamp_fields(),
-    method=st.sampled_from(["EnableCrmChannels", "ReplaceCrmChannels", "UpdateCrmChannels"]),
-)
+@given(stamp=gen.timestamp_fields(),
+       method=st.sampled_from(["EnableCrmChannels", "ReplaceCrmChannels", "UpdateCrmChannels"]))
 async def test_crm_writes_with_any_channel_expiry(
     connected: BrokerHandle, notifier: NotifierHandle, stamp: tuple[int, int], method: str
 ) -> None:
     seconds, nanos = stamp
     channel = notifier_pb2.CrmChannelSpec(
-        channel_id="1001",
-        events=["Leads.create"],
-        notify_url="https://hooks.example.com/z",
-        channel_expiry=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos),
-    )
+        channel_id="1001", events=["Leads.create"], notify_url="https://hooks.example.com/z",
+        channel_expiry=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos))
     request = getattr(notifier_pb2, f"{method}Request")(user_id="demo", channels=[channel])
     code, fields = await outcome(getattr(notifier.stub, method)(request, timeout=15))
     deliberate(code)
@@ -117,23 +102,16 @@ async def test_crm_writes_with_any_channel_expiry(
 async def test_notify_and_webhook_urls_of_the_malformed_kind(
     connected: BrokerHandle, notifier: NotifierHandle, url: str
 ) -> None:
-    channel = notifier_pb2.CrmChannelSpec(
-        channel_id="1001", events=["Leads.create"], notify_url=url
-    )
-    code, fields = await outcome(
-        notifier.stub.EnableCrmChannels(
-            notifier_pb2.EnableCrmChannelsRequest(user_id="demo", channels=[channel]), timeout=15
-        )
-    )
+    channel = notifier_pb2.CrmChannelSpec(channel_id="1001", events=["Leads.create"],
+                                          notify_url=url)
+    code, fields = await outcome(notifier.stub.EnableCrmChannels(
+        notifier_pb2.EnableCrmChannelsRequest(user_id="demo", channels=[channel]), timeout=15))
     deliberate(code)
     if not identifiers.is_http_url(url):
         assert fields == ["channels[0].notify_url"]
     webhook = notifier_pb2.DeskWebhookSpec(name="w", url=url, subscriptions=["Ticket_Add"])
-    code, fields = await outcome(
-        notifier.stub.CreateDeskWebhook(
-            notifier_pb2.CreateDeskWebhookRequest(user_id="demo", webhook=webhook), timeout=15
-        )
-    )
+    code, fields = await outcome(notifier.stub.CreateDeskWebhook(
+        notifier_pb2.CreateDeskWebhookRequest(user_id="demo", webhook=webhook), timeout=15))
     deliberate(code)
     if not identifiers.is_http_url(url):
         assert fields == ["webhook.url"]

@@ -42,20 +42,12 @@ LOCAL_OVERRIDES = {
     "sandbox": {"SANDBOX_LISTEN", "SANDBOX_DELIVER_TO"},
     "migrate": {"BROKER_DATABASE_URL", "BROKER_ENCRYPTION_KEY", "ZOHO_EXTRA_ORIGINS"},
     "broker": {
-        "BROKER_LISTEN",
-        "BROKER_METRICS_LISTEN",
-        "BROKER_DATABASE_URL",
-        "BROKER_ENCRYPTION_KEY",
-        "ZOHO_EXTRA_ORIGINS",
+        "BROKER_LISTEN", "BROKER_METRICS_LISTEN", "BROKER_DATABASE_URL",
+        "BROKER_ENCRYPTION_KEY", "ZOHO_EXTRA_ORIGINS",
     },
     "notifier": {
-        "NOTIFIER_LISTEN",
-        "NOTIFIER_BROKER_TARGET",
-        "NOTIFIER_METRICS_PORT",
-        "ZOHO_EXTRA_ORIGINS",
-        "NOTIFIER_DATABASE_URL",
-        "NOTIFIER_ENCRYPTION_KEY",
-        "NOTIFIER_INGRESS_LISTEN",
+        "NOTIFIER_LISTEN", "NOTIFIER_BROKER_TARGET", "NOTIFIER_METRICS_PORT", "ZOHO_EXTRA_ORIGINS",
+        "NOTIFIER_DATABASE_URL", "NOTIFIER_ENCRYPTION_KEY", "NOTIFIER_INGRESS_LISTEN",
         "NOTIFIER_PUBLIC_URL",
     },
 }
@@ -212,13 +204,8 @@ def _drop(name: str) -> None:
 
 def _migrate(env: Mapping[str, str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "broker", "migrate"],
-        cwd=REPO_ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        [sys.executable, "-m", "broker", "migrate"], cwd=REPO_ROOT,
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"zoho-broker migrate failed ({done.returncode}):\n{done.stderr}")
@@ -229,13 +216,8 @@ def local_stack() -> Iterator[Stack]:
     with postgres_database() as database_url:
         started: list[ServiceProcess] = []
         try:
-            sandbox = ServiceProcess(
-                "sandbox",
-                local_environment(
-                    "sandbox",
-                    {"SANDBOX_LISTEN": "127.0.0.1:0", "SANDBOX_DELIVER_TO": "127.0.0.0/8"},
-                ),
-            )
+            sandbox = ServiceProcess("sandbox", local_environment(
+                "sandbox", {"SANDBOX_LISTEN": "127.0.0.1:0", "SANDBOX_DELIVER_TO": "127.0.0.0/8"}))
             started.append(sandbox)
             origin = f"http://{sandbox.address}"
             broker_common = {
@@ -248,35 +230,26 @@ def local_stack() -> Iterator[Stack]:
             metrics_urls: list[str] = []
             for _ in range(2):
                 metrics_port = free_port()
-                env = local_environment(
-                    "broker",
-                    {
-                        **broker_common,
-                        "BROKER_LISTEN": "127.0.0.1:0",
-                        "BROKER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
-                    },
-                )
+                env = local_environment("broker", {
+                    **broker_common,
+                    "BROKER_LISTEN": "127.0.0.1:0",
+                    "BROKER_METRICS_LISTEN": f"127.0.0.1:{metrics_port}",
+                })
                 brokers.append(ServiceProcess("broker", env, "serve", "--no-migrate"))
                 started.append(brokers[-1])
                 metrics_urls.append(f"http://127.0.0.1:{metrics_port}/metrics")
             notifier_metrics, ingress_port = free_port(), free_port()
-            notifier = ServiceProcess(
-                "notifier",
-                local_environment(
-                    "notifier",
-                    {
-                        "NOTIFIER_LISTEN": "127.0.0.1:0",
-                        # Both replicas behind one target, as dns:///broker:50051 is in compose.
-                        "NOTIFIER_BROKER_TARGET": "ipv4:" + ",".join(b.address for b in brokers),
-                        "NOTIFIER_METRICS_PORT": str(notifier_metrics),
-                        "ZOHO_EXTRA_ORIGINS": origin,
-                        "NOTIFIER_DATABASE_URL": database_url,
-                        "NOTIFIER_ENCRYPTION_KEY": TEST_KEY,
-                        "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{ingress_port}",
-                        "NOTIFIER_PUBLIC_URL": f"http://127.0.0.1:{ingress_port}",
-                    },
-                ),
-            )
+            notifier = ServiceProcess("notifier", local_environment("notifier", {
+                "NOTIFIER_LISTEN": "127.0.0.1:0",
+                # Both replicas behind one target, as dns:///broker:50051 is in compose.
+                "NOTIFIER_BROKER_TARGET": "ipv4:" + ",".join(b.address for b in brokers),
+                "NOTIFIER_METRICS_PORT": str(notifier_metrics),
+                "ZOHO_EXTRA_ORIGINS": origin,
+                "NOTIFIER_DATABASE_URL": database_url,
+                "NOTIFIER_ENCRYPTION_KEY": TEST_KEY,
+                "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{ingress_port}",
+                "NOTIFIER_PUBLIC_URL": f"http://127.0.0.1:{ingress_port}",
+            }))
             started.append(notifier)
             yield Stack(
                 broker_targets=[b.address for b in brokers],

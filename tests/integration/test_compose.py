@@ -58,11 +58,8 @@ def names_read_by_code(*folders: str) -> set[str]:
     for folder in folders:
         for path in (REPO_ROOT / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
-                if (
-                    isinstance(node, ast.Constant)
-                    and isinstance(node.value, str)
-                    and re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", node.value)
-                ):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                        and re.fullmatch(r"[A-Z][A-Z0-9_]{2,}", node.value):
                     names.add(node.value)
     return names
 
@@ -109,9 +106,8 @@ def commands() -> Iterator[tuple[str, list[str]]]:
             yield name, list(test[1:])
 
 
-@pytest.mark.parametrize(
-    ("service", "argv"), list(commands()), ids=[f"{s}:{' '.join(a)}" for s, a in commands()]
-)
+@pytest.mark.parametrize(("service", "argv"), list(commands()),
+                         ids=[f"{s}:{' '.join(a)}" for s, a in commands()])
 def test_every_command_is_a_project_command_that_parses(
     service: str, argv: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,7 +177,8 @@ def test_the_local_launcher_replaces_only_what_names_a_compose_host_or_a_secret(
             assert not re.search(r"\b(sandbox|broker|notifier|postgres):\d", value), kept
 
 
-def test_every_long_running_service_has_a_health_check_and_every_dependency_a_condition() -> None:
+def test_every_long_running_service_has_a_health_check_and_every_dependency_a_condition(
+) -> None:
     for name, spec in SERVICES.items():
         if name not in ONE_SHOT:
             assert spec.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
@@ -197,11 +194,8 @@ def test_every_long_running_service_has_a_health_check_and_every_dependency_a_co
         listen = env["BROKER_LISTEN" if service == "broker" else "NOTIFIER_LISTEN"]
         test = SERVICES[service]["healthcheck"]["test"]
         # zoho-health speaks grpc.health.v1 to the port the server listens on, per service.
-        assert test[1:] == [
-            "zoho-health",
-            f"127.0.0.1:{listen.rsplit(':', 1)[1]}",
-            SERVICE_NAMES[service],
-        ]
+        assert test[1:] == ["zoho-health", f"127.0.0.1:{listen.rsplit(':', 1)[1]}",
+                            SERVICE_NAMES[service]]
     sandbox = SERVICES["sandbox"]["healthcheck"]["test"]
     port = env_of("sandbox")["SANDBOX_LISTEN"].rsplit(":", 1)[1]
     assert sandbox[1:] == ["zoho-health", "--http", f"http://127.0.0.1:{port}/_sandbox/health"]
@@ -214,8 +208,7 @@ def test_every_required_secret_is_named_in_the_env_example() -> None:
     listed = set(re.findall(r"^(\w+)=", example, re.MULTILINE))
     assert required == listed - {"COMPOSE_PROJECT_NAME"} == set(VARIABLES)
     assert not re.search(
-        r"^(POSTGRES_PASSWORD|BROKER_ENCRYPTION_KEY|NOTIFIER_ENCRYPTION_KEY)=.",
-        example,
+        r"^(POSTGRES_PASSWORD|BROKER_ENCRYPTION_KEY|NOTIFIER_ENCRYPTION_KEY)=.", example,
         re.MULTILINE,
     )
 
@@ -244,9 +237,8 @@ def test_the_image_is_slim_non_root_and_the_runtime_has_no_test_dependencies() -
     runtime = stages["runtime"]
     # The base is a build argument whose default is the official slim image.
     assert runtime[0][1].split()[0] == "${PYTHON_IMAGE}"
-    defaults = dict(
-        rest.split("=", 1) for instruction, rest in stages["global"] if instruction == "ARG"
-    )
+    defaults = dict(rest.split("=", 1) for instruction, rest in stages["global"]
+                    if instruction == "ARG")
     assert re.fullmatch(r"python:3\.11[.\d]*-slim(-\w+)?", defaults["PYTHON_IMAGE"])
     for stage in ("runtime", "test"):
         users = [rest for instruction, rest in stages[stage] if instruction == "USER"]
@@ -257,11 +249,8 @@ def test_the_image_is_slim_non_root_and_the_runtime_has_no_test_dependencies() -
     copied = [rest.split()[:-1] for instruction, rest in runtime if instruction == "COPY"]
     assert all((REPO_ROOT / source).exists() for sources in copied for source in sources)
     assert not any("tests" in sources for sources in copied)
-    assert all(
-        instruction != "ARG" and "SECRET" not in rest.upper() and "KEY=" not in rest
-        for instruction, rest in runtime
-        if instruction in ("ENV", "ARG")
-    )
+    assert all(instruction != "ARG" and "SECRET" not in rest.upper() and "KEY=" not in rest
+               for instruction, rest in runtime if instruction in ("ENV", "ARG"))
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".env"} <= set(ignored)
     dependencies = PYPROJECT["project"]["dependencies"]
@@ -274,9 +263,8 @@ def test_compose_builds_from_this_folder() -> None:
 
 
 def test_the_test_image_holds_what_the_compose_test_reads() -> None:
-    copied = " ".join(
-        rest for instruction, rest in dockerfile_stages()["test"] if instruction == "COPY"
-    )
+    copied = " ".join(rest for instruction, rest in dockerfile_stages()["test"]
+                      if instruction == "COPY")
     for needed in ("tests", "docker-compose.yml", "Dockerfile", ".dockerignore", "deploy"):
         assert needed in copied.split(), needed
     assert "deploy" not in (REPO_ROOT / ".dockerignore").read_text().split()
@@ -299,9 +287,8 @@ def test_base_images_are_variables_with_the_official_defaults() -> None:
     text = COMPOSE_FILE.read_text()
     assert SERVICES["postgres"]["image"] == "${POSTGRES_IMAGE:-postgres:16-alpine}"
     for name in OUR_IMAGE:
-        assert (
-            SERVICES[name]["build"]["args"]["PYTHON_IMAGE"] == "${PYTHON_IMAGE:-python:3.11-slim}"
-        ), name
+        assert SERVICES[name]["build"]["args"]["PYTHON_IMAGE"] == \
+            "${PYTHON_IMAGE:-python:3.11-slim}", name
     assert "image: python:" not in text and "image: postgres:" not in text
 
 

@@ -38,20 +38,19 @@ def scrape(urls: list[str]) -> Counter[tuple[str, Labels]]:
     return samples
 
 
-def total(samples: Counter[tuple[str, Labels]], name: str, **labels: str) -> float:
+def total(
+    samples: Counter[tuple[str, Labels]], name: str, **labels: str
+) -> float:
     return sum(
-        value
-        for (sample_name, sample_labels), value in samples.items()
+        value for (sample_name, sample_labels), value in samples.items()
         if sample_name == name and set(labels.items()) <= set(sample_labels)
     )
 
 
-def grown(
-    before: Counter[tuple[str, Labels]], after: Counter[tuple[str, Labels]]
-) -> Callable[..., float]:
+def grown(before: Counter[tuple[str, Labels]], after: Counter[tuple[str, Labels]]
+          ) -> Callable[..., float]:
     def delta(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
-
     return delta
 
 
@@ -71,24 +70,17 @@ async def test_metrics_count_rpcs_refreshes_cache_hits_and_zoho_calls(
     broker_before = scrape(stack.broker_metrics_urls)
     notifier_before = scrape([stack.notifier_metrics_url])
 
-    await broker_a.CreateConnection(
-        broker_pb2.CreateConnectionRequest(
-            user_id=user,
-            accounts_server=stack.sandbox_origin,
-            api_domain=stack.sandbox_origin,
-            refresh_token=refresh_token,
-        ),
-        timeout=15,
-    )
+    await broker_a.CreateConnection(broker_pb2.CreateConnectionRequest(
+        user_id=user, accounts_server=stack.sandbox_origin, api_domain=stack.sandbox_origin,
+        refresh_token=refresh_token,
+    ), timeout=15)
     request = broker_pb2.GetTokenRequest(user_id=user, app_type=common_pb2.APP_TYPE_CRM)
     refreshed = await broker_b.GetToken(request, timeout=15)
     again = await broker_b.GetToken(request, timeout=15)
     assert refreshed.access_token == again.access_token
     assert await control.mint_count(refresh_token) == 2
-    stream = notifier.ListNotifications(
-        notifier_pb2.ListNotificationsRequest(user_id="demo", app_type=common_pb2.APP_TYPE_CRM),
-        timeout=30,
-    )
+    stream = notifier.ListNotifications(notifier_pb2.ListNotificationsRequest(
+        user_id="demo", app_type=common_pb2.APP_TYPE_CRM), timeout=30)
     assert len([item async for item in stream]) == 250
 
     broker = grown(broker_before, scrape(stack.broker_metrics_urls))
@@ -138,18 +130,12 @@ async def test_the_request_id_goes_from_the_notifier_into_the_broker_logs(
 
     def lines_with_id() -> list[dict[str, object]]:
         every = [*stack.brokers, stack.notifier]
-        return [
-            e
-            for p in every
-            if p
-            for e in _json_lines(p.stderr)
-            if e.get("request_id") == request_id
-        ]
+        return [e for p in every if p for e in _json_lines(p.stderr)
+                if e.get("request_id") == request_id]
 
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and {e["service"] for e in lines_with_id()} != {
-        "broker",
-        "notifier",
+        "broker", "notifier"
     }:
         time.sleep(0.05)
     found = lines_with_id()
@@ -165,19 +151,14 @@ async def test_the_notifier_spreads_its_broker_calls_over_both_replicas(
         pytest.skip("needs each replica's metrics URL")
 
     def per_replica() -> list[float]:
-        return [
-            total(scrape([url]), "grpc_server_handled_total", method=GET_TOKEN)
-            for url in stack.broker_metrics_urls
-        ]
+        return [total(scrape([url]), "grpc_server_handled_total", method=GET_TOKEN)
+                for url in stack.broker_metrics_urls]
 
     before = per_replica()
     for _ in range(10):
-        stream = notifier.ListNotifications(
-            notifier_pb2.ListNotificationsRequest(
-                user_id=f"nobody-{uuid.uuid4().hex[:8]}", app_type=common_pb2.APP_TYPE_CRM
-            ),
-            timeout=10,
-        )
+        stream = notifier.ListNotifications(notifier_pb2.ListNotificationsRequest(
+            user_id=f"nobody-{uuid.uuid4().hex[:8]}", app_type=common_pb2.APP_TYPE_CRM),
+            timeout=10)
         with pytest.raises(grpc.aio.AioRpcError):
             async for _ in stream:
                 pass

@@ -52,30 +52,11 @@ class ConnectCommand:
     def __init__(self, stack: Stack, user: str, *extra: str) -> None:
         scope_args = [arg for scope in SCOPES for arg in ("--scope", scope)]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "broker",
-                "connect",
-                "--user",
-                user,
-                "--broker",
-                stack.broker_targets[0],
-                "--accounts-server",
-                stack.sandbox_origin,
-                "--client-id",
-                DEMO_CLIENT_ID,
-                "--listen",
-                "127.0.0.1:0",
-                "--timeout",
-                "30",
-                *scope_args,
-                *extra,
-            ],
-            cwd=REPO_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+            [sys.executable, "-m", "broker", "connect", "--user", user,
+             "--broker", stack.broker_targets[0], "--accounts-server", stack.sandbox_origin,
+             "--client-id", DEMO_CLIENT_ID, "--listen", "127.0.0.1:0", "--timeout", "30",
+             *scope_args, *extra],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         lines: list[str] = []
 
@@ -115,16 +96,10 @@ def test_connect_runs_zoho_consent_and_refuses_a_forged_redirect(stack: Stack) -
     assert callback.startswith("http://127.0.0.1:")
 
     # A redirect that did not come from this consent: refused, nothing exchanged.
-    forged = httpx.get(
-        callback,
-        params={
-            "code": "1000.forged.code",
-            "state": "not-the-state",
-            "location": "us",
-            "accounts-server": stack.sandbox_origin,
-        },
-        timeout=10,
-    )
+    forged = httpx.get(callback, params={
+        "code": "1000.forged.code", "state": "not-the-state", "location": "us",
+        "accounts-server": stack.sandbox_origin,
+    }, timeout=10)
     assert forged.status_code == 400
     assert "does not match" in forged.text
     with grpc.insecure_channel(stack.broker_targets[1]) as channel:
@@ -134,7 +109,8 @@ def test_connect_runs_zoho_consent_and_refuses_a_forged_redirect(stack: Stack) -
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
 
         # The browser: the sandbox approves as `user` and redirects to the callback.
-        page = httpx.get(f"{command.link}&sandbox_user={user}", follow_redirects=True, timeout=30)
+        page = httpx.get(f"{command.link}&sandbox_user={user}", follow_redirects=True,
+                         timeout=30)
         assert page.status_code == 200, page.text
         assert f"Zoho is connected for {user}" in page.text
         code, out, err = command.finish()
@@ -142,9 +118,8 @@ def test_connect_runs_zoho_consent_and_refuses_a_forged_redirect(stack: Stack) -
         assert f"connected {user}" in out
         # The connection is in the shared database: the other replica serves it.
         connection = stub.GetConnection(broker_pb2.GetConnectionRequest(user_id=user), timeout=10)
-        token = stub.GetToken(
-            broker_pb2.GetTokenRequest(user_id=user, app_type=common_pb2.APP_TYPE_CRM), timeout=10
-        )
+        token = stub.GetToken(broker_pb2.GetTokenRequest(
+            user_id=user, app_type=common_pb2.APP_TYPE_CRM), timeout=10)
     assert connection.status == broker_pb2.CONNECTION_STATUS_ACTIVE
     assert connection.accounts_server == stack.sandbox_origin
     assert list(connection.scopes) == SCOPES
@@ -168,13 +143,9 @@ async def test_connections_list_show_and_delete_with_revoke(
     async with grpc.aio.insecure_channel(stack.broker_targets[0]) as channel:
         await broker_pb2_grpc.TokenBrokerServiceStub(channel).CreateConnection(
             broker_pb2.CreateConnectionRequest(
-                user_id=user,
-                accounts_server=stack.sandbox_origin,
-                api_domain=stack.sandbox_origin,
-                refresh_token=refresh_token,
-            ),
-            timeout=15,
-        )
+                user_id=user, accounts_server=stack.sandbox_origin,
+                api_domain=stack.sandbox_origin, refresh_token=refresh_token,
+            ), timeout=15)
     broker_b = stack.broker_targets[1]
 
     listed = await zoho_broker(
@@ -210,15 +181,9 @@ async def test_each_typed_error_is_said_in_words_that_say_what_to_do(
     narrow = await control.add_refresh_token(user=narrow_user, scopes=SCOPES[:1])
     async with grpc.aio.insecure_channel(target) as channel:
         stub = broker_pb2_grpc.TokenBrokerServiceStub(channel)
-        await stub.CreateConnection(
-            broker_pb2.CreateConnectionRequest(
-                user_id=narrow_user,
-                accounts_server=stack.sandbox_origin,
-                api_domain=stack.sandbox_origin,
-                refresh_token=narrow,
-            ),
-            timeout=15,
-        )
+        await stub.CreateConnection(broker_pb2.CreateConnectionRequest(
+            user_id=narrow_user, accounts_server=stack.sandbox_origin,
+            api_domain=stack.sandbox_origin, refresh_token=narrow), timeout=15)
 
         async def said(call: object) -> tuple[str, str]:
             with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -226,58 +191,29 @@ async def test_each_typed_error_is_said_in_words_that_say_what_to_do(
             return seen(caught.value).reason, explain(caught.value, broker=target)
 
         def create(**fields: str) -> object:
-            request = {
-                "user_id": "someone",
-                "accounts_server": stack.sandbox_origin,
-                "redirect_uri": "http://127.0.0.1:9/callback",
-                **fields,
-            }
-            return stub.CreateConnection(broker_pb2.CreateConnectionRequest(**request), timeout=15)
+            request = {"user_id": "someone", "accounts_server": stack.sandbox_origin,
+                       "redirect_uri": "http://127.0.0.1:9/callback", **fields}
+            return stub.CreateConnection(broker_pb2.CreateConnectionRequest(**request),
+                                         timeout=15)
 
         cases = [
-            (
-                stub.GetToken(
-                    broker_pb2.GetTokenRequest(user_id="nobody", app_type=common_pb2.APP_TYPE_CRM),
-                    timeout=10,
-                ),
-                "NOT_CONNECTED",
-                "nobody has no Zoho connection. Connect them with "
-                "`zoho-broker connect --user nobody`",
-            ),
-            (
-                create(authorization_code="1000.used.code"),
-                "REAUTH_REQUIRED",
-                "The user must consent again",
-            ),
-            (
-                stub.GetToken(
-                    broker_pb2.GetTokenRequest(
-                        user_id=narrow_user, app_type=common_pb2.APP_TYPE_DESK
-                    ),
-                    timeout=10,
-                ),
-                "MISSING_SCOPE",
-                "The grant lacks Desk.webhooks.READ. Connect again asking for it",
-            ),
-            (
-                create(
-                    authorization_code="1000.any.code",
-                    accounts_server="https://accounts.evil.example",
-                ),
-                "ORIGIN_NOT_ALLOWED",
-                "https://accounts.evil.example is not a Zoho data centre "
-                "and not in the broker's ZOHO_EXTRA_ORIGINS",
-            ),
-            (
-                create(user_id="", authorization_code="1000.any.code"),
-                "INVALID_ARGUMENT",
-                "The broker refused the request: user_id",
-            ),
-            (
-                stub.GetConnection(broker_pb2.GetConnectionRequest(user_id="nobody"), timeout=10),
-                "NOT_FOUND",
-                "There is no connection for nobody",
-            ),
+            (stub.GetToken(broker_pb2.GetTokenRequest(
+                user_id="nobody", app_type=common_pb2.APP_TYPE_CRM), timeout=10),
+             "NOT_CONNECTED", "nobody has no Zoho connection. Connect them with "
+                              "`zoho-broker connect --user nobody`"),
+            (create(authorization_code="1000.used.code"),
+             "REAUTH_REQUIRED", "The user must consent again"),
+            (stub.GetToken(broker_pb2.GetTokenRequest(
+                user_id=narrow_user, app_type=common_pb2.APP_TYPE_DESK), timeout=10),
+             "MISSING_SCOPE", "The grant lacks Desk.webhooks.READ. Connect again asking for it"),
+            (create(authorization_code="1000.any.code",
+                    accounts_server="https://accounts.evil.example"),
+             "ORIGIN_NOT_ALLOWED", "https://accounts.evil.example is not a Zoho data centre "
+                                   "and not in the broker's ZOHO_EXTRA_ORIGINS"),
+            (create(user_id="", authorization_code="1000.any.code"),
+             "INVALID_ARGUMENT", "The broker refused the request: user_id"),
+            (stub.GetConnection(broker_pb2.GetConnectionRequest(user_id="nobody"), timeout=10),
+             "NOT_FOUND", "There is no connection for nobody"),
         ]
         for call, reason, words in cases:
             got_reason, sentence = await said(call)

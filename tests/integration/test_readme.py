@@ -40,16 +40,14 @@ def test_every_readme_grpcurl_command_works_as_written(
     assert len(commands) >= 6, commands
     for command in commands:
         argv = shlex.split(
-            command.replace(BROKER, stack.broker_targets[0]).replace(
-                NOTIFIER, stack.notifier_target
-            )
+            command.replace(BROKER, stack.broker_targets[0]).replace(NOTIFIER,
+                                                                    stack.notifier_target)
         )
         argv[0] = project_command("grpcurl")
         if "WatchNotifications" in command:
             # A live watch stays open: it must still be streaming, without an error, later.
-            watch = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
+            watch = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
             try:
                 assert watch.wait(timeout=3) is None, command
             except subprocess.TimeoutExpired:
@@ -76,12 +74,7 @@ def _delete_subscriptions(target: str) -> None:
     with grpc.insecure_channel(target) as channel:
         stub = notifier_pb2_grpc.NotifierServiceStub(channel)
         listed = stub.ListSubscriptions(
-            notifier_pb2.ListSubscriptionsRequest(user_id="demo"), timeout=10
-        )
+            notifier_pb2.ListSubscriptionsRequest(user_id="demo"), timeout=10)
         for sub in listed.subscriptions:
-            stub.DeleteSubscription(
-                notifier_pb2.DeleteSubscriptionRequest(
-                    user_id="demo", subscription_id=sub.subscription_id
-                ),
-                timeout=10,
-            )
+            stub.DeleteSubscription(notifier_pb2.DeleteSubscriptionRequest(
+                user_id="demo", subscription_id=sub.subscription_id), timeout=10)

@@ -23,10 +23,7 @@ from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 def zoho_health(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [project_command("zoho-health"), *args],
-        capture_output=True,
-        text=True,
-        timeout=20,
+        [project_command("zoho-health"), *args], capture_output=True, text=True, timeout=20,
         check=False,
     )
 

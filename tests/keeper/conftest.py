@@ -88,9 +88,7 @@ async def kept_notifier(
     service (servicekit.runner.running)."""
     app = NotifierApp(
         notifier_config(
-            sandbox.origin,
-            broker.address,
-            database_url,
+            sandbox.origin, broker.address, database_url,
             keeper=keeper_config(sandbox.origin, **keeper),
         ),
         transport=SpyTransport(),
@@ -114,7 +112,6 @@ async def kept(sandbox, broker, notifier_database_url) -> AsyncIterator[Kept]:
 async def watch_writes(sandbox: Any, channel_id: str) -> list[Any]:
     """The PUT/PATCH/POST calls Zoho received that named this channel."""
     return [
-        c
-        for c in await sandbox.calls("crm.watch")
+        c for c in await sandbox.calls("crm.watch")
         if c.method in ("PUT", "PATCH", "POST") and c.channel_ids and channel_id in c.channel_ids
     ]

@@ -77,9 +77,8 @@ async def _die_holding_the_lease(kept, sub, *, renewed: bool) -> None:
     now = keeper.clock.now()
     [due] = [r for r in await keeper.store.due_renewals(now, 10) if r.id == sub.subscription_id]
     until = now + timedelta(seconds=keeper.config.lease_seconds)
-    fence = (
-        await keeper.store.claim_rows([(due.id, due.version)], "dead-replica", until, now)
-    ).get(due.id)
+    fence = (await keeper.store.claim_rows([(due.id, due.version)], "dead-replica", until,
+                                           now)).get(due.id)
     assert fence is not None
     if renewed:
         assert await keeper.renewer._zoho.crm_put(due, now + timedelta(seconds=TTL)) is None
@@ -100,8 +99,7 @@ async def test_a_lease_of_a_dead_replica_is_taken_over_without_renewing_twice(
     assert [c.method for c in await watch_writes(sandbox, sub.zoho_id)] == ["POST", "PUT"]
     got = await kept.row(sub.subscription_id)
     assert got.expires_at > datetime.fromtimestamp(await sandbox.now(), UTC) + timedelta(
-        seconds=TTL - 120
-    )
+        seconds=TTL - 120)
 
 
 async def test_a_dead_replicas_renewal_that_never_left_is_done_once(

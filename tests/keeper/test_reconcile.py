@@ -63,15 +63,10 @@ async def test_events_changed_from_outside_are_put_back(kept, sandbox, connect_s
     await kept.stub.ReplaceCrmChannels(
         pb.ReplaceCrmChannelsRequest(
             user_id="demo",
-            channels=[
-                pb.CrmChannelSpec(
-                    channel_id=sub.zoho_id,
-                    events=["Deals.create"],
-                    notify_url=channel["notify_url"],
-                    token=channel["token"],
-                    channel_expiry=sub.expires_at,
-                )
-            ],
+            channels=[pb.CrmChannelSpec(
+                channel_id=sub.zoho_id, events=["Deals.create"], notify_url=channel["notify_url"],
+                token=channel["token"], channel_expiry=sub.expires_at,
+            )],
         ),
         timeout=10,
     )
@@ -90,8 +85,8 @@ async def test_expiry_moved_earlier_by_a_write_without_channel_expiry(
     # A write without channel_expiry: Zoho moves the expiry to an hour from now.
     reply = await kept.stub.UpdateCrmChannels(
         pb.UpdateCrmChannelsRequest(
-            user_id="demo",
-            channels=[pb.CrmChannelSpec(channel_id=sub.zoho_id, events=["Leads.all"])],
+            user_id="demo", channels=[pb.CrmChannelSpec(channel_id=sub.zoho_id,
+                                                         events=["Leads.all"])]
         ),
         timeout=10,
     )
@@ -108,16 +103,13 @@ async def test_expiry_moved_earlier_by_a_write_without_channel_expiry(
         pb.GetSubscriptionRequest(user_id="demo", subscription_id=sub.subscription_id),
         timeout=10,
     )
-    assert (
-        abs(
-            got.expires_at.ToDatetime(tzinfo=UTC)
-            - datetime.fromisoformat(channel["channel_expiry"])
-        ).total_seconds()
-        < 1
-    )
+    assert abs(got.expires_at.ToDatetime(tzinfo=UTC) - datetime.fromisoformat(
+        channel["channel_expiry"])).total_seconds() < 1
 
 
-async def test_desk_webhook_answered_410_by_mistake_is_recreated(kept, sandbox, connect_subscriber):
+async def test_desk_webhook_answered_410_by_mistake_is_recreated(
+    kept, sandbox, connect_subscriber
+):
     await connect_subscriber()
     sub, _ = await desk_subscription(kept.handle)
     await kept.advance(0)
@@ -126,8 +118,7 @@ async def test_desk_webhook_answered_410_by_mistake_is_recreated(kept, sandbox, 
     async def set_status(status: str) -> None:
         async with engine.begin() as conn:
             await conn.execute(
-                update(SubscriptionRow)
-                .where(SubscriptionRow.id == sub.subscription_id)
+                update(SubscriptionRow).where(SubscriptionRow.id == sub.subscription_id)
                 .values(status=status)
             )
         kept.handle.app.live.directory.forget(sub.subscription_id)
@@ -137,9 +128,8 @@ async def test_desk_webhook_answered_410_by_mistake_is_recreated(kept, sandbox, 
     done = await sandbox.change_records("desk", "Ticket", "insert", [{"id": "501"}])
     assert [d.status for d in done if d.subscription == sub.zoho_id] == [410]
     await set_status(STATUS_ACTIVE)
-    webhooks = kept.stub.ListNotifications(
-        pb.ListNotificationsRequest(user_id="demo", app_type=DESK)
-    )
+    webhooks = kept.stub.ListNotifications(pb.ListNotificationsRequest(user_id="demo",
+                                                                       app_type=DESK))
     assert sub.zoho_id not in [n.desk.id async for n in webhooks]
 
     watcher = Watcher(kept.stub, user_id="demo", app_type=DESK)

@@ -34,12 +34,12 @@ async def test_due_channel_renewed_once_with_every_field(kept, sandbox, connect_
     assert [c.method for c in writes] == ["POST", "PUT"]
     after = await crm_channel(sandbox, sub.zoho_id)
     # Nothing Zoho would reset was left out: same URL, token, events, flags.
-    for name in ("notify_url", "token", "notify_on_related_action", "return_affected_field_values"):
+    for name in ("notify_url", "token", "notify_on_related_action",
+                 "return_affected_field_values"):
         assert after[name] == before[name], name
     items = await sandbox.crm_channels("demo")
     assert sorted(e for i in items if i["channel_id"] == sub.zoho_id for e in i["events"]) == [
-        "Deals.edit",
-        "Leads.all",
+        "Deals.edit", "Leads.all"
     ]
     now = await sandbox.now()
     expiry = datetime.fromisoformat(after["channel_expiry"]).timestamp()

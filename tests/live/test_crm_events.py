@@ -28,23 +28,16 @@ async def test_a_crm_delivery_reaches_its_users_watchers_only(
     everyone = Watcher(notifier.stub)
     for watcher in (demo, other, everyone):
         await watcher.started()
-    body = crm_body(
-        channel,
-        ["111", "222"],
-        operation="update",
-        affected_fields=["Company"],
-        affected_values=[{"record_id": "111", "values": {"Company": "Zylker"}}],
-    )
+    body = crm_body(channel, ["111", "222"], operation="update",
+                    affected_fields=["Company"],
+                    affected_values=[{"record_id": "111", "values": {"Company": "Zylker"}}])
     answer = await callbacks.crm(channel["notify_url"], body)
     assert answer.status_code == 200
-    assert (
-        await callbacks.crm(their_channel["notify_url"], crm_body(their_channel, ["9"]))
-    ).status_code == 200
+    assert (await callbacks.crm(their_channel["notify_url"], crm_body(their_channel, ["9"]))
+            ).status_code == 200
     events = await demo.wait_for(2)
     assert [(e.record_id, e.operation, e.module) for e in events] == [
-        ("111", "edit", "Leads"),
-        ("222", "edit", "Leads"),
-    ]
+        ("111", "edit", "Leads"), ("222", "edit", "Leads")]
     assert events[0].subscription_id == mine.subscription_id and events[0].app_type == CRM
     assert list(events[0].affected_fields) == ["Company"]
     assert events[0].values["Company"] == "Zylker"
@@ -98,10 +91,7 @@ async def test_a_repeated_delivery_is_stored_once(
     events = await watcher.wait_for(3)
     await watcher.stop()
     assert [(e.record_id, e.operation) for e in events] == [
-        ("7", "create"),
-        ("8", "create"),
-        ("7", "edit"),
-    ]
+        ("7", "create"), ("8", "create"), ("7", "edit")]
 
 
 async def test_a_resumed_watch_misses_nothing_and_repeats_nothing(
@@ -159,10 +149,8 @@ async def test_a_slow_sender_is_cut_off_and_an_idle_watch_stays_open(
     host, port = notifier.app.live.ingress_address.split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     path = channel["notify_url"].split(port, 1)[1]
-    writer.write(
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        f'Content-Length: 1000\r\n\r\n{{"ids": ['.encode()
-    )
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: 1000\r\n\r\n{{\"ids\": [".encode())
     await writer.drain()
     status = await asyncio.wait_for(reader.readline(), 5)
     writer.close()

@@ -45,9 +45,7 @@ async def test_desk_events_with_the_path_secret_are_streamed_and_a_deleted_one_i
     events = await watcher.wait_for(2)
     await asyncio.sleep(0.3)
     assert [(e.operation, e.module, e.record_id) for e in watcher.events] == [
-        ("Ticket_Add", "Ticket", "501"),
-        ("Ticket_Update", "Ticket", "501"),
-    ]
+        ("Ticket_Add", "Ticket", "501"), ("Ticket_Update", "Ticket", "501")]
     assert events[1].values["subject"] == "Printer on fire"
     assert events[1].previous["subject"] == "Printer"
     assert list(events[1].affected_fields) == ["subject"]
@@ -58,8 +56,7 @@ async def test_desk_events_with_the_path_secret_are_streamed_and_a_deleted_one_i
     assert (await callbacks.desk(url, [desk_event("Ticket_Add", "9")])).status_code == 410
     assert (await callbacks.http.get(forged)).status_code == 401
     webhooks = notifier.stub.ListNotifications(
-        notifier_pb2.ListNotificationsRequest(user_id="demo", app_type=DESK)
-    )
+        notifier_pb2.ListNotificationsRequest(user_id="demo", app_type=DESK))
     assert sub.zoho_id not in [w.desk.id async for w in webhooks]
 
 
@@ -79,19 +76,9 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
 ) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     numbers = key.public_key().public_numbers()
-    jwks = {
-        "keys": [
-            {
-                "kty": "RSA",
-                "kid": "k1",
-                "alg": "RS256",
-                "n": _b64(numbers.n.to_bytes(256, "big")),
-                "e": _b64(b"\x01\x00\x01"),
-            }
-        ]
-    }
+    jwks = {"keys": [{"kty": "RSA", "kid": "k1", "alg": "RS256",
+                      "n": _b64(numbers.n.to_bytes(256, "big")), "e": _b64(b"\x01\x00\x01")}]}
     app = web.Application()
-
     async def keys(_: web.Request) -> web.Response:
         return web.json_response(jwks)
 
@@ -107,7 +94,8 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
     try:
         await connect_subscriber()
         sub, url = await desk_subscription(notifier)
-        good = {"iss": "orgId:3981311", "aud": f"webhookId:{sub.zoho_id}", "exp": time.time() + 300}
+        good = {"iss": "orgId:3981311", "aud": f"webhookId:{sub.zoho_id}",
+                "exp": time.time() + 300}
         ok = await callbacks.desk(url, [desk_event("Ticket_Add", "1")], jwt=_jwt(key, good))
         assert ok.status_code == 200
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -136,28 +124,21 @@ async def test_subscriptions_are_listed_got_and_deleted_at_zoho_too(
     desk, _ = await desk_subscription(notifier)
     assert crm.expires_at.seconds > time.time() + 6 * 86400
     listed = await notifier.stub.ListSubscriptions(
-        notifier_pb2.ListSubscriptionsRequest(user_id="demo", page_size=1)
-    )
+        notifier_pb2.ListSubscriptionsRequest(user_id="demo", page_size=1))
     assert len(listed.subscriptions) == 1 and listed.next_page_token
-    rest = await notifier.stub.ListSubscriptions(
-        notifier_pb2.ListSubscriptionsRequest(user_id="demo", page_token=listed.next_page_token)
-    )
+    rest = await notifier.stub.ListSubscriptions(notifier_pb2.ListSubscriptionsRequest(
+        user_id="demo", page_token=listed.next_page_token))
     ids = {s.subscription_id for s in [*listed.subscriptions, *rest.subscriptions]}
     assert ids == {crm.subscription_id, desk.subscription_id}
-    got = await notifier.stub.GetSubscription(
-        notifier_pb2.GetSubscriptionRequest(user_id="demo", subscription_id=crm.subscription_id)
-    )
+    got = await notifier.stub.GetSubscription(notifier_pb2.GetSubscriptionRequest(
+        user_id="demo", subscription_id=crm.subscription_id))
     assert list(got.events) == ["Leads.create", "Deals.all"] and got.app_type == CRM
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await notifier.stub.GetSubscription(
-            notifier_pb2.GetSubscriptionRequest(
-                user_id="someone-else", subscription_id=crm.subscription_id
-            )
-        )
+        await notifier.stub.GetSubscription(notifier_pb2.GetSubscriptionRequest(
+            user_id="someone-else", subscription_id=crm.subscription_id))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    await notifier.stub.DeleteSubscription(
-        notifier_pb2.DeleteSubscriptionRequest(user_id="demo", subscription_id=crm.subscription_id)
-    )
+    await notifier.stub.DeleteSubscription(notifier_pb2.DeleteSubscriptionRequest(
+        user_id="demo", subscription_id=crm.subscription_id))
     assert channel["channel_id"] not in {c["channel_id"] for c in await sandbox.crm_channels()}
 
 
@@ -179,15 +160,13 @@ async def test_bad_subscriptions_are_invalid_argument_naming_the_field(
     await sandbox.clear_calls()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await notifier.stub.CreateSubscription(
-            notifier_pb2.CreateSubscriptionRequest(user_id="demo", **request_fields)
-        )
+            notifier_pb2.CreateSubscriptionRequest(user_id="demo", **request_fields))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in bad_fields(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("app_type", "scope"), [(CRM, "ZohoCRM.notifications.CREATE"), (DESK, "Desk.webhooks.CREATE")]
-)
+@pytest.mark.parametrize(("app_type", "scope"), [
+    (CRM, "ZohoCRM.notifications.CREATE"), (DESK, "Desk.webhooks.CREATE")])
 async def test_a_grant_without_the_create_scope_is_missing_scope_before_zoho(
     notifier, broker, sandbox, app_type, scope
 ) -> None:
@@ -199,9 +178,8 @@ async def test_a_grant_without_the_create_scope_is_missing_scope_before_zoho(
     await sandbox.clear_calls()
     events = ["Leads.all"] if app_type == CRM else ["Ticket_Add"]
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await notifier.stub.CreateSubscription(
-            notifier_pb2.CreateSubscriptionRequest(user_id="demo", app_type=app_type, events=events)
-        )
+        await notifier.stub.CreateSubscription(notifier_pb2.CreateSubscriptionRequest(
+            user_id="demo", app_type=app_type, events=events))
     assert reason(caught.value) == "MISSING_SCOPE"
     assert error_info(caught.value).metadata["scope"] == scope
     assert not [c for c in await sandbox.calls() if "watch" in c.path or "webhooks" in c.path]
@@ -220,8 +198,7 @@ async def test_a_cursor_past_the_retention_is_cursor_expired(
     await notifier.app.live.log.prune(datetime_in(1))  # everything is past the retention
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         async for _ in notifier.stub.WatchNotifications(
-            notifier_pb2.WatchNotificationsRequest(after_cursor=first.cursor), timeout=5
-        ):
+            notifier_pb2.WatchNotificationsRequest(after_cursor=first.cursor), timeout=5):
             pass
     assert caught.value.code() == grpc.StatusCode.OUT_OF_RANGE
     assert reason(caught.value) == "CURSOR_EXPIRED"

@@ -41,8 +41,7 @@ async def test_an_event_acknowledged_before_kill_9_is_streamed_after_restart(
 ) -> None:
     await connect_subscriber()
     process = await asyncio.to_thread(
-        ServiceProcess, "notifier", _env(sandbox, broker, notifier_database_url)
-    )
+        ServiceProcess, "notifier", _env(sandbox, broker, notifier_database_url))
     handle = _Handle(process.address)
     try:
         _, channel = await crm_subscription(handle, sandbox)
@@ -54,8 +53,7 @@ async def test_an_event_acknowledged_before_kill_9_is_streamed_after_restart(
         await handle.channel.close()
         process.kill()
     again = await asyncio.to_thread(
-        ServiceProcess, "notifier", _env(sandbox, broker, notifier_database_url)
-    )
+        ServiceProcess, "notifier", _env(sandbox, broker, notifier_database_url))
     handle = _Handle(again.address)
     try:
         watcher = Watcher(handle.stub, from_earliest=True)
@@ -71,14 +69,9 @@ async def test_the_ingress_on_one_replica_reaches_a_watcher_on_another(
     notifier, sandbox, broker, connect_subscriber, callbacks, notifier_database_url
 ) -> None:
     await connect_subscriber()
-    other = NotifierApp(
-        notifier_config(
-            sandbox.origin,
-            broker.address,
-            notifier_database_url,
-            events=events_config(notifier_database_url, poll_seconds=5.0),
-        )
-    )
+    other = NotifierApp(notifier_config(
+        sandbox.origin, broker.address, notifier_database_url,
+        events=events_config(notifier_database_url, poll_seconds=5.0)))
     address = await other.start(migrate=False)
     if other.live.listener is not None:
         await asyncio.wait_for(other.live.listener.listening.wait(), 10)
@@ -88,9 +81,8 @@ async def test_the_ingress_on_one_replica_reaches_a_watcher_on_another(
         watcher = Watcher(handle.stub, user_id="demo")
         await watcher.started()
         for i in range(3):
-            assert (
-                await callbacks.crm(channel["notify_url"], crm_body(channel, [str(i)]))
-            ).status_code == 200
+            assert (await callbacks.crm(channel["notify_url"], crm_body(channel, [str(i)]))
+                    ).status_code == 200
         # Within the poll interval (5 s) only if the wake-up crossed replicas (NOTIFY);
         # on SQLite the poll is the mechanism, so allow it there.
         limit = 2.0 if other.live.listener is not None else 8.0
@@ -109,19 +101,15 @@ async def test_the_ingress_runs_alone_with_only_the_database(
     _, channel = await crm_subscription(notifier, sandbox)
     port = free_port()
     alone = await asyncio.to_thread(
-        ServiceProcess,
-        "notifier",
-        {
+        ServiceProcess, "notifier", {
             "NOTIFIER_DATABASE_URL": notifier_database_url,
             "NOTIFIER_INGRESS_LISTEN": f"127.0.0.1:{port}",
             "NOTIFIER_BROKER_TARGET": "127.0.0.1:1",  # no broker: it never calls one
-        },
-        "ingress",
-        first_line_prefix="ingress listening on ",
-    )
+        }, "ingress", first_line_prefix="ingress listening on ")
     try:
         assert alone.address == f"127.0.0.1:{port}"
-        url = channel["notify_url"].replace(channel["notify_url"].split("/")[2], alone.address)
+        url = channel["notify_url"].replace(
+            channel["notify_url"].split("/")[2], alone.address)
         watcher = Watcher(notifier.stub, user_id="demo")
         await watcher.started()
         assert (await callbacks.crm(url, crm_body(channel, ["77"]))).status_code == 200

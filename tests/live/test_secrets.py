@@ -32,37 +32,21 @@ async def test_secrets_are_in_no_log_stream_error_or_database_file(
     events = await watcher.wait_for(2)
     await watcher.stop()
     shown = [str(e) for e in events]
-    shown.append(
-        str(
-            await notifier.stub.GetSubscription(
-                notifier_pb2.GetSubscriptionRequest(
-                    user_id="demo", subscription_id=crm.subscription_id
-                )
-            )
-        )
-    )
-    shown.append(
-        str(
-            await notifier.stub.ListSubscriptions(
-                notifier_pb2.ListSubscriptionsRequest(user_id="demo")
-            )
-        )
-    )
+    shown.append(str(await notifier.stub.GetSubscription(notifier_pb2.GetSubscriptionRequest(
+        user_id="demo", subscription_id=crm.subscription_id))))
+    shown.append(str(await notifier.stub.ListSubscriptions(
+        notifier_pb2.ListSubscriptionsRequest(user_id="demo"))))
     shown.append(bad.text)
     forged = await callbacks.crm(channel["notify_url"], {**crm_body(channel, ["4"]), "token": "x"})
     assert forged.status_code == 401
     shown.append(forged.text)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await notifier.stub.DeleteSubscription(
-            notifier_pb2.DeleteSubscriptionRequest(
-                user_id="other", subscription_id=desk.subscription_id
-            )
-        )
+        await notifier.stub.DeleteSubscription(notifier_pb2.DeleteSubscriptionRequest(
+            user_id="other", subscription_id=desk.subscription_id))
     shown.append(str(caught.value.details()) + str(caught.value.trailing_metadata()))
     # The test's own client plays Zoho: its request lines to the ingress are Zoho's, not ours.
-    ours = [
-        r for r in caplog.records if not (r.name == "httpx" and "/callbacks/" in r.getMessage())
-    ]
+    ours = [r for r in caplog.records
+            if not (r.name == "httpx" and "/callbacks/" in r.getMessage())]
     shown.extend(r.getMessage() for r in ours)
     for secret in secrets:
         assert not [text for text in shown if secret in text]

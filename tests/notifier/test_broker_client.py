@@ -108,9 +108,7 @@ async def test_a_status_without_a_reason_becomes_backend_unavailable(stand_in) -
     fake.abort_plain = grpc.StatusCode.INTERNAL
     with pytest.raises(Unavailable):
         await client.refresh_token(
-            "demo",
-            common_pb2.APP_TYPE_CRM,
-            BrokerToken("x", "https://www.zohoapis.eu"),
+            "demo", common_pb2.APP_TYPE_CRM, BrokerToken("x", "https://www.zohoapis.eu"),
             Deadline(3),
         )
     assert len(fake.seen) == 1  # INTERNAL is not repeated

@@ -67,7 +67,9 @@ def test_shared_settings_are_normalised_alike() -> None:
 
 
 async def test_the_app_drains_for_its_grace_seconds() -> None:
-    app = NotifierApp(notifier_config("http://127.0.0.1:1", "127.0.0.1:1", grace_seconds=12.5))
+    app = NotifierApp(
+        notifier_config("http://127.0.0.1:1", "127.0.0.1:1", grace_seconds=12.5)
+    )
     try:
         assert app.server.grace_seconds == 12.5
     finally:

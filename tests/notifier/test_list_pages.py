@@ -28,7 +28,9 @@ DEMO_ORG = "3981311"
 
 
 def pages_request(**kw: Any) -> notifier_pb2.ListNotificationPagesRequest:
-    return notifier_pb2.ListNotificationPagesRequest(**{"user_id": "demo", "app_type": CRM, **kw})
+    return notifier_pb2.ListNotificationPagesRequest(
+        **{"user_id": "demo", "app_type": CRM, **kw}
+    )
 
 
 async def pages(stub: Any, request: Any, **kw: Any) -> list[list[notifier_pb2.Notification]]:
@@ -132,10 +134,8 @@ async def test_no_channel_verification_token_is_streamed(sandbox, broker, notifi
     expected = await sandbox.crm_channels()
     await broker.connect()
     streamed = b"".join(
-        [
-            page.SerializeToString()
-            async for page in notifier.stub.ListNotificationPages(pages_request())
-        ]
+        [page.SerializeToString()
+         async for page in notifier.stub.ListNotificationPages(pages_request())]
     )
     assert streamed
     assert not any(raw["token"].encode() in streamed for raw in expected)

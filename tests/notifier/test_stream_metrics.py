@@ -32,16 +32,10 @@ def free_port() -> int:
 @pytest.fixture
 def notifier_process(sandbox: SandboxControl, broker: BrokerHandle):
     port = free_port()
-    process = ServiceProcess(
-        "notifier",
-        {
-            "NOTIFIER_LISTEN": "127.0.0.1:0",
-            "NOTIFIER_BROKER_TARGET": broker.address,
-            "ZOHO_EXTRA_ORIGINS": sandbox.origin,
-            "NOTIFIER_METRICS_PORT": str(port),
-            "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS": "0.5",
-        },
-    )
+    process = ServiceProcess("notifier", {
+        "NOTIFIER_LISTEN": "127.0.0.1:0", "NOTIFIER_BROKER_TARGET": broker.address,
+        "ZOHO_EXTRA_ORIGINS": sandbox.origin, "NOTIFIER_METRICS_PORT": str(port),
+        "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS": "0.5"})
     process.metrics_url = f"http://127.0.0.1:{port}/metrics"  # type: ignore[attr-defined]
     try:
         yield process

@@ -16,10 +16,8 @@ PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$", re.MULTILINE)
 
 
 def pins(lock: str) -> dict[str, str]:
-    return {
-        canonicalize_name(name): version
-        for name, version in PIN.findall((LOCKS / lock).read_text())
-    }
+    return {canonicalize_name(name): version
+            for name, version in PIN.findall((LOCKS / lock).read_text())}
 
 
 def declared(extra: str | None) -> list[Requirement]:
@@ -35,18 +33,14 @@ def test_every_declared_dependency_is_pinned_within_its_range() -> None:
             name = canonicalize_name(requirement.name)
             assert name in lock, f"{name} is not in the lock: run make lock"
             assert requirement.specifier.contains(lock[name], prereleases=True), (
-                f"{name}=={lock[name]} is outside pyproject's {requirement.specifier}"
-            )
+                f"{name}=={lock[name]} is outside pyproject's {requirement.specifier}")
 
 
 def test_the_image_and_the_test_venv_hold_the_same_versions() -> None:
     runtime, build, dev = pins("runtime.txt"), pins("build.txt"), pins("dev.txt")
     for shared in (runtime, build):
-        differ = {
-            name: (version, dev.get(name))
-            for name, version in shared.items()
-            if dev.get(name) != version
-        }
+        differ = {name: (version, dev.get(name)) for name, version in shared.items()
+                  if dev.get(name) != version}
         assert not differ, f"dev.txt disagrees with the image's lock: {differ}"
 
 

@@ -21,13 +21,8 @@ def repo_copy(tmp_path: Path) -> Path:
 
 
 def check(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(root / "scripts/gen_protos.py"), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return subprocess.run([sys.executable, str(root / "scripts/gen_protos.py"), "--check"],
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_committed_code_matches(repo_copy: Path) -> None:

@@ -55,9 +55,8 @@ class ServiceProcess:
         reader.start()
         reader.join(START_TIMEOUT_SECONDS)
         threading.Thread(target=self._drain_stderr, daemon=True).start()
-        threading.Thread(
-            target=lambda: self.proc.stdout and self.proc.stdout.read(), daemon=True
-        ).start()
+        threading.Thread(target=lambda: self.proc.stdout and self.proc.stdout.read(),
+                         daemon=True).start()
         line = first[0].strip() if first else ""
         if not line.startswith(first_line_prefix):
             self.kill()

@@ -88,22 +88,16 @@ class RawH2Client:
         if data:
             self.sock.sendall(data)
 
-    def start(self, path: str, message: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> int:
+    def start(self, path: str, message: bytes,
+              headers: Sequence[tuple[bytes, bytes]] = ()) -> int:
         """Opens a stream sending one request message; returns its stream id."""
         with self._lock:
             stream_id = self.h2.get_next_available_stream_id()
-            self.h2.send_headers(
-                stream_id,
-                [
-                    (b":method", b"POST"),
-                    (b":scheme", b"http"),
-                    (b":path", path.encode()),
-                    (b":authority", self.authority),
-                    (b"content-type", b"application/grpc"),
-                    (b"te", b"trailers"),
-                    *headers,
-                ],
-            )
+            self.h2.send_headers(stream_id, [
+                (b":method", b"POST"), (b":scheme", b"http"), (b":path", path.encode()),
+                (b":authority", self.authority), (b"content-type", b"application/grpc"),
+                (b"te", b"trailers"), *headers,
+            ])
             self.h2.send_data(stream_id, grpc_frame(message), end_stream=True)
             self.replies[stream_id] = RawReply()
             self._flush()
@@ -144,13 +138,8 @@ class RawH2Client:
             reply.reset = event.error_code
             reply.ended = True
 
-    def call(
-        self,
-        path: str,
-        message: bytes,
-        headers: Sequence[tuple[bytes, bytes]] = (),
-        timeout: float = 10.0,
-    ) -> RawReply:
+    def call(self, path: str, message: bytes, headers: Sequence[tuple[bytes, bytes]] = (),
+             timeout: float = 10.0) -> RawReply:
         """One call to its end (or `timeout`)."""
         stream_id = self.start(path, message, headers)
         reply = self.replies[stream_id]

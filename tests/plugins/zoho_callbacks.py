@@ -57,11 +57,7 @@ def crm_body(
 
 
 def desk_event(
-    event_type: str,
-    record_id: str,
-    *,
-    when: int | None = None,
-    prev: dict[str, Any] | None = None,
+    event_type: str, record_id: str, *, when: int | None = None, prev: dict[str, Any] | None = None,
     **payload: Any,
 ) -> dict[str, Any]:
     event: dict[str, Any] = {

@@ -28,39 +28,26 @@ def breaking_after(edit: tuple[str, str], tmp_path: Path) -> subprocess.Complete
     old, new = edit
     assert text.count(old) == 1, old
     proto.write_text(text.replace(old, new))
-    return subprocess.run(
-        [str(BUF), "breaking", str(tmp_path), "--against", str(REPO_ROOT)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return subprocess.run([str(BUF), "breaking", str(tmp_path), "--against", str(REPO_ROOT)],
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_renaming_a_contract_field_fails(tmp_path: Path) -> None:
-    done = breaking_after(
-        (
-            "  string api_domain = 4;\n  repeated string scopes = 5;",
-            "  string api_host = 4;\n  repeated string scopes = 5;",
-        ),
-        tmp_path,
-    )
+    done = breaking_after(("  string api_domain = 4;\n  repeated string scopes = 5;",
+                           "  string api_host = 4;\n  repeated string scopes = 5;"), tmp_path)
     assert done.returncode != 0
     assert 'changed name from "api_domain" to "api_host"' in done.stdout
 
 
 def test_renumbering_a_contract_field_fails(tmp_path: Path) -> None:
-    done = breaking_after(
-        ("  int32 min_ttl_seconds = 3;", "  int32 min_ttl_seconds = 13;"), tmp_path
-    )
+    done = breaking_after(("  int32 min_ttl_seconds = 3;", "  int32 min_ttl_seconds = 13;"),
+                          tmp_path)
     assert done.returncode != 0
     assert "min_ttl_seconds" in done.stdout
     assert "GetTokenRequest" in done.stdout
 
 
 def test_adding_a_field_passes(tmp_path: Path) -> None:
-    done = breaking_after(
-        ("  int32 min_ttl_seconds = 3;", "  int32 min_ttl_seconds = 3;\n  string note = 4;"),
-        tmp_path,
-    )
+    done = breaking_after(("  int32 min_ttl_seconds = 3;",
+                           "  int32 min_ttl_seconds = 3;\n  string note = 4;"), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -48,27 +48,17 @@ def test_dns_sans_count_and_the_cn_only_without_a_san(ca: CertificateAuthority) 
     assert identities(ca.issue("operator")) == ("operator",)
     assert identities(ca.issue("ops-box-17", dns_names=("operator",))) == ("operator",)
     # A SAN extension replaces the CN, whatever its types.
-    assert (
-        identities(ca.issue("operator", other_names=(URI("spiffe://corp/operator"),), stem="uri"))
-        == ()
-    )
-    assert (
-        identities(
-            ca.issue("operator", other_names=(EMAIL("operator@corp.example"),), stem="email")
-        )
-        == ()
-    )
+    assert identities(ca.issue("operator", other_names=(URI("spiffe://corp/operator"),),
+                               stem="uri")) == ()
+    assert identities(ca.issue("operator", other_names=(EMAIL("operator@corp.example"),),
+                               stem="email")) == ()
     assert identities(ca.issue("x", other_names=(URI("operator"),), stem="bare-uri")) == ()
     # No subject at all: nothing counts, not even a DNS SAN.
-    assert (
-        identities(ca.issue("", dns_names=("operator",), empty_subject=True, stem="nosubject"))
-        == ()
-    )
+    assert identities(ca.issue("", dns_names=("operator",), empty_subject=True,
+                               stem="nosubject")) == ()
     assert identities(ca.issue("x", dns_names=("*.corp.example",), stem="wild")) == ()
-    assert identities(ca.issue("x", dns_names=("notifier", "*.x", "operator"), stem="mixed")) == (
-        "notifier",
-        "operator",
-    )
+    assert identities(ca.issue("x", dns_names=("notifier", "*.x", "operator"),
+                               stem="mixed")) == ("notifier", "operator")
     assert certificate_identities(b"not a certificate") == ()
 
 
@@ -79,19 +69,14 @@ async def test_names_that_do_not_count_get_no_operator_rights(
     caller = {
         "uri_san": lambda: ca.issue("operator", other_names=(URI("spiffe://c/operator"),)),
         "email_san": lambda: ca.issue("operator", other_names=(EMAIL("operator@c.example"),)),
-        "no_subject_dns": lambda: ca.issue(
-            "", dns_names=("operator",), empty_subject=True, stem="nosubject-dns"
-        ),
-        "no_subject_uri": lambda: ca.issue(
-            "", other_names=(URI("operator"),), empty_subject=True, stem="nosubject-uri"
-        ),
+        "no_subject_dns": lambda: ca.issue("", dns_names=("operator",), empty_subject=True,
+                                           stem="nosubject-dns"),
+        "no_subject_uri": lambda: ca.issue("", other_names=(URI("operator"),),
+                                           empty_subject=True, stem="nosubject-uri"),
     }[case]()
     server = ca.issue("server", server=True)
-    handle = await make_broker(
-        BROKER_TLS_CERT=str(server.cert),
-        BROKER_TLS_KEY=str(server.key),
-        BROKER_TLS_CLIENT_CA=str(ca.ca),
-    )
+    handle = await make_broker(BROKER_TLS_CERT=str(server.cert), BROKER_TLS_KEY=str(server.key),
+                               BROKER_TLS_CLIENT_CA=str(ca.ca))
     cert, key = caller.pair()
     credentials = grpc.ssl_channel_credentials(ca.ca.read_bytes(), key, cert)
     async with grpc.aio.secure_channel(handle.address, credentials) as channel:
@@ -107,8 +92,7 @@ async def serving_status(address: str, pki: Pki) -> int:
     credentials = grpc.ssl_channel_credentials(pki.ca.read_bytes())
     async with grpc.aio.secure_channel(address, credentials) as channel:
         reply = await health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5
-        )
+            health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5)
     return int(reply.status)
 
 
@@ -120,11 +104,8 @@ async def until_status(address: str, pki: Pki, wanted: int) -> None:
 
 @pytest.mark.parametrize("policy", [None, "notifier=GetToken;operator=*"])
 async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    pki: Pki,
-    caplog: pytest.LogCaptureFixture,
-    policy: str | None,
+    make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki,
+    caplog: pytest.LogCaptureFixture, policy: str | None,
 ) -> None:
     handle = await make_broker(**tls_env(pki, mutual=True, policy=policy))
     # With the default policy the stranger's certificate is refused everything; with the
@@ -132,14 +113,9 @@ async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
     who = pki.stranger if policy is None else pki.notifier
     cert, key = who.pair()
     server_cert, server_key = pki.server.pair()
-    app = NotifierApp(
-        notifier_config(
-            sandbox.origin,
-            handle.address,
-            tls=ServerTls(server_cert, server_key),
-            broker_tls=ClientTls(pki.ca.read_bytes(), cert, key),
-        )
-    )
+    app = NotifierApp(notifier_config(
+        sandbox.origin, handle.address, tls=ServerTls(server_cert, server_key),
+        broker_tls=ClientTls(pki.ca.read_bytes(), cert, key)))
     caplog.set_level(logging.WARNING, logger="notifier.health")
     address = await app.start()
     try:
@@ -160,14 +136,9 @@ async def test_a_notifier_the_policy_lets_in_is_serving(
     handle = await make_broker(**tls_env(pki, mutual=True))
     cert, key = pki.notifier.pair()
     server_cert, server_key = pki.server.pair()
-    app = NotifierApp(
-        notifier_config(
-            sandbox.origin,
-            handle.address,
-            tls=ServerTls(server_cert, server_key),
-            broker_tls=ClientTls(pki.ca.read_bytes(), cert, key),
-        )
-    )
+    app = NotifierApp(notifier_config(
+        sandbox.origin, handle.address, tls=ServerTls(server_cert, server_key),
+        broker_tls=ClientTls(pki.ca.read_bytes(), cert, key)))
     address = await app.start()
     try:
         await until_status(address, pki, health_pb2.HealthCheckResponse.SERVING)

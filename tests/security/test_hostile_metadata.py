@@ -22,11 +22,9 @@ from zoho.notifier.v1 import notifier_pb2
 
 LIST_PATH = "/zoho.notifier.v1.NotifierService/ListNotificationPages"
 REQUEST = notifier_pb2.ListNotificationPagesRequest(
-    user_id="demo", app_type=common_pb2.APP_TYPE_CRM
-).SerializeToString()
+    user_id="demo", app_type=common_pb2.APP_TYPE_CRM).SerializeToString()
 NOBODY = notifier_pb2.ListNotificationPagesRequest(
-    user_id="nobody", app_type=common_pb2.APP_TYPE_CRM
-).SerializeToString()
+    user_id="nobody", app_type=common_pb2.APP_TYPE_CRM).SerializeToString()
 FAILED_PRECONDITION = 9
 FORGED = b"2026-12-02 04:00:00,000 ERROR broker [forged] broker.servicer: forged line"
 HOSTILE_IDS = [
@@ -47,16 +45,9 @@ SAFE_ID = "req-Ok.42:7_x"
 def processes(sandbox: SandboxControl, broker_env: dict[str, str]):
     """The broker and the notifier as `zoho-broker`/`zoho-notifier` run them, text logs."""
     broker = ServiceProcess("broker", {**broker_env, "LOG_FORMAT": "text"})
-    notifier = ServiceProcess(
-        "notifier",
-        {
-            "NOTIFIER_LISTEN": "127.0.0.1:0",
-            "NOTIFIER_BROKER_TARGET": broker.address,
-            "ZOHO_EXTRA_ORIGINS": sandbox.origin,
-            "LOG_FORMAT": "text",
-            "LOG_LEVEL": "INFO",
-        },
-    )
+    notifier = ServiceProcess("notifier", {
+        "NOTIFIER_LISTEN": "127.0.0.1:0", "NOTIFIER_BROKER_TARGET": broker.address,
+        "ZOHO_EXTRA_ORIGINS": sandbox.origin, "LOG_FORMAT": "text", "LOG_LEVEL": "INFO"})
     try:
         yield broker, notifier
     finally:
@@ -68,14 +59,8 @@ async def _connect(broker: ServiceProcess, sandbox: SandboxControl) -> None:
     async with grpc.aio.insecure_channel(broker.address) as channel:
         await broker_pb2_grpc.TokenBrokerServiceStub(channel).CreateConnection(
             broker_pb2.CreateConnectionRequest(
-                user_id="demo",
-                accounts_server=sandbox.origin,
-                refresh_token=DEMO_REFRESH_TOKEN,
-                api_domain=sandbox.origin,
-                scopes=list(DEMO_SCOPES),
-            ),
-            timeout=10,
-        )
+                user_id="demo", accounts_server=sandbox.origin, refresh_token=DEMO_REFRESH_TOKEN,
+                api_domain=sandbox.origin, scopes=list(DEMO_SCOPES)), timeout=10)
 
 
 async def test_hostile_request_ids_get_normal_answers_and_forge_no_log_line(
@@ -87,10 +72,8 @@ async def test_hostile_request_ids_get_normal_answers_and_forge_no_log_line(
     def calls(request: bytes) -> list:
         client = RawH2Client(notifier.address)
         try:
-            return [
-                client.call(LIST_PATH, request, [(b"x-request-id", rid)])
-                for rid in [*HOSTILE_IDS, SAFE_ID.encode()]
-            ]
+            return [client.call(LIST_PATH, request, [(b"x-request-id", rid)])
+                    for rid in [*HOSTILE_IDS, SAFE_ID.encode()]]
         finally:
             client.close()
 
@@ -99,7 +82,8 @@ async def test_hostile_request_ids_get_normal_answers_and_forge_no_log_line(
     refused = await asyncio.to_thread(calls, NOBODY)
     for rid, reply in zip([*HOSTILE_IDS, SAFE_ID.encode()], listed, strict=True):
         assert reply.grpc_status == 0, (rid, reply.headers, reply.trailers)
-        pages = [notifier_pb2.ListNotificationPagesResponse.FromString(m) for m in reply.messages]
+        pages = [notifier_pb2.ListNotificationPagesResponse.FromString(m)
+                 for m in reply.messages]
         assert sum(len(p.notifications) for p in pages) == 250, rid
     for rid, reply in zip([*HOSTILE_IDS, SAFE_ID.encode()], refused, strict=True):
         status = status_pb2.Status.FromString(reply.status_details)

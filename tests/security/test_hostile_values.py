@@ -39,26 +39,14 @@ def page_token(after: object) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
 
 
-@pytest.mark.parametrize(
-    "redirect_uri",
-    [
-        "http://[x",
-        "https://[::1",
-        "http://h:99999/cb",
-        "http://h:abc/cb",
-        "http:///cb",
-        "http://h/a b",
-    ],
-)
+@pytest.mark.parametrize("redirect_uri", ["http://[x", "https://[::1", "http://h:99999/cb",
+                                          "http://h:abc/cb", "http:///cb", "http://h/a b"])
 async def test_a_malformed_redirect_uri_is_invalid_argument(
     broker: BrokerHandle, sandbox: SandboxControl, redirect_uri: str
 ) -> None:
     request = broker_pb2.CreateConnectionRequest(
-        user_id="demo",
-        accounts_server=sandbox.origin,
-        authorization_code="1000.abc.def",
-        redirect_uri=redirect_uri,
-    )
+        user_id="demo", accounts_server=sandbox.origin, authorization_code="1000.abc.def",
+        redirect_uri=redirect_uri)
     await refused(broker.stub.CreateConnection(request, timeout=10), "redirect_uri")
     assert not await sandbox.calls("token")
 
@@ -71,44 +59,31 @@ async def test_a_page_token_holding_what_no_user_id_may_is_invalid_argument(
     request = broker_pb2.ListConnectionsRequest(page_token=page_token(after))
     await refused(broker.stub.ListConnections(request, timeout=10), "page_token")
     # A real token still pages.
-    first = await broker.stub.ListConnections(
-        broker_pb2.ListConnectionsRequest(page_size=1), timeout=10
-    )
+    first = await broker.stub.ListConnections(broker_pb2.ListConnectionsRequest(page_size=1),
+                                              timeout=10)
     assert [c.user_id for c in first.connections] == ["demo"]
 
 
 def expiry_channel(seconds: int, nanos: int) -> notifier_pb2.CrmChannelSpec:
     return notifier_pb2.CrmChannelSpec(
-        channel_id="1001",
-        events=["Leads.create"],
-        notify_url="https://hooks.example.com/z",
-        channel_expiry=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos),
-    )
+        channel_id="1001", events=["Leads.create"], notify_url="https://hooks.example.com/z",
+        channel_expiry=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos))
 
 
-@pytest.mark.parametrize(
-    ("seconds", "nanos"),
-    [
-        (1_900_000_000, -5),
-        (2**62, 0),
-        (-(2**62), 0),
-        (1_900_000_000, 1_000_000_000),
-        (253_402_300_800, 0),
-    ],
-)
-@pytest.mark.parametrize("method", ["EnableCrmChannels", "ReplaceCrmChannels", "UpdateCrmChannels"])
+@pytest.mark.parametrize(("seconds", "nanos"), [(1_900_000_000, -5), (2**62, 0), (-(2**62), 0),
+                                                (1_900_000_000, 1_000_000_000),
+                                                (253_402_300_800, 0)])
+@pytest.mark.parametrize("method", ["EnableCrmChannels", "ReplaceCrmChannels",
+                                    "UpdateCrmChannels"])
 async def test_a_channel_expiry_outside_the_timestamp_range_is_invalid_argument(
-    sandbox: SandboxControl,
-    broker: BrokerHandle,
-    notifier: NotifierHandle,
-    method: str,
-    seconds: int,
-    nanos: int,
+    sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle,
+    method: str, seconds: int, nanos: int
 ) -> None:
     await broker.connect()
     request_cls = getattr(notifier_pb2, f"{method}Request")
     request = request_cls(user_id="demo", channels=[expiry_channel(seconds, nanos)])
-    await refused(getattr(notifier.stub, method)(request, timeout=10), "channels[0].channel_expiry")
+    await refused(getattr(notifier.stub, method)(request, timeout=10),
+                  "channels[0].channel_expiry")
     assert not await sandbox.calls("crm.watch")
 
 
@@ -117,22 +92,13 @@ async def test_malformed_notify_and_webhook_urls_are_invalid_argument(
     sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, url: str
 ) -> None:
     await broker.connect()
-    channel = notifier_pb2.CrmChannelSpec(
-        channel_id="1001", events=["Leads.create"], notify_url=url
-    )
-    await refused(
-        notifier.stub.EnableCrmChannels(
-            notifier_pb2.EnableCrmChannelsRequest(user_id="demo", channels=[channel]), timeout=10
-        ),
-        "channels[0].notify_url",
-    )
+    channel = notifier_pb2.CrmChannelSpec(channel_id="1001", events=["Leads.create"],
+                                          notify_url=url)
+    await refused(notifier.stub.EnableCrmChannels(notifier_pb2.EnableCrmChannelsRequest(
+        user_id="demo", channels=[channel]), timeout=10), "channels[0].notify_url")
     webhook = notifier_pb2.DeskWebhookSpec(name="w", url=url, subscriptions=["Ticket_Add"])
-    await refused(
-        notifier.stub.CreateDeskWebhook(
-            notifier_pb2.CreateDeskWebhookRequest(user_id="demo", webhook=webhook), timeout=10
-        ),
-        "webhook.url",
-    )
+    await refused(notifier.stub.CreateDeskWebhook(notifier_pb2.CreateDeskWebhookRequest(
+        user_id="demo", webhook=webhook), timeout=10), "webhook.url")
     assert not await sandbox.calls("crm.watch")
 
 
@@ -140,16 +106,12 @@ async def test_a_struct_number_json_cannot_carry_is_invalid_argument(
     sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle
 ) -> None:
     await broker.connect()
-    webhook = notifier_pb2.DeskWebhookSpec(
-        name="w", url="https://hooks.example.com/d", subscriptions=["Ticket_Update"]
-    )
+    webhook = notifier_pb2.DeskWebhookSpec(name="w", url="https://hooks.example.com/d",
+                                           subscriptions=["Ticket_Update"])
     webhook.subscription_options.update({"Ticket_Update": {"limit": float("nan")}})
-    await refused(
-        notifier.stub.CreateDeskWebhook(
-            notifier_pb2.CreateDeskWebhookRequest(user_id="demo", webhook=webhook), timeout=10
-        ),
-        "webhook.subscription_options.Ticket_Update.limit",
-    )
+    await refused(notifier.stub.CreateDeskWebhook(notifier_pb2.CreateDeskWebhookRequest(
+        user_id="demo", webhook=webhook), timeout=10),
+        "webhook.subscription_options.Ticket_Update.limit")
 
 
 # ---- item 9: one rule per identifier, ASCII only, matched whole ---------------------------
@@ -169,22 +131,15 @@ async def test_the_broker_refuses_a_desk_org_id_the_notifier_would_refuse(
     assert not await broker.sandbox.calls("token")
 
 
-@pytest.mark.parametrize(
-    ("field", "value"),
-    [
-        ("module", "Leads\n"),
-        ("module", "Leads\u0663"),
-        ("channel_id", "12\n"),
-        ("channel_id", "١٢"),
-    ],
-)
+@pytest.mark.parametrize(("field", "value"), [("module", "Leads\n"), ("module", "Leads\u0663"),
+                                              ("channel_id", "12\n"), ("channel_id", "١٢")])
 async def test_the_notifier_refuses_identifiers_with_a_newline_or_unicode_digits(
-    sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, field: str, value: str
+    sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle,
+    field: str, value: str
 ) -> None:
     await broker.connect()
     request = notifier_pb2.ListNotificationsRequest(
-        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, **{field: value}
-    )
+        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, **{field: value})
     await refused(_drain(notifier.stub.ListNotifications(request, timeout=10)), field)
     assert not await sandbox.calls("crm.watch")
 
@@ -199,15 +154,10 @@ async def test_crm_events_are_matched_whole(
     sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, event: str
 ) -> None:
     await broker.connect()
-    channel = notifier_pb2.CrmChannelSpec(
-        channel_id="1001", events=[event], notify_url="https://hooks.example.com/z"
-    )
-    await refused(
-        notifier.stub.EnableCrmChannels(
-            notifier_pb2.EnableCrmChannelsRequest(user_id="demo", channels=[channel]), timeout=10
-        ),
-        "channels[0].events[0]",
-    )
+    channel = notifier_pb2.CrmChannelSpec(channel_id="1001", events=[event],
+                                          notify_url="https://hooks.example.com/z")
+    await refused(notifier.stub.EnableCrmChannels(notifier_pb2.EnableCrmChannelsRequest(
+        user_id="demo", channels=[channel]), timeout=10), "channels[0].events[0]")
 
 
 def test_one_rule_each_ascii_only_and_whole() -> None:

@@ -32,12 +32,8 @@ from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 SCOPES = ["ZohoCRM.notifications.READ"]
-TYPED = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-}
+TYPED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.INVALID_ARGUMENT,
+         grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 @pytest.fixture
@@ -55,14 +51,8 @@ async def trap() -> AsyncIterator[Trap]:
 
 
 def good_token(api_domain: str, access_token: str = "1000.good") -> web.Response:
-    return web.json_response(
-        {
-            "access_token": access_token,
-            "expires_in": 3600,
-            "api_domain": api_domain,
-            "token_type": "Bearer",
-        }
-    )
+    return web.json_response({"access_token": access_token, "expires_in": 3600,
+                              "api_domain": api_domain, "token_type": "Bearer"})
 
 
 Reply = Callable[[HostileZoho, Trap], Callable[[web.Request], web.StreamResponse]]
@@ -73,61 +63,34 @@ def constant(make: Callable[[HostileZoho, Trap], web.StreamResponse]) -> Reply:
 
 
 BAD_TOKEN_ANSWERS: dict[str, Reply] = {
-    "truncated": constant(
-        lambda h, t: web.Response(body=b'{"access_token":"1000.tr', content_type="application/json")
-    ),
-    "non_json": constant(
-        lambda h, t: web.Response(text="<html>Sign in</html>", content_type="text/html")
-    ),
+    "truncated": constant(lambda h, t: web.Response(
+        body=b'{"access_token":"1000.tr', content_type="application/json")),
+    "non_json": constant(lambda h, t: web.Response(text="<html>Sign in</html>",
+                                                    content_type="text/html")),
     "a_list": constant(lambda h, t: web.json_response([{"access_token": "1000.x"}])),
-    "token_a_number": constant(
-        lambda h, t: web.json_response(
-            {"access_token": 12345, "expires_in": 3600, "api_domain": h.origin}
-        )
-    ),
-    "token_an_object": constant(
-        lambda h, t: web.json_response(
-            {"access_token": {"x": 1}, "expires_in": 3600, "api_domain": h.origin}
-        )
-    ),
-    "expires_in_a_word": constant(
-        lambda h, t: web.json_response(
-            {"access_token": "1000.x", "expires_in": "soon", "api_domain": h.origin}
-        )
-    ),
-    "expires_in_negative": constant(
-        lambda h, t: web.json_response(
-            {"access_token": "1000.x", "expires_in": -5, "api_domain": h.origin}
-        )
-    ),
-    "expires_in_huge": constant(
-        lambda h, t: web.json_response(
-            {"access_token": "1000.x", "expires_in": 10**30, "api_domain": h.origin}
-        )
-    ),
-    "huge_body": constant(lambda h, t: web.json_response({"error": "x" * (8 * 1024 * 1024)})),
-    "redirect_302": constant(
-        lambda h, t: web.Response(status=302, headers={"Location": t.origin + "/oauth/v2/token"})
-    ),
-    "redirect_307": constant(
-        lambda h, t: web.Response(status=307, headers={"Location": t.origin + "/oauth/v2/token"})
-    ),
+    "token_a_number": constant(lambda h, t: web.json_response(
+        {"access_token": 12345, "expires_in": 3600, "api_domain": h.origin})),
+    "token_an_object": constant(lambda h, t: web.json_response(
+        {"access_token": {"x": 1}, "expires_in": 3600, "api_domain": h.origin})),
+    "expires_in_a_word": constant(lambda h, t: web.json_response(
+        {"access_token": "1000.x", "expires_in": "soon", "api_domain": h.origin})),
+    "expires_in_negative": constant(lambda h, t: web.json_response(
+        {"access_token": "1000.x", "expires_in": -5, "api_domain": h.origin})),
+    "expires_in_huge": constant(lambda h, t: web.json_response(
+        {"access_token": "1000.x", "expires_in": 10**30, "api_domain": h.origin})),
+    "huge_body": constant(lambda h, t: web.json_response(
+        {"error": "x" * (8 * 1024 * 1024)})),
+    "redirect_302": constant(lambda h, t: web.Response(
+        status=302, headers={"Location": t.origin + "/oauth/v2/token"})),
+    "redirect_307": constant(lambda h, t: web.Response(
+        status=307, headers={"Location": t.origin + "/oauth/v2/token"})),
     # Text JSON carries but no header, database or UTF-8 encoder takes (issue 11 item 3).
-    "token_lone_surrogate": constant(
-        lambda h, t: web.json_response(
-            {"access_token": "1000.\ud800x", "expires_in": 3600, "api_domain": h.origin}
-        )
-    ),
-    "token_with_nul": constant(
-        lambda h, t: web.json_response(
-            {"access_token": "1000.a\x00b", "expires_in": 3600, "api_domain": h.origin}
-        )
-    ),
-    "error_with_nul_and_surrogate": constant(
-        lambda h, t: web.json_response(
-            {"error": "invalid_client\x00\udc80", "error_description": "\ud800"}
-        )
-    ),
+    "token_lone_surrogate": constant(lambda h, t: web.json_response(
+        {"access_token": "1000.\ud800x", "expires_in": 3600, "api_domain": h.origin})),
+    "token_with_nul": constant(lambda h, t: web.json_response(
+        {"access_token": "1000.a\x00b", "expires_in": 3600, "api_domain": h.origin})),
+    "error_with_nul_and_surrogate": constant(lambda h, t: web.json_response(
+        {"error": "invalid_client\x00\udc80", "error_description": "\ud800"})),
     "api_domain_elsewhere": constant(lambda h, t: good_token(t.origin)),
     "api_domain_metadata_ip": constant(lambda h, t: good_token("http://169.254.169.254")),
 }
@@ -136,12 +99,9 @@ BAD_TOKEN_ANSWERS: dict[str, Reply] = {
 def rows(database_url: str) -> list[tuple[Any, ...]]:
     engine = create_engine(db.sync_url(database_url))
     with engine.connect() as conn:
-        found = conn.execute(
-            text(
-                "SELECT user_id, access_token, refresh_token, api_domain, status, version "
-                "FROM zoho_connections ORDER BY user_id"
-            )
-        ).all()
+        found = conn.execute(text(
+            "SELECT user_id, access_token, refresh_token, api_domain, status, version "
+            "FROM zoho_connections ORDER BY user_id")).all()
     engine.dispose()
     return [tuple(r) for r in found]
 
@@ -154,28 +114,16 @@ def assert_typed(error: grpc.aio.AioRpcError) -> None:
 
 @pytest.mark.parametrize("answer", list(BAD_TOKEN_ANSWERS))
 async def test_a_hostile_token_answer_at_connect_writes_nothing(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    hostile: HostileZoho,
-    trap: Trap,
-    database_url: str,
-    answer: str,
+    make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,
+    database_url: str, answer: str,
 ) -> None:
-    handle = await make_broker(
-        ZOHO_EXTRA_ORIGINS=f"{sandbox.origin},{hostile.origin}", BROKER_ZOHO_TIMEOUT_SECONDS="5"
-    )
+    handle = await make_broker(ZOHO_EXTRA_ORIGINS=f"{sandbox.origin},{hostile.origin}",
+                               BROKER_ZOHO_TIMEOUT_SECONDS="5")
     hostile.reply = BAD_TOKEN_ANSWERS[answer](hostile, trap)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await handle.stub.CreateConnection(
-            broker_pb2.CreateConnectionRequest(
-                user_id="eve",
-                accounts_server=hostile.origin,
-                api_domain=hostile.origin,
-                refresh_token="1000.stolen",
-                scopes=SCOPES,
-            ),
-            timeout=30,
-        )
+        await handle.stub.CreateConnection(broker_pb2.CreateConnectionRequest(
+            user_id="eve", accounts_server=hostile.origin, api_domain=hostile.origin,
+            refresh_token="1000.stolen", scopes=SCOPES), timeout=30)
     assert_typed(caught.value)
     assert rows(database_url) == []
     assert hostile.hits  # Zoho was asked...
@@ -184,30 +132,16 @@ async def test_a_hostile_token_answer_at_connect_writes_nothing(
 
 @pytest.mark.parametrize("answer", list(BAD_TOKEN_ANSWERS))
 async def test_a_hostile_refresh_answer_leaves_the_row_and_serves_the_held_token(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    hostile: HostileZoho,
-    trap: Trap,
-    database_url: str,
-    answer: str,
+    make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,
+    database_url: str, answer: str,
 ) -> None:
     clock = ManualClock()
-    handle = await make_broker(
-        clock=clock,
-        BROKER_ZOHO_TIMEOUT_SECONDS="5",
-        ZOHO_EXTRA_ORIGINS=f"{sandbox.origin},{hostile.origin}",
-    )
+    handle = await make_broker(clock=clock, BROKER_ZOHO_TIMEOUT_SECONDS="5",
+                               ZOHO_EXTRA_ORIGINS=f"{sandbox.origin},{hostile.origin}")
     hostile.reply = lambda request: good_token(hostile.origin, "1000.held")
-    await handle.stub.CreateConnection(
-        broker_pb2.CreateConnectionRequest(
-            user_id="eve",
-            accounts_server=hostile.origin,
-            api_domain=hostile.origin,
-            refresh_token="1000.refresh",
-            scopes=SCOPES,
-        ),
-        timeout=30,
-    )
+    await handle.stub.CreateConnection(broker_pb2.CreateConnectionRequest(
+        user_id="eve", accounts_server=hostile.origin, api_domain=hostile.origin,
+        refresh_token="1000.refresh", scopes=SCOPES), timeout=30)
     before = rows(database_url)
     hostile.reply = BAD_TOKEN_ANSWERS[answer](hostile, trap)
     clock.advance(3600 - 100)  # inside the refresh window, still valid
@@ -224,37 +158,26 @@ async def test_a_hostile_refresh_answer_leaves_the_row_and_serves_the_held_token
 
 
 def crm_page(items: list[dict[str, Any]], more: Any = False) -> web.Response:
-    return web.json_response(
-        {"watch": items, "info": {"more_records": more, "per_page": 200, "page": 1}}
-    )
+    return web.json_response({"watch": items, "info": {"more_records": more,
+                                                       "per_page": 200, "page": 1}})
 
 
 def channel(n: int) -> dict[str, Any]:
-    return {
-        "channel_id": str(1000 + n),
-        "events": ["Leads.create"],
-        "channel_expiry": "2030-01-01T00:00:00+00:00",
-        "resource_name": "Leads",
-        "resource_id": "1",
-        "resource_uri": "https://x",
-        "notify_url": "https://hook",
-        "token": "secret",
-    }
+    return {"channel_id": str(1000 + n), "events": ["Leads.create"],
+            "channel_expiry": "2030-01-01T00:00:00+00:00", "resource_name": "Leads",
+            "resource_id": "1", "resource_uri": "https://x", "notify_url": "https://hook",
+            "token": "secret"}
 
 
 BAD_PAGES: dict[str, Callable[[HostileZoho, Trap], web.StreamResponse]] = {
-    "truncated": lambda h, t: web.Response(
-        body=b'{"watch":[{"channel_id":"1', content_type="application/json"
-    ),
-    "non_json": lambda h, t: web.Response(
-        text="<html>maintenance</html>", content_type="text/html"
-    ),
-    "watch_a_string": lambda h, t: web.json_response(
-        {"watch": "all of them", "info": {"more_records": False}}
-    ),
-    "items_wrong_types": lambda h, t: crm_page(
-        [{"channel_id": {"a": 1}, "events": "x", "channel_expiry": 5}]
-    ),
+    "truncated": lambda h, t: web.Response(body=b'{"watch":[{"channel_id":"1',
+                                           content_type="application/json"),
+    "non_json": lambda h, t: web.Response(text="<html>maintenance</html>",
+                                          content_type="text/html"),
+    "watch_a_string": lambda h, t: web.json_response({"watch": "all of them",
+                                                      "info": {"more_records": False}}),
+    "items_wrong_types": lambda h, t: crm_page([{"channel_id": {"a": 1}, "events": "x",
+                                                 "channel_expiry": 5}]),
     "more_records_a_word": lambda h, t: crm_page([channel(1)], more="maybe"),
     "huge_body": lambda h, t: web.json_response({"watch": [], "pad": "x" * (8 * 1024 * 1024)}),
     "redirect": lambda h, t: web.Response(status=302, headers={"Location": t.origin + "/crm"}),
@@ -264,10 +187,7 @@ BAD_PAGES: dict[str, Callable[[HostileZoho, Trap], web.StreamResponse]] = {
 
 @pytest.mark.parametrize("answer", list(BAD_PAGES))
 async def test_hostile_crm_pages_are_typed_errors_and_nothing_leaves_for_other_hosts(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    hostile: HostileZoho,
-    trap: Trap,
+    make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,
     answer: str,
 ) -> None:
     origins = f"{sandbox.origin},{hostile.origin}"
@@ -279,33 +199,19 @@ async def test_hostile_crm_pages_are_typed_errors_and_nothing_leaves_for_other_h
         return BAD_PAGES[answer](hostile, trap)
 
     hostile.reply = reply
-    await handle.stub.CreateConnection(
-        broker_pb2.CreateConnectionRequest(
-            user_id="eve",
-            accounts_server=hostile.origin,
-            api_domain=hostile.origin,
-            refresh_token="1000.refresh",
-            scopes=SCOPES,
-        ),
-        timeout=30,
-    )
-    app = NotifierApp(
-        notifier_config(
-            sandbox.origin, handle.address, extra_origins=(sandbox.origin, hostile.origin)
-        )
-    )
+    await handle.stub.CreateConnection(broker_pb2.CreateConnectionRequest(
+        user_id="eve", accounts_server=hostile.origin, api_domain=hostile.origin,
+        refresh_token="1000.refresh", scopes=SCOPES), timeout=30)
+    app = NotifierApp(notifier_config(sandbox.origin, handle.address,
+                                      extra_origins=(sandbox.origin, hostile.origin)))
     address = await app.start()
     items: list[notifier_pb2.Notification] = []
     try:
         async with grpc.aio.insecure_channel(address) as channel_:
             stub = notifier_pb2_grpc.NotifierServiceStub(channel_)
             try:
-                async for item in stub.ListNotifications(
-                    notifier_pb2.ListNotificationsRequest(
-                        user_id="eve", app_type=common_pb2.APP_TYPE_CRM
-                    ),
-                    timeout=30,
-                ):
+                async for item in stub.ListNotifications(notifier_pb2.ListNotificationsRequest(
+                        user_id="eve", app_type=common_pb2.APP_TYPE_CRM), timeout=30):
                     items.append(item)
                 outcome: grpc.aio.AioRpcError | None = None
             except grpc.aio.AioRpcError as err:
@@ -341,26 +247,12 @@ async def test_an_oversized_desk_page_is_refused_not_streamed() -> None:
     from servicekit.deadline import Deadline
     from servicekit.errors import ZohoBadResponse
 
-    hooks = [
-        {
-            "id": str(n),
-            "name": "h",
-            "url": "https://hook",
-            "isEnabled": True,
-            "subscriptions": {},
-            "createdTime": "2024-01-01T00:00:00.000Z",
-        }
-        for n in range(500)
-    ]
+    hooks = [{"id": str(n), "name": "h", "url": "https://hook", "isEnabled": True,
+              "subscriptions": {}, "createdTime": "2024-01-01T00:00:00.000Z"}
+             for n in range(500)]
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"data": hooks}))
     async with httpx.AsyncClient(transport=transport) as client:
         desk = DeskClient(ZohoHttp(client, RetryPolicy(max_attempts=1)))
         with pytest.raises(ZohoBadResponse, match="500 webhooks; 50 were asked"):
-            await desk.list_page(
-                BrokerToken("t", "https://desk.zoho.eu"),
-                "https://desk.zoho.eu",
-                "1",
-                start=1,
-                limit=50,
-                deadline=Deadline.unbounded(),
-            )
+            await desk.list_page(BrokerToken("t", "https://desk.zoho.eu"), "https://desk.zoho.eu",
+                                 "1", start=1, limit=50, deadline=Deadline.unbounded())

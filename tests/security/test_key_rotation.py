@@ -36,45 +36,33 @@ USERS = ("alice", "bob", "carol")
 def stored_ciphertexts(database_url: str) -> dict[str, tuple[str, str]]:
     engine = create_engine(db.sync_url(database_url))
     with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT user_id, access_token, refresh_token FROM zoho_connections")
-        ).all()
+        rows = conn.execute(text(
+            "SELECT user_id, access_token, refresh_token FROM zoho_connections")).all()
     engine.dispose()
     return {r.user_id: (r.access_token, r.refresh_token) for r in rows}
 
 
 def reencrypt(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "broker", "reencrypt"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
+        [sys.executable, "-m", "broker", "reencrypt"], cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=60, env={**os.environ, **env},
     )
 
 
-async def connect_users(
-    make_broker: MakeBroker, sandbox: SandboxControl
-) -> tuple[dict[str, str], dict[str, str]]:
+async def connect_users(make_broker: MakeBroker, sandbox: SandboxControl
+                        ) -> tuple[dict[str, str], dict[str, str]]:
     """Connects USERS under TEST_KEY; returns their refresh tokens and access tokens."""
     handle = await make_broker()
     refresh = {u: await sandbox.add_refresh_token(user=u) for u in USERS}
     for user, token in refresh.items():
         await handle.connect(user_id=user, refresh_token=token)
-    access = {
-        u: (
-            await handle.stub.GetToken(broker_pb2.GetTokenRequest(user_id=u), timeout=10)
-        ).access_token
-        for u in USERS
-    }
+    access = {u: (await handle.stub.GetToken(broker_pb2.GetTokenRequest(user_id=u),
+                                             timeout=10)).access_token for u in USERS}
     return refresh, access
 
 
 async def test_add_reencrypt_drop_keeps_every_token_readable(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    broker_env: dict[str, str],
+    make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
     database_url: str,
 ) -> None:
     refresh, access = await connect_users(make_broker, sandbox)
@@ -92,14 +80,14 @@ async def test_add_reencrypt_drop_keeps_every_token_readable(
     done = reencrypt({**broker_env, "BROKER_ENCRYPTION_KEY": f"{new_key},{TEST_KEY}"})
     assert done.returncode == 0, done.stderr
     assert "re-encrypted 3 of 3 connections under key 'k2'" in done.stdout
-    assert {
-        (a.split(":")[1], r.split(":")[1]) for a, r in stored_ciphertexts(database_url).values()
-    } == {("k2", "k2")}
+    assert {(a.split(":")[1], r.split(":")[1])
+            for a, r in stored_ciphertexts(database_url).values()} == {("k2", "k2")}
 
     # 3. Drop the old key: a broker with the new key alone starts and reads every token.
     only_new = await make_broker(BROKER_ENCRYPTION_KEY=new_key)
     for user in USERS:
-        reply = await only_new.stub.GetToken(broker_pb2.GetTokenRequest(user_id=user), timeout=10)
+        reply = await only_new.stub.GetToken(broker_pb2.GetTokenRequest(user_id=user),
+                                             timeout=10)
         assert reply.access_token == access[user]
         record = await only_new.broker.store.get(user)
         assert record is not None and record.refresh_token == refresh[user]
@@ -108,11 +96,8 @@ async def test_add_reencrypt_drop_keeps_every_token_readable(
 
 @pytest.mark.parametrize("ring", ["missing", "same_id_other_bytes"])
 async def test_a_ring_that_cannot_read_the_rows_stops_the_broker_at_start(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    broker_env: dict[str, str],
-    database_url: str,
-    ring: str,
+    make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
+    database_url: str, ring: str,
 ) -> None:
     await connect_users(make_broker, sandbox)
     before = stored_ciphertexts(database_url)
@@ -140,48 +125,30 @@ def test_the_process_exits_2_naming_the_variable(
         store = ConnectionStore(db.make_async_engine(database_url), KeyRing.parse(TEST_KEY))
         now = utc_now()
         await store.put(
-            NewConnection(
-                "dora",
-                "at",
-                "rt",
-                now,
-                "https://www.zohoapis.com",
-                "https://accounts.zoho.com",
-                ("ZohoCRM.notifications.READ",),
-                "",
-            ),
-            now,
-            AuditEntry("dora", "create", "success", 0, "h", "test"),
-        )
+            NewConnection("dora", "at", "rt", now, "https://www.zohoapis.com",
+                          "https://accounts.zoho.com", ("ZohoCRM.notifications.READ",), ""),
+            now, AuditEntry("dora", "create", "success", 0, "h", "test"))
         await store.engine.dispose()
 
     asyncio.run(seed())
     env = {**broker_env, "BROKER_ENCRYPTION_KEY": new_key_spec("k9")}
-    done = subprocess.run(
-        [sys.executable, "-m", "broker", "serve", "--no-migrate"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **env},
-    )
+    done = subprocess.run([sys.executable, "-m", "broker", "serve", "--no-migrate"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **env})
     assert done.returncode == 2
     assert "BROKER_ENCRYPTION_KEY" in done.stderr and "'test1'" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 async def test_a_row_under_an_unknown_key_is_a_clear_error_and_is_not_overwritten(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    broker_env: dict[str, str],
+    make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
     database_url: str,
 ) -> None:
     refresh, _ = await connect_users(make_broker, sandbox)
     running = await make_broker(BROKER_CACHE_SECONDS="0")
     # Another replica, configured with a newer ring, re-keys the rows while this one runs.
-    newer = ConnectionStore(
-        db.make_async_engine(database_url), KeyRing.parse(f"{new_key_spec('k3')},{TEST_KEY}")
-    )
+    newer = ConnectionStore(db.make_async_engine(database_url),
+                            KeyRing.parse(f"{new_key_spec('k3')},{TEST_KEY}"))
     try:
         await key_maintenance.reencrypt_all(newer)
     finally:
@@ -189,12 +156,10 @@ async def test_a_row_under_an_unknown_key_is_a_clear_error_and_is_not_overwritte
     before = stored_ciphertexts(database_url)
     mints = await sandbox.mint_count(refresh["bob"])
     for call in (
-        running.stub.GetToken(
-            broker_pb2.GetTokenRequest(user_id="bob", min_ttl_seconds=3000), timeout=10
-        ),
-        running.stub.RefreshToken(
-            broker_pb2.RefreshTokenRequest(user_id="bob", rejected_access_token="x"), timeout=10
-        ),
+        running.stub.GetToken(broker_pb2.GetTokenRequest(user_id="bob", min_ttl_seconds=3000),
+                              timeout=10),
+        running.stub.RefreshToken(broker_pb2.RefreshTokenRequest(
+            user_id="bob", rejected_access_token="x"), timeout=10),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await call

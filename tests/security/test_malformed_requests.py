@@ -43,18 +43,16 @@ def cases(service: Any) -> list[Any]:
 
 async def answer(channel: grpc.aio.Channel, service: Any, method: Any, payload: bytes):
     path = f"/{service.full_name}/{method.name}"
-    identity = lambda raw: raw  # noqa: E731
+    identity = (lambda raw: raw)  # noqa: E731
     with pytest.raises(grpc.aio.AioRpcError) as failed:
         if method.server_streaming:
-            call = channel.unary_stream(
-                path, request_serializer=identity, response_deserializer=identity
-            )
+            call = channel.unary_stream(path, request_serializer=identity,
+                                        response_deserializer=identity)
             async for _ in call(payload, timeout=10):
                 pass
         else:
-            call = channel.unary_unary(
-                path, request_serializer=identity, response_deserializer=identity
-            )
+            call = channel.unary_unary(path, request_serializer=identity,
+                                       response_deserializer=identity)
             await call(payload, timeout=10)
     return seen(failed.value)
 

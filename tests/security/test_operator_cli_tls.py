@@ -42,22 +42,17 @@ def operator_flags(pki: Pki, who: str = "operator") -> list[str]:
 
 
 async def test_the_operator_lists_connections_of_a_mutual_tls_broker(
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
-    pki: Pki,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     handle = await make_broker(**tls_env(pki, mutual=True))
     credentials = grpc.ssl_channel_credentials(pki.ca.read_bytes(), *reversed(pki.operator.pair()))
     async with grpc.aio.secure_channel(handle.address, credentials) as channel:
         await broker_pb2_grpc.TokenBrokerServiceStub(channel).CreateConnection(
-            create_request(sandbox), timeout=10
-        )
+            create_request(sandbox), timeout=10)
 
-    by_flags = await zoho_broker(
-        capsys, "connections", "list", "--broker", handle.address, *operator_flags(pki)
-    )
+    by_flags = await zoho_broker(capsys, "connections", "list", "--broker", handle.address,
+                                 *operator_flags(pki))
     assert by_flags.returncode == 0, by_flags.stderr
     assert "demo" in by_flags.stdout and "1 connection(s)" in by_flags.stdout
 
@@ -80,15 +75,13 @@ async def test_a_tls_failure_is_not_reported_as_a_broker_that_is_down(
     assert "is it running" not in plaintext.stderr.lower()
     assert "--tls-ca" in plaintext.stderr
 
-    no_cert = await zoho_broker(
-        capsys, "connections", "list", "--broker", handle.address, "--tls-ca", str(pki.ca)
-    )
+    no_cert = await zoho_broker(capsys, "connections", "list", "--broker", handle.address,
+                                "--tls-ca", str(pki.ca))
     assert no_cert.returncode == 1
     assert "TLS handshake failed" in no_cert.stderr, no_cert.stderr
 
-    stranger = await zoho_broker(
-        capsys, "connections", "list", "--broker", handle.address, *operator_flags(pki, "stranger")
-    )
+    stranger = await zoho_broker(capsys, "connections", "list", "--broker", handle.address,
+                                 *operator_flags(pki, "stranger"))
     assert stranger.returncode == 1
     assert "The broker refused this caller" in stranger.stderr
 
@@ -99,20 +92,12 @@ async def test_nothing_listening_and_unreadable_tls_files_say_so(
     down = await zoho_broker(capsys, "connections", "list", "--broker", "127.0.0.1:1")
     assert down.returncode == 1
     assert "nothing accepted the connection" in down.stderr, down.stderr
-    missing = await zoho_broker(
-        capsys,
-        "connections",
-        "list",
-        "--broker",
-        "127.0.0.1:1",
-        "--tls-ca",
-        str(tmp_path / "absent.pem"),
-    )
+    missing = await zoho_broker(capsys, "connections", "list", "--broker", "127.0.0.1:1",
+                                "--tls-ca", str(tmp_path / "absent.pem"))
     assert missing.returncode == 2
     assert "ZOHO_BROKER_TLS_CA" in missing.stderr and "absent.pem" in missing.stderr
-    half = await zoho_broker(
-        capsys, "connections", "list", "--tls-ca", str(pki.ca), "--tls-cert", str(pki.operator.cert)
-    )
+    half = await zoho_broker(capsys, "connections", "list", "--tls-ca", str(pki.ca),
+                             "--tls-cert", str(pki.operator.cert))
     assert half.returncode == 2
     assert "ZOHO_BROKER_TLS_KEY" in half.stderr
 
@@ -128,3 +113,4 @@ async def test_the_brokers_own_budget_is_not_called_zoho(
         await handle.connect(refresh_token=refresh)
     sentence = explain(caught.value, broker=handle.address)
     assert sentence.startswith("the broker's own budget is limiting new tokens"), sentence
+

@@ -48,6 +48,8 @@ def client(pki: Pki, who: Issued | None, ca: bytes | None = None) -> grpc.Channe
     )
 
 
+
+
 @pytest.fixture
 async def dial(pki: Pki) -> AsyncIterator[Callable[[str, Issued | None], grpc.aio.Channel]]:
     channels: list[grpc.aio.Channel] = []
@@ -62,15 +64,11 @@ async def dial(pki: Pki) -> AsyncIterator[Callable[[str, Issued | None], grpc.ai
         await channel.close()
 
 
-def create_request(
-    sandbox: SandboxControl, user_id: str = "demo"
-) -> broker_pb2.CreateConnectionRequest:
+def create_request(sandbox: SandboxControl, user_id: str = "demo"
+                   ) -> broker_pb2.CreateConnectionRequest:
     return broker_pb2.CreateConnectionRequest(
-        user_id=user_id,
-        accounts_server=sandbox.origin,
-        api_domain=sandbox.origin,
-        refresh_token=DEMO_REFRESH_TOKEN,
-        scopes=list(DEMO_SCOPES),
+        user_id=user_id, accounts_server=sandbox.origin, api_domain=sandbox.origin,
+        refresh_token=DEMO_REFRESH_TOKEN, scopes=list(DEMO_SCOPES),
     )
 
 
@@ -99,19 +97,16 @@ async def test_policy_lets_the_notifier_get_tokens_and_nothing_else(
     mints = await sandbox.mint_count(DEMO_REFRESH_TOKEN)
 
     token = await notifier.GetToken(GET, timeout=10)
-    refreshed = await notifier.RefreshToken(
-        broker_pb2.RefreshTokenRequest(user_id="demo", rejected_access_token=token.access_token),
-        timeout=10,
-    )
+    refreshed = await notifier.RefreshToken(broker_pb2.RefreshTokenRequest(
+        user_id="demo", rejected_access_token=token.access_token), timeout=10)
     assert refreshed.access_token and refreshed.access_token != token.access_token
 
     denied = [
         notifier.CreateConnection(create_request(sandbox, "intruded"), timeout=10),
         notifier.ListConnections(broker_pb2.ListConnectionsRequest(), timeout=10),
         notifier.GetConnection(broker_pb2.GetConnectionRequest(user_id="demo"), timeout=10),
-        notifier.DeleteConnection(
-            broker_pb2.DeleteConnectionRequest(user_id="demo", revoke=True), timeout=10
-        ),
+        notifier.DeleteConnection(broker_pb2.DeleteConnectionRequest(
+            user_id="demo", revoke=True), timeout=10),
     ]
     for call in denied:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -155,8 +150,7 @@ async def test_a_certificate_the_policy_does_not_name_is_denied_everything_but_h
     assert seen(caught.value).reason == "PERMISSION_DENIED"
     # Health is not TokenBrokerService: any certificate of the client CA may ask it.
     health = await health_pb2_grpc.HealthStub(channel).Check(
-        health_pb2.HealthCheckRequest(service="zoho.broker.v1.TokenBrokerService"), timeout=10
-    )
+        health_pb2.HealthCheckRequest(service="zoho.broker.v1.TokenBrokerService"), timeout=10)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
 
@@ -185,10 +179,8 @@ async def test_identity_may_come_from_a_subject_alternative_name(
     server = ca.issue("server", server=True)
     ops = ca.issue("ops-box-17", dns_names=("operator",))
     handle = await make_broker(
-        BROKER_TLS_CERT=str(server.cert),
-        BROKER_TLS_KEY=str(server.key),
-        BROKER_TLS_CLIENT_CA=str(ca.ca),
-        BROKER_CALLER_POLICY="operator=ListConnections",
+        BROKER_TLS_CERT=str(server.cert), BROKER_TLS_KEY=str(server.key),
+        BROKER_TLS_CLIENT_CA=str(ca.ca), BROKER_CALLER_POLICY="operator=ListConnections",
     )
     cert, key = ops.pair()
     credentials = grpc.ssl_channel_credentials(ca.ca.read_bytes(), key, cert)
@@ -209,8 +201,7 @@ async def test_the_notifier_presents_its_certificate_and_serves_over_tls(
     server_cert, server_key = pki.server.pair()
     notifier_cert, notifier_key = pki.notifier.pair()
     config = notifier_config(
-        sandbox.origin,
-        handle.address,
+        sandbox.origin, handle.address,
         tls=ServerTls(server_cert, server_key, pki.ca.read_bytes()),
         broker_tls=ClientTls(pki.ca.read_bytes(), notifier_cert, notifier_key),
     )
@@ -218,15 +209,8 @@ async def test_the_notifier_presents_its_certificate_and_serves_over_tls(
     address = await app.start()
     try:
         stub = notifier_pb2_grpc.NotifierServiceStub(dial(address, pki.operator))
-        items = [
-            n
-            async for n in stub.ListNotifications(
-                notifier_pb2.ListNotificationsRequest(
-                    user_id="demo", app_type=common_pb2.APP_TYPE_CRM
-                ),
-                timeout=20,
-            )
-        ]
+        items = [n async for n in stub.ListNotifications(notifier_pb2.ListNotificationsRequest(
+            user_id="demo", app_type=common_pb2.APP_TYPE_CRM), timeout=20)]
     finally:
         await app.stop(0)
     assert len(items) == 250
@@ -240,20 +224,15 @@ async def test_a_notifier_without_its_certificate_gets_no_token(
     handle = await make_broker(**tls_env(pki, mutual=True))
     operator = broker_pb2_grpc.TokenBrokerServiceStub(dial(handle.address, pki.operator))
     await operator.CreateConnection(create_request(sandbox), timeout=10)
-    app = NotifierApp(
-        notifier_config(sandbox.origin, handle.address, broker_tls=ClientTls(pki.ca.read_bytes()))
-    )
+    app = NotifierApp(notifier_config(
+        sandbox.origin, handle.address, broker_tls=ClientTls(pki.ca.read_bytes())))
     address = await app.start()
     try:
         async with grpc.aio.insecure_channel(address) as channel:
             stub = notifier_pb2_grpc.NotifierServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                async for _ in stub.ListNotifications(
-                    notifier_pb2.ListNotificationsRequest(
-                        user_id="demo", app_type=common_pb2.APP_TYPE_CRM
-                    ),
-                    timeout=10,
-                ):
+                async for _ in stub.ListNotifications(notifier_pb2.ListNotificationsRequest(
+                        user_id="demo", app_type=common_pb2.APP_TYPE_CRM), timeout=10):
                     pass
     finally:
         await app.stop(0)
@@ -267,20 +246,15 @@ async def test_a_notifier_without_its_certificate_gets_no_token(
         ({"BROKER_CALLER_POLICY": "notifier=GetToken"}, "BROKER_CALLER_POLICY"),
         ({"BROKER_TLS_CERT": "SERVER_CERT"}, "BROKER_TLS_KEY"),
         ({"BROKER_TLS_CLIENT_CA": "CA"}, "BROKER_TLS_CLIENT_CA"),
-        (
-            {"BROKER_TLS_CERT": "/nonexistent.pem", "BROKER_TLS_KEY": "SERVER_KEY"},
-            "BROKER_TLS_CERT",
-        ),
+        ({"BROKER_TLS_CERT": "/nonexistent.pem", "BROKER_TLS_KEY": "SERVER_KEY"},
+         "BROKER_TLS_CERT"),
     ],
 )
 def test_bad_tls_settings_stop_the_broker_naming_the_variable(
     broker_env: dict[str, str], pki: Pki, env: dict[str, str], variable: str
 ) -> None:
-    paths = {
-        "SERVER_CERT": str(pki.server.cert),
-        "SERVER_KEY": str(pki.server.key),
-        "CA": str(pki.ca),
-    }
+    paths = {"SERVER_CERT": str(pki.server.cert), "SERVER_KEY": str(pki.server.key),
+             "CA": str(pki.ca)}
     resolved = {k: paths.get(v, v) for k, v in env.items()}
     with pytest.raises(ConfigError) as caught:
         BrokerConfig.from_env(Env({**broker_env, **resolved}))
@@ -289,11 +263,8 @@ def test_bad_tls_settings_stop_the_broker_naming_the_variable(
 
 @pytest.mark.parametrize(
     ("policy", "problem"),
-    [
-        ("notifier=GetTokens", "unknown method"),
-        ("notifier", "expected"),
-        ("a=*;a=GetToken", "twice"),
-    ],
+    [("notifier=GetTokens", "unknown method"), ("notifier", "expected"),
+     ("a=*;a=GetToken", "twice")],
 )
 def test_a_bad_policy_stops_the_broker(
     broker_env: dict[str, str], pki: Pki, policy: str, problem: str
@@ -305,23 +276,17 @@ def test_a_bad_policy_stops_the_broker(
     assert problem in str(caught.value)
 
 
-async def test_the_health_probe_speaks_mutual_tls(make_broker: MakeBroker, pki: Pki) -> None:
+async def test_the_health_probe_speaks_mutual_tls(
+    make_broker: MakeBroker, pki: Pki
+) -> None:
     import asyncio
 
     from servicekit.healthprobe import main as probe
 
     handle = await make_broker(**tls_env(pki, mutual=True))
-    with_cert = [
-        "--tls-ca",
-        str(pki.ca),
-        "--tls-cert",
-        str(pki.stranger.cert),
-        "--tls-key",
-        str(pki.stranger.key),
-    ]
+    with_cert = ["--tls-ca", str(pki.ca), "--tls-cert", str(pki.stranger.cert),
+                 "--tls-key", str(pki.stranger.key)]
     assert await asyncio.to_thread(probe, [handle.address, *with_cert]) == 0
     # Without a client certificate the handshake fails: not healthy, not a crash.
-    assert (
-        await asyncio.to_thread(probe, [handle.address, "--tls-ca", str(pki.ca), "--timeout", "2"])
-        == 1
-    )
+    assert await asyncio.to_thread(probe, [handle.address, "--tls-ca", str(pki.ca),
+                                           "--timeout", "2"]) == 1

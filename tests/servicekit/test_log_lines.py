@@ -13,17 +13,8 @@ import pytest
 from servicekit.logs import REQUEST_ID_KEY, request_id, setup_logging, trusted_request_id
 
 HOSTILE = [
-    "a\nb",
-    "a\r\nb",
-    "a\rb",
-    "nul\x00",
-    "esc\x1b[2J",
-    "tab\tx",
-    "nel\x85x",
-    "ls\u2028x",
-    "ps\u2029x",
-    "vt\x0bff\x0cfs\x1cx",
-    "del\x7f",
+    "a\nb", "a\r\nb", "a\rb", "nul\x00", "esc\x1b[2J", "tab\tx", "nel\x85x", "ls\u2028x",
+    "ps\u2029x", "vt\x0bff\x0cfs\x1cx", "del\x7f",
 ]
 
 
@@ -69,21 +60,9 @@ def test_a_json_record_is_one_line_of_valid_json(value: str) -> None:
     assert json.loads(lines[0])["msg"] == f"user {value}"
 
 
-@pytest.mark.parametrize(
-    "given",
-    [
-        "abc\ndef",
-        "é",
-        "a b",
-        "",
-        "x" * 65,
-        "a\x00",
-        "a;b",
-        "../x",
-        "a\u2028b",
-        b"bytes",
-    ],
-)
+@pytest.mark.parametrize("given", [
+    "abc\ndef", "é", "a b", "", "x" * 65, "a\x00", "a;b", "../x", "a\u2028b", b"bytes",
+])
 def test_an_unsafe_request_id_is_replaced(given: str | bytes) -> None:
     taken = trusted_request_id([(REQUEST_ID_KEY, given)])
     assert taken != given and len(taken) == 16 and taken.isalnum()

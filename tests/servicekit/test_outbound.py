@@ -40,9 +40,8 @@ async def test_an_endless_answer_is_cut_just_past_the_cap() -> None:
 
 async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
     transport = httpx.MockTransport(
-        lambda request: httpx.Response(
-            200, headers={"content-length": str(10**9)}, stream=EndlessBody()
-        )
+        lambda request: httpx.Response(200, headers={"content-length": str(10**9)},
+                                       stream=EndlessBody())
     )
     async with client_for(transport) as client:
         with pytest.raises(ResponseTooLarge):
@@ -51,14 +50,12 @@ async def test_a_declared_length_over_the_cap_is_refused_before_reading() -> Non
 
 async def test_an_answer_within_the_cap_reads_as_usual() -> None:
     transport = httpx.MockTransport(
-        lambda request: httpx.Response(
-            207, json={"watch": [{"code": "SUCCESS"}]}, headers={"Retry-After": "3"}
-        )
+        lambda request: httpx.Response(207, json={"watch": [{"code": "SUCCESS"}]},
+                                       headers={"Retry-After": "3"})
     )
     async with client_for(transport) as client:
-        response = await send_capped(
-            client, "POST", f"{ORIGIN}/crm/v8/actions/watch", json={"watch": []}
-        )
+        response = await send_capped(client, "POST", f"{ORIGIN}/crm/v8/actions/watch",
+                                     json={"watch": []})
     assert response.status_code == 207
     assert response.json() == {"watch": [{"code": "SUCCESS"}]}
     assert response.headers["Retry-After"] == "3"

@@ -48,28 +48,16 @@ class Recorder:
 
 
 def sender_for(
-    client: httpx.AsyncClient,
-    *,
-    attempts: int = 4,
-    attempt_timeout: float = 5.0,
-    base: float = 0.01,
-    cap: float = 0.04,
-    sleep: Recorder | None = None,
+    client: httpx.AsyncClient, *, attempts: int = 4, attempt_timeout: float = 5.0,
+    base: float = 0.01, cap: float = 0.04, sleep: Recorder | None = None,
 ) -> RetryingSender:
-    return RetryingSender(
-        client,
-        max_attempts=attempts,
-        attempt_timeout=attempt_timeout,
-        backoff_base=base,
-        backoff_cap=cap,
-        sleep=sleep or Recorder(),
-    )
+    return RetryingSender(client, max_attempts=attempts, attempt_timeout=attempt_timeout,
+                          backoff_base=base, backoff_cap=cap, sleep=sleep or Recorder())
 
 
 def client_for(handler: Handler) -> httpx.AsyncClient:
-    return zoho_http_client(
-        OriginPolicy([ORIGIN]), user_agent="test", transport=httpx.MockTransport(handler)
-    )
+    return zoho_http_client(OriginPolicy([ORIGIN]), user_agent="test",
+                            transport=httpx.MockTransport(handler))
 
 
 def failing(*failures: Exception | int, then: str = "ok") -> tuple[Handler, list[int]]:
@@ -93,19 +81,11 @@ async def send(sender: RetryingSender, deadline: Deadline | None = None, **kw: b
     return await sender.send("thing", "GET", URL, deadline or Deadline(10), classify, **kw)
 
 
-@pytest.mark.parametrize(
-    "failure",
-    [
-        503,
-        httpx.ReadTimeout("slow"),
-        httpx.ConnectTimeout("slow"),
-        httpx.PoolTimeout("full"),
-        httpx.ConnectError("refused"),
-        httpx.ReadError("reset"),
-        httpx.RemoteProtocolError("peer closed"),
-    ],
-    ids=repr,
-)
+@pytest.mark.parametrize("failure", [
+    503, httpx.ReadTimeout("slow"), httpx.ConnectTimeout("slow"), httpx.PoolTimeout("full"),
+    httpx.ConnectError("refused"), httpx.ReadError("reset"),
+    httpx.RemoteProtocolError("peer closed"),
+], ids=repr)
 async def test_transient_failures_are_retried_until_an_answer(failure: Exception | int) -> None:
     handler, seen = failing(failure, failure)
     async with client_for(handler) as client:
@@ -143,20 +123,16 @@ async def test_a_too_large_answer_goes_to_the_service_unretried() -> None:
     assert len(seen) == 1
 
 
-@pytest.mark.parametrize(
-    ("failure", "taken_effect"),
-    [
-        (httpx.ConnectError("refused"), False),
-        (httpx.ConnectTimeout("no SYN-ACK"), False),
-        (httpx.PoolTimeout("no free connection"), False),
-        (httpx.ReadTimeout("sent, no answer"), True),
-        (httpx.WriteTimeout("half sent"), True),
-        (httpx.ReadError("reset"), True),
-        (httpx.RemoteProtocolError("peer closed"), True),
-        (503, True),  # the service's classify says so
-    ],
-    ids=repr,
-)
+@pytest.mark.parametrize(("failure", "taken_effect"), [
+    (httpx.ConnectError("refused"), False),
+    (httpx.ConnectTimeout("no SYN-ACK"), False),
+    (httpx.PoolTimeout("no free connection"), False),
+    (httpx.ReadTimeout("sent, no answer"), True),
+    (httpx.WriteTimeout("half sent"), True),
+    (httpx.ReadError("reset"), True),
+    (httpx.RemoteProtocolError("peer closed"), True),
+    (503, True),  # the service's classify says so
+], ids=repr)
 async def test_whether_each_failure_may_have_taken_effect(
     failure: Exception | int, taken_effect: bool
 ) -> None:
@@ -197,9 +173,8 @@ async def test_an_attempt_is_cut_at_the_callers_deadline_and_not_retried() -> No
         await asyncio.sleep(10)
         return httpx.Response(200)
 
-    async with zoho_http_client(
-        OriginPolicy([ORIGIN]), user_agent="test", transport=httpx.MockTransport(slow)
-    ) as client:
+    async with zoho_http_client(OriginPolicy([ORIGIN]), user_agent="test",
+                                transport=httpx.MockTransport(slow)) as client:
         started = time.monotonic()
         with pytest.raises(GaveUp) as caught:
             await send(sender_for(client, attempt_timeout=5.0), Deadline(0.3))
@@ -217,9 +192,8 @@ async def test_a_timeout_of_our_own_allowance_is_retried() -> None:
             await asyncio.sleep(10)
         return httpx.Response(200, text="ok")
 
-    async with zoho_http_client(
-        OriginPolicy([ORIGIN]), user_agent="test", transport=httpx.MockTransport(slow_once)
-    ) as client:
+    async with zoho_http_client(OriginPolicy([ORIGIN]), user_agent="test",
+                                transport=httpx.MockTransport(slow_once)) as client:
         assert await send(sender_for(client, attempt_timeout=0.2), Deadline(5)) == "ok"
     assert len(calls) == 2
 
@@ -232,9 +206,8 @@ async def test_it_never_sleeps_past_the_deadline() -> None:
         started = time.monotonic()
         async with client_for(handler) as client:
             with pytest.raises(GaveUp) as caught:
-                await send(
-                    sender_for(client, attempts=10, base=0.1, cap=5.0, sleep=sleep), Deadline(0.5)
-                )
+                await send(sender_for(client, attempts=10, base=0.1, cap=5.0, sleep=sleep),
+                           Deadline(0.5))
         assert time.monotonic() - started < 0.5
         assert len(seen) == len(sleep.pauses) + 1
         assert not caught.value.out_of_time

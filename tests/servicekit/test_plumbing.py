@@ -27,34 +27,28 @@ def test_every_data_centre_is_allowed_and_maps_to_its_desk_host(dc) -> None:  # 
                 policy.desk_origin(dc.api)
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://evil.example.com",
-        "https://accounts.zoho.eu.evil.example.com",
-        "https://accounts.zoho.eu@evil.example.com",
-        "http://accounts.zoho.eu",  # plain HTTP to a data centre
-        "https://accounts.zoho.eu/oauth",  # more than an origin
-        "https://accounts.zoho.eu?x=1",
-        "http://127.0.0.1:8781",  # the sandbox's host on another port
-        "file:///etc/passwd",
-        "",
-    ],
-)
+@pytest.mark.parametrize("url", [
+    "https://evil.example.com",
+    "https://accounts.zoho.eu.evil.example.com",
+    "https://accounts.zoho.eu@evil.example.com",
+    "http://accounts.zoho.eu",  # plain HTTP to a data centre
+    "https://accounts.zoho.eu/oauth",  # more than an origin
+    "https://accounts.zoho.eu?x=1",
+    "http://127.0.0.1:8781",  # the sandbox's host on another port
+    "file:///etc/passwd",
+    "",
+])
 def test_anything_else_is_refused_as_an_origin(url: str) -> None:
     with pytest.raises(OriginNotAllowed):
         policy.accounts_server(url)
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://evil.example.com/oauth/v2/token",
-        "https://accounts.zoho.eu.evil.example.com/oauth/v2/token",
-        "http://accounts.zoho.eu/oauth/v2/token",
-        "http://127.0.0.1:8781/crm/v8/actions/watch",
-    ],
-)
+@pytest.mark.parametrize("url", [
+    "https://evil.example.com/oauth/v2/token",
+    "https://accounts.zoho.eu.evil.example.com/oauth/v2/token",
+    "http://accounts.zoho.eu/oauth/v2/token",
+    "http://127.0.0.1:8781/crm/v8/actions/watch",
+])
 def test_requests_to_other_hosts_are_not_allowed(url: str) -> None:
     assert not policy.allows(url)
     assert policy.allows("https://accounts.zoho.eu/oauth/v2/token?x=1")
@@ -63,9 +57,8 @@ def test_requests_to_other_hosts_are_not_allowed(url: str) -> None:
 async def test_the_request_guard_stops_a_request_before_it_leaves() -> None:
     sent: list[httpx.Request] = []
     transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(200))
-    async with httpx.AsyncClient(
-        transport=transport, event_hooks={"request": [policy.guard]}
-    ) as client:
+    async with httpx.AsyncClient(transport=transport,
+                                 event_hooks={"request": [policy.guard]}) as client:
         await client.get(f"{SANDBOX}/crm/v8/actions/watch")
         with pytest.raises(OriginNotAllowed):
             await client.get("http://169.254.169.254/latest/meta-data")
@@ -78,16 +71,13 @@ def test_extra_origins_must_be_origins() -> None:
     assert normalize_origin("HTTPS://WWW.ZohoApis.EU:443/") == "https://www.zohoapis.eu"
 
 
-@pytest.mark.parametrize(
-    "line, secret",
-    [
-        ("refreshing with 1000.0a1b2c3d4e5f.9f8e7d6c5b4a", "1000.0a1b2c3d4e5f.9f8e7d6c5b4a"),
-        ("Authorization: Zoho-oauthtoken abc.def.ghi", "abc.def.ghi"),
-        ("POST body refresh_token=r3fr3sh&client_secret=s3cr3t", "r3fr3sh"),
-        ("POST body refresh_token=r3fr3sh&client_secret=s3cr3t", "s3cr3t"),
-        ("revoke?token=tok123", "tok123"),
-    ],
-)
+@pytest.mark.parametrize("line, secret", [
+    ("refreshing with 1000.0a1b2c3d4e5f.9f8e7d6c5b4a", "1000.0a1b2c3d4e5f.9f8e7d6c5b4a"),
+    ("Authorization: Zoho-oauthtoken abc.def.ghi", "abc.def.ghi"),
+    ("POST body refresh_token=r3fr3sh&client_secret=s3cr3t", "r3fr3sh"),
+    ("POST body refresh_token=r3fr3sh&client_secret=s3cr3t", "s3cr3t"),
+    ("revoke?token=tok123", "tok123"),
+])
 def test_log_redaction_hides_token_shapes(line: str, secret: str) -> None:
     assert secret not in redact(line)
     assert "[redacted]" in redact(line)

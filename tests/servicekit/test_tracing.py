@@ -59,9 +59,7 @@ def span_id(span: ReadableSpan) -> int:
 
 
 async def test_one_trace_from_the_caller_to_each_zoho_page(
-    spans: InMemorySpanExporter,
-    make_broker: MakeBroker,
-    sandbox: SandboxControl,
+    spans: InMemorySpanExporter, make_broker: MakeBroker, sandbox: SandboxControl,
 ) -> None:
     clock = ManualClock()
     broker = await make_broker(clock=clock)
@@ -77,10 +75,8 @@ async def test_one_trace_from_the_caller_to_each_zoho_page(
             async with grpc.aio.insecure_channel(address) as channel:
                 stream = notifier_pb2_grpc.NotifierServiceStub(channel).ListNotifications(
                     notifier_pb2.ListNotificationsRequest(
-                        user_id="demo", app_type=common_pb2.APP_TYPE_CRM
-                    ),
-                    metadata=(*carrier.items(), (REQUEST_ID_KEY, "trace-me-1")),
-                    timeout=30,
+                        user_id="demo", app_type=common_pb2.APP_TYPE_CRM),
+                    metadata=(*carrier.items(), (REQUEST_ID_KEY, "trace-me-1")), timeout=30,
                 )
                 items = [item async for item in stream]
     finally:
@@ -90,9 +86,8 @@ async def test_one_trace_from_the_caller_to_each_zoho_page(
 
     found = list(spans.get_finished_spans())
     assert caller.get_span_context().trace_id != 0
-    in_trace = [
-        s for s in found if s.context and s.context.trace_id == caller.get_span_context().trace_id
-    ]
+    in_trace = [s for s in found if s.context and
+                s.context.trace_id == caller.get_span_context().trace_id]
     listing = one(in_trace, LIST, SpanKind.SERVER)
     asked = one(in_trace, GET_TOKEN, SpanKind.CLIENT)
     answered = one(in_trace, GET_TOKEN, SpanKind.SERVER)
@@ -103,10 +98,8 @@ async def test_one_trace_from_the_caller_to_each_zoho_page(
     assert parent_of(answered) == span_id(asked)  # carried over gRPC metadata
     assert parent_of(refresh) == span_id(answered)
     assert len(pages) == 2 and all(parent_of(p) == span_id(listing) for p in pages)
-    assert {
-        s.attributes.get(tracing.REQUEST_ID_ATTRIBUTE)  # type: ignore[union-attr]
-        for s in (listing, asked, answered)
-    } == {"trace-me-1"}
+    assert {s.attributes.get(tracing.REQUEST_ID_ATTRIBUTE)  # type: ignore[union-attr]
+            for s in (listing, asked, answered)} == {"trace-me-1"}
     assert listing.attributes["rpc.grpc.status_code"] == 0  # type: ignore[index]
     assert refresh.attributes["http.response.status_code"] == 200  # type: ignore[index]
     assert {p.attributes["http.response.status_code"] for p in pages} == {200}  # type: ignore[index]
