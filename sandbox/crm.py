@@ -221,9 +221,7 @@ async def write_watch(request: web.Request) -> web.Response:
     state = state_of(request)
     record = record_of(request)
     if record is not None:
-        record.channel_ids = [
-            str(raw.get("channel_id")) for raw in items if isinstance(raw, dict)
-        ]
+        record.channel_ids = [str(raw.get("channel_id")) for raw in items if isinstance(raw, dict)]
     access.user.crm.expire(state.clock.now())
     apply = APPLY[request.method]
     results = []
