@@ -13,14 +13,14 @@ from sandbox.control_client import SandboxControl
 
 pytest.importorskip("zohocrmsdk.src.com.zoho.crm.api.coql")
 
-from zohocrmsdk.src.com.zoho.crm.api.coql import (  # noqa: E402
+from zohocrmsdk.src.com.zoho.crm.api.coql import (
     APIException,
     BodyWrapper,
     CoqlOperations,
     ResponseWrapper,
 )
 
-from tests.sandbox.test_zoho_sdk import _initialize  # noqa: E402
+from tests.sandbox.test_zoho_sdk import _initialize
 
 
 def _run(text: str) -> tuple[int, Any]:
