@@ -150,9 +150,18 @@ class _Schema:
             self.types[head] = kind
         if len(field.path) == 1:
             return kind
-        if kind != "lookup":
+        prop = field.path[1]
+        if kind != "lookup" or (prop != "id" and prop not in self._properties(head)):
             raise _invalid_column(field, clause)
-        return "id" if field.path[1] == "id" else "text"
+        return "id" if prop == "id" else "text"
+
+    def _properties(self, lookup: str) -> set[str]:
+        """The properties a lookup's values carry (`Owner`: id, name, email)."""
+        for record in self.records:
+            value = record.get(lookup)
+            if isinstance(value, Mapping):
+                return set(value)
+        return set()
 
 
 def _invalid_column(field: Field, clause: str) -> CoqlError:

@@ -186,6 +186,12 @@ def test_lookups_selected_whole_give_their_id_and_by_property_the_value():
             {"column_name": "Nope", "clause": "order by"},
         ),
         (
+            "select Owner.phone from Leads where id is not null",
+            "INVALID_QUERY",
+            "column given seems to be invalid",
+            {"column_name": "Owner.phone", "clause": "select"},
+        ),
+        (
             "select Company.id from Leads where id is not null",
             "INVALID_QUERY",
             "column given seems to be invalid",
