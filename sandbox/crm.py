@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import crm_deleted, crm_org, crm_records, demo
+from sandbox import crm_deleted, crm_fields, crm_org, crm_records, demo
 from sandbox.crm_auth import authorize, param_error
 from sandbox.crm_store import CrmStore, WatchItem
 from sandbox.crm_validation import (
@@ -297,6 +297,7 @@ def add_routes(app: web.Application) -> None:
     users.add_route("GET", crm_org.get_users)
     org = app.router.add_resource("/crm/v8/org", name="crm.org")
     org.add_route("GET", crm_org.get_org)
+    crm_fields.add_routes(app)
     # After the fixed paths above: {module} would match them too.
     records = app.router.add_resource("/crm/v8/{module}", name="crm.records")
     records.add_route("GET", crm_records.get_records)

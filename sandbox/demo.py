@@ -33,6 +33,8 @@ DEMO_SCOPES = (
     # Reading records back (change capture): Get Records, deleted records, COQL, Desk search.
     "ZohoCRM.modules.READ",
     "ZohoCRM.coql.READ",
+    # Zoho's SDK reads a module's fields metadata before its records.
+    "ZohoCRM.settings.fields.READ",
     "Desk.tickets.READ",
     "Desk.contacts.READ",
     "Desk.search.READ",

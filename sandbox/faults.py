@@ -18,8 +18,14 @@ ROUTES = (
     "crm.watch",
     "crm.users",
     "crm.org",
+    "crm.records",
+    "crm.deleted",
+    "crm.coql",
+    "crm.fields",
     "desk.orgs",
     "desk.webhooks",
+    "desk.search",
+    "desk.tickets",
 )
 KINDS = (
     "latency",  # add latency_ms, then answer normally
