@@ -190,7 +190,8 @@ async def test_success_has_the_spec_shape(control, http, token):
 
 async def test_fields_meta_needs_its_scope_and_has_the_spec_keys(control, http, token):
     text = "select Last_Name from Leads where Last_Name = 'Last1'"
-    denied = await _query(http, control, token, text, include_meta=["fields"])
+    plain = await _token(http, control, READ_SCOPES)
+    denied = await _query(http, control, plain, text, include_meta=["fields"])
     assert (denied.status_code, denied.json()["code"]) == (401, "OAUTH_SCOPE_MISMATCH")
     meta_token = await _token(http, control, [*READ_SCOPES, "ZohoCRM.settings.fields.READ"])
     response = await _query(http, control, meta_token, text, include_meta=["fields"])
