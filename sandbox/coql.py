@@ -339,12 +339,17 @@ def _sort_key(field: Field, kind: str) -> Callable[[Record], Any]:
 
 
 def _sort(
-    matched: list[Record], order_by: Sequence[OrderKey], schema: _Schema, end: int
+    matched: list[Record],
+    order_by: Sequence[OrderKey],
+    schema: _Schema,
+    end: int,
+    in_id_order: bool,
 ) -> list[Record]:
     """The first `end` records in the query's order; ties go to the lower id, so pages by
     OFFSET neither repeat nor skip a record. Nulls first ascending, last descending."""
     keys = list(order_by)
-    if not any(k.field.path == ("id",) for k in keys):
+    if not any(k.field.path == ("id",) for k in keys) and not in_id_order:
+        # Records already in id order keep it for ties: the sorts below are stable.
         keys.append(OrderKey(Field(("id",)), descending=False))
     # Stable sorts from the last key to the first: each pass is one flat key per record, and
     # timsort is near linear on the store's own (already ordered) runs.
@@ -387,7 +392,8 @@ def run(query: CoqlQuery, records_of: RecordsOf, *, presorted_by: Sequence[str] 
         return Page([_project(r, query.fields) for r in page], more)
     matched = records if keep is None else [r for r in records if keep(r)]
     end = query.offset + query.limit
-    page = _sort(list(matched), query.order_by, schema, end)[query.offset :]
+    in_id_order = tuple(presorted_by) == ("id",)
+    page = _sort(list(matched), query.order_by, schema, end, in_id_order)[query.offset :]
     rows = [_project(r, query.fields) for r in page]
     return Page(rows, more_records=len(matched) > query.offset + len(rows))
 
