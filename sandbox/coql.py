@@ -351,6 +351,8 @@ def _sort(
     if not any(k.field.path == ("id",) for k in keys) and not in_id_order:
         # Records already in id order keep it for ties: the sorts below are stable.
         keys.append(OrderKey(Field(("id",)), descending=False))
+    if in_id_order and keys and keys[-1] == OrderKey(Field(("id",)), descending=False):
+        keys.pop()
     # Stable sorts from the last key to the first: each pass is one flat key per record, and
     # timsort is near linear on the store's own (already ordered) runs.
     ordered = list(matched)

@@ -267,9 +267,13 @@ def test_store_order_is_used_without_sorting_when_it_matches():
     assert presorted_rows == sorted_rows
 
 
-def test_records_in_id_order_keep_it_for_ties_without_a_tie_break_sort():
-    q = parse("select Company from Leads where id is not null order by Company desc limit 2000")
-    assert execute(q, records_of, presorted_by=("id",)) == execute(q, records_of)
+@pytest.mark.parametrize(
+    "order", ["Company desc", "Modified_Time, id", "Email_Opt_Out, id desc", "id desc"]
+)
+def test_records_in_id_order_keep_it_for_ties_without_a_tie_break_sort(order: str):
+    q = parse(f"select Company from Leads where id is not null order by {order} limit 2000")
+    shuffled = sorted(LEADS, key=lambda r: r["Last_Name"])
+    assert execute(q, records_of, presorted_by=("id",)) == execute(q, lambda m: shuffled)
 
 
 def test_describe_gives_types_for_include_meta():
