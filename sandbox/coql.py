@@ -141,7 +141,10 @@ class _Schema:
     def type_of(self, field: Field, clause: str) -> str:
         head = field.path[0]
         if head not in self.names:
-            raise _invalid_column(field, clause)
+            # Past the sample only for a name it lacks: a field one late record was given.
+            if not any(head in r for r in self.records):
+                raise _invalid_column(field, clause)
+            self.names.add(head)
         kind = self.types.get(head)
         if kind is None:
             kind = next(

@@ -276,6 +276,12 @@ def test_records_in_id_order_keep_it_for_ties_without_a_tie_break_sort(order: st
     assert execute(q, records_of, presorted_by=("id",)) == execute(q, lambda m: shuffled)
 
 
+def test_a_field_only_a_late_record_has_is_known():
+    late = [*LEADS[:-1], {**LEADS[-1], "Rating": "Hot"}]
+    rows = execute(parse("select Rating from Leads where Rating = 'Hot'"), lambda m: late)
+    assert rows == [{"Rating": "Hot", "id": LEADS[-1]["id"]}]
+
+
 def test_describe_gives_types_for_include_meta():
     meta = describe(
         parse("select Last_Name, Modified_Time, Owner from Leads where id is not null"), records_of
