@@ -26,13 +26,13 @@ QUERIES = {
 }
 
 
-def measure(count: int, rounds: int = 5) -> dict[str, float]:
+def measure(count: int, rounds: int = 5) -> dict[str, tuple[float, float]]:
     """Best milliseconds per query over `rounds`, with the records in id order as the store
     gives them (presorted by id), plus the key-paging page read in (Modified_Time, id) order
     as the handler reads it from the store's index."""
     records = leads(count, spread_seconds=1)
     by_store = sorted(records, key=lambda r: (instant(r["Modified_Time"]), int(r["id"])))
-    out: dict[str, float] = {}
+    out: dict[str, tuple[float, float]] = {}
     runs = [(name, text, records, ("id",)) for name, text in QUERIES.items()]
     runs.append(
         (
@@ -44,22 +44,24 @@ def measure(count: int, rounds: int = 5) -> dict[str, float]:
     )
     for name, text, source, presorted in runs:
         query = parse(text)
-        best = float("inf")
+        best_wall = best_cpu = float("inf")
         for _ in range(rounds):
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             rows = execute(query, lambda _m, s=source: s, presorted_by=presorted)
-            best = min(best, time.perf_counter() - started)
+            best_cpu = min(best_cpu, time.process_time() - cpu)
+            best_wall = min(best_wall, time.perf_counter() - wall)
         assert rows, name
-        out[name] = best * 1000
+        # CPU time too: on a shared machine the wall clock also counts other processes.
+        out[name] = (best_wall * 1000, best_cpu * 1000)
     return out
 
 
 def test_a_page_of_2000_over_5000_records_prints_its_time():
-    for name, ms in measure(5000, rounds=2).items():
-        print(f"coql 5,000 records, {name}: {ms:.1f} ms")
+    for name, (wall, cpu) in measure(5000, rounds=2).items():
+        print(f"coql 5,000 records, {name}: {wall:.1f} ms ({cpu:.1f} ms CPU)")
 
 
 if __name__ == "__main__":
     size = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    for name, ms in measure(size).items():
-        print(f"coql {size:,} records, {name}: {ms:.1f} ms")
+    for name, (wall, cpu) in measure(size).items():
+        print(f"coql {size:,} records, {name}: {wall:.1f} ms ({cpu:.1f} ms CPU)")
