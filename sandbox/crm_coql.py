@@ -12,7 +12,7 @@ from aiohttp import web
 from sandbox import coql, demo
 from sandbox.auth import has_scope
 from sandbox.credits import charge
-from sandbox.crm_auth import authorize
+from sandbox.crm_auth import authorize, authorize_module
 from sandbox.errors import crm_error
 from sandbox.http import BadJson, json_response, read_json, state_of
 from sandbox.record_set import Record, RecordSet
@@ -20,7 +20,6 @@ from sandbox.records import crm_org_key
 from sandbox.state import AccessToken, SandboxState
 
 COQL = "ZohoCRM.coql"
-MODULES = "ZohoCRM.modules"
 FIELDS_META = "ZohoCRM.settings.fields"
 INCLUDE_META_VALUES = ("fields",)
 
@@ -103,10 +102,6 @@ def _include_meta(body: dict[str, Any]) -> bool | web.Response:
     return True
 
 
-def can_read_module(access: AccessToken, module: str) -> bool:
-    return has_scope(access, MODULES, "READ") or has_scope(access, f"{MODULES}.{module}", "READ")
-
-
 async def post_coql(request: web.Request) -> web.Response:
     access = authorize(request, COQL, "READ")
     if isinstance(access, web.Response):
@@ -143,8 +138,10 @@ async def post_coql(request: web.Request) -> web.Response:
         return _coql_error(
             coql.CoqlError("INVALID_MODULE", "the given module is not supported in api")
         )
-    if not can_read_module(access, query.module):
-        return scope_mismatch()
+    # And the module's own read scope, as Get Records checks it.
+    reader = authorize_module(request, query.module)
+    if isinstance(reader, web.Response):
+        return reader
     charge(request, coql.credits_for(query))
     records, order = _source(state_of(request), access, query)
 

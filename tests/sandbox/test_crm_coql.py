@@ -305,12 +305,12 @@ async def test_scopes(control, http, scopes: list[str], status: int):
     response = await _query(http, control, token, "select id from Leads" + W + " limit 1")
     assert response.status_code == status
     if status == 401:
-        assert response.json() == {
-            "code": "OAUTH_SCOPE_MISMATCH",
-            "details": {},
-            "message": "invalid oauth scope to access this URL",
-            "status": "error",
-        }
+        body = response.json()
+        assert (body["code"], body["details"], body["status"]) == (
+            "OAUTH_SCOPE_MISMATCH",
+            {},
+            "error",
+        )
 
 
 async def test_no_token_and_a_dead_token(control, http, token):
