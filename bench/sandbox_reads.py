@@ -70,7 +70,7 @@ async def bulk_phase(sb: SandboxControl, records: int) -> list[tuple[str, float,
                                                         "seed": 2}}),
     ):  # fmt: skip
         started = time.perf_counter()
-        result = await sb.bulk_changes("crm", "Leads", **body)  # type: ignore[arg-type]
+        result = await sb.bulk_changes("crm", "Leads", **body)
         wall = (time.perf_counter() - started) * 1000
         rows.append((label, float(result["elapsed_ms"]), wall))
     await sb.clear_deliveries()

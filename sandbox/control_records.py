@@ -109,11 +109,10 @@ async def bulk_changes(request: web.Request) -> web.Response:
         for change in changes:
             if not isinstance(change, dict):
                 raise ControlError("each change is {'operation', 'records', 'at', ...}")
-            made = make_deliveries(state, {**change, **base})
-            if callbacks:
-                for delivery in made:
-                    state.deliveries.submit(delivery)
-                queued += len(made)
+            made = make_deliveries(state, {**change, **base}, callbacks=callbacks)
+            for delivery in made:
+                state.deliveries.submit(delivery)
+            queued += len(made)
     elapsed_ms = (time.perf_counter() - started) * 1000
     return json_response(
         {"applied": len(changes), "queued": queued, "elapsed_ms": round(elapsed_ms, 3)}

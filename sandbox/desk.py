@@ -20,7 +20,7 @@ OPERATION = {"GET": "READ", "POST": "CREATE", "PATCH": "UPDATE", "DELETE": "DELE
 ORG_SCOPE_FAMILIES = ("Desk.basic", "Desk.organization", "Desk.settings")
 
 
-def _authorize(
+def authorize_desk(
     request: web.Request, families: tuple[str, ...], operation: str
 ) -> AccessToken | web.Response:
     access = authenticate(request)
@@ -33,7 +33,7 @@ def _authorize(
     return access
 
 
-def _org(request: web.Request, access: AccessToken) -> DeskOrg | web.Response:
+def desk_org_of(request: web.Request, access: AccessToken) -> DeskOrg | web.Response:
     org_id = request.headers.get("orgId") or request.query.get("orgId")
     if not org_id:
         return desk_invalid("orgId", "missing", "orgId is required")
@@ -49,10 +49,10 @@ def _org(request: web.Request, access: AccessToken) -> DeskOrg | web.Response:
 
 
 async def _webhook_context(request: web.Request) -> tuple[AccessToken, DeskOrg] | web.Response:
-    access = _authorize(request, WEBHOOK_SCOPE_FAMILIES, OPERATION[request.method])
+    access = authorize_desk(request, WEBHOOK_SCOPE_FAMILIES, OPERATION[request.method])
     if isinstance(access, web.Response):
         return access
-    org = _org(request, access)
+    org = desk_org_of(request, access)
     if isinstance(org, web.Response):
         return org
     return access, org
@@ -82,7 +82,7 @@ def _org_list(request: web.Request, access: AccessToken) -> list[dict[str, objec
 async def organizations(request: web.Request) -> web.Response:
     """`GET /organizations` and `GET /accessibleOrganizations` (the orgs this token can
     reach: the same set here)."""
-    access = _authorize(request, ORG_SCOPE_FAMILIES, "READ")
+    access = authorize_desk(request, ORG_SCOPE_FAMILIES, "READ")
     if isinstance(access, web.Response):
         return access
     data = _org_list(request, access)
@@ -92,7 +92,7 @@ async def organizations(request: web.Request) -> web.Response:
 
 
 async def organization(request: web.Request) -> web.Response:
-    access = _authorize(request, ORG_SCOPE_FAMILIES, "READ")
+    access = authorize_desk(request, ORG_SCOPE_FAMILIES, "READ")
     if isinstance(access, web.Response):
         return access
     wanted = request.match_info["organization_id"]

@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.desk import _authorize, _org
+from sandbox.desk import authorize_desk, desk_org_of
 from sandbox.errors import desk_error, desk_invalid
 from sandbox.http import json_response, state_of
 from sandbox.record_set import Key, RecordSet
@@ -80,14 +80,14 @@ def _keys(records: RecordSet, sort: str, modified: tuple[int, int] | None) -> li
 
 async def search(request: web.Request) -> web.Response:
     module = request.match_info.get("module") or "tickets"
-    access = _authorize(request, (SCOPE[module],), "READ")
+    access = authorize_desk(request, (SCOPE[module],), "READ")
     if isinstance(access, web.Response):
         return access
     # The spec lists both scopes for search.
-    searching = _authorize(request, ("Desk.search",), "READ")
+    searching = authorize_desk(request, ("Desk.search",), "READ")
     if isinstance(searching, web.Response):
         return searching
-    org = _org(request, access)
+    org = desk_org_of(request, access)
     if isinstance(org, web.Response):
         return org
     query = request.query
@@ -131,10 +131,10 @@ def _matches(data: dict[str, Any], filters: dict[str, list[str]]) -> bool:
 
 
 async def get_ticket(request: web.Request) -> web.Response:
-    access = _authorize(request, ("Desk.tickets",), "READ")
+    access = authorize_desk(request, ("Desk.tickets",), "READ")
     if isinstance(access, web.Response):
         return access
-    org = _org(request, access)
+    org = desk_org_of(request, access)
     if isinstance(org, web.Response):
         return org
     raw = request.match_info["ticket_id"]

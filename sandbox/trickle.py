@@ -12,6 +12,7 @@ import random
 from sandbox import demo
 from sandbox.control_args import ControlError
 from sandbox.control_events import make_deliveries
+from sandbox.records import RecordError
 from sandbox.state import SandboxState
 
 log = logging.getLogger("sandbox.trickle")
@@ -41,5 +42,5 @@ async def trickle(state: SandboxState, rate: float) -> None:
         try:
             for delivery in make_deliveries(state, _change(n, rng)):
                 state.deliveries.submit(delivery)
-        except ControlError as exc:  # the demo tenant was reset away
+        except (ControlError, RecordError) as exc:  # the demo tenant was reset away
             log.debug("trickle change skipped: %s", exc)
