@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sandbox.coql import CoqlError, credits_for, parse
 from sandbox.coql_syntax import Criterion, Junction, tokenize
@@ -328,3 +330,31 @@ def test_credits_by_limit(limit: int, credits: int):
 
 def test_credits_default_limit_is_one_credit():
     assert credits_for(parse("select id from Leads" + W)) == 1
+
+
+WORDS = [
+    "select", "from", "where", "and", "or", "not", "in", "like", "between", "is", "null",
+    "order", "by", "asc", "desc", "limit", "offset", "true", "Leads", "id", "Owner", "Company",
+    "(", ")", ",", ".", "=", "!=", "<", ">=", "*", "'x'", "'", "12", "-3", "1.5", "COUNT", "\n",
+]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), max_size=30))
+def test_any_token_soup_parses_or_is_a_coql_error(words: list[str]):
+    """Hostile text never escapes as anything but Zoho's error answer (no IndexError...)."""
+    try:
+        parse(" ".join(words))
+    except CoqlError as exc:
+        assert exc.code in {
+            "SYNTAX_ERROR", "INVALID_QUERY", "INVALID_DATA", "LIMIT_EXCEEDED", "DUPLICATE_DATA"
+        }  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_any_text_parses_or_is_a_coql_error(text: str):
+    try:
+        parse("select id from Leads where " + text)
+    except CoqlError:
+        pass
