@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sandbox import accounts, consent, crm, demo, desk, desk_records
+from sandbox import accounts, consent, crm, crm_coql, demo, desk, desk_records
 from sandbox.control import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
 from sandbox.deliver_to import LOOPBACK, DeliverTo
 from sandbox.demo import DemoSizes
@@ -40,6 +40,7 @@ def create_app(
     revoke = app.router.add_resource("/oauth/v2/token/revoke", name="revoke")
     revoke.add_route("POST", accounts.revoke)
     consent.add_routes(app)
+    crm_coql.add_routes(app)  # before crm's /crm/{tail} catch-all
     crm.add_routes(app)
     # Before desk's own routes: those end with a catch-all.
     desk_records.add_routes(app)
