@@ -1,13 +1,22 @@
 """The check tests/ops/test_metrics_honesty.py relies on can fail: a misspelt metric, a label a
 metric does not have, a grouping label on none of the metrics are all reported; names that
-are there (with a counter's `_total`, a histogram's `_bucket` / `_count`) are not."""
+are there (with a counter's `_total`, a histogram's `_bucket` / `_count`) are not. And what
+needs no running service: every rule's annotations, the dashboard's layout."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import yaml
 
 from tests.ops.promql_names import Exported, PromQLSyntaxError, names_in, problems
-from tests.ops.test_metrics_honesty import dashboard_targets, rule_expressions
+from tests.ops.test_metrics_honesty import (
+    DASHBOARD,
+    RULES,
+    dashboard_targets,
+    rule_expressions,
+)
 
 SCRAPE = """\
 # HELP grpc_server_handled_total RPCs handled
@@ -86,3 +95,26 @@ def test_every_rule_and_panel_is_read() -> None:
     assert len(rules) >= 20 and len(targets) >= 25
     for name, expr in {**rules, **{n: t["expr"] for n, t in targets.items()}}.items():
         assert names_in(expr).metrics, name
+
+
+def test_every_rule_says_what_it_means_and_what_to_do() -> None:
+    rules = yaml.safe_load(RULES.read_text())["groups"]
+    for rule in (r for group in rules for r in group["rules"]):
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["runbook"], rule["alert"]
+
+
+def test_dashboard_panels_do_not_overlap_and_use_its_data_source() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    cells: dict[tuple[int, int], str] = {}
+    for panel in panels:
+        box = panel["gridPos"]
+        assert box["x"] + box["w"] <= 24, panel["title"]
+        for x in range(box["x"], box["x"] + box["w"]):
+            for y in range(box["y"], box["y"] + box["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = panel["title"]
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
