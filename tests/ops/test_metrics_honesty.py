@@ -76,8 +76,10 @@ def stack(
     ports = {name: free_port() for name in ("broker", "notifier", "ingress")}
     started: list[ServiceProcess] = []
     try:
+        # No drain at the end: nothing is in flight by then.
         broker = ServiceProcess("broker", {
             **broker_env, "BROKER_METRICS_LISTEN": f"127.0.0.1:{ports['broker']}",
+            "BROKER_GRACE_SECONDS": "0",
         }, "serve", "--no-migrate")
         started.append(broker)
         notifier_env = {
@@ -100,6 +102,7 @@ def stack(
             "NOTIFIER_KEEPER_CLOCK_URL": sandbox.origin + "/_sandbox/clock",
             "NOTIFIER_KEEPER_TICK_SECONDS": "0.2",
             "NOTIFIER_HEALTH_INTERVAL_SECONDS": "0.2",
+            "NOTIFIER_GRACE_SECONDS": "0",
         })
         started.append(notifier)
         yield Stack(broker, notifier, ingress, {
