@@ -11,6 +11,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from servicekit import services
 from tests.ops.kustomize_render import (
@@ -152,3 +153,28 @@ def test_the_overlay_sets_the_image_and_namespace(production) -> None:
         assert container["image"] == "registry.example.com/zoho-connect:0.1.0"
     namespaced = [d for d in production if d["kind"] != "Namespace"]
     assert {d["metadata"]["namespace"] for d in namespaced} == {"zoho-connect"}
+
+
+def test_prometheus_finds_each_deployment_under_the_job_the_alerts_name(production) -> None:
+    """prometheus.yml takes the job from the pod's name label and the port from its
+    annotation: the annotation must be the port the service's metrics listen on, and the
+    jobs those ZohoConnectTargetDown watches."""
+    scrape = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    relabel = scrape["scrape_configs"][0]["relabel_configs"]
+    job_from = [r["source_labels"] for r in relabel if r.get("target_label") == "job"]
+    assert job_from == [["__meta_kubernetes_pod_label_app_kubernetes_io_name"]]
+    rules = yaml.safe_load((REPO_ROOT / "deploy/prometheus/zoho-connect.rules.yml").read_text())
+    down = next(r for g in rules["groups"] for r in g["rules"]
+                if r["alert"] == "ZohoConnectTargetDown")
+    watched = set(re.search(r'job=~"([^"]+)"', down["expr"]).group(1).split("|"))
+    deployments = by_kind(production, "Deployment")
+    assert watched == set(deployments)
+    for name, deployment in deployments.items():
+        template = deployment["spec"]["template"]
+        assert template["metadata"]["labels"]["app.kubernetes.io/name"] == name
+        port = template["metadata"]["annotations"]["prometheus.io/port"]
+        container = template["spec"]["containers"][0]
+        listen = {v["name"]: v.get("value") for v in container["env"]}
+        metrics_env = [v for k, v in listen.items() if k.endswith("_METRICS_LISTEN")]
+        assert metrics_env == [f"0.0.0.0:{port}"], name
+        assert {"name": "metrics", "containerPort": int(port)} in container["ports"], name
