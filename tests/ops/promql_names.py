@@ -127,6 +127,7 @@ class Exported:
     labels: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     values: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     announced: set[str] = field(default_factory=set)
+    samples: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     def add_scrape(self, text: str) -> None:
         from prometheus_client.parser import text_string_to_metric_families
@@ -134,6 +135,7 @@ class Exported:
         for family in text_string_to_metric_families(text):
             self.announced.add(family.name)
             for sample in family.samples:
+                self.samples.append((sample.name, sample.labels))
                 self.labels[sample.name].update(sample.labels)
                 for label, value in sample.labels.items():
                     self.values[(sample.name, label)].add(value)

@@ -22,6 +22,7 @@ import yaml
 
 from sandbox.control_client import SandboxControl
 from servicekit import services
+from servicekit.error_status import CODES
 from tests.ops.promql_names import PROMETHEUS_SERIES, Exported, exact_values, names_in, problems
 from tests.plugins.broker_fixtures import TEST_KEY
 from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
@@ -150,6 +151,10 @@ async def drive_traffic(stack: Stack, sandbox: SandboxControl) -> None:
         for _ in range(2):
             await broker.GetToken(broker_pb2.GetTokenRequest(user_id="demo", app_type=CRM),
                                   timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await broker.GetToken(broker_pb2.GetTokenRequest(user_id="nobody", app_type=CRM),
+                                  timeout=10)
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     async with grpc.aio.insecure_channel(stack.notifier.address) as channel:
         notifier = notifier_pb2_grpc.NotifierServiceStub(channel)
         listing = notifier.ListNotifications(
@@ -200,6 +205,8 @@ def value_problems(expr: str, exported: Exported) -> list[str]:
             ok = matcher.value in methods
         elif matcher.label == "code":
             ok = matcher.value in grpc.StatusCode.__members__
+        elif matcher.label == "reason":
+            ok = matcher.value in CODES or matcher.value in seen
         else:
             ok = matcher.value in seen or _literal_in_sources(matcher.value) \
                 or (matcher.label == "status" and matcher.value.isdigit())
@@ -242,3 +249,9 @@ async def test_alerts_and_dashboard_name_only_what_the_services_export(
         if (found := legend_problems(target, exported))
     })
     assert wrong == {}
+    # An error's reason is its own label value, not folded into its code.
+    refused = {
+        (labels["code"], labels["reason"]) for name, labels in exported.samples
+        if name == "grpc_server_handled_total" and labels["method"].endswith("/GetToken")
+    }
+    assert {("OK", ""), ("FAILED_PRECONDITION", "NOT_CONNECTED")} <= refused
