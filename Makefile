@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: lock upgrade run stop test test-fast lint typecheck protos protos-check unit test-sqlite test-postgres bench clean \
-	compose-test proto-lint deadcode
+	compose-test proto-lint deadcode ops-check promtool
 
 # Every package, direct and transitive, comes from requirements/dev.txt at the version and
 # hash it pins (pip refuses anything else); the project itself goes in last, without
@@ -41,7 +41,7 @@ stop:
 ## Everything CI runs: lint, types, proto drift and buf, all tests on SQLite and PostgreSQL,
 ## then the compose stack built and run for real (SKIPPED, loudly, where no Docker engine can run).
 COMPOSE_TEST_FLAGS ?= --skip-without-engine
-test: $(STAMP) lint deadcode typecheck protos-check proto-lint
+test: $(STAMP) lint deadcode typecheck protos-check proto-lint ops-check
 	bash scripts/ensure_postgres.sh
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 	$(MAKE) --no-print-directory compose-test
@@ -51,12 +51,14 @@ test-fast: $(STAMP)
 	TEST_DATABASE=sqlite $(BIN)/pytest -q -m "not slow and not faults and not fuzz" --ignore=tests/integration
 
 test-sqlite: $(STAMP)
-	TEST_DATABASE=sqlite $(BIN)/pytest -q
+	TEST_DATABASE=sqlite $(BIN)/pytest -q --ignore=tests/ops
 
-## The sandbox's own tests and the proto checks open no product database: SQLite's pass runs them.
+## The sandbox's own tests and the proto checks open no product database: SQLite's pass runs
+## them; tests/ops runs once, in ops-check.
 test-postgres: $(STAMP)
 	bash scripts/ensure_postgres.sh
-	TEST_DATABASE=postgres $(BIN)/pytest -q --ignore=tests/sandbox --ignore=tests/protos
+	TEST_DATABASE=postgres $(BIN)/pytest -q --ignore=tests/sandbox --ignore=tests/protos \
+		--ignore=tests/ops
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -87,6 +89,23 @@ proto-lint: node_modules/.installed
 ## missing; see scripts/compose_test.py), the integration suite in its tests container.
 compose-test:
 	python3 scripts/compose_test.py $(COMPOSE_TEST_FLAGS)
+
+## The operations kit (deploy/, docs/operations.md): the alert rules checked and unit-tested
+## by promtool, the rules and the dashboard held against a real scrape of the services, the
+## Kubernetes manifests rendered and validated offline (tests/ops).
+ops-check: $(STAMP) promtool
+	promtool check rules deploy/prometheus/zoho-connect.rules.yml
+	cd deploy/prometheus && promtool test rules tests.yml
+	TEST_DATABASE=sqlite $(BIN)/pytest -q tests/ops
+
+# promtool comes with Debian's prometheus package: installed where missing, as compose-test
+# installs Docker (one apt-get update, then the package; root only).
+promtool:
+	@command -v promtool >/dev/null || { \
+		test "$$(id -u)" = 0 || { echo "needs promtool: apt-get install prometheus"; exit 1; }; \
+		echo "installing prometheus (for promtool): apt-get update, then install"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 clean: stop
 	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache node_modules

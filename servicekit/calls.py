@@ -14,9 +14,10 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 
 from servicekit import metrics
-from servicekit.error_status import abort_with, to_status
+from servicekit.error_status import abort_with, error_info, to_status
 from servicekit.errors import InvalidArgument, ServiceError
 from servicekit.logs import request_id, trusted_request_id
 from servicekit.streams import BoundedContext, BoundedWrites, StreamLimits, StreamSlots
@@ -72,6 +73,25 @@ def _ended_code(ctx: grpc.aio.ServicerContext[Any, Any], error: BaseException | 
     return grpc.StatusCode.OK
 
 
+def _observe(ctx: grpc.aio.ServicerContext[Any, Any], method: str,
+             error: BaseException | None, started: float) -> None:
+    code = _ended_code(ctx, error)
+    reason = "" if code == grpc.StatusCode.OK else _ended_reason(ctx)
+    metrics.observe_rpc(method, code, time.perf_counter() - started, reason)
+
+
+def _ended_reason(ctx: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """The ErrorInfo reason in the status the call was aborted with ("" without one)."""
+    for key, value in ctx.trailing_metadata() or ():
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            try:
+                info = error_info(status_pb2.Status.FromString(value))
+            except DecodeError:
+                return ""
+            return info.reason if info is not None else ""
+    return ""
+
+
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):
     """`bounded`: the full service names whose server streams `limits` apply to."""
 
@@ -121,7 +141,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 error = exc
                 raise
             finally:
-                metrics.observe_rpc(method, _ended_code(ctx, error), time.perf_counter() - started)
+                _observe(ctx, method, error, started)
 
         return unary
 
@@ -183,7 +203,7 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 if held is not None and writes is not None:
                     held.release(peer, writes)
                     metrics.OPEN_STREAMS.set(held.open)
-                metrics.observe_rpc(method, _ended_code(ctx, error), time.perf_counter() - started)
+                _observe(ctx, method, error, started)
 
         return stream
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-RPCS = Counter("grpc_server_handled_total", "RPCs handled", ["method", "code"])
+# `reason`: the ErrorInfo reason of the status a call ended with (ZOHO_THROTTLED,
+# TOO_MANY_STREAMS, ...), "" without one: the code alone does not tell them apart.
+RPCS = Counter("grpc_server_handled_total", "RPCs handled", ["method", "code", "reason"])
 RPC_LATENCY = Histogram(
     "grpc_server_handling_seconds",
     "RPC latency",
@@ -19,8 +21,10 @@ ZOHO_CALLS = Counter("zoho_http_requests_total", "Calls to Zoho", ["endpoint", "
 ZOHO_LATENCY = Histogram("zoho_http_request_seconds", "Latency of calls to Zoho", ["endpoint"])
 
 
-def observe_rpc(method: str, code: grpc.StatusCode | None, seconds: float) -> None:
-    RPCS.labels(method, (code or grpc.StatusCode.OK).name).inc()
+def observe_rpc(
+    method: str, code: grpc.StatusCode | None, seconds: float, reason: str = ""
+) -> None:
+    RPCS.labels(method, (code or grpc.StatusCode.OK).name, reason).inc()
     RPC_LATENCY.labels(method).observe(seconds)
 
 
