@@ -80,7 +80,7 @@ def postgres_database(prefix: str = "bench") -> Iterator[str]:
 
 def broker_env(sandbox_origin: str, database_url: str, **extra: str) -> dict[str, str]:
     from broker.crypto import new_key_spec
-    from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
     return {
         "BROKER_LISTEN": "127.0.0.1:0",
@@ -150,7 +150,7 @@ async def demo_crm_subscription(
     create one CRM subscription; returns the sandbox's view of its channel."""
     import grpc
 
-    from sandbox.control_client import SandboxControl
+    from sandbox.control.client import SandboxControl
     from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
     from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
     from zoho.common.v1 import common_pb2

@@ -27,8 +27,8 @@ import _harness as h
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from tests.plugins.processes import child_pids
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2

@@ -148,7 +148,7 @@ async def run(args: argparse.Namespace) -> bool:
     report = h.Report("keeper: renewal and reconcile over simulated weeks",
                       " ".join(["bench/keeper.py", *sys.argv[1:]]))
     from notifier.database import DATABASE
-    from sandbox.control_client import SandboxControl
+    from sandbox.control.client import SandboxControl
 
     with h.postgres_database("bench_keeper") as url, h.services() as started:
         DATABASE.migrate(url)

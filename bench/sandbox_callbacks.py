@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 from aiohttp import web
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 
 CPU_TARGET = 0.60
 

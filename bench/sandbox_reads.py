@@ -15,7 +15,7 @@ script as the client. Phases:
 2. Get Records: `--walkers` clients each walk every record by page token (200 a page,
    sorted by Modified_Time, If-Modified-Since a day ago) for `--seconds`: pages served per
    second, and per second of the sandbox's CPU (the sandbox runs on one core).
-3. COQL (only when sandbox/coql.py exists): pages of 2,000 by LIMIT/OFFSET, likewise.
+3. COQL (only when sandbox/crm/coql/engine.py exists): pages of 2,000 by LIMIT/OFFSET, likewise.
 
 Target: at least 300 Get Records pages of 200 a second per sandbox core.
 """
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 import httpx
 
-from sandbox.control_client import (
+from sandbox.control.client import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_REFRESH_TOKEN,
@@ -164,8 +164,8 @@ async def main(args: argparse.Namespace) -> bool:
                 per_cpu >= PAGES_TARGET,
                 f"{per_cpu:.0f} pages per sandbox CPU second ({rate:.0f}/s wall)",
             )
-            if importlib.util.find_spec("sandbox.coql") is None:
-                report.row("COQL, pages of 2,000", "skipped: no sandbox/coql.py", "", "")
+            if importlib.util.find_spec("sandbox.crm.coql.engine") is None:
+                report.row("COQL, pages of 2,000", "skipped: no sandbox/crm/coql/engine.py", "", "")
             else:
                 rate, per_cpu, cpu = await read_phase(
                     pid, sandbox.origin, token, args.walkers, seconds, coql_walk

@@ -30,8 +30,8 @@ import _harness as h
 import grpc
 import httpx
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_SCOPES
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc

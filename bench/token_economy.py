@@ -42,8 +42,8 @@ import _harness as h
 import grpc
 from grpc_status import rpc_status
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SCOPES
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 

@@ -9,10 +9,16 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sandbox import accounts, consent, crm, crm_coql, demo, desk, desk_records
-from sandbox.control import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
-from sandbox.deliver_to import LOOPBACK, DeliverTo
-from sandbox.demo import DemoSizes
+from sandbox.accounts import consent
+from sandbox.accounts import tokens as accounts
+from sandbox.control.routes import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
+from sandbox.crm import notifications as crm
+from sandbox.crm.coql import endpoint as crm_coql
+from sandbox.delivery.allowed_hosts import LOOPBACK, DeliverTo
+from sandbox.demo import tenant as demo
+from sandbox.demo.tenant import DemoSizes
+from sandbox.desk import records as desk_records
+from sandbox.desk import webhooks as desk
 from sandbox.http import DEMO_SIZES_KEY, STATE_KEY
 from sandbox.middleware import zoho_middleware
 from sandbox.state import SandboxState
@@ -97,7 +103,7 @@ async def run_sandbox(
         seed(app, with_demo=with_demo)
         trickling = None
         if trickle_per_second > 0:
-            from sandbox.trickle import trickle
+            from sandbox.demo.trickle import trickle
 
             trickling = asyncio.create_task(trickle(app[STATE_KEY], trickle_per_second))
         try:

@@ -10,12 +10,12 @@ import os
 import signal
 import sys
 
-from sandbox import demo
 from sandbox.app import run_sandbox
-from sandbox.control import Network, parse_networks
-from sandbox.deliver_to import LOOPBACK, DeliverTo
-from sandbox.demo import DemoSizes
-from sandbox.demo_records import DEFAULT_DEMO_RECORDS
+from sandbox.control.routes import Network, parse_networks
+from sandbox.delivery.allowed_hosts import LOOPBACK, DeliverTo
+from sandbox.demo import tenant as demo
+from sandbox.demo.records import DEFAULT_DEMO_RECORDS
+from sandbox.demo.tenant import DemoSizes
 
 DEFAULT_LISTEN = "127.0.0.1:8780"
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.counters import CallRecord
-from sandbox.demo import DemoSizes
+from sandbox.demo.tenant import DemoSizes
 from sandbox.state import SandboxState
 
 STATE_KEY = web.AppKey("sandbox_state", SandboxState)

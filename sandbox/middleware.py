@@ -14,7 +14,7 @@ import struct
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sandbox.accounts import THROTTLE_BODY
+from sandbox.accounts.tokens import THROTTLE_BODY
 from sandbox.credits import (
     HEADER,
     WINDOW_SECONDS,
@@ -32,7 +32,7 @@ from sandbox.http import (
     request_origin,
     state_of,
 )
-from sandbox.records import crm_org_key
+from sandbox.records.store import crm_org_key
 
 log = logging.getLogger("sandbox")
 CONTROL_PREFIX = "/_sandbox/"

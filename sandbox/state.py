@@ -16,13 +16,13 @@ from sandbox.clock import Clock
 from sandbox.config import CONFIG_CHOICES, Config
 from sandbox.counters import CallLog
 from sandbox.credits import CreditBook
-from sandbox.crm_store import CrmStore
-from sandbox.deliver_to import DeliverTo
-from sandbox.delivery import Deliverer
-from sandbox.desk_store import DeskOrg
+from sandbox.crm.store import CrmStore
+from sandbox.delivery.allowed_hosts import DeliverTo
+from sandbox.delivery.deliverer import Deliverer
+from sandbox.desk.jwt_keys import SigningKey
+from sandbox.desk.store import DeskOrg
 from sandbox.faults import FaultBook
-from sandbox.jwt_keys import SigningKey
-from sandbox.records import RecordStore
+from sandbox.records.store import RecordStore
 
 __all__ = ["CONFIG_CHOICES", "AccessToken", "Config", "SandboxState", "User"]
 
@@ -115,7 +115,7 @@ class SandboxState:
         )
         # Desk signs its callbacks (X-ZDesk-JWT); one key per process, kept across resets.
         self.signing_key = SigningKey()
-        # Zoho's records per org (see sandbox/records.py); emptied by clear().
+        # Zoho's records per org (see sandbox/records/store.py); emptied by clear().
         self.records = RecordStore(lambda: int(self.config.crm_org_offset_minutes))
         # The origin the server bound, set by the app once listening; api_domain and
         # resource_uri default to it.

@@ -19,7 +19,7 @@ _.process_result_value
 secret_sealed
 # holds the task so it is not collected while it runs (broker/app.py)
 _._damage_report
-# __aexit__'s signature (sandbox/control_client.py)
+# __aexit__'s signature (sandbox/control/client.py)
 exc_type
 tb
 # pytest reads these by name

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 
 
 async def change_records(origin: str) -> int:

@@ -86,7 +86,7 @@ def _alive(pid: int) -> bool:
 
 
 async def demo() -> None:
-    from sandbox.control_client import SandboxControl
+    from sandbox.control.client import SandboxControl
     from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
     from zoho.common.v1 import common_pb2
     from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc

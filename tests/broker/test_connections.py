@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from sandbox.demo import DEMO_REFRESH_TOKEN
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN
 from tests.plugins.broker_fixtures import BrokerHandle
 from tests.rpc_errors import seen
 from zoho.broker.v1 import broker_pb2

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from servicekit.healthprobe import check
 from tests.plugins.processes import ServiceProcess
 

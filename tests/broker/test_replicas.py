@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import grpc
 import pytest
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_SCOPES
 from tests.plugins.processes import ServiceProcess
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2

@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from sandbox.demo import DEMO_REFRESH_TOKEN
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN
 from tests.plugins.broker_fixtures import BrokerHandle, MakeBroker, ManualClock
 from tests.rpc_errors import seen
 from zoho.broker.v1 import broker_pb2

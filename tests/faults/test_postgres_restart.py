@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from broker.records import Connection
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.plugins import broker_fixtures
 from tests.plugins.broker_fixtures import POSTGRES_ADMIN_URL, MakeBroker
 from zoho.broker.v1 import broker_pb2

@@ -17,7 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.broker.test_replicas import connect, replicas, stubs
 from tests.plugins.broker_fixtures import BrokerHandle
 from tests.plugins.processes import ServiceProcess

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.plugins.broker_fixtures import BrokerHandle
 from tests.plugins.processes import ServiceProcess
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import pytest
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.plugins.broker_fixtures import BrokerHandle, MakeBroker, ManualClock
 from zoho.broker.v1 import broker_pb2
 from zoho.common.v1 import common_pb2

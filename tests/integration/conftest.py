@@ -13,8 +13,8 @@ import grpc
 import httpx
 import pytest
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from tests.integration.stack import Stack, local_stack, stack_from_environment
 from tests.plugins.broker_fixtures import test_database_kind
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc

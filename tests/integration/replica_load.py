@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import yaml
 
-from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.plugins.broker_fixtures import POSTGRES_ADMIN_URL, TEST_KEY
 from tests.plugins.processes import REPO_ROOT, ServiceProcess
 

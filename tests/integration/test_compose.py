@@ -21,7 +21,7 @@ import pytest
 
 from broker.config import BrokerConfig
 from notifier.config import NotifierConfig
-from sandbox.control import parse_networks
+from sandbox.control.routes import parse_networks
 from servicekit.config import Env, parse_listen
 from tests.integration.stack import COMPOSE_FILE, LOCAL_OVERRIDES, compose_environment
 from tests.plugins.broker_fixtures import TEST_KEY

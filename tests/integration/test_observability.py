@@ -14,7 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.integration.stack import Stack
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2

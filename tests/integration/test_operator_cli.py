@@ -19,8 +19,8 @@ import pytest
 
 from broker import cli as broker_cli
 from broker.operator_cli import explain
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_CLIENT_ID
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_CLIENT_ID
 from tests.integration.stack import Stack
 from tests.plugins.processes import REPO_ROOT
 from tests.rpc_errors import seen

@@ -10,8 +10,8 @@ import uuid
 import grpc
 import pytest
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEFAULT_CRM_ITEMS, DEFAULT_DESK_WEBHOOKS, DEMO_REFRESH_TOKEN
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEFAULT_CRM_ITEMS, DEFAULT_DESK_WEBHOOKS, DEMO_REFRESH_TOKEN
 from servicekit.errors import NOT_CONNECTED_MESSAGE
 from tests.integration.conftest import project_command
 from tests.integration.stack import Stack

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from notifier.events.cursor import format_cursor
-from sandbox.demo import DEMO_SCOPES
+from sandbox.demo.tenant import DEMO_SCOPES
 from tests.live.helpers import CRM, DESK, Watcher, crm_subscription, desk_subscription
 from tests.notifier.helpers import bad_fields, error_info, reason
 from tests.plugins.zoho_callbacks import crm_body, desk_event

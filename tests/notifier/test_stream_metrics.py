@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.notifier.helpers import list_request
 from tests.plugins.broker_fixtures import BrokerHandle
 from tests.plugins.processes import ServiceProcess

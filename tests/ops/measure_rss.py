@@ -21,8 +21,8 @@ import grpc
 import httpx
 import psycopg
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from tests.plugins.broker_fixtures import POSTGRES_ADMIN_URL, TEST_KEY
 from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
 from tests.plugins.processes import REPO_ROOT, ServiceProcess

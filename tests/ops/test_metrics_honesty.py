@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from servicekit import services
 from servicekit.error_status import CODES
 from tests.ops.promql_names import PROMETHEUS_SERIES, Exported, exact_values, names_in, problems

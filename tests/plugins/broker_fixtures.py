@@ -26,8 +26,8 @@ from broker import db
 from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.crypto import new_key_spec
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from servicekit.config import Env
 from servicekit.runner import running
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc

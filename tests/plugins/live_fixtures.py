@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from sandbox.demo import DEMO_SCOPES
+from sandbox.demo.tenant import DEMO_SCOPES
 from tests.plugins.zoho_callbacks import ZohoCallbacks
 
 SUBSCRIBING_SCOPES = [

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from sandbox.app import run_sandbox
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.plugins.processes import ServiceProcess
 
 __all__ = ["run_sandbox", "sandbox", "sandbox_origin", "start_sandbox_process"]

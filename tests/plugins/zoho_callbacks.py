@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 
 _clock = itertools.count(int(time.time() * 1000))
 

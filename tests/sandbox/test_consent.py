@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from sandbox.app import run_sandbox
-from sandbox.control import parse_networks
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from sandbox.control.client import SandboxControl
+from sandbox.control.routes import parse_networks
+from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 REDIRECT = "http://127.0.0.1:9/callback"
 
@@ -96,7 +96,7 @@ async def test_consent_errors_are_zoho_like() -> None:
 
 async def test_control_api_refuses_other_networks_unless_allowed() -> None:
     # The peer here is 127.0.0.1, always allowed; the allowance is checked on its own.
-    from sandbox.control import _control_allowed
+    from sandbox.control.routes import _control_allowed
 
     networks = parse_networks("10.0.0.0/8, 172.16.0.0/12")
     assert networks == (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("172.16.0.0/12"))

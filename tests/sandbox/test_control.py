@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from sandbox.control_client import DEMO_DESK_ORG_ID, SandboxControl, SandboxControlError
+from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl, SandboxControlError
 from tests.sandbox.conftest import access_token, auth, refresh
 
 

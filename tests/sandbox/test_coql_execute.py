@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.coql import CoqlError, answer, describe, execute, parse, run
+from sandbox.crm.coql.engine import CoqlError, answer, describe, execute, parse, run
 from tests.sandbox.coql_records import OWNERS, instant, leads
 
 LEADS = leads(300)

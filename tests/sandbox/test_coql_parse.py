@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sandbox.coql import CoqlError, credits_for, parse
-from sandbox.coql_syntax import Criterion, Junction, tokenize
+from sandbox.crm.coql.engine import CoqlError, credits_for, parse
+from sandbox.crm.coql.syntax import Criterion, Junction, tokenize
 
 W = " where id is not null"
 

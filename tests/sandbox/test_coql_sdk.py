@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 
 pytest.importorskip("zohocrmsdk.src.com.zoho.crm.api.coql")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from sandbox.coql import execute, parse
+from sandbox.crm.coql.engine import execute, parse
 from tests.sandbox.coql_records import instant, leads
 
 QUERIES = {

@@ -9,7 +9,7 @@ import asyncio
 import httpx
 import pytest
 
-from sandbox.control_client import DEMO_DESK_ORG_ID, SandboxControl, SandboxControlError
+from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl, SandboxControlError
 from tests.sandbox.conftest import access_token, auth
 
 READ = "/crm/v8/Leads"

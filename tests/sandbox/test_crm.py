@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.sandbox.conftest import access_token, auth
 
 WATCH = "/crm/v8/actions/watch"

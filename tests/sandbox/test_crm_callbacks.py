@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.control_client import SandboxControl, SandboxControlError
+from sandbox.control.client import SandboxControl, SandboxControlError
 from tests.plugins.receiver_fixtures import Receiver
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.control_client import DEMO_DESK_ORG_ID, SandboxControl
+from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl
 from tests.sandbox.conftest import access_token, auth
 
 WRITE_SCOPES = ["Desk.webhooks.ALL", "Desk.basic.READ"]

@@ -12,7 +12,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from sandbox.control_client import DEMO_DESK_ORG_ID, SandboxControl
+from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl
 from sandbox.state import Config
 from tests.plugins.receiver_fixtures import Receiver
 

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from sandbox.control_client import DEMO_DESK_ORG_ID, SandboxControl
-from sandbox.desk_events import EVENT_OPTIONS
+from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl
+from sandbox.desk.events import EVENT_OPTIONS
 from tests.plugins.receiver_fixtures import Receiver
 from tests.sandbox.conftest import access_token, auth
 

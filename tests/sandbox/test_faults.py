@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from sandbox.control_client import DEMO_DESK_ORG_ID, DEMO_REFRESH_TOKEN, SandboxControl
+from sandbox.control.client import DEMO_DESK_ORG_ID, DEMO_REFRESH_TOKEN, SandboxControl
 from tests.sandbox.conftest import access_token, auth, refresh
 
 WATCH = "/crm/v8/actions/watch"
@@ -177,7 +177,7 @@ async def test_revoke_fault(sandbox: SandboxControl, http: httpx.AsyncClient):
     ],
 )
 async def test_bad_fault_requests_are_400(sandbox: SandboxControl, route, kind, extra):
-    from sandbox.control_client import SandboxControlError
+    from sandbox.control.client import SandboxControlError
 
     with pytest.raises(SandboxControlError) as info:
         await sandbox.fault(route, kind, **extra)

@@ -7,7 +7,7 @@ import time
 
 import aiohttp
 
-from sandbox.control_client import DEMO_DESK_ORG_ID, SandboxControl
+from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl
 from tests.sandbox.conftest import access_token, auth
 
 CONNECTIONS = 500

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from sandbox.app import run_sandbox
-from sandbox.control_client import DEMO_REFRESH_TOKEN, SandboxControl, SandboxControlError
+from sandbox.control.client import DEMO_REFRESH_TOKEN, SandboxControl, SandboxControlError
 from tests.plugins.processes import REPO_ROOT, ServiceProcess
 from tests.plugins.sandbox_fixtures import start_sandbox_process
 from tests.sandbox.conftest import access_token, auth, refresh

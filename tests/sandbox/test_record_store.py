@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sandbox import demo
-from sandbox.record_set import Record, RecordSet
-from sandbox.records import crm_org_key
+from sandbox.demo import tenant as demo
+from sandbox.records.record_set import Record, RecordSet
+from sandbox.records.store import crm_org_key
 from sandbox.state import SandboxState
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from sandbox.control_client import SandboxControl, SandboxControlError
+from sandbox.control.client import SandboxControl, SandboxControlError
 from tests.plugins.receiver_fixtures import Receiver
 from tests.sandbox.conftest import access_token, auth
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sandbox.app import run_sandbox
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.plugins.processes import REPO_ROOT
 from tests.plugins.receiver_fixtures import Receiver
 from tests.plugins.sandbox_fixtures import start_sandbox_process

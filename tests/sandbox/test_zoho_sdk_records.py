@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.sandbox.test_zoho_sdk import _initialize
 
 sdk = pytest.importorskip("zohocrmsdk.src.com.zoho.crm.api.record")

@@ -12,8 +12,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from tests.plugins.processes import ServiceProcess
 from tests.plugins.raw_h2 import RawH2Client
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc

@@ -16,7 +16,7 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from servicekit import identifiers
 from tests.plugins.broker_fixtures import BrokerHandle
 from tests.plugins.notifier_fixtures import NotifierHandle

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 from broker import db
 from notifier.app import NotifierApp
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.plugins.broker_fixtures import BrokerHandle, MakeBroker, ManualClock
 from tests.plugins.notifier_fixtures import notifier_config
 from tests.rpc_errors import seen

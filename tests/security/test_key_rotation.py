@@ -23,7 +23,7 @@ from broker.app import Broker
 from broker.config import BrokerConfig
 from broker.crypto import KeyRing, new_key_spec
 from broker.store import ConnectionStore
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from servicekit.config import ConfigError, Env
 from tests.plugins.broker_fixtures import TEST_KEY, MakeBroker
 from tests.plugins.processes import REPO_ROOT

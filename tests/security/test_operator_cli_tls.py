@@ -15,7 +15,7 @@ import pytest
 
 from broker import cli as broker_cli
 from broker.operator_words import explain
-from sandbox.control_client import SandboxControl
+from sandbox.control.client import SandboxControl
 from tests.plugins.broker_fixtures import MakeBroker
 from tests.security.conftest import Pki
 from tests.security.test_tls_and_policy import create_request, tls_env

@@ -16,8 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from broker.app import Broker
 from broker.config import BrokerConfig
 from notifier.app import NotifierApp
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_REFRESH_TOKEN, DEMO_SCOPES
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from servicekit.config import ConfigError, Env
 from servicekit.tls import ClientTls, ServerTls
 from tests.plugins.broker_fixtures import MakeBroker

@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from notifier.app import NotifierApp
-from sandbox.control_client import SandboxControl
-from sandbox.demo import DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN
+from sandbox.control.client import SandboxControl
+from sandbox.demo.tenant import DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN
 from servicekit import tracing
 from servicekit.logs import REQUEST_ID_KEY
 from tests.plugins.broker_fixtures import TEST_KEY, MakeBroker, ManualClock

@@ -1,0 +1,1 @@
+"""Zoho's accounts server: the token endpoint, revocation and the consent page."""

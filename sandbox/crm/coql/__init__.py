@@ -1,0 +1,1 @@
+"""CRM's COQL: the parser, the evaluation (pure) and the `/crm/v8/coql` handler."""

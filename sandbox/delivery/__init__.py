@@ -1,0 +1,1 @@
+"""Outbound callbacks to subscribers: lanes, delivery faults, what was delivered."""
