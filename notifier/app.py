@@ -78,6 +78,7 @@ class NotifierApp:
             public_url=lambda: self.live.public_url,
             channel_ttl_seconds=config.events.channel_ttl_seconds,
             forget=self.live.directory.forget,
+            max_per_user=config.events.max_subscriptions_per_user,
         )
         self.keeper: Keeper | None = None
         if config.keeper.enabled:

@@ -37,6 +37,8 @@ class EventsConfig:
     ingress_read_timeout_seconds: float = 5.0
     # Empty: each Desk webhook's own host's /.well-known/jwks.json.
     desk_jwks_url: str = ""
+    # Each subscription costs the org's Zoho quota (renewals, reconciles): capped per user.
+    max_subscriptions_per_user: int = 100
 
     @classmethod
     def from_env(cls, env: Env) -> EventsConfig:
@@ -82,6 +84,10 @@ class EventsConfig:
                 minimum=0.1, maximum=120.0,
             ),
             desk_jwks_url=jwks,
+            max_subscriptions_per_user=env.integer(
+                "NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER", d.max_subscriptions_per_user,
+                minimum=1, maximum=100_000,
+            ),
         )
 
 

@@ -12,15 +12,18 @@ import grpc
 from notifier import converters, validation
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
+from notifier.redaction import mask_notifications, mask_webhook
 from notifier.subscriptions import converters as subscription_converters
 from notifier.subscriptions import validation as subscription_validation
 from notifier.subscriptions.service import Subscriptions
 from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.error_status import rpc_errors
+from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+DESK = common_pb2.APP_TYPE_DESK
 
 
 class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
@@ -41,6 +44,8 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.list_query(query)
         async with aclosing(self._n.stream_pages(query, Deadline.of(context))) as pages:
             async for page in pages:
+                if query.app_type == DESK:
+                    mask_notifications(page)
                 for item in page:
                     await context.write(item)
 
@@ -53,6 +58,8 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         stream = self._n.stream_pages(query, Deadline.of(context), whole_pages=True)
         async with aclosing(stream) as pages:
             async for page in pages:
+                if query.app_type == DESK:
+                    mask_notifications(page)
                 if page:  # an empty page (CRM's 204) says nothing a caller needs
                     await context.write(
                         notifier_pb2.ListNotificationPagesResponse(notifications=page)
@@ -123,7 +130,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.desk_webhook(request.user_id, request.webhook)
         body = converters.desk_spec_json(request.webhook)
         webhook = await self._n.desk_create(request.user_id, body, Deadline.of(context))
-        return notifier_pb2.CreateDeskWebhookResponse(webhook=webhook)
+        return notifier_pb2.CreateDeskWebhookResponse(webhook=mask_webhook(webhook))
 
     @rpc_errors
     async def UpdateDeskWebhook(
@@ -139,7 +146,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         webhook = await self._n.desk_update(
             request.user_id, request.webhook_id, body, Deadline.of(context)
         )
-        return notifier_pb2.UpdateDeskWebhookResponse(webhook=webhook)
+        return notifier_pb2.UpdateDeskWebhookResponse(webhook=mask_webhook(webhook))
 
     @rpc_errors
     async def DeleteDeskWebhook(

@@ -20,8 +20,11 @@ REQUEST_ID_KEY = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 # Zoho tokens look like 1000.<hex>.<hex>; Authorization headers and form
-# bodies carry them too. Code never logs tokens on purpose; this catches the accident.
+# bodies carry them too; a Desk webhook the notifier made carries its path secret after
+# the subscription id (notifier/ingress/server.py). Code never logs or streams these on
+# purpose; this catches the accident (and notifier/redaction.py masks streamed URLs).
 _SECRET_PATTERNS = [
+    (re.compile(r"(/callbacks/desk/sub_[0-9a-f]{24}/)[^/?#\s\"']+"), r"\1[redacted]"),
     (re.compile(r"\b1000\.[0-9a-zA-Z]{6,}\.[0-9a-zA-Z-]{6,}"), "[redacted]"),
     (re.compile(r"(?i)\b(zoho-oauthtoken|bearer)\s+[^\s,;\"']+"), r"\1 [redacted]"),
     (

@@ -111,7 +111,7 @@ async def test_desk_webhook_answered_410_by_mistake_is_recreated(
     kept, sandbox, connect_subscriber
 ):
     await connect_subscriber()
-    sub, _ = await desk_subscription(kept.handle)
+    sub, _ = await desk_subscription(kept.handle, sandbox)
     await kept.advance(0)
     engine = kept.handle.app.live.engine
 

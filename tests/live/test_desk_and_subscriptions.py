@@ -26,7 +26,7 @@ async def test_desk_events_with_the_path_secret_are_streamed_and_a_deleted_one_i
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
     await connect_subscriber()
-    sub, url = await desk_subscription(notifier)
+    sub, url = await desk_subscription(notifier, sandbox)
     assert sub.status == notifier_pb2.SUBSCRIPTION_STATUS_ACTIVE and sub.app_type == DESK
     # Desk's URL check: a GET (then a POST) answered 200 for a known path only.
     assert (await callbacks.http.get(url)).status_code == 200
@@ -93,7 +93,7 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
     notifier.app.policy._all = notifier.app.policy._all | {origin}
     try:
         await connect_subscriber()
-        sub, url = await desk_subscription(notifier)
+        sub, url = await desk_subscription(notifier, sandbox)
         good = {"iss": "orgId:3981311", "aud": f"webhookId:{sub.zoho_id}",
                 "exp": time.time() + 300}
         ok = await callbacks.desk(url, [desk_event("Ticket_Add", "1")], jwt=_jwt(key, good))
@@ -121,7 +121,7 @@ async def test_subscriptions_are_listed_got_and_deleted_at_zoho_too(
 ) -> None:
     await connect_subscriber()
     crm, channel = await crm_subscription(notifier, sandbox, events=("Leads.create", "Deals.all"))
-    desk, _ = await desk_subscription(notifier)
+    desk, _ = await desk_subscription(notifier, sandbox)
     assert crm.expires_at.seconds > time.time() + 6 * 86400
     listed = await notifier.stub.ListSubscriptions(
         notifier_pb2.ListSubscriptionsRequest(user_id="demo", page_size=1))
