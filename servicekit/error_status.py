@@ -169,6 +169,10 @@ def rpc_errors(method: _Method) -> _Method:
             return await method(self, request, context)
         except grpc.aio.AbortError:
             raise
+        except grpc.aio.InternalError:
+            # A write the transport could not make (a stream not bounded by
+            # servicekit/streams.py): the caller's connection is gone, nothing to answer.
+            raise asyncio.CancelledError from None
         except Exception as exc:
             await _abort(context, exc, name)
 
