@@ -44,9 +44,11 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.list_query(query)
         async with aclosing(self._n.stream_pages(query, Deadline.of(context))) as pages:
             async for page in pages:
-                if query.app_type == DESK:
-                    mask_notifications(page)
+                desk = query.app_type == DESK
+                # Items are converted as they are taken from a page: masked one by one.
                 for item in page:
+                    if desk:
+                        mask_webhook(item.desk)
                     await context.write(item)
 
     @rpc_errors
@@ -58,12 +60,10 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         stream = self._n.stream_pages(query, Deadline.of(context), whole_pages=True)
         async with aclosing(stream) as pages:
             async for page in pages:
-                if query.app_type == DESK:
-                    mask_notifications(page)
                 if page:  # an empty page (CRM's 204) says nothing a caller needs
-                    await context.write(
-                        notifier_pb2.ListNotificationPagesResponse(notifications=page)
-                    )
+                    response = notifier_pb2.ListNotificationPagesResponse(notifications=page)
+                    mask_notifications(response.notifications)
+                    await context.write(response)
 
     @rpc_errors
     async def EnableCrmChannels(
