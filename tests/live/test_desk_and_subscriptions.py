@@ -96,8 +96,18 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
         sub, url = await desk_subscription(notifier, sandbox)
         good = {"iss": "orgId:3981311", "aud": f"webhookId:{sub.zoho_id}",
                 "exp": time.time() + 300}
+        unsigned = await callbacks.desk(url, [desk_event("Ticket_Add", "0")])
+        assert unsigned.status_code == 200  # this Desk host has not signed one yet
         ok = await callbacks.desk(url, [desk_event("Ticket_Add", "1")], jwt=_jwt(key, good))
         assert ok.status_code == 200
+        # Once seen, always required: the path secret alone no longer delivers, in this
+        # process or any other (the flag is in the row, read afresh here).
+        notifier.app.live.directory.forget(sub.subscription_id)
+        assert (await notifier.app.live.directory.lookup(sub.subscription_id)).desk_jwt_required
+        later = await callbacks.desk(url, [desk_event("Ticket_Add", "3")])
+        assert later.status_code == 401
+        # Desk's URL check (no events) is still answered: a repair re-checks the URL.
+        assert (await callbacks.http.post(url, content=b"")).status_code == 200
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         for token in (
             _jwt(other, good),
@@ -108,9 +118,9 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
             answer = await callbacks.desk(url, [desk_event("Ticket_Add", "2")], jwt=token)
             assert answer.status_code == 401
         watcher = Watcher(notifier.stub, from_earliest=True)
-        await watcher.wait_for(1)
+        await watcher.wait_for(2)
         await asyncio.sleep(0.2)
-        assert [e.record_id for e in watcher.events] == ["1"]
+        assert [e.record_id for e in watcher.events] == ["0", "1"]
         await watcher.stop()
     finally:
         await runner.cleanup()

@@ -11,12 +11,10 @@ import asyncio
 import logging
 import sys
 
-import grpc
-
 from servicekit import metrics
 from tests.live.helpers import crm_subscription
 from tests.plugins.zoho_callbacks import crm_body
-from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
+from zoho.notifier.v1 import notifier_pb2
 
 KILLS = 6
 METHOD = "/zoho.notifier.v1.NotifierService/WatchNotifications"

@@ -24,12 +24,14 @@ SERVICE = "/zoho.notifier.v1.NotifierService/"
 
 
 async def _stream(channel: grpc.aio.Channel, method: str, request: Any) -> list[bytes]:
-    call = channel.unary_stream(SERVICE + method, request_serializer=type(request).SerializeToString)
+    call = channel.unary_stream(
+        SERVICE + method, request_serializer=type(request).SerializeToString)
     return [raw async for raw in call(request, timeout=10)]
 
 
 async def _unary(channel: grpc.aio.Channel, method: str, request: Any) -> bytes:
-    call = channel.unary_unary(SERVICE + method, request_serializer=type(request).SerializeToString)
+    call = channel.unary_unary(
+        SERVICE + method, request_serializer=type(request).SerializeToString)
     try:
         raw: bytes = await call(request, timeout=10)
     except grpc.aio.AioRpcError as refused:
