@@ -123,6 +123,8 @@ class NotifierConfig:
     # with the certificate it presents there (NOTIFIER_BROKER_TLS_*).
     tls: ServerTls | None = None
     broker_tls: ClientTls | None = None
+    # NOTIFIER_CALLER_POLICY as written ("" = the default); only applies under mutual TLS.
+    caller_policy: str = ""
     # Caps on open streams and on how long one write may wait for its reader.
     streams: StreamLimits = field(default_factory=StreamLimits)
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -156,6 +158,12 @@ class NotifierConfig:
                 minimum=0.1, maximum=600.0,
             ),
         )
+        tls = ServerTls.from_env("NOTIFIER", env)
+        policy = env.text("NOTIFIER_CALLER_POLICY")
+        if policy and (tls is None or not tls.mutual):
+            raise ConfigError("NOTIFIER_CALLER_POLICY",
+                              "needs NOTIFIER_TLS_CLIENT_CA: without client certificates there "
+                              "is no caller identity to apply it to")
         return cls(
             listen=listen,
             broker_target=broker_target,
@@ -179,7 +187,8 @@ class NotifierConfig:
             log_format=shared.log_format,
             log_level=shared.log_level,
             metrics_listen=_metrics_listen(env, listen),
-            tls=ServerTls.from_env("NOTIFIER", env),
+            tls=tls,
+            caller_policy=policy,
             broker_tls=ClientTls.from_env("NOTIFIER_BROKER", env),
             streams=StreamLimits(
                 max_streams=env.integer(

@@ -10,6 +10,7 @@ from typing import Any, TypeAlias
 import grpc
 
 from notifier import converters, validation
+from notifier.authz import ALL_USERS, may_read_all_users
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
 from notifier.redaction import mask_notifications, mask_webhook
@@ -19,6 +20,7 @@ from notifier.subscriptions.service import Subscriptions
 from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.error_status import rpc_errors
+from servicekit.errors import PermissionDenied
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
@@ -203,6 +205,12 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.WatchNotificationsRequest, context: Ctx
     ) -> None:
         subscription_validation.watch_request(request)
+        if not request.user_id and not may_read_all_users():
+            raise PermissionDenied(
+                "every user's events (an empty user_id) need the AllUsers grant "
+                "(NOTIFIER_CALLER_POLICY): name the user_id",
+                metadata={"method": "WatchNotifications", "grant": ALL_USERS},
+            )
         query = subscription_converters.watch_query(request)
         start = await self._watches.start_position(query)
         # Headers now: a caller that has them knows every later event will reach it.
