@@ -97,7 +97,9 @@ class SubscriptionDirectory:
                     .where(SubscriptionRow.id == subscription_id)
                     .values(desk_jwt_required=True)
                 )
-        except (*DATABASE_FAULTS, TimeoutError) as failed:
+        except TimeoutError:
+            raise DatabaseDown(f"no answer within {self._lookup_seconds:g} s") from None
+        except DATABASE_FAULTS as failed:
             raise DatabaseDown(type(failed).__name__) from failed
         self.forget(subscription_id)
 

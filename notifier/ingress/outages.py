@@ -26,6 +26,7 @@ import os
 import socket
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 from sqlalchemy import insert, select, update
@@ -45,7 +46,7 @@ from notifier.keeper.gaps import gap_event
 log = logging.getLogger(__name__)
 
 # What the database, its driver or its pool raise when it is down, restarting or slow.
-DATABASE_FAULTS: tuple[type[BaseException], ...] = (SQLAlchemyError, psycopg.Error)
+DATABASE_FAULTS = (SQLAlchemyError, psycopg.Error)
 # Told to a sender refused for a database fault (Zoho does not retry; a proxy may).
 RETRY_AFTER_SECONDS = 5
 PROBE_SECONDS = 1.0
@@ -56,6 +57,12 @@ _ANNOUNCED_STATUSES = (STATUS_ACTIVE, STATUS_FAILING, STATUS_REAUTH_REQUIRED)
 
 class DatabaseDown(Exception):
     """The database failed, or did not answer in time, under a request."""
+
+
+# What a request may fail with because of the database (the ingress answers 503).
+REQUEST_FAULTS = (DatabaseDown, SQLAlchemyError, psycopg.Error)
+# What the probe may meet while the database is still down.
+_STILL_DOWN = (SQLAlchemyError, psycopg.Error, OSError, TimeoutError)
 
 
 def replica_name() -> str:
@@ -104,24 +111,25 @@ class Outages:
             await asyncio.sleep(self._probe_seconds)
             try:
                 await self._close_window()
-            except (*DATABASE_FAULTS, OSError, TimeoutError) as still:
+            except _STILL_DOWN as still:
                 log.debug("the database is still failing: %s", type(still).__name__)
                 continue
             return
 
     async def _close_window(self) -> None:
         started, refused = self._started, self._refused
-        if started is None:
-            return
-        ended = datetime.now(UTC)
-        async with asyncio.timeout(10), self._engine.begin() as conn:
-            await conn.execute(insert(OutageRow).values(
-                replica=self.replica, started_at=started, ended_at=ended, refused=refused))
-        # Refusals after `ended` open a window of their own.
-        self._started, self._refused = None, 0
-        log.warning("the database answers again: %d deliveries were refused between %s and "
-                    "%s", refused, started.isoformat(), ended.isoformat())
-        await self.announce()
+        if started is not None:
+            ended = datetime.now(UTC)
+            async with asyncio.timeout(10), self._engine.begin() as conn:
+                await conn.execute(insert(OutageRow).values(
+                    replica=self.replica, started_at=started, ended_at=ended, refused=refused))
+            # Refusals after `ended` open a window of their own.
+            self._started, self._refused = None, 0
+            log.warning("the database answers again: %d deliveries were refused between %s "
+                        "and %s", refused, started.isoformat(), ended.isoformat())
+        # Written down: announced now, or on the probe's next round if this fails.
+        async with asyncio.timeout(60):
+            await self.announce()
 
     async def announce(self) -> int:
         """Every written window not yet announced (any replica's): a gap event on each
@@ -134,10 +142,10 @@ class Outages:
             await self._announce(window)
         return len(windows)
 
-    async def _announce(self, window: OutageRow) -> None:
+    async def _announce(self, window: Any) -> None:
         s = SubscriptionRow
         async with self._engine.connect() as conn:
-            rows: Sequence[SubscriptionRow] = (await conn.execute(
+            rows: Sequence[Any] = (await conn.execute(
                 select(s.id, s.user_id, s.app_type)
                 .where(s.status.in_(_ANNOUNCED_STATUSES), s.created_at <= window.ended_at)
                 .order_by(s.id)

@@ -29,12 +29,7 @@ from notifier.events.writer import EventWriter
 from notifier.ingress import desk_jwt
 from notifier.ingress.callbacks import MalformedCallback, Subscriber, crm_events, desk_events
 from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory, secret_matches
-from notifier.ingress.outages import (
-    DATABASE_FAULTS,
-    RETRY_AFTER_SECONDS,
-    DatabaseDown,
-    Outages,
-)
+from notifier.ingress.outages import REQUEST_FAULTS, RETRY_AFTER_SECONDS, Outages
 from servicekit.config import ListenAddress
 from servicekit.metrics import INGRESS_DELIVERIES
 
@@ -101,7 +96,7 @@ class Ingress:
         # counted outcome, no traceback; aiohttp would answer 500 and log each one.
         try:
             response: web.StreamResponse = await handler(request)
-        except (DatabaseDown, *DATABASE_FAULTS):
+        except REQUEST_FAULTS:
             return self._unavailable(
                 "crm" if request.path.startswith(CRM_PATH) else "desk", "db_unavailable"
             )

@@ -16,7 +16,6 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self.port = 0
         self.cut_off = False
-        self.accepted = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -45,7 +44,6 @@ class TcpProxy:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
         if self.cut_off:
             writer.transport.abort()
             return
