@@ -38,7 +38,7 @@ class EventsConfig:
     # Empty: each Desk webhook's own host's /.well-known/jwks.json.
     desk_jwks_url: str = ""
     # Each subscription costs the org's Zoho quota (renewals, reconciles): capped per user.
-    max_subscriptions_per_user: int = 100
+    max_subscriptions_per_user: int = 200
 
     @classmethod
     def from_env(cls, env: Env) -> EventsConfig:

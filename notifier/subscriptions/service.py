@@ -62,7 +62,7 @@ class Subscriptions:
         public_url: Callable[[], str],
         channel_ttl_seconds: float,
         forget: Callable[[str], None],
-        max_per_user: int = 100,
+        max_per_user: int = 200,
     ) -> None:
         self._store = store
         self._n = notifications
