@@ -5,7 +5,9 @@ Injected: the engines the ingress reads and writes through swapped for one whose
 connection fails (the database lost mid-request: whatever the kind of database under
 test), after a CRM and a Desk subscription were made.
 Asserted: no answer is a 500; every 503 carries Retry-After; nothing is logged at ERROR
-and no traceback; once the database is back, a delivery is stored (200).
+and no traceback; once the database is back, a delivery is stored (200). The gRPC side
+alike: an RPC that meets the lost database is UNAVAILABLE / BACKEND_UNAVAILABLE (metadata
+`dependency=database`), never INTERNAL.
 
 The database loss on real PostgreSQL, a proxy cut mid-stream, and the gap events that
 follow are tests/faults/test_database_outage.py."""
@@ -15,14 +17,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import grpc
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.fuzz.test_rpc_fuzz import FUZZ
-from tests.live.helpers import crm_subscription, desk_subscription
+from tests.live.helpers import CRM, crm_subscription, desk_subscription
+from tests.notifier.helpers import error_info
 from tests.plugins.zoho_callbacks import crm_body, desk_event
+from zoho.notifier.v1 import notifier_pb2 as pb
 
 pytestmark = pytest.mark.fuzz
 
@@ -98,3 +103,38 @@ async def test_deliveries_are_stored_again_once_the_database_is_back(
     live.directory._engine = kept
     stored = await callbacks.crm(channel["notify_url"], crm_body(channel, ["2"]))
     assert stored.status_code == 200
+
+
+async def test_rpcs_with_the_database_lost_are_unavailable_not_internal(
+    notifier, sandbox, connect_subscriber, tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.INFO)
+    await connect_subscriber()
+    gone = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/x.db")
+    notifier.app.subscriptions._store.engine = gone
+    live = notifier.app.live
+    live.log.engine, live.log.postgres = gone, False
+    stub = notifier.stub
+    calls = [
+        stub.ListSubscriptions(pb.ListSubscriptionsRequest(user_id="demo"), timeout=10),
+        stub.GetSubscription(pb.GetSubscriptionRequest(
+            user_id="demo", subscription_id="sub_" + "0" * 24), timeout=10),
+        stub.CreateSubscription(pb.CreateSubscriptionRequest(
+            user_id="demo", app_type=CRM, events=["Leads.all"]), timeout=10),
+        _first(stub.WatchNotifications(pb.WatchNotificationsRequest(user_id="demo"),
+                                       timeout=10)),
+    ]
+    for pending in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await pending
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE, caught.value.details()
+        info = error_info(caught.value)
+        assert info.reason == "BACKEND_UNAVAILABLE"
+        assert info.metadata["dependency"] == "database"
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert not bad, [r.getMessage() for r in bad]
+    await gone.dispose()
+
+
+async def _first(call: Any) -> Any:
+    return await call.read()
