@@ -192,35 +192,27 @@ class Ingress:
             return verified
         return self._answer("desk", "url_check", 200)
 
-    async def _desk_signature(self, request: web.Request, verified: KnownSubscription
-                              ) -> web.Response | None:
-        """The X-ZDesk-JWT check: a refusal, or None. A webhook whose Desk host has sent
-        one valid JWT must send one with every delivery from then on (persisted)."""
-        token = request.headers.get("X-ZDesk-JWT")
-        if not token:
-            if verified.desk_jwt_required:
-                return self._answer("desk", "unverified", 401)
-            return None
-        jwks = self._jwks_override or verified.jwks_url
-        try:
-            await desk_jwt.verify(
-                token,
-                self._keys,
-                jwks,
-                org_id=verified.desk_org_id,
-                webhook_id=verified.zoho_id,
-            )
-        except desk_jwt.JwtRejected as why:
-            log.info("a Desk delivery's JWT was rejected: %s", why)
-            return self._answer("desk", "unverified", 401)
-        if not verified.desk_jwt_required:
-            await self._directory.require_desk_jwt(verified.id)
-        return None
-
     async def _desk(self, request: web.Request) -> web.StreamResponse:
         verified = await self._verify_desk(request)
         if isinstance(verified, web.Response):
             return verified
+        token = request.headers.get("X-ZDesk-JWT")
+        if token:
+            jwks = self._jwks_override or verified.jwks_url
+            try:
+                await desk_jwt.verify(
+                    token,
+                    self._keys,
+                    jwks,
+                    org_id=verified.desk_org_id,
+                    webhook_id=verified.zoho_id,
+                )
+            except desk_jwt.JwtRejected as why:
+                log.info("a Desk delivery's JWT was rejected: %s", why)
+                return self._answer("desk", "unverified", 401)
+            if not verified.desk_jwt_required:
+                # This Desk host signs: from now on every delivery must be signed.
+                await self._directory.require_desk_jwt(verified.id)
         try:
             raw = await self._body(request)
         except TimeoutError:
@@ -238,10 +230,9 @@ class Ingress:
             return self._answer("desk", "malformed", 400)
         if not body:
             return self._answer("desk", "url_check", 200)
-        # Events, not a URL check: they must be signed as before, and listable.
-        refused = await self._desk_signature(request, verified)
-        if refused is not None:
-            return refused
+        # Events, not a URL check (a repair's re-check may come unsigned).
+        if not token and verified.desk_jwt_required:
+            return self._answer("desk", "unverified", 401)
         if verified.pending:
             return self._answer("desk", "pending", 409)
         try:
