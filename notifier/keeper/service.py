@@ -128,7 +128,10 @@ class Keeper:
                 enrol = time.monotonic() >= self._enrol_at
                 if enrol:
                     self._enrol_at = time.monotonic() + ENROL_SECONDS
-                await self.tick(enrol=enrol)
+                half_made = time.monotonic() >= self._half_made_at
+                if half_made:
+                    self._half_made_at = time.monotonic() + HALF_MADE_SECONDS
+                await self.tick(enrol=enrol, half_made=half_made)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -137,13 +140,12 @@ class Keeper:
                 await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
             self._wake.clear()
 
-    async def tick(self, *, enrol: bool = True) -> None:
+    async def tick(self, *, enrol: bool = True, half_made: bool = True) -> None:
         await self.clock.sync()
         now = self.clock.now()
         if enrol:
             await self.store.enrol(now, self._before, self._period)
-        if time.monotonic() >= self._half_made_at:
-            self._half_made_at = time.monotonic() + HALF_MADE_SECONDS
+        if half_made:
             for row in await self.half_made.due(now, self.config.concurrency * 4):
                 key = f"half:{row.id}"
                 if key not in self._pending:
