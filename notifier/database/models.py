@@ -48,7 +48,7 @@ class SubscriptionRow(Base):
     jwks_url: Mapped[str | None] = mapped_column(String(500))
     # Once this webhook's Desk host has sent an X-ZDesk-JWT, every later delivery must
     # carry one: the path secret alone (shown to no caller, but once in Desk's hands)
-    # no longer suffices (n0003).
+    # no longer suffices (n0003_outages).
     desk_jwt_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     notify_on_related_action: Mapped[bool] = mapped_column(Boolean, nullable=False)
     return_affected_field_values: Mapped[bool] = mapped_column(Boolean, nullable=False)

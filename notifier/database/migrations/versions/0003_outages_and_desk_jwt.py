@@ -1,7 +1,7 @@
 """notifier_outages (deliveries refused while the database failed), and
 notifier_subscriptions.desk_jwt_required (an X-ZDesk-JWT once seen is always required)
 
-Revision ID: n0003
+Revision ID: n0003_outages
 Revises: n0002
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from notifier.database.models import CursorType
 from servicekit.database import UTCDateTime
 
-revision = "n0003"
+revision = "n0003_outages"
 down_revision = "n0002"
 branch_labels = None
 depends_on = None
