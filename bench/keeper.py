@@ -177,6 +177,8 @@ async def run(args: argparse.Namespace) -> bool:
             "NOTIFIER_RECONCILE_SECONDS": str(args.reconcile),
             "NOTIFIER_KEEPER_LEASE_SECONDS": str(args.step * 2),
             "NOTIFIER_KEEPER_CONCURRENCY": str(args.concurrency),
+            # Any --subscriptions/--users ratio: the per-user cap is not what is measured.
+            "NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER": "100000",
         }
         # Replicas share one public URL (as behind a load balancer): it is part of what a
         # channel must look like.

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from broker import db, key_maintenance
-from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
+from broker.authz import parse_policy
 from broker.config import BrokerConfig
 from broker.connection_cache import ConnectionCache
 from broker.connections import ConnectionService
@@ -20,6 +20,7 @@ from broker.store import ConnectionStore
 from broker.tokens import TokenService, replica_name, utc_now
 from broker.zoho_accounts import AccountsClient
 from servicekit import services
+from servicekit.caller_policy import CallerPolicyInterceptor
 from servicekit.errors import Unavailable
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
@@ -38,7 +39,7 @@ def caller_policy(config: BrokerConfig) -> list[CallerPolicyInterceptor]:
     if config.tls is None or not config.tls.mutual:
         return []
     methods = services.BROKER.methods_by_name
-    policy = CallerPolicy.parse(config.caller_policy or DEFAULT_POLICY, methods)
+    policy = parse_policy(config.caller_policy, methods)
     return [CallerPolicyInterceptor(services.BROKER_SERVICE_NAME, policy)]
 
 

@@ -11,6 +11,7 @@ import logging
 
 import httpx
 
+from notifier import authz
 from notifier.broker_client import BrokerClient
 from notifier.config import NotifierConfig
 from notifier.crm import CrmClient
@@ -26,12 +27,21 @@ from notifier.subscriptions.service import Subscriptions
 from notifier.subscriptions.store import SubscriptionStore
 from notifier.zoho_http import ZohoHttp
 from servicekit import services
+from servicekit.caller_policy import CallerPolicyInterceptor
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
 from servicekit.server import GrpcServer, ServiceBinding
 from servicekit.tls import secure_or_insecure_channel
 
 log = logging.getLogger(__name__)
+
+
+def caller_policy(config: NotifierConfig) -> list[CallerPolicyInterceptor]:
+    """The caller policy, under mutual TLS only (no client certificate, no identity)."""
+    if config.tls is None or not config.tls.mutual:
+        return []
+    policy = authz.parse_policy(config.caller_policy, services.NOTIFIER.methods_by_name)
+    return [CallerPolicyInterceptor(services.NOTIFIER_SERVICE_NAME, policy)]
 
 
 class NotifierApp:
@@ -78,6 +88,7 @@ class NotifierApp:
             public_url=lambda: self.live.public_url,
             channel_ttl_seconds=config.events.channel_ttl_seconds,
             forget=self.live.directory.forget,
+            max_per_user=config.events.max_subscriptions_per_user,
         )
         self.keeper: Keeper | None = None
         if config.keeper.enabled:
@@ -103,6 +114,7 @@ class NotifierApp:
             credentials=config.tls.credentials() if config.tls else None,
             stream_limits=config.streams,
             grace_seconds=config.grace_seconds,
+            interceptors=caller_policy(config),
         )
         self.health = BrokerHealthWatch(
             self.broker_channel,

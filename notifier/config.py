@@ -37,6 +37,8 @@ class EventsConfig:
     ingress_read_timeout_seconds: float = 5.0
     # Empty: each Desk webhook's own host's /.well-known/jwks.json.
     desk_jwks_url: str = ""
+    # Each subscription costs the org's Zoho quota (renewals, reconciles): capped per user.
+    max_subscriptions_per_user: int = 200
 
     @classmethod
     def from_env(cls, env: Env) -> EventsConfig:
@@ -82,6 +84,10 @@ class EventsConfig:
                 minimum=0.1, maximum=120.0,
             ),
             desk_jwks_url=jwks,
+            max_subscriptions_per_user=env.integer(
+                "NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER", d.max_subscriptions_per_user,
+                minimum=1, maximum=100_000,
+            ),
         )
 
 
@@ -117,6 +123,8 @@ class NotifierConfig:
     # with the certificate it presents there (NOTIFIER_BROKER_TLS_*).
     tls: ServerTls | None = None
     broker_tls: ClientTls | None = None
+    # NOTIFIER_CALLER_POLICY as written ("" = the default); only applies under mutual TLS.
+    caller_policy: str = ""
     # Caps on open streams and on how long one write may wait for its reader.
     streams: StreamLimits = field(default_factory=StreamLimits)
     events: EventsConfig = field(default_factory=EventsConfig)
@@ -150,6 +158,12 @@ class NotifierConfig:
                 minimum=0.1, maximum=600.0,
             ),
         )
+        tls = ServerTls.from_env("NOTIFIER", env)
+        policy = env.text("NOTIFIER_CALLER_POLICY")
+        if policy and (tls is None or not tls.mutual):
+            raise ConfigError("NOTIFIER_CALLER_POLICY",
+                              "needs NOTIFIER_TLS_CLIENT_CA: without client certificates there "
+                              "is no caller identity to apply it to")
         return cls(
             listen=listen,
             broker_target=broker_target,
@@ -173,7 +187,8 @@ class NotifierConfig:
             log_format=shared.log_format,
             log_level=shared.log_level,
             metrics_listen=_metrics_listen(env, listen),
-            tls=ServerTls.from_env("NOTIFIER", env),
+            tls=tls,
+            caller_policy=policy,
             broker_tls=ClientTls.from_env("NOTIFIER_BROKER", env),
             streams=StreamLimits(
                 max_streams=env.integer(

@@ -20,6 +20,7 @@ from notifier.events.watch import Watches
 from notifier.events.writer import EventWriter
 from notifier.ingress.desk_jwt import DeskKeys
 from notifier.ingress.directory import SubscriptionDirectory
+from notifier.ingress.outages import DATABASE_FAULTS, Outages
 from notifier.ingress.server import Ingress
 from servicekit.origins import OriginPolicy
 
@@ -40,6 +41,7 @@ class LiveEvents:
             self.log, config.event_retention_seconds, interval_seconds=config.prune_interval_seconds
         )
         self.directory = SubscriptionDirectory(self.engine)
+        self.outages = Outages(self.engine, self.writer)
         self.ingress = Ingress(
             self.directory,
             self.writer,
@@ -47,6 +49,7 @@ class LiveEvents:
             max_body_bytes=config.ingress_max_body_bytes,
             read_timeout_seconds=config.ingress_read_timeout_seconds,
             jwks_url_override=config.desk_jwks_url,
+            outages=self.outages,
         )
         self._watch = watch
         self.listener: PostgresListener | None = None
@@ -71,12 +74,18 @@ class LiveEvents:
             self.pruner.start()
             if self.listener is not None:
                 self.listener.start()
+        try:
+            # Windows a replica wrote down but did not get to announce before it stopped.
+            await self.outages.announce()
+        except DATABASE_FAULTS as failed:
+            log.warning("earlier outages not announced yet: %s", type(failed).__name__)
         self.ingress_address = await self.ingress.start(self.config.ingress_listen)
         log.info("ingress listening on %s (public %s)", self.ingress_address, self.public_url)
         return self.ingress_address
 
     async def stop(self) -> None:
         await self.ingress.stop()
+        await self.outages.stop()
         if self.listener is not None:
             await self.listener.stop()
         await self.pruner.stop()

@@ -227,6 +227,12 @@ class Notifications:
         )
         return result, org.org_id, org.origin
 
+    async def desk_org_of(self, user_id: str, deadline: Deadline) -> tuple[str, str]:
+        """The org the user's webhooks are made in, and its Desk origin (as
+        desk_create_in_org reports them)."""
+        org = await self._desk_org(self.session(user_id, DESK, deadline))
+        return org.org_id, org.origin
+
     async def desk_update(
         self, user_id: str, webhook_id: str, body: dict[str, Any], deadline: Deadline
     ) -> notifier_pb2.DeskWebhook:

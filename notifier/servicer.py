@@ -10,17 +10,22 @@ from typing import Any, TypeAlias
 import grpc
 
 from notifier import converters, validation
+from notifier.authz import ALL_USERS, may_read_all_users
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
+from notifier.redaction import mask_notifications, mask_webhook
 from notifier.subscriptions import converters as subscription_converters
 from notifier.subscriptions import validation as subscription_validation
 from notifier.subscriptions.service import Subscriptions
 from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.error_status import rpc_errors
+from servicekit.errors import PermissionDenied
+from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+DESK = common_pb2.APP_TYPE_DESK
 
 
 class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
@@ -41,7 +46,11 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.list_query(query)
         async with aclosing(self._n.stream_pages(query, Deadline.of(context))) as pages:
             async for page in pages:
+                desk = query.app_type == DESK
+                # Items are converted as they are taken from a page: masked one by one.
                 for item in page:
+                    if desk:
+                        mask_webhook(item.desk)
                     await context.write(item)
 
     @rpc_errors
@@ -54,9 +63,9 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         async with aclosing(stream) as pages:
             async for page in pages:
                 if page:  # an empty page (CRM's 204) says nothing a caller needs
-                    await context.write(
-                        notifier_pb2.ListNotificationPagesResponse(notifications=page)
-                    )
+                    response = notifier_pb2.ListNotificationPagesResponse(notifications=page)
+                    mask_notifications(response.notifications)
+                    await context.write(response)
 
     @rpc_errors
     async def EnableCrmChannels(
@@ -123,7 +132,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         validation.desk_webhook(request.user_id, request.webhook)
         body = converters.desk_spec_json(request.webhook)
         webhook = await self._n.desk_create(request.user_id, body, Deadline.of(context))
-        return notifier_pb2.CreateDeskWebhookResponse(webhook=webhook)
+        return notifier_pb2.CreateDeskWebhookResponse(webhook=mask_webhook(webhook))
 
     @rpc_errors
     async def UpdateDeskWebhook(
@@ -139,7 +148,7 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         webhook = await self._n.desk_update(
             request.user_id, request.webhook_id, body, Deadline.of(context)
         )
-        return notifier_pb2.UpdateDeskWebhookResponse(webhook=webhook)
+        return notifier_pb2.UpdateDeskWebhookResponse(webhook=mask_webhook(webhook))
 
     @rpc_errors
     async def DeleteDeskWebhook(
@@ -196,6 +205,12 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.WatchNotificationsRequest, context: Ctx
     ) -> None:
         subscription_validation.watch_request(request)
+        if not request.user_id and not may_read_all_users():
+            raise PermissionDenied(
+                "every user's events (an empty user_id) need the AllUsers grant "
+                "(NOTIFIER_CALLER_POLICY): name the user_id",
+                metadata={"method": "WatchNotifications", "grant": ALL_USERS},
+            )
         query = subscription_converters.watch_query(request)
         start = await self._watches.start_position(query)
         # Headers now: a caller that has them knows every later event will reach it.

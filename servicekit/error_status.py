@@ -15,11 +15,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, cast
 
 import grpc
+import psycopg
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from servicekit.errors import ServiceError
+from servicekit.errors import ServiceError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ CODES: dict[str, grpc.StatusCode] = {
     "DESK_ORG_UNRESOLVED": _C.FAILED_PRECONDITION,
     "PERMISSION_DENIED": _C.PERMISSION_DENIED,
     "TOO_MANY_STREAMS": _C.RESOURCE_EXHAUSTED,
+    "TOO_MANY_SUBSCRIPTIONS": _C.RESOURCE_EXHAUSTED,
     "CONSUMER_STALLED": _C.RESOURCE_EXHAUSTED,
     "TOKEN_UNREADABLE": _C.INTERNAL,
     "CURSOR_EXPIRED": _C.OUT_OF_RANGE,
@@ -123,7 +127,26 @@ _INTERNAL = build_status(
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
+def database_outage(exc: BaseException) -> Unavailable | None:
+    """A database down, restarting or unreachable (not a bug, not a constraint): what a
+    caller should see is UNAVAILABLE, retry shortly, not INTERNAL with a traceback."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        pass
+    elif not isinstance(exc, OperationalError | InterfaceError | PoolTimeout
+                        | psycopg.OperationalError):
+        return None
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    return Unavailable("the database is unavailable; retry shortly",
+                       metadata={"dependency": "database", "error": type(cause).__name__})
+
+
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+    outage = database_outage(exc)
+    if outage is not None:
+        # Logged as one line: an outage fails many calls, each would repeat the same trace.
+        log.warning("rpc %s failed: the database is unavailable (%s)", method,
+                    outage.metadata["error"])
+        exc = outage
     if isinstance(exc, ServiceError):
         status = to_status(exc)
         log.info("rpc %s failed: %s %s", method, status.code.name, exc.reason)
@@ -168,6 +191,10 @@ def rpc_errors(method: _Method) -> _Method:
             return await method(self, request, context)
         except grpc.aio.AbortError:
             raise
+        except grpc.aio.InternalError:
+            # A write the transport could not make (a stream not bounded by
+            # servicekit/streams.py): the caller's connection is gone, nothing to answer.
+            raise asyncio.CancelledError from None
         except Exception as exc:
             await _abort(context, exc, name)
 

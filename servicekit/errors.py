@@ -9,6 +9,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from servicekit.logs import redact
+
 # A status travels in trailers, which gRPC caps at 16 KiB: an error echoing a huge
 # request value would arrive as a bare RESOURCE_EXHAUSTED with its details lost.
 MAX_MESSAGE_CHARS = 1000
@@ -35,7 +37,8 @@ class ServiceError(Exception):
         metadata: Mapping[str, str] | None = None,
         retry_after: float | None = None,
     ) -> None:
-        message = clip(message, MAX_MESSAGE_CHARS)
+        # A message may echo what Zoho said, and Zoho may echo a URL or token we sent.
+        message = clip(redact(message), MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.metadata = {clip(k, 64): clip(v) for k, v in (metadata or {}).items()}
@@ -231,6 +234,20 @@ class TooManyStreams(ServiceError):
             f"too many streams open {where} (at most {limit}); retry after RetryInfo",
             metadata={"scope": scope, "limit": str(limit)},
             retry_after=STREAM_SLOT_RETRY_SECONDS,
+        )
+
+
+class TooManySubscriptions(ServiceError):
+    """A user's cap on subscriptions: each costs the org's Zoho API quota (renewals,
+    reconciles), so one caller must not create thousands. Not retryable as it is."""
+
+    reason = "TOO_MANY_SUBSCRIPTIONS"
+
+    def __init__(self, user_id: str, limit: int) -> None:
+        super().__init__(
+            f"the user has {limit} subscriptions, the most allowed "
+            "(NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER): delete one first",
+            metadata={"user_id": user_id, "limit": str(limit)},
         )
 
 

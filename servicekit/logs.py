@@ -20,8 +20,11 @@ REQUEST_ID_KEY = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 # Zoho tokens look like 1000.<hex>.<hex>; Authorization headers and form
-# bodies carry them too. Code never logs tokens on purpose; this catches the accident.
+# bodies carry them too; a Desk webhook the notifier made carries its path secret after
+# the subscription id (notifier/ingress/server.py). Code never logs or streams these on
+# purpose; this catches the accident (and notifier/redaction.py masks streamed URLs).
 _SECRET_PATTERNS = [
+    (re.compile(r"(/callbacks/desk/sub_[0-9a-f]{24}/)[^/?#\s\"']+"), r"\1[redacted]"),
     (re.compile(r"\b1000\.[0-9a-zA-Z]{6,}\.[0-9a-zA-Z-]{6,}"), "[redacted]"),
     (re.compile(r"(?i)\b(zoho-oauthtoken|bearer)\s+[^\s,;\"']+"), r"\1 [redacted]"),
     (
@@ -91,6 +94,22 @@ class _GrpcDecodeNoise(logging.Filter):
         return True
 
 
+class _PoolResetNoise(logging.Filter):
+    """SQLAlchemy's pool logs, at ERROR with a traceback, each connection it could not
+    roll back on its return: during a database outage, every failed call's connection.
+    The call's own error says what happened; one plain WARNING line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("sqlalchemy.pool") and record.levelno >= logging.ERROR:
+            failed = record.exc_info[1] if record.exc_info else None
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "a database connection could not be reset on its return (%s): dropped",
+                (type(failed).__name__,), None, None,
+            )
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class TextFormatter(logging.Formatter):
     """One line a record, whatever its message or fields hold; a traceback follows indented,
     so that no line of it (an exception's text included) can pass for a record of its own."""
@@ -151,6 +170,7 @@ def setup_logging(service: str, *, fmt: str = "text", level: str = "INFO") -> No
     """Logs go to stderr: stdout's first line belongs to `listening on HOST:PORT`."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_RequestIdFilter())
+    handler.addFilter(_PoolResetNoise())
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:

@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
 from servicekit.errors import ConsumerStalled, TooManyStreams
 
 # With every slot taken, a write stuck this long marks its reader as stalled.
@@ -131,6 +133,10 @@ class BoundedWrites:
         self._since = self._loop.time()
         try:
             await self._write(message)
+        except grpc.aio.InternalError:
+            # The transport could not send: the reader's connection is gone (its process
+            # killed mid-stream, so no cancel came first). The caller left: CANCELLED.
+            raise asyncio.CancelledError from None
         except asyncio.CancelledError:
             if self._stalled and self._task is not None and self._task.uncancel() == 0:
                 raise self.error() from None

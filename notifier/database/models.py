@@ -46,6 +46,10 @@ class SubscriptionRow(Base):
     desk_org_id: Mapped[str | None] = mapped_column(String(32))
     # Where this webhook's X-ZDesk-JWT keys are: its Desk host's /.well-known/jwks.json.
     jwks_url: Mapped[str | None] = mapped_column(String(500))
+    # Once this webhook's Desk host has sent an X-ZDesk-JWT, every later delivery must
+    # carry one: the path secret alone (shown to no caller, but once in Desk's hands)
+    # no longer suffices (n0003_outages).
+    desk_jwt_required: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     notify_on_related_action: Mapped[bool] = mapped_column(Boolean, nullable=False)
     return_affected_field_values: Mapped[bool] = mapped_column(Boolean, nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -77,6 +81,21 @@ class EventRow(Base):
     app_type: Mapped[int] = mapped_column(Integer, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     event: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class OutageRow(Base):
+    """A window in which one replica's ingress refused deliveries (503) because the
+    database failed: written once the database answers again, then announced to
+    watchers as a gap on each subscription (`announced_at` set once they are)."""
+
+    __tablename__ = "notifier_outages"
+
+    id: Mapped[int] = mapped_column(CursorType, primary_key=True, autoincrement=True)
+    replica: Mapped[str] = mapped_column(String(64), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    ended_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    refused: Mapped[int] = mapped_column(Integer, nullable=False)
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EventLogState(Base):

@@ -50,7 +50,10 @@ class PostgresAppend:
         self, rows: list[dict[str, Any]], stale: list[str], received_at: datetime, lock: int
     ) -> list[tuple[int, str]]:
         if self._conn is None:
-            self._conn = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
+            # connect_timeout: a database host that vanished fails the commit, not hangs it.
+            self._conn = await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, connect_timeout=5
+            )
         params = {
             "lock": lock,
             "at": received_at,

@@ -21,6 +21,9 @@ from servicekit.background import BackgroundTask
 log = logging.getLogger(__name__)
 
 MAX_BATCH_EVENTS = 1000
+# A commit the database has not confirmed by then failed (the senders get 503): a
+# connection to a host that vanished would otherwise wait for TCP to give up, minutes.
+COMMIT_SECONDS = 15.0
 
 
 class EventWriter:
@@ -71,9 +74,8 @@ class EventWriter:
     async def _commit(self, batch: list[tuple[Sequence[NewEvent], asyncio.Future[int]]]) -> None:
         events = [event for item, _ in batch for event in item]
         try:
-            if self._conn is None:
-                self._conn = await self._log.writer_connection()
-            stored = await self._log.append(events, datetime.now(UTC), self._conn)
+            async with asyncio.timeout(COMMIT_SECONDS):
+                stored = await self._append(events)
         except Exception as failed:
             log.warning("storing %d events failed: %s", len(events), type(failed).__name__)
             await self._drop_connection()
@@ -87,6 +89,23 @@ class EventWriter:
             if not waiter.done():
                 waiter.set_result(len(item))
         self._on_committed(stored)
+
+    async def _append(self, events: list[NewEvent]) -> list[Logged]:
+        fresh = self._conn is None
+        if self._conn is None:
+            self._conn = await self._log.writer_connection()
+        try:
+            return await self._log.append(events, datetime.now(UTC), self._conn)
+        except Exception:
+            if fresh:
+                raise
+        # The kept connection may have died since the last commit (the database
+        # restarted, a proxy dropped it): the first delivery after the database is
+        # back must not be refused for that. One more try, on a new connection; a
+        # batch the dead one did commit is not stored twice (dedupe keys).
+        await self._drop_connection()
+        self._conn = await self._log.writer_connection()
+        return await self._log.append(events, datetime.now(UTC), self._conn)
 
     async def _drop_connection(self) -> None:
         if self._conn is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,13 +60,31 @@ def _time(millis: Any) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
+# Python's json reads NaN, Infinity and 1e999 as floats JSON itself cannot carry, and
+# the gRPC side refuses them in a Struct: stored, one would poison every replay of the
+# stream. Zoho never re-sends, so the event is kept with each such number written as
+# proto3's JSON mapping writes a non-finite double: the strings below.
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every non-finite number replaced by its proto3 JSON string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE.get(value, "NaN")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _struct(value: Any) -> struct_pb2.Struct | None:
     if not isinstance(value, dict) or not value:
         return None
     holder = struct_pb2.Struct()
     try:
-        holder.update(value)
-    except (ValueError, TypeError):
+        holder.update(_finite(value))
+    except (ValueError, TypeError, RecursionError):
         raise MalformedCallback("a payload holds a value JSON cannot carry") from None
     return holder
 

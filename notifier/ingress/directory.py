@@ -14,13 +14,17 @@ import hmac
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from notifier.database.models import STATUS_DELETED, SubscriptionRow
+from notifier.database.models import STATUS_DELETED, STATUS_PENDING, SubscriptionRow
+from notifier.ingress.outages import DATABASE_FAULTS, DatabaseDown
 
 CACHE_SECONDS = 1.0
 MAX_CACHED = 50_000
+# A lookup the database has not answered by then is refused (503), not left hanging:
+# the sender (and its connection) would otherwise wait as long as the outage lasts.
+LOOKUP_SECONDS = 5.0
 
 
 def secret_digest(secret: str) -> str:
@@ -44,12 +48,23 @@ class KnownSubscription:
     deleted: bool
     desk_org_id: str
     jwks_url: str
+    # Half-made by a CreateSubscription that has not finished (or crashed): its owner
+    # cannot list it, so nothing is delivered for it (the keeper resolves it).
+    pending: bool = False
+    desk_jwt_required: bool = False
 
 
 class SubscriptionDirectory:
-    def __init__(self, engine: AsyncEngine, *, cache_seconds: float = CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        cache_seconds: float = CACHE_SECONDS,
+        lookup_seconds: float = LOOKUP_SECONDS,
+    ) -> None:
         self._engine = engine
         self._ttl = cache_seconds
+        self._lookup_seconds = lookup_seconds
         self._cache: dict[str, tuple[KnownSubscription | None, float]] = {}
         self._reading: dict[str, asyncio.Future[KnownSubscription | None]] = {}
 
@@ -57,6 +72,7 @@ class SubscriptionDirectory:
         self._cache.pop(subscription_id, None)
 
     async def lookup(self, subscription_id: str) -> KnownSubscription | None:
+        """Raises DatabaseDown when the database fails or does not answer in time."""
         cached = self._cache.get(subscription_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
@@ -65,17 +81,40 @@ class SubscriptionDirectory:
             reading = asyncio.ensure_future(self._read(subscription_id))
             self._reading[subscription_id] = reading
             reading.add_done_callback(lambda _: self._reading.pop(subscription_id, None))
-        # shield: one caller going away must not cancel the others' lookup.
-        return await asyncio.shield(reading)
+        # shield: one caller going away (or timing out) must not cancel the others' lookup.
+        try:
+            async with asyncio.timeout(self._lookup_seconds):
+                return await asyncio.shield(reading)
+        except TimeoutError:
+            raise DatabaseDown(f"no answer within {self._lookup_seconds:g} s") from None
+
+    async def require_desk_jwt(self, subscription_id: str) -> None:
+        """From now on, a delivery to this webhook without a valid X-ZDesk-JWT is refused."""
+        try:
+            async with asyncio.timeout(self._lookup_seconds), self._engine.begin() as conn:
+                await conn.execute(
+                    update(SubscriptionRow)
+                    .where(SubscriptionRow.id == subscription_id)
+                    .values(desk_jwt_required=True)
+                )
+        except TimeoutError:
+            raise DatabaseDown(f"no answer within {self._lookup_seconds:g} s") from None
+        except DATABASE_FAULTS as failed:
+            raise DatabaseDown(type(failed).__name__) from failed
+        self.forget(subscription_id)
 
     async def _read(self, subscription_id: str) -> KnownSubscription | None:
         now = time.monotonic()
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(SubscriptionRow).where(SubscriptionRow.id == subscription_id)
-                )
-            ).first()
+        try:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(SubscriptionRow).where(SubscriptionRow.id == subscription_id)
+                    )
+                ).first()
+        except DATABASE_FAULTS as failed:
+            # Not cached: the next delivery asks again, so recovery is seen at once.
+            raise DatabaseDown(type(failed).__name__) from failed
         known = None
         if row is not None:
             known = KnownSubscription(
@@ -87,6 +126,8 @@ class SubscriptionDirectory:
                 deleted=row.status == STATUS_DELETED,
                 desk_org_id=row.desk_org_id or "",
                 jwks_url=row.jwks_url or "",
+                pending=row.status == STATUS_PENDING,
+                desk_jwt_required=bool(row.desk_jwt_required),
             )
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()

@@ -3,10 +3,15 @@
     POST /callbacks/crm/{subscription_id}            CRM channel notify_url
     GET|POST /callbacks/desk/{subscription_id}/{secret}   Desk webhook url (and its URL check)
 
-Unverified (unknown subscription, wrong channel, token or path secret, bad JWT): 401,
-nothing stored, counted. 410 only for a Desk webhook whose subscription was deleted
-(Desk then drops it). Bodies are capped, slow senders cut off, bad JSON is 400; a
-verified delivery is answered 200 only once its events are committed."""
+Unverified (unknown subscription, wrong channel, token or path secret, bad JWT, or no
+JWT from a webhook that has sent one before): 401, nothing stored, counted. 410 only for
+a Desk webhook whose subscription was deleted (Desk then drops it). A subscription still
+pending (its CreateSubscription has not finished, or crashed: the keeper resolves it)
+is 409, nothing stored: its owner cannot list it, so nothing may reach its watchers
+(Desk's URL check is still answered, or the create itself would fail). Bodies are
+capped, slow senders cut off, bad JSON is 400; a verified delivery is answered 200 only
+once its events are committed; any database fault on the way is 503 with Retry-After,
+never a 500 (outages.py keeps the window and tells watchers)."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from notifier.events.writer import EventWriter
 from notifier.ingress import desk_jwt
 from notifier.ingress.callbacks import MalformedCallback, Subscriber, crm_events, desk_events
 from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory, secret_matches
+from notifier.ingress.outages import REQUEST_FAULTS, RETRY_AFTER_SECONDS, Outages
 from servicekit.config import ListenAddress
 from servicekit.metrics import INGRESS_DELIVERIES
 
@@ -52,6 +58,7 @@ class Ingress:
         max_body_bytes: int,
         read_timeout_seconds: float,
         jwks_url_override: str = "",
+        outages: Outages | None = None,
     ) -> None:
         self._directory = directory
         self._writer = writer
@@ -59,6 +66,7 @@ class Ingress:
         self._max_body = max_body_bytes
         self._read_timeout = read_timeout_seconds
         self._jwks_override = jwks_url_override
+        self._outages = outages
         # (app, outcome) -> deliveries: also exported as a Prometheus counter.
         self.counts: Counter[tuple[str, str]] = Counter()
         self._runner: web.AppRunner | None = None
@@ -71,8 +79,31 @@ class Ingress:
         self._count(app, outcome)
         return web.json_response({"status": outcome}, status=status)
 
+    def _unavailable(self, app: str, outcome: str) -> web.Response:
+        """Refused for a database fault: the sender may try again; the window is kept."""
+        if self._outages is not None:
+            self._outages.refused()
+        self._count(app, outcome)
+        return web.json_response(
+            {"status": outcome}, status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
+
+    @web.middleware
+    async def _database_faults(
+        self, request: web.Request, handler: Any
+    ) -> web.StreamResponse:
+        # Any database fault under any route (lookups, flags, commits): 503, one
+        # counted outcome, no traceback; aiohttp would answer 500 and log each one.
+        try:
+            response: web.StreamResponse = await handler(request)
+        except REQUEST_FAULTS:
+            return self._unavailable(
+                "crm" if request.path.startswith(CRM_PATH) else "desk", "db_unavailable"
+            )
+        return response
+
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=self._max_body)
+        app = web.Application(client_max_size=self._max_body, middlewares=[self._database_faults])
         app.router.add_post(CRM_PATH + "{subscription_id}", self._crm)
         app.router.add_route("GET", DESK_PATH + "{subscription_id}/{secret}", self._desk_check)
         app.router.add_post(DESK_PATH + "{subscription_id}/{secret}", self._desk)
@@ -115,7 +146,7 @@ class Ingress:
             await self._writer.append(events)
         except Exception:
             # Not stored, so not acknowledged: the sender learns the delivery failed.
-            return self._answer(app, "not_stored", 503)
+            return self._unavailable(app, "not_stored")
         return self._answer(app, "stored", 200)
 
     async def _crm(self, request: web.Request) -> web.StreamResponse:
@@ -139,6 +170,8 @@ class Ingress:
         same_token = known is not None and secret_matches(body.get("token"), known.secret_digest)
         if known is None or known.deleted or not (same_channel and same_token):
             return self._answer("crm", "unverified", 401)
+        if known.pending:
+            return self._answer("crm", "pending", 409)
         try:
             events = crm_events(Subscriber(known.id, known.user_id), body)
         except MalformedCallback:
@@ -177,6 +210,9 @@ class Ingress:
             except desk_jwt.JwtRejected as why:
                 log.info("a Desk delivery's JWT was rejected: %s", why)
                 return self._answer("desk", "unverified", 401)
+            if not verified.desk_jwt_required:
+                # This Desk host signs: from now on every delivery must be signed.
+                await self._directory.require_desk_jwt(verified.id)
         try:
             raw = await self._body(request)
         except TimeoutError:
@@ -194,6 +230,11 @@ class Ingress:
             return self._answer("desk", "malformed", 400)
         if not body:
             return self._answer("desk", "url_check", 200)
+        # Events, not a URL check (a repair's re-check may come unsigned).
+        if not token and verified.desk_jwt_required:
+            return self._answer("desk", "unverified", 401)
+        if verified.pending:
+            return self._answer("desk", "pending", 409)
         try:
             events = desk_events(Subscriber(verified.id, verified.user_id), body)
         except MalformedCallback:

@@ -26,24 +26,30 @@ def _stamp(value: datetime) -> Timestamp:
     return stamp
 
 
+def gap_event(row: Any, since: datetime, until: datetime, *, key: str = "") -> NewEvent:
+    """The gap notice for subscription `row` (id, user_id, app_type) over since..until;
+    `key`: its dedupe key when the same window may be announced twice (a restart)."""
+    event = notifier_pb2.NotificationEvent(
+        subscription_id=row.id,
+        user_id=row.user_id,
+        app_type=_APP[row.app_type],
+        module=row.app_type,
+        operation=GAP,
+        missed_from=_stamp(since),
+        missed_until=_stamp(until),
+        event_time=_stamp(until),
+    )
+    key = key or f"gap:{row.id}:{int(since.timestamp())}:{int(until.timestamp())}"
+    return NewEvent(key, event)
+
+
 class Gaps:
     def __init__(self, writer: EventWriter) -> None:
         self._writer = writer
 
     async def emit(self, row: Any, *, since: datetime | None, until: datetime) -> None:
         since = since or until
-        event = notifier_pb2.NotificationEvent(
-            subscription_id=row.id,
-            user_id=row.user_id,
-            app_type=_APP[row.app_type],
-            module=row.app_type,
-            operation=GAP,
-            missed_from=_stamp(since),
-            missed_until=_stamp(until),
-            event_time=_stamp(until),
-        )
-        key = f"gap:{row.id}:{int(since.timestamp())}:{int(until.timestamp())}"
-        await self._writer.append([NewEvent(key, event)])
+        await self._writer.append([gap_event(row, since, until)])
         log.warning(
             "subscription %s: events between %s and %s may have been missed",
             row.id, since.isoformat(), until.isoformat(),

@@ -24,6 +24,7 @@ from notifier.keeper import metrics
 from notifier.keeper.clock import Clock, FollowedClock, SystemClock
 from notifier.keeper.config import KeeperConfig
 from notifier.keeper.gaps import Gaps
+from notifier.keeper.half_made import HalfMade
 from notifier.keeper.outcomes import Kind, describe, kind_of, reason_of
 from notifier.keeper.reconciler import Reconciler
 from notifier.keeper.renewer import Claimed, Renewer
@@ -36,6 +37,9 @@ from servicekit.sealing import KeyRing
 log = logging.getLogger(__name__)
 SUMMARY_SECONDS = 5.0
 ENROL_SECONDS = 1.0
+# How often half-made subscriptions are looked for (one cheap query; Zoho is asked only
+# about rows found): a hidden subscription must not wait for the hourly reconcile.
+HALF_MADE_SECONDS = 5.0
 
 
 class Keeper:
@@ -65,6 +69,7 @@ class Keeper:
         gaps = Gaps(writer)
         self.renewer = Renewer(self.store, zoho, gaps, config, ttl_seconds)
         self.reconciler = Reconciler(self.store, zoho, gaps, self.renewer, ttl_seconds, forget)
+        self.half_made = HalfMade(self.store, zoho, gaps, forget)
         self._limit = asyncio.Semaphore(config.concurrency)
         # One Zoho call per user at a time from this replica: CRM's concurrency limit is
         # per org, as low as 5 on the Free edition.
@@ -76,6 +81,7 @@ class Keeper:
         self._wake = asyncio.Event()
         self._summary_at = 0.0
         self._enrol_at = 0.0
+        self._half_made_at = 0.0
 
     async def start(self) -> None:
         await self.clock.sync()
@@ -122,7 +128,10 @@ class Keeper:
                 enrol = time.monotonic() >= self._enrol_at
                 if enrol:
                     self._enrol_at = time.monotonic() + ENROL_SECONDS
-                await self.tick(enrol=enrol)
+                half_made = time.monotonic() >= self._half_made_at
+                if half_made:
+                    self._half_made_at = time.monotonic() + HALF_MADE_SECONDS
+                await self.tick(enrol=enrol, half_made=half_made)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -131,11 +140,16 @@ class Keeper:
                 await asyncio.wait_for(self._wake.wait(), self.config.tick_seconds)
             self._wake.clear()
 
-    async def tick(self, *, enrol: bool = True) -> None:
+    async def tick(self, *, enrol: bool = True, half_made: bool = True) -> None:
         await self.clock.sync()
         now = self.clock.now()
         if enrol:
             await self.store.enrol(now, self._before, self._period)
+        if half_made:
+            for row in await self.half_made.due(now, self.config.concurrency * 4):
+                key = f"half:{row.id}"
+                if key not in self._pending:
+                    self._spawn(key, self._resolve_half_made(row))
         room = self.config.concurrency * 4 - len(self._pending)
         if room > 0:
             for row in await self.store.due_users(now, room):
@@ -192,6 +206,14 @@ class Keeper:
             outcomes = await self.renewer.renew_user(user_id, claimed, now)
         for outcome in outcomes:
             metrics.RENEWALS.labels(outcome).inc()
+
+    async def _resolve_half_made(self, row: Any) -> None:
+        async with self._calling(row.user_id, row.app_type):
+            try:
+                await self.half_made.resolve(row, self.clock.now())
+            except Exception as failed:  # still refused meanwhile; the next scan retries
+                log.warning("half-made subscription %s not resolved yet: %s", row.id,
+                            describe(failed))
 
     async def _reconcile_user(self, row: Any) -> None:
         async with self._calling(row.user_id, row.app_type):

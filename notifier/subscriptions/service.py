@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING
+from notifier.database.models import STATUS_DELETED, STATUS_PENDING
 from notifier.ingress.directory import secret_digest
 from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
@@ -18,7 +18,13 @@ from notifier.subscriptions import validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
 from servicekit import scopes
 from servicekit.deadline import Deadline
-from servicekit.errors import MissingScope, NotFound, ZohoRejected
+from servicekit.errors import (
+    MissingScope,
+    NotFound,
+    TooManySubscriptions,
+    Unavailable,
+    ZohoRejected,
+)
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing
 from zoho.common.v1 import common_pb2
@@ -28,6 +34,10 @@ log = logging.getLogger(__name__)
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
 APP_NAMES: dict[int, str] = {CRM: "crm", DESK: "desk"}
+# A create's calls to Zoho end by then, whatever the caller's deadline: the keeper
+# resolves a row still pending after keeper/half_made.py's PENDING_GRACE (60 s) as left
+# by a crash, and must not race a create still in flight.
+CREATE_SECONDS = 45.0
 
 
 def sealing_context(subscription_id: str) -> str:
@@ -52,6 +62,7 @@ class Subscriptions:
         public_url: Callable[[], str],
         channel_ttl_seconds: float,
         forget: Callable[[str], None],
+        max_per_user: int = 200,
     ) -> None:
         self._store = store
         self._n = notifications
@@ -62,6 +73,7 @@ class Subscriptions:
         self._ttl = timedelta(seconds=channel_ttl_seconds)
         # Tells this process's ingress at once that a subscription changed.
         self._forget = forget
+        self._max_per_user = max_per_user
 
     async def _check_scope(
         self, user_id: str, app_type: int, deadline: Deadline
@@ -72,9 +84,20 @@ class Subscriptions:
         if grant.scopes and not covers(grant.scopes, needed):
             raise MissingScope(needed, user_id=user_id, app=APP_NAMES[app_type])
 
+    async def _check_cap(self, user_id: str) -> None:
+        """Counted with this request's own pending row written: of creates racing (in any
+        replica) none passes unless it fits beside every row written before its count."""
+        if await self._store.count(user_id) > self._max_per_user:
+            raise TooManySubscriptions(user_id, self._max_per_user)
+
     async def create(
         self, request: SubscriptionQuery, deadline: Deadline
     ) -> Stored:
+        # A cheap refusal first (no broker call, no row) for a user already at the cap.
+        if await self._store.count(request.user_id) >= self._max_per_user:
+            raise TooManySubscriptions(request.user_id, self._max_per_user)
+        left = deadline.left()
+        deadline = Deadline(CREATE_SECONDS if left is None else min(left, CREATE_SECONDS))
         await self._check_scope(request.user_id, request.app_type, deadline)
         subscription_id = "sub_" + secrets.token_hex(12)
         secret = secrets.token_urlsafe(32)  # 43 characters: CRM takes at most 50
@@ -118,6 +141,7 @@ class Subscriptions:
             zoho_id=channel_id,
             secret_sealed=self._keys.encrypt(secret, context=sealing_context(subscription_id)),
         )
+        await self._check_cap(request.user_id)
         item = {
             "channel_id": channel_id,
             "events": list(request.events),
@@ -139,9 +163,8 @@ class Subscriptions:
                 zoho_code=code,
                 http_status=400,
             )
-        now = datetime.now(UTC)
-        await self._store.change(
-            subscription_id, status=STATUS_ACTIVE, expires_at=expiry, last_renewed_time=now
+        await self._activate(
+            subscription_id, expires_at=expiry, last_renewed_time=datetime.now(UTC)
         )
 
     async def _create_desk(
@@ -153,6 +176,7 @@ class Subscriptions:
     ) -> None:
         subscription_id = str(common["id"])
         await self._store.insert(**common)
+        await self._check_cap(request.user_id)
         options: dict[str, object] = {"includePrevState": True}
         body = {
             "name": f"zoho-connect {subscription_id}",
@@ -167,14 +191,21 @@ class Subscriptions:
         webhook, org_id, origin = await self._n.desk_create_in_org(
             request.user_id, body, deadline
         )
-        await self._store.change(
+        await self._activate(
             subscription_id,
-            status=STATUS_ACTIVE,
             zoho_id=webhook.id,
             desk_org_id=org_id,
             jwks_url=origin + "/.well-known/jwks.json",
             last_renewed_time=datetime.now(UTC),
         )
+
+    async def _activate(self, subscription_id: str, **values: object) -> None:
+        if not await self._store.activate(subscription_id, **values):
+            raise Unavailable(
+                "the subscription was given up while Zoho was answering (it took longer "
+                f"than {CREATE_SECONDS:g} s): create it again",
+                metadata={"subscription_id": subscription_id},
+            )
 
     async def get(self, user_id: str, subscription_id: str) -> Stored:
         row = await self._store.get(user_id, subscription_id)

@@ -7,10 +7,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from notifier.database.models import STATUS_DELETED, SubscriptionRow
+from notifier.database.models import (
+    STATUS_ACTIVE,
+    STATUS_DELETED,
+    STATUS_PENDING,
+    SubscriptionRow,
+)
 
 # A subscription as read: its columns by name (a Core row, not an ORM object).
 Stored = Row[Any]
@@ -41,9 +46,31 @@ class SubscriptionStore:
                 .values(updated_at=datetime.now(UTC), **values)
             )
 
+    async def activate(self, subscription_id: str, **values: Any) -> bool:
+        """A create's last step: false when the keeper removed the row as half-made
+        meanwhile (keeper/half_made.py), which then must not come back to life."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(SubscriptionRow)
+                .where(SubscriptionRow.id == subscription_id,
+                       SubscriptionRow.status.in_((STATUS_PENDING, STATUS_ACTIVE)))
+                .values(updated_at=datetime.now(UTC), status=STATUS_ACTIVE, **values)
+            )
+        return bool(result.rowcount)
+
     async def remove(self, subscription_id: str) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(delete(SubscriptionRow).where(SubscriptionRow.id == subscription_id))
+
+    async def count(self, user_id: str) -> int:
+        """The user's subscriptions that are not deleted (pending ones too)."""
+        async with self.engine.connect() as conn:
+            counted = await conn.execute(
+                select(func.count()).select_from(SubscriptionRow).where(
+                    SubscriptionRow.user_id == user_id, SubscriptionRow.status != STATUS_DELETED
+                )
+            )
+            return int(counted.scalar_one())
 
     async def get(self, user_id: str, subscription_id: str) -> Stored | None:
         """The user's live subscription (deleted ones are not found)."""

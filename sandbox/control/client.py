@@ -286,6 +286,13 @@ class SandboxControl(EventsControl, RecordsControl):
         )
         return result
 
+    async def desk_webhooks(self, user: str = DEMO_USER) -> list[dict[str, Any]]:
+        """Every webhook of the user's Desk orgs, as Desk holds it (urls with secrets)."""
+        hooks: list[dict[str, Any]] = (
+            await self._call("POST", "desk/webhooks/list", {"user": user})
+        )["webhooks"]
+        return hooks
+
     async def seed_desk_webhooks(
         self,
         org_id: str = DEMO_DESK_ORG_ID,

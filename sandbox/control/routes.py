@@ -301,6 +301,19 @@ async def add_desk_org(request: web.Request) -> web.Response:
     return json_response(org.as_json())
 
 
+async def desk_webhooks(request: web.Request) -> web.Response:
+    """Every webhook of the user's Desk orgs as Desk holds it (url and its secret
+    included: what the notifier itself never shows)."""
+    body = await _body(request)
+    state = state_of(request)
+    user = state.users.get(_get(body, "user", str, demo.DEMO_USER))
+    if user is None:
+        raise ControlError("unknown user")
+    hooks = [hook for org_id in user.desk_org_ids if (org := state.desk_orgs.get(org_id))
+             for hook in org.listing()]
+    return json_response({"webhooks": hooks})
+
+
 async def seed_desk_webhooks(request: web.Request) -> web.Response:
     body = await _body(request)
     state = state_of(request)
@@ -379,6 +392,7 @@ def add_control_routes(app: web.Application) -> None:
     r.add_post(p + "crm/channels/list", crm_channels)
     r.add_post(p + "desk/orgs", add_desk_org)
     r.add_post(p + "desk/webhooks", seed_desk_webhooks)
+    r.add_post(p + "desk/webhooks/list", desk_webhooks)
     r.add_post(p + "faults", add_fault)
     r.add_get(p + "faults", list_faults)
     r.add_post(p + "faults/clear", clear_faults)

@@ -26,7 +26,7 @@ async def test_desk_events_with_the_path_secret_are_streamed_and_a_deleted_one_i
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
     await connect_subscriber()
-    sub, url = await desk_subscription(notifier)
+    sub, url = await desk_subscription(notifier, sandbox)
     assert sub.status == notifier_pb2.SUBSCRIPTION_STATUS_ACTIVE and sub.app_type == DESK
     # Desk's URL check: a GET (then a POST) answered 200 for a known path only.
     assert (await callbacks.http.get(url)).status_code == 200
@@ -93,11 +93,21 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
     notifier.app.policy._all = notifier.app.policy._all | {origin}
     try:
         await connect_subscriber()
-        sub, url = await desk_subscription(notifier)
+        sub, url = await desk_subscription(notifier, sandbox)
         good = {"iss": "orgId:3981311", "aud": f"webhookId:{sub.zoho_id}",
                 "exp": time.time() + 300}
+        unsigned = await callbacks.desk(url, [desk_event("Ticket_Add", "0")])
+        assert unsigned.status_code == 200  # this Desk host has not signed one yet
         ok = await callbacks.desk(url, [desk_event("Ticket_Add", "1")], jwt=_jwt(key, good))
         assert ok.status_code == 200
+        # Once seen, always required: the path secret alone no longer delivers, in this
+        # process or any other (the flag is in the row, read afresh here).
+        notifier.app.live.directory.forget(sub.subscription_id)
+        assert (await notifier.app.live.directory.lookup(sub.subscription_id)).desk_jwt_required
+        later = await callbacks.desk(url, [desk_event("Ticket_Add", "3")])
+        assert later.status_code == 401
+        # Desk's URL check (no events) is still answered: a repair re-checks the URL.
+        assert (await callbacks.http.post(url, content=b"")).status_code == 200
         other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         for token in (
             _jwt(other, good),
@@ -108,9 +118,9 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
             answer = await callbacks.desk(url, [desk_event("Ticket_Add", "2")], jwt=token)
             assert answer.status_code == 401
         watcher = Watcher(notifier.stub, from_earliest=True)
-        await watcher.wait_for(1)
+        await watcher.wait_for(2)
         await asyncio.sleep(0.2)
-        assert [e.record_id for e in watcher.events] == ["1"]
+        assert [e.record_id for e in watcher.events] == ["0", "1"]
         await watcher.stop()
     finally:
         await runner.cleanup()
@@ -121,7 +131,7 @@ async def test_subscriptions_are_listed_got_and_deleted_at_zoho_too(
 ) -> None:
     await connect_subscriber()
     crm, channel = await crm_subscription(notifier, sandbox, events=("Leads.create", "Deals.all"))
-    desk, _ = await desk_subscription(notifier)
+    desk, _ = await desk_subscription(notifier, sandbox)
     assert crm.expires_at.seconds > time.time() + 6 * 86400
     listed = await notifier.stub.ListSubscriptions(
         notifier_pb2.ListSubscriptionsRequest(user_id="demo", page_size=1))

@@ -21,7 +21,7 @@ async def test_secrets_are_in_no_log_stream_error_or_database_file(
     caplog.set_level(logging.DEBUG)
     await connect_subscriber()
     crm, channel = await crm_subscription(notifier, sandbox)
-    desk, url = await desk_subscription(notifier)
+    desk, url = await desk_subscription(notifier, sandbox)
     secrets = [channel["token"], url.rsplit("/", 1)[1]]
     assert all(len(s) >= 40 for s in secrets)
     watcher = Watcher(notifier.stub, from_earliest=True)

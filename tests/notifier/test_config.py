@@ -44,6 +44,12 @@ def test_grace_seconds() -> None:
     assert NotifierConfig.from_env({"NOTIFIER_GRACE_SECONDS": "12.5"}).grace_seconds == 12.5
 
 
+def test_the_per_user_subscription_cap() -> None:
+    assert NotifierConfig.from_env({}).events.max_subscriptions_per_user == 200
+    assert NotifierConfig.from_env(
+        {"NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER": "5"}).events.max_subscriptions_per_user == 5
+
+
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
@@ -53,6 +59,8 @@ def test_grace_seconds() -> None:
         ("LOG_LEVEL", "LOUD"),
         ("LOG_FORMAT", "xml"),
         ("ZOHO_EXTRA_ORIGINS", "http://127.0.0.1:1/path"),
+        ("NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER", "0"),
+        ("NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER", "many"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str) -> None:

@@ -18,9 +18,9 @@ import pytest
 from cryptography import x509
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from broker.authz import certificate_identities
 from notifier.app import NotifierApp
 from sandbox.control.client import SandboxControl
+from servicekit.caller_policy import certificate_identities
 from servicekit.services import NOTIFIER_SERVICE_NAME as SERVICE_NAME
 from servicekit.tls import ClientTls, ServerTls
 from tests.plugins.broker_fixtures import MakeBroker

@@ -71,3 +71,15 @@ def test_an_unsafe_request_id_is_replaced(given: str | bytes) -> None:
 @pytest.mark.parametrize("given", ["abc", "req-1.2:3_x", "A" * 64, "0"])
 def test_a_safe_request_id_is_kept(given: str) -> None:
     assert trusted_request_id([("other", "x"), (REQUEST_ID_KEY, given)]) == given
+
+
+def test_the_pools_reset_traceback_in_an_outage_is_one_warning_line() -> None:
+    stream, _ = _capture("text")
+    try:
+        raise ConnectionError("server closed the connection unexpectedly")
+    except ConnectionError:
+        logging.getLogger("sqlalchemy.pool.impl.AsyncAdaptedQueuePool").error(
+            "Exception during reset or similar", exc_info=True)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "WARNING" in lines[0] and "ConnectionError" in lines[0]
+    assert "Traceback" not in stream.getvalue()

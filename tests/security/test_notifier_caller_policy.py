@@ -1,0 +1,155 @@
+"""The notifier's caller policy (NOTIFIER_CALLER_POLICY), under mutual TLS with real
+certificates: who may call which RPC, unary and streaming alike, and who may read every
+user's events at once (WatchNotifications with an empty user_id: the AllUsers grant).
+
+Injected: callers with the operator's, the notifier's and an unnamed (stranger's)
+certificate, under the default policy and an explicit one. Asserted: who got through,
+PERMISSION_DENIED with an ErrorInfo naming the method (or the grant) for who did not,
+and that settings that cannot work stop the notifier naming the variable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from notifier import authz
+from notifier.app import NotifierApp
+from notifier.config import NotifierConfig
+from servicekit import services
+from servicekit.config import ConfigError
+from servicekit.tls import ServerTls
+from tests.notifier.helpers import error_info
+from tests.plugins.notifier_fixtures import notifier_config
+from tests.security.certs import Issued
+from tests.security.conftest import Pki
+from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
+
+Stubs = Callable[[Issued], notifier_pb2_grpc.NotifierServiceStub]
+
+
+def _credentials(pki: Pki, who: Issued) -> grpc.ChannelCredentials:
+    cert, key = who.pair()
+    return grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.read_bytes(), private_key=key, certificate_chain=cert)
+
+
+@pytest.fixture
+async def mutual_notifier(sandbox, broker, pki: Pki) -> AsyncIterator[Callable[..., Any]]:
+    """start(policy) -> a function giving a stub that presents a given certificate."""
+    apps: list[NotifierApp] = []
+    channels: list[grpc.aio.Channel] = []
+
+    async def start(policy: str = "") -> Stubs:
+        server_cert, server_key = pki.server.pair()
+        app = NotifierApp(notifier_config(
+            sandbox.origin, broker.address, caller_policy=policy,
+            tls=ServerTls(server_cert, server_key, pki.ca.read_bytes())))
+        address = await app.start()
+        apps.append(app)
+
+        def stub(who: Issued) -> notifier_pb2_grpc.NotifierServiceStub:
+            channel = grpc.aio.secure_channel(address, _credentials(pki, who))
+            channels.append(channel)
+            return notifier_pb2_grpc.NotifierServiceStub(channel)
+
+        return stub
+
+    yield start
+    for channel in channels:
+        await channel.close()
+    for app in apps:
+        await app.stop(0)
+
+
+async def _watch(stub: notifier_pb2_grpc.NotifierServiceStub, user_id: str) -> str:
+    """OK when the stream stays open (waiting for events), else the refusal's reason."""
+    call = stub.WatchNotifications(notifier_pb2.WatchNotificationsRequest(user_id=user_id),
+                                   timeout=10)
+    ended = asyncio.ensure_future(call.code())
+    try:
+        await asyncio.wait_for(asyncio.shield(ended), 1.0)
+    except TimeoutError:
+        return "OK"
+    finally:
+        call.cancel()
+        await asyncio.gather(ended, return_exceptions=True)
+    try:
+        await call.read()
+    except grpc.aio.AioRpcError as refused:
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused.details()
+        info = error_info(refused)
+        return f"{info.reason}:{info.metadata.get('grant') or info.metadata['method']}"
+    raise AssertionError("the stream ended without an error")
+
+
+async def _list(stub: notifier_pb2_grpc.NotifierServiceStub) -> str:
+    try:
+        await stub.ListSubscriptions(notifier_pb2.ListSubscriptionsRequest(user_id="demo"),
+                                     timeout=10)
+    except grpc.aio.AioRpcError as refused:
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused.details()
+        info = error_info(refused)
+        assert info.metadata["method"] == "ListSubscriptions"
+        return info.reason
+    return "OK"
+
+
+async def test_by_default_any_certificate_serves_one_user_and_only_named_ones_all(
+    mutual_notifier, pki: Pki
+) -> None:
+    stub = await mutual_notifier()
+    assert await _list(stub(pki.stranger)) == "OK"
+    assert await _watch(stub(pki.stranger), "demo") == "OK"
+    assert await _watch(stub(pki.stranger), "") == "PERMISSION_DENIED:AllUsers"
+    assert await _watch(stub(pki.notifier), "") == "PERMISSION_DENIED:AllUsers"
+    assert await _watch(stub(pki.operator), "") == "OK"
+
+
+async def test_an_explicit_policy_is_applied_to_unary_and_streaming_rpcs(
+    mutual_notifier, pki: Pki
+) -> None:
+    stub = await mutual_notifier("operator=*;notifier=ListSubscriptions")
+    assert await _list(stub(pki.operator)) == "OK"
+    assert await _list(stub(pki.notifier)) == "OK"
+    assert await _list(stub(pki.stranger)) == "PERMISSION_DENIED"
+    assert await _watch(stub(pki.notifier), "demo") == "PERMISSION_DENIED:WatchNotifications"
+    assert await _watch(stub(pki.operator), "demo") == "OK"
+    # `*` is every RPC, not every user's events: that grant is always named.
+    assert await _watch(stub(pki.operator), "") == "PERMISSION_DENIED:AllUsers"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub(pki.notifier).GetSubscription(notifier_pb2.GetSubscriptionRequest(
+            user_id="demo", subscription_id="sub_" + "0" * 24), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(caught.value).metadata["caller"] == "notifier"
+
+
+@pytest.mark.parametrize(
+    ("env", "why"),
+    [
+        ({"NOTIFIER_CALLER_POLICY": "operator=*"}, "needs NOTIFIER_TLS_CLIENT_CA"),
+    ],
+)
+def test_a_policy_without_client_certificates_stops_the_notifier(env, why) -> None:
+    with pytest.raises(ConfigError) as caught:
+        NotifierConfig.from_env(env)
+    assert caught.value.variable == "NOTIFIER_CALLER_POLICY" and why in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "spec", ["operator=Nope", "operator", "a=*;a=*", "operator=*;=AllUsers", ";"])
+def test_a_malformed_policy_names_the_variable(spec: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        authz.parse_policy(spec, services.NOTIFIER.methods_by_name)
+    assert caught.value.variable == "NOTIFIER_CALLER_POLICY"
+
+
+def test_the_default_policy_parses_and_grants_what_it_says() -> None:
+    policy = authz.parse_policy("", services.NOTIFIER.methods_by_name)
+    assert policy.allowed(["anyone"], "CreateSubscription")
+    assert not policy.allowed(["anyone"], authz.ALL_USERS)
+    assert policy.allowed(["sync"], authz.ALL_USERS)
+    assert policy.allowed(["operator"], authz.ALL_USERS)
