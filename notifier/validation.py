@@ -13,7 +13,8 @@ from servicekit.validation import check_clean_text, check_struct, check_timestam
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-_MAX_CRM_EVENTS = 10
+# Zoho's limit on the events of one CRM channel.
+MAX_CRM_EVENTS = 10
 
 
 def list_query(query: ListQuery) -> None:
@@ -55,7 +56,7 @@ def crm_channels(
             v.add(f"{field}.events", "at least one event")
         if complete and not channel.notify_url:
             v.add(f"{field}.notify_url", "required")
-        _events(v, f"{field}.events", channel.events)
+        check_crm_events(v, f"{field}.events", channel.events)
         if channel.notify_url and not identifiers.is_http_url(channel.notify_url):
             v.add(f"{field}.notify_url", "must be an http(s) URL")
         if channel.HasField("channel_expiry"):
@@ -64,9 +65,12 @@ def crm_channels(
     v.raise_if_any()
 
 
-def _events(v: Violations, field: str, events: Sequence[str]) -> None:
-    if len(events) > _MAX_CRM_EVENTS:
-        v.add(field, f"at most {_MAX_CRM_EVENTS} events")
+def check_crm_events(v: Violations, field: str, events: Sequence[str]) -> None:
+    """The one rule for CRM event names, for channels edited as they are at Zoho and for
+    the notifier's own subscriptions. Which modules exist is Zoho's to say (custom
+    modules' API names are the org's): INVALID_MODULE comes back from Zoho."""
+    if len(events) > MAX_CRM_EVENTS:
+        v.add(field, f"at most {MAX_CRM_EVENTS} events (Zoho's limit)")
     for j, event in enumerate(events):
         if not identifiers.is_crm_event(event):
             v.add(f"{field}[{j}]", "must be {Module}.{create|edit|delete|all}")
@@ -79,7 +83,7 @@ def disable_events(request: notifier_pb2.DisableCrmEventsRequest) -> None:
         v.add("channel_id", "required: digits, at most 64")
     if not request.events:
         v.add("events", "at least one event")
-    _events(v, "events", request.events)
+    check_crm_events(v, "events", request.events)
     v.raise_if_any()
 
 

@@ -14,7 +14,6 @@ import asyncio
 import hmac
 import json
 import logging
-import re
 from collections import Counter
 from typing import Any
 
@@ -24,6 +23,7 @@ from notifier.events.writer import EventWriter
 from notifier.ingress import desk_jwt
 from notifier.ingress.callbacks import MalformedCallback, Subscriber, crm_events, desk_events
 from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory, secret_matches
+from servicekit import identifiers
 from servicekit.config import ListenAddress
 from servicekit.metrics import INGRESS_DELIVERIES
 
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 CRM_PATH = "/callbacks/crm/"
 DESK_PATH = "/callbacks/desk/"
-_SUBSCRIPTION_ID = re.compile(r"^sub_[0-9a-f]{24}$")
 
 
 def crm_notify_url(public_url: str, subscription_id: str) -> str:
@@ -105,7 +104,7 @@ class Ingress:
             return await request.read()
 
     async def _lookup(self, subscription_id: str, app: str) -> KnownSubscription | None:
-        if not _SUBSCRIPTION_ID.match(subscription_id):
+        if not identifiers.is_subscription_id(subscription_id):
             return None
         known = await self._directory.lookup(subscription_id)
         return known if known is not None and known.app_type == app else None

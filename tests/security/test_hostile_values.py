@@ -167,6 +167,59 @@ def test_one_rule_each_ascii_only_and_whole() -> None:
         assert not identifiers.is_decimal(value)
     assert identifiers.is_desk_id("123") and identifiers.is_channel_id("1" * 64)
     assert not identifiers.is_module("Leads\n") and identifiers.is_module("Custom_1")
+    assert not identifiers.is_subscription_id("sub_" + "0" * 24 + "\n")
     assert not identifiers.is_scope("ZohoCRM.notifications.READ\n")
     assert not identifiers.is_http_url("http://[x")
     assert identifiers.is_http_url("http://127.0.0.1:8765/callback")
+
+
+@pytest.mark.parametrize("event", ["Leads.all\n", "Leads.create\n", "Lead\u0455.all"])
+async def test_a_subscriptions_events_are_matched_whole(
+    sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, event: str
+) -> None:
+    """Issue 22 item 8: `Leads.all\\n` passed a regex ending in `$` and reached Zoho."""
+    await broker.connect()
+    request = notifier_pb2.CreateSubscriptionRequest(
+        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=[event])
+    await refused(notifier.stub.CreateSubscription(request, timeout=10), "events[0]")
+    assert not await sandbox.calls("crm.watch")
+
+
+async def test_a_subscription_id_or_cursor_with_a_trailing_newline_is_refused(
+    notifier: NotifierHandle,
+) -> None:
+    subscription_id = "sub_" + "0" * 24 + "\n"
+    get = notifier_pb2.GetSubscriptionRequest(user_id="demo", subscription_id=subscription_id)
+    await refused(notifier.stub.GetSubscription(get, timeout=10), "subscription_id")
+    for request, field in (
+        (notifier_pb2.WatchNotificationsRequest(subscription_id=subscription_id),
+         "subscription_id"),
+        (notifier_pb2.WatchNotificationsRequest(after_cursor="0" * 16 + "\n"), "after_cursor"),
+    ):
+        await refused(_drain(notifier.stub.WatchNotifications(request, timeout=10)), field)
+
+
+def test_one_rule_for_crm_event_names() -> None:
+    """EnableCrmChannels and CreateSubscription agree on every name (issue 23 item 8)."""
+    from notifier import validation as channels
+    from notifier.subscriptions import validation as subscriptions
+    from servicekit.errors import InvalidArgument
+
+    def verdict(check: object, *args: object, **kwargs: object) -> bool:
+        try:
+            check(*args, **kwargs)  # type: ignore[operator]
+        except InvalidArgument:
+            return False
+        return True
+
+    for event in ("Leads.all", "Custom_Module1.create", "Projects.edit", "Leads.all\n",
+                  "Leads.update", "Lead\u0455.all"):
+        spec = notifier_pb2.CrmChannelSpec(
+            channel_id="1001", events=[event], notify_url="https://hooks.example.com/z")
+        enable = verdict(channels.crm_channels, "demo", [spec], complete=True)
+        create = verdict(subscriptions.create_request, notifier_pb2.CreateSubscriptionRequest(
+            user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=[event]))
+        assert enable == create, event
+    eleven = [f"M{i}.all" for i in range(11)]
+    assert not verdict(subscriptions.create_request, notifier_pb2.CreateSubscriptionRequest(
+        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=eleven))
