@@ -17,12 +17,13 @@ from broker.mint_budget import MintBudget
 from broker.refresher import Refresher
 from broker.servicer import TokenBrokerServicer
 from broker.store import ConnectionStore
-from broker.tokens import TokenService, replica_name, utc_now
+from broker.tokens import TokenService, utc_now
 from broker.zoho_accounts import AccountsClient
 from servicekit import services
 from servicekit.errors import Unavailable
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
+from servicekit.replica import replica_id
 from servicekit.server import GrpcServer, ServiceBinding
 from zoho.broker.v1 import broker_pb2_grpc
 
@@ -69,7 +70,7 @@ class Broker:
             attempt_timeout=config.zoho_timeout_seconds,
             max_attempts=config.zoho_max_attempts,
         )
-        replica = replica or replica_name()
+        replica = replica or replica_id()
         self.cache = ConnectionCache(self.store, config.cache_seconds)
         self.budget = MintBudget(self.store, config.mint_budget, config.mint_budget_window_seconds)
         self.refresher = Refresher(self.store, self.cache, self.budget, self.accounts,

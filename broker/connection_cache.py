@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from broker.records import Connection
-from broker.singleflight import SingleFlight
 from broker.store import ConnectionStore
 from servicekit.errors import NotConnected, ServiceError, Unavailable
+from servicekit.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from broker.connection_cache import ConnectionCache
 from broker.lease import RefreshLease
 from broker.mint_budget import MintBudget, check_not_throttled
 from broker.records import AuditEntry, Connection, token_hash
-from broker.singleflight import SingleFlight
 from broker.store import ConnectionStore
 from broker.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
 from servicekit.deadline import Deadline
@@ -30,6 +29,7 @@ from servicekit.errors import (
     ZohoUnavailable,
 )
 from servicekit.origins import OriginPolicy
+from servicekit.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 

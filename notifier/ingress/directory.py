@@ -8,7 +8,6 @@ expires under load, the deliveries in flight would otherwise each open a connect
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
@@ -18,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.database.models import STATUS_DELETED, SubscriptionRow
+from servicekit.singleflight import SingleFlight
 
 CACHE_SECONDS = 1.0
 MAX_CACHED = 50_000
@@ -51,7 +51,9 @@ class SubscriptionDirectory:
         self._engine = engine
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[KnownSubscription | None, float]] = {}
-        self._reading: dict[str, asyncio.Future[KnownSubscription | None]] = {}
+        self._reading: SingleFlight[KnownSubscription | None] = SingleFlight(
+            log_failures=False
+        )
 
     def forget(self, subscription_id: str) -> None:
         self._cache.pop(subscription_id, None)
@@ -60,13 +62,10 @@ class SubscriptionDirectory:
         cached = self._cache.get(subscription_id)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        reading = self._reading.get(subscription_id)
-        if reading is None:
-            reading = asyncio.ensure_future(self._read(subscription_id))
-            self._reading[subscription_id] = reading
-            reading.add_done_callback(lambda _: self._reading.pop(subscription_id, None))
-        # shield: one caller going away must not cancel the others' lookup.
-        return await asyncio.shield(reading)
+        # Shielded: one caller going away must not cancel the others' lookup.
+        return await self._reading.do(
+            subscription_id, lambda: self._read(subscription_id), timeout=None
+        )
 
     async def _read(self, subscription_id: str) -> KnownSubscription | None:
         now = time.monotonic()

@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -31,6 +28,7 @@ from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import WRITE_ITEMS, ZohoSide
 from notifier.notifications import Notifications
 from servicekit.background import BackgroundTask
+from servicekit.replica import replica_id
 from servicekit.sealing import KeyRing
 
 log = logging.getLogger(__name__)
@@ -53,7 +51,7 @@ class Keeper:
         clock: Clock | None = None,
     ) -> None:
         self.config = config
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[-64:]
+        self.owner = replica_id()
         self._http = httpx.AsyncClient()
         if clock is None:
             clock = (
