@@ -51,8 +51,8 @@ def create_request(request: notifier_pb2.CreateSubscriptionRequest) -> None:
     if len(set(events)) != len(events):
         v.add("events", "an event is named twice")
     if request.app_type == common_pb2.APP_TYPE_CRM:
-        # The same rule as EnableCrmChannels: a channel one accepts, the other does too.
-        check_crm_events(v, "events", events)
+        # EnableCrmChannels' rule, and only modules Zoho notifies on.
+        check_crm_events(v, "events", events, known_modules=True)
     elif request.app_type == common_pb2.APP_TYPE_DESK:
         if len(events) > MAX_DESK_EVENTS:
             v.add("events", f"at most {MAX_DESK_EVENTS} events")
