@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,6 +21,7 @@ from servicekit.singleflight import SingleFlight
 
 CACHE_SECONDS = 1.0
 MAX_CACHED = 50_000
+_UNKNOWN = object()  # not cached (None is cached: no such subscription)
 
 
 def secret_digest(secret: str) -> str:
@@ -49,8 +50,10 @@ class KnownSubscription:
 class SubscriptionDirectory:
     def __init__(self, engine: AsyncEngine, *, cache_seconds: float = CACHE_SECONDS) -> None:
         self._engine = engine
-        self._ttl = cache_seconds
-        self._cache: dict[str, tuple[KnownSubscription | None, float]] = {}
+        # Past the cap the least recently used entry goes, not every entry at once.
+        self._cache: TTLCache[str, KnownSubscription | None] = TTLCache(
+            maxsize=MAX_CACHED, ttl=cache_seconds
+        )
         self._reading: SingleFlight[KnownSubscription | None] = SingleFlight(
             log_failures=False
         )
@@ -59,16 +62,15 @@ class SubscriptionDirectory:
         self._cache.pop(subscription_id, None)
 
     async def lookup(self, subscription_id: str) -> KnownSubscription | None:
-        cached = self._cache.get(subscription_id)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
+        cached = self._cache.get(subscription_id, _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached  # type: ignore[return-value]
         # Shielded: one caller going away must not cancel the others' lookup.
         return await self._reading.do(
             subscription_id, lambda: self._read(subscription_id), timeout=None
         )
 
     async def _read(self, subscription_id: str) -> KnownSubscription | None:
-        now = time.monotonic()
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -87,7 +89,5 @@ class SubscriptionDirectory:
                 desk_org_id=row.desk_org_id or "",
                 jwks_url=row.jwks_url or "",
             )
-        if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
-        self._cache[subscription_id] = (known, now + self._ttl)
+        self._cache[subscription_id] = known
         return known
