@@ -7,14 +7,15 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from broker import db, key_maintenance
+from broker import key_maintenance
 from broker.authz import DEFAULT_POLICY, CallerPolicy, CallerPolicyInterceptor
 from broker.config import BrokerConfig
 from broker.connection_cache import ConnectionCache
 from broker.connections import ConnectionService
-from broker.crypto import KeyRing, load_key_ring
 from broker.mint_budget import MintBudget
+from broker.models import DATABASE, PROBE_QUERY
 from broker.refresher import Refresher
+from broker.sealed_columns import KeyRing, load_key_ring
 from broker.servicer import TokenBrokerServicer
 from broker.store import ConnectionStore
 from broker.tokens import TokenService, utc_now
@@ -58,7 +59,7 @@ class Broker:
         interceptors = caller_policy(config)
         self.policy = OriginPolicy(config.extra_origins)
         self.keys = key_ring(config)
-        self.engine = db.make_async_engine(config.database_url)
+        self.engine = DATABASE.make_async_engine(config.database_url)
         self.http = zoho_http_client(self.policy, user_agent="zoho-connect-broker/0.1")
         self.store = ConnectionStore(self.engine, self.keys)
         self.store.on_damage = self._report_damage
@@ -105,15 +106,15 @@ class Broker:
     async def start(self, *, migrate: bool = True) -> str:
         url = self.config.database_url
         if migrate:
-            await asyncio.to_thread(db.migrate, url)
+            await asyncio.to_thread(DATABASE.migrate, url)
         # A database that is garbage, damaged or read-only stops the process here (exit 2),
         # named in one line, before anything listens.
-        await asyncio.to_thread(db.check_usable, url)
+        await asyncio.to_thread(DATABASE.check_usable, url, PROBE_QUERY)
         # A key ring that cannot read the stored tokens stops the process here (exit 2).
         try:
             await key_maintenance.check_keys(self.store)
         except Unavailable as down:
-            raise db.unusable(url, f"cannot be read: {down.message}") from None
+            raise DATABASE.unusable(url, f"cannot be read: {down.message}") from None
         return await self.server.start()
 
     async def close(self) -> None:

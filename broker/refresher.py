@@ -67,14 +67,14 @@ class Refresher:
         self._refreshes: SingleFlight[Connection] = SingleFlight()
 
     async def refresh(
-        self, user_id: str, reason: str, good_enough: GoodEnough, timeout: float | None
+        self, user_id: str, reason: str, good_enough: GoodEnough, deadline: Deadline
     ) -> Connection:
         """Waits for the one refresh of this connection, starting it if needed.
 
         A refresh already running serves every waiter, whatever its reason: it
         yields the newest token there can be."""
         return await self._refreshes.do(
-            user_id, lambda: self._until_good_enough(user_id, reason, good_enough), timeout
+            user_id, lambda: self._until_good_enough(user_id, reason, good_enough), deadline
         )
 
     def start(self, user_id: str, reason: str, good_enough: GoodEnough) -> None:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from servicekit.deadline import Deadline
 from servicekit.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,11 @@ class SingleFlight(Generic[T]):
         if error is not None and self._log_failures and not isinstance(error, ServiceError):
             log.error("a shared task for %s failed", key, exc_info=error)
 
-    async def do(self, key: str, make: Callable[[], Awaitable[T]], timeout: float | None) -> T:
-        return await asyncio.wait_for(asyncio.shield(self.start(key, make)), timeout)
+    async def do(self, key: str, make: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
+        """The shared task's result, waited for until `deadline` (TimeoutError after)."""
+        return await asyncio.wait_for(
+            asyncio.shield(self.start(key, make)), deadline.wait_seconds()
+        )
 
     async def cancel_all(self) -> None:
         tasks = list(self._tasks.values())

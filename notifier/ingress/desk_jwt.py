@@ -18,6 +18,7 @@ import httpx
 import jwt
 from cachetools import TTLCache
 
+from servicekit.deadline import Deadline
 from servicekit.origins import OriginPolicy
 from servicekit.singleflight import SingleFlight
 
@@ -66,7 +67,7 @@ class DeskKeys:
             if time.monotonic() - cached.fetched < REFETCH_SECONDS:
                 raise JwtRejected("unknown key id")
         # Unknown kids arriving together share one fetch.
-        fetched = await self._fetches.do(url, lambda: self._fetch(url), timeout=None)
+        fetched = await self._fetches.do(url, lambda: self._fetch(url), Deadline.unbounded())
         if kid not in fetched.keys:
             raise JwtRejected("unknown key id")
         return fetched.keys[kid]

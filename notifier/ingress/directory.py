@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.database.models import STATUS_DELETED, SubscriptionRow
+from servicekit.deadline import Deadline
 from servicekit.singleflight import SingleFlight
 
 CACHE_SECONDS = 1.0
@@ -67,7 +68,7 @@ class SubscriptionDirectory:
             return cached  # type: ignore[return-value]
         # Shielded: one caller going away must not cancel the others' lookup.
         return await self._reading.do(
-            subscription_id, lambda: self._read(subscription_id), timeout=None
+            subscription_id, lambda: self._read(subscription_id), Deadline.unbounded()
         )
 
     async def _read(self, subscription_id: str) -> KnownSubscription | None:

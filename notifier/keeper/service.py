@@ -59,7 +59,10 @@ class Keeper:
             )
         self.clock = clock
         self.store = KeeperStore(engine)
-        zoho = ZohoSide(notifications, keys, public_url)
+        zoho = ZohoSide(
+            notifications, keys, public_url,
+            call_seconds=config.zoho_call_seconds, grant_seconds=config.grant_check_seconds,
+        )
         gaps = Gaps(writer)
         self.renewer = Renewer(self.store, zoho, gaps, config, ttl_seconds)
         self.reconciler = Reconciler(self.store, zoho, gaps, self.renewer, ttl_seconds, forget)

@@ -23,7 +23,6 @@ from zoho.notifier.v1 import notifier_pb2
 
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
-CALL_SECONDS = 60.0
 # A renewal PUT carries as many channels as any CRM write may (crm.py; docs/zoho.md).
 WRITE_ITEMS = crm.MAX_WRITE_ITEMS
 
@@ -39,11 +38,27 @@ class ZohoChannel:
 
 class ZohoSide:
     def __init__(
-        self, notifications: Notifications, keys: KeyRing, public_url: Callable[[], str]
+        self,
+        notifications: Notifications,
+        keys: KeyRing,
+        public_url: Callable[[], str],
+        *,
+        call_seconds: float,
+        grant_seconds: float,
     ) -> None:
         self.n = notifications
         self._keys = keys
         self._public_url = public_url
+        self._call_seconds = call_seconds
+        self._grant_seconds = grant_seconds
+
+    def call_deadline(self) -> Deadline:
+        """For one call to Zoho (KeeperConfig.zoho_call_seconds)."""
+        return Deadline(self._call_seconds)
+
+    def grant_deadline(self) -> Deadline:
+        """For one question to the broker (KeeperConfig.grant_check_seconds)."""
+        return Deadline(self._grant_seconds)
 
     def crm_item(self, row: Any, expiry: datetime) -> dict[str, Any]:
         """Every field: a PUT resets what it leaves out (the expiry to an hour)."""
@@ -73,7 +88,7 @@ class ZohoSide:
         scope = scopes.CRM_CREATE if method == "POST" else scopes.CRM_UPDATE
         results = await self.n.crm_write(
             user_id, method, [self.crm_item(row, expiry) for row in rows], scope=scope,
-            deadline=Deadline(CALL_SECONDS),
+            deadline=self.call_deadline(),
         )
         if not results:
             raise ZohoRejected("Zoho answered no result", zoho_code="NO_RESULT", http_status=200)
@@ -88,7 +103,7 @@ class ZohoSide:
     async def crm_channels(self, user_id: str) -> dict[str, ZohoChannel]:
         found: dict[str, ZohoChannel] = {}
         request = ListQuery(user_id=user_id, app_type=CRM)
-        async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
+        async for page in self.n.stream_pages(request, self.call_deadline()):
             for item in page:
                 channel = item.crm
                 expiry = (
@@ -107,7 +122,7 @@ class ZohoSide:
     async def desk_webhooks(self, user_id: str) -> dict[str, notifier_pb2.DeskWebhook]:
         request = ListQuery(user_id=user_id, app_type=DESK)
         found: dict[str, notifier_pb2.DeskWebhook] = {}
-        async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
+        async for page in self.n.stream_pages(request, self.call_deadline()):
             for item in page:
                 found[item.desk.id] = item.desk
         return found

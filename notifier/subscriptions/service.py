@@ -16,9 +16,9 @@ from notifier.notifications import Notifications
 from notifier.queries import SubscriptionQuery
 from notifier.subscriptions import validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
-from servicekit import scopes
+from servicekit import page_tokens, scopes
 from servicekit.deadline import Deadline
-from servicekit.errors import MissingScope, NotFound, ZohoRejected
+from servicekit.errors import InvalidArgument, MissingScope, NotFound, ZohoRejected
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing
 from zoho.common.v1 import common_pb2
@@ -186,9 +186,12 @@ class Subscriptions:
         self, user_id: str, page_size: int, page_token: str
     ) -> tuple[Sequence[Stored], str]:
         limit = page_size or validation.DEFAULT_PAGE_SIZE
-        rows = await self._store.page(user_id, page_token, limit + 1)
+        after = validation.page_start(page_token)
+        if after is None:
+            raise InvalidArgument([("page_token", page_tokens.NOT_A_TOKEN)])
+        rows = await self._store.page(user_id, after, limit + 1)
         shown = [row for row in rows[:limit] if row.status != STATUS_PENDING]
-        return shown, (rows[limit - 1].id if len(rows) > limit else "")
+        return shown, (page_tokens.encode(rows[limit - 1].id) if len(rows) > limit else "")
 
     async def delete(self, user_id: str, subscription_id: str, deadline: Deadline) -> None:
         row = await self.get(user_id, subscription_id)

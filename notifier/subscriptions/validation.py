@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from notifier.events.cursor import parse_cursor
 from notifier.validation import check_crm_events
-from servicekit import identifiers
+from servicekit import identifiers, page_tokens
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.validation import check_app_type, check_user_id
 from zoho.common.v1 import common_pb2
@@ -33,6 +33,15 @@ DESK_EVENTS = frozenset(
     }.items()
     for action in actions
 )
+
+
+def page_start(page_token: str) -> str | None:
+    """The subscription id a page starts after ("" for the first page), None if the token
+    is not ours. Tokens are opaque (servicekit.page_tokens, as ListConnections'); a raw
+    subscription id is still read as one, as notifiers before them handed out."""
+    if identifiers.is_subscription_id(page_token):
+        return page_token
+    return page_tokens.read(page_token, identifiers.is_subscription_id)
 
 
 def _subscription_id(v: Violations, value: str, *, required: bool) -> None:
@@ -80,8 +89,8 @@ def list_request(request: notifier_pb2.ListSubscriptionsRequest) -> None:
     check_user_id(v, request.user_id)
     if not 0 <= request.page_size <= MAX_PAGE_SIZE:
         v.add("page_size", f"must be between 0 ({DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
-    if request.page_token and not identifiers.is_subscription_id(request.page_token):
-        v.add("page_token", "not a page token this notifier gave out")
+    if page_start(request.page_token) is None:
+        v.add("page_token", page_tokens.NOT_A_TOKEN)
     v.raise_if_any()
 
 

@@ -249,3 +249,27 @@ async def test_the_grant_id_names_the_grant_and_changes_with_a_reconnect(
     await broker.connect(refresh_token=other)
     again = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
     assert again.grant_id and again.grant_id != first.grant_id
+
+
+async def test_create_connection_works_within_the_callers_deadline(broker: BrokerHandle) -> None:
+    """Issue 23 item 3: CreateConnection and DeleteConnection gave Zoho a fixed 15 s
+    whatever the caller's deadline; now the caller's, capped at 15 s."""
+    import time
+
+    from broker.connections import CreateRequest
+    from servicekit.deadline import Deadline
+    from servicekit.errors import DeadlineExceeded, ZohoUnavailable
+
+    code = await broker.sandbox.grant_code(user="slow", redirect_uri=REDIRECT)
+    await broker.sandbox.latency("token", 3000, count=None)
+    request = CreateRequest(user_id="slow", accounts_server=broker.sandbox.origin,
+                            api_domain="", scopes=[], desk_org_id="", redirect_uri=REDIRECT,
+                            authorization_code=code)
+    started = time.monotonic()
+    with pytest.raises((ZohoUnavailable, DeadlineExceeded)):
+        await broker.broker.connections.create(request, Deadline(0.5))
+    assert time.monotonic() - started < 2.5, "Zoho was given more than the caller's time"
+    await broker.sandbox.clear_faults()
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await broker.stub.GetConnection(broker_pb2.GetConnectionRequest(user_id="slow"))
+    assert seen(missing.value).code == grpc.StatusCode.NOT_FOUND

@@ -21,10 +21,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from broker import db
-from broker.crypto import KeyRing, load_key_ring, new_key_spec
+from broker.models import DATABASE, PROBE_QUERY
+from broker.sealed_columns import KeyRing, load_key_ring
 from servicekit.config import ConfigError
 from servicekit.key_file import key_file_for
+from servicekit.sealing import new_key_spec
 from tests.plugins.broker_fixtures import MakeBroker
 from tests.plugins.processes import REPO_ROOT
 from tests.rpc_errors import seen
@@ -38,7 +39,7 @@ def start_broker(env: dict[str, str], url: str) -> subprocess.CompletedProcess[s
 
 
 def migrated(path: Path) -> Path:
-    db.migrate(f"sqlite:///{path}")
+    DATABASE.migrate(f"sqlite:///{path}")
     # One file holds everything: no WAL beside it for a test to forget.
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -93,7 +94,8 @@ async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serv
         await first.connect(user_id=user, refresh_token=refresh)
     await first.broker.stop(0)
     corrupt_index(path, "sqlite_autoindex_zoho_connections_1")
-    db.check_usable(url)  # the start checks pass: the damage is met by calls only
+    # The start checks pass: the damage is met by calls only.
+    DATABASE.check_usable(url, PROBE_QUERY)
 
     caplog.set_level(logging.ERROR, logger="broker.store")
     handle = await make_broker(BROKER_DATABASE_URL=url)

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import db, key_maintenance
+from broker import key_maintenance
 from broker.config import BrokerConfig
-from broker.crypto import KeyRing, load_key_ring, new_key_spec
+from broker.models import DATABASE
+from broker.sealed_columns import KeyRing, load_key_ring
 from broker.store import ConnectionStore
 from servicekit.config import ConfigError, Env
 from servicekit.errors import DecryptError
+from servicekit.sealing import new_key_spec
 from tests.plugins.broker_fixtures import TEST_KEY, BrokerHandle
 
 
@@ -88,7 +90,7 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
     before = {u: await broker.broker.store.get(u) for u in ("alice", "bob", "carol")}
     new_key = new_key_spec("k2")
     rotated = KeyRing.parse(f"{new_key},{TEST_KEY}")
-    store = ConnectionStore(db.make_async_engine(database_url), rotated)
+    store = ConnectionStore(DATABASE.make_async_engine(database_url), rotated)
     try:
         assert await key_maintenance.reencrypt_all(store) == (3, 3)
         assert await key_maintenance.reencrypt_all(store) == (3, 0)  # nothing left on the old key
@@ -103,8 +105,8 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
 
 
 def test_migrate_is_idempotent(database_url: str) -> None:
-    db.migrate(database_url)
-    db.migrate(database_url)
+    DATABASE.migrate(database_url)
+    DATABASE.migrate(database_url)
 
 
 @pytest.mark.postgres
@@ -123,8 +125,8 @@ def test_replicas_migrating_at_once_all_succeed(postgres_database: str) -> None:
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     try:
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda _: db.migrate(url), range(4)))
-        engine = create_engine(db.sync_url(url))
+            list(pool.map(lambda _: DATABASE.migrate(url), range(4)))
+        engine = create_engine(DATABASE.sync_url(url))
         with engine.connect() as conn:
             tables = set(conn.execute(text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
@@ -140,8 +142,8 @@ def test_sqlite_replicas_migrating_at_once_all_succeed(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path}/fresh.db"
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda _: db.migrate(url), range(4)))
-    engine = create_engine(db.sync_url(url))
+        list(pool.map(lambda _: DATABASE.migrate(url), range(4)))
+    engine = create_engine(DATABASE.sync_url(url))
     with engine.connect() as conn:
         count = conn.execute(text("SELECT count(*) FROM zoho_connections")).scalar_one()
     engine.dispose()

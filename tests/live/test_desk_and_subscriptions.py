@@ -214,3 +214,32 @@ def datetime_in(seconds: float):
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+async def test_subscription_page_tokens_are_opaque_and_old_raw_ones_still_read(
+    notifier, sandbox, connect_subscriber
+) -> None:
+    """Issue 23 item 3: ListSubscriptions handed out the last subscription id as the
+    token; now the same opaque form as ListConnections'. A raw id still reads (tokens
+    from notifiers of before); anything else is INVALID_ARGUMENT."""
+    await connect_subscriber()
+    first, _ = await crm_subscription(notifier, sandbox, events=("Leads.create",))
+    second, _ = await crm_subscription(notifier, sandbox, events=("Deals.all",))
+    listed = await notifier.stub.ListSubscriptions(
+        notifier_pb2.ListSubscriptionsRequest(user_id="demo", page_size=1))
+    token = listed.next_page_token
+    assert token and not token.startswith("sub_")
+    assert listed.subscriptions[0].subscription_id not in token
+    rest = await notifier.stub.ListSubscriptions(
+        notifier_pb2.ListSubscriptionsRequest(user_id="demo", page_token=token))
+    raw = await notifier.stub.ListSubscriptions(notifier_pb2.ListSubscriptionsRequest(
+        user_id="demo", page_token=listed.subscriptions[0].subscription_id))
+    assert [s.subscription_id for s in rest.subscriptions] == [
+        s.subscription_id for s in raw.subscriptions]
+    assert {listed.subscriptions[0].subscription_id, rest.subscriptions[0].subscription_id} == {
+        first.subscription_id, second.subscription_id}
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await notifier.stub.ListSubscriptions(notifier_pb2.ListSubscriptionsRequest(
+            user_id="demo", page_token=token[:-4] + "AAAA"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in bad_fields(caught.value)

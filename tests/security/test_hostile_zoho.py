@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
-from broker import db
+from broker.models import DATABASE
 from notifier.app import NotifierApp
 from sandbox.control_client import SandboxControl
 from tests.plugins.broker_fixtures import BrokerHandle, MakeBroker, ManualClock
@@ -97,7 +97,7 @@ BAD_TOKEN_ANSWERS: dict[str, Reply] = {
 
 
 def rows(database_url: str) -> list[tuple[Any, ...]]:
-    engine = create_engine(db.sync_url(database_url))
+    engine = create_engine(DATABASE.sync_url(database_url))
     with engine.connect() as conn:
         found = conn.execute(text(
             "SELECT user_id, access_token, refresh_token, api_domain, status, version "
