@@ -8,8 +8,6 @@ expires under load, the deliveries in flight would otherwise each open a connect
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from cachetools import TTLCache
@@ -23,17 +21,6 @@ from servicekit.singleflight import SingleFlight
 CACHE_SECONDS = 1.0
 MAX_CACHED = 50_000
 _UNKNOWN = object()  # not cached (None is cached: no such subscription)
-
-
-def secret_digest(secret: str) -> str:
-    # The secrets are 256 random bits: a plain digest cannot be reversed or guessed.
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def secret_matches(given: object, digest: str) -> bool:
-    if not isinstance(given, str):
-        return False
-    return hmac.compare_digest(secret_digest(given), digest)
 
 
 @dataclass(frozen=True)

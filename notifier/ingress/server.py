@@ -22,23 +22,13 @@ from aiohttp import web
 from notifier.events.writer import EventWriter
 from notifier.ingress import desk_jwt
 from notifier.ingress.callbacks import MalformedCallback, Subscriber, crm_events, desk_events
-from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory, secret_matches
+from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory
+from notifier.subscriptions.at_zoho import CRM_PATH, DESK_PATH, secret_matches
 from servicekit import identifiers
 from servicekit.config import ListenAddress
 from servicekit.metrics import INGRESS_DELIVERIES
 
 log = logging.getLogger(__name__)
-
-CRM_PATH = "/callbacks/crm/"
-DESK_PATH = "/callbacks/desk/"
-
-
-def crm_notify_url(public_url: str, subscription_id: str) -> str:
-    return f"{public_url}{CRM_PATH}{subscription_id}"
-
-
-def desk_webhook_url(public_url: str, subscription_id: str, secret: str) -> str:
-    return f"{public_url}{DESK_PATH}{subscription_id}/{secret}"
 
 
 class Ingress:

@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier import crm
-from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
 from notifier.queries import ListQuery
-from notifier.subscriptions.service import sealing_context
+from notifier.subscriptions import at_zoho
 from notifier.subscriptions.store import events_of
 from servicekit import scopes
 from servicekit.deadline import Deadline
@@ -61,20 +60,20 @@ class ZohoSide:
         return Deadline(self._grant_seconds)
 
     def crm_item(self, row: Any, expiry: datetime) -> dict[str, Any]:
-        """Every field: a PUT resets what it leaves out (the expiry to an hour)."""
-        token = self._keys.decrypt(row.secret_sealed, context=sealing_context(row.id))
-        return {
-            "channel_id": row.zoho_id,
-            "events": events_of(row),
-            "channel_expiry": expiry.replace(microsecond=0).isoformat(),
-            "notify_url": crm_notify_url(self._public_url(), row.id),
-            "token": token,
-            "notify_on_related_action": row.notify_on_related_action,
-            "return_affected_field_values": row.return_affected_field_values,
-        }
+        """The channel as the create made it (at_zoho.py), with a new expiry."""
+        return at_zoho.crm_watch_item(
+            public_url=self._public_url(),
+            subscription_id=row.id,
+            channel_id=row.zoho_id,
+            events=events_of(row),
+            expiry=expiry,
+            token=self._keys.decrypt(row.secret_sealed, context=at_zoho.sealing_context(row.id)),
+            notify_on_related_action=row.notify_on_related_action,
+            return_affected_field_values=row.return_affected_field_values,
+        )
 
     def crm_url(self, row: Any) -> str:
-        return crm_notify_url(self._public_url(), row.id)
+        return at_zoho.crm_notify_url(self._public_url(), row.id)
 
     async def crm_put(self, row: Any, expiry: datetime, *, method: str = "PUT") -> str | None:
         """None on success, else Zoho's code for the item (NOT_SUBSCRIBED: gone)."""
@@ -128,19 +127,12 @@ class ZohoSide:
         return found
 
     def desk_body(self, row: Any, secret: str) -> dict[str, Any]:
-        """As the subscription's create sent it (subscriptions/service.py)."""
-        options: dict[str, object] = {"includePrevState": True}
-        return {
-            "name": f"zoho-connect {row.id}",
-            "url": desk_webhook_url(self._public_url(), row.id, secret),
-            "description": "Live events for zoho-connect's notifier",
-            "subscriptions": {
-                event: (options if event.endswith("_Update") else None)
-                for event in events_of(row)
-            },
-            "isEnabled": True,
-        }
+        """As the subscription's create sent it (at_zoho.py), with `secret` in the URL."""
+        return at_zoho.desk_webhook_body(
+            public_url=self._public_url(), subscription_id=row.id, events=events_of(row),
+            secret=secret,
+        )
 
     def desk_url_prefix(self, row: Any) -> str:
-        return desk_webhook_url(self._public_url(), row.id, "")
+        return at_zoho.desk_webhook_url(self._public_url(), row.id, "")
 

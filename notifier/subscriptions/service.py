@@ -10,11 +10,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING
-from notifier.ingress.directory import secret_digest
-from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
 from notifier.queries import SubscriptionQuery
-from notifier.subscriptions import validation
+from notifier.subscriptions import at_zoho, validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
 from servicekit import page_tokens, scopes
 from servicekit.deadline import Deadline
@@ -28,11 +26,6 @@ log = logging.getLogger(__name__)
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
 APP_NAMES: dict[int, str] = {CRM: "crm", DESK: "desk"}
-
-
-def sealing_context(subscription_id: str) -> str:
-    """A sealed token opens only in its own row and column."""
-    return f"notifier_subscriptions.secret_sealed:{subscription_id}"
 
 
 def _not_found(subscription_id: str) -> NotFound:
@@ -77,14 +70,14 @@ class Subscriptions:
     ) -> Stored:
         await self._check_scope(request.user_id, request.app_type, deadline)
         subscription_id = "sub_" + secrets.token_hex(12)
-        secret = secrets.token_urlsafe(32)  # 43 characters: CRM takes at most 50
+        secret = at_zoho.new_secret()
         common = {
             "id": subscription_id,
             "user_id": request.user_id,
             "app_type": APP_NAMES[request.app_type],
             "events": list(request.events),
             "status": STATUS_PENDING,
-            "secret_digest": secret_digest(secret),
+            "secret_digest": at_zoho.secret_digest(secret),
             "notify_on_related_action": request.notify_on_related_action,
             "return_affected_field_values": request.return_affected_field_values,
         }
@@ -116,17 +109,20 @@ class Subscriptions:
         await self._store.insert(
             **common,
             zoho_id=channel_id,
-            secret_sealed=self._keys.encrypt(secret, context=sealing_context(subscription_id)),
+            secret_sealed=self._keys.encrypt(
+                secret, context=at_zoho.sealing_context(subscription_id)
+            ),
         )
-        item = {
-            "channel_id": channel_id,
-            "events": list(request.events),
-            "channel_expiry": expiry.isoformat(),
-            "notify_url": crm_notify_url(self._public_url(), subscription_id),
-            "token": secret,
-            "notify_on_related_action": request.notify_on_related_action,
-            "return_affected_field_values": request.return_affected_field_values,
-        }
+        item = at_zoho.crm_watch_item(
+            public_url=self._public_url(),
+            subscription_id=subscription_id,
+            channel_id=channel_id,
+            events=request.events,
+            expiry=expiry,
+            token=secret,
+            notify_on_related_action=request.notify_on_related_action,
+            return_affected_field_values=request.return_affected_field_values,
+        )
         results = await self._n.crm_write(
             request.user_id, "POST", [item], scope=scopes.CRM_CREATE, deadline=deadline
         )
@@ -153,17 +149,10 @@ class Subscriptions:
     ) -> None:
         subscription_id = str(common["id"])
         await self._store.insert(**common)
-        options: dict[str, object] = {"includePrevState": True}
-        body = {
-            "name": f"zoho-connect {subscription_id}",
-            "url": desk_webhook_url(self._public_url(), subscription_id, secret),
-            "description": "Live events for zoho-connect's notifier",
-            "subscriptions": {
-                event: (options if event.endswith("_Update") else None)
-                for event in request.events
-            },
-            "isEnabled": True,
-        }
+        body = at_zoho.desk_webhook_body(
+            public_url=self._public_url(), subscription_id=subscription_id,
+            events=request.events, secret=secret,
+        )
         webhook, org_id, origin = await self._n.desk_create_in_org(
             request.user_id, body, deadline
         )
@@ -172,7 +161,7 @@ class Subscriptions:
             status=STATUS_ACTIVE,
             zoho_id=webhook.id,
             desk_org_id=org_id,
-            jwks_url=origin + "/.well-known/jwks.json",
+            jwks_url=at_zoho.desk_jwks_url(origin),
             last_renewed_time=datetime.now(UTC),
         )
 
