@@ -9,8 +9,8 @@ import grpc
 import pytest
 
 from tests.live.helpers import CRM, Watcher, crm_subscription
-from tests.notifier.helpers import bad_fields, reason
 from tests.plugins.zoho_callbacks import crm_body
+from tests.rpc_errors import bad_fields, reason
 from zoho.notifier.v1 import notifier_pb2
 
 

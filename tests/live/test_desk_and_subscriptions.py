@@ -3,7 +3,6 @@ subscription CRUD and its validation, and retention -> CURSOR_EXPIRED."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
@@ -17,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from notifier.events.cursor import format_cursor
 from sandbox.demo import DEMO_SCOPES
 from tests.live.helpers import CRM, DESK, Watcher, crm_subscription, desk_subscription
-from tests.notifier.helpers import bad_fields, error_info, reason
 from tests.plugins.zoho_callbacks import crm_body, desk_event
+from tests.rpc_errors import bad_fields, error_info, reason
 from zoho.notifier.v1 import notifier_pb2
 
 
@@ -42,9 +41,12 @@ async def test_desk_events_with_the_path_secret_are_streamed_and_a_deleted_one_i
     assert (await callbacks.desk(url, batch)).status_code == 200  # repeated: stored once
     forged = url.rsplit("/", 1)[0] + "/" + "A" * 43
     assert (await callbacks.desk(forged, [desk_event("Ticket_Add", "666")])).status_code == 401
-    events = await watcher.wait_for(2)
-    await asyncio.sleep(0.3)
-    assert [(e.operation, e.module, e.record_id) for e in watcher.events] == [
+    # A last delivery as the positive signal: events stream in log order, so once it is
+    # seen, whatever the repeat or the forgery had stored would have been seen before it.
+    assert (await callbacks.desk(url, [desk_event("Ticket_Add", "end")])).status_code == 200
+    events = await watcher.wait_for(3)
+    assert watcher.events[-1].record_id == "end"
+    assert [(e.operation, e.module, e.record_id) for e in watcher.events[:-1]] == [
         ("Ticket_Add", "Ticket", "501"), ("Ticket_Update", "Ticket", "501")]
     assert events[1].values["subject"] == "Printer on fire"
     assert events[1].previous["subject"] == "Printer"
@@ -107,10 +109,12 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
         ):
             answer = await callbacks.desk(url, [desk_event("Ticket_Add", "2")], jwt=token)
             assert answer.status_code == 401
+        end = await callbacks.desk(url, [desk_event("Ticket_Add", "end")], jwt=_jwt(key, good))
+        assert end.status_code == 200  # the positive signal: stored after every refusal
         watcher = Watcher(notifier.stub, from_earliest=True)
-        await watcher.wait_for(1)
-        await asyncio.sleep(0.2)
-        assert [e.record_id for e in watcher.events] == ["1"]
+        await watcher.wait_for(2)
+        assert watcher.events[-1].record_id == "end"
+        assert [e.record_id for e in watcher.events[:-1]] == ["1"]
         await watcher.stop()
     finally:
         await runner.cleanup()

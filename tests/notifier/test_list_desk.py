@@ -6,7 +6,8 @@ import grpc
 import httpx
 import pytest
 
-from tests.notifier.helpers import DESK, collect, list_request, reason
+from tests.notifier.helpers import DESK, collect, list_request
+from tests.rpc_errors import reason
 
 DEMO_ORG = "3981311"
 

@@ -9,15 +9,12 @@ from servicekit.errors import NOT_CONNECTED_MESSAGE
 from tests.notifier.helpers import (
     CRM,
     DESK,
-    bad_fields,
     collect,
-    error_info,
     fail_crm_watch_from_request,
     invalidate_token_before_watch_call,
     list_request,
-    reason,
-    retry_info,
 )
+from tests.rpc_errors import bad_fields, error_info, reason, retry_info
 from zoho.common.v1 import common_pb2
 
 

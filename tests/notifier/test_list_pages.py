@@ -13,14 +13,13 @@ from servicekit.errors import NOT_CONNECTED_MESSAGE
 from tests.notifier.helpers import (
     CRM,
     DESK,
-    bad_fields,
     collect,
     crm_keys,
     fail_crm_watch_from_request,
     invalidate_token_before_watch_call,
     list_request,
-    reason,
 )
+from tests.rpc_errors import bad_fields, reason
 from zoho.broker.v1 import broker_pb2
 from zoho.notifier.v1 import notifier_pb2
 

@@ -11,14 +11,14 @@ import time
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from notifier.app import NotifierApp
 from servicekit.streams import PREEMPT_AFTER_SECONDS, StreamLimits
 from tests.notifier.helpers import collect, list_request
 from tests.plugins.notifier_fixtures import notifier_config
 from tests.plugins.raw_h2 import RawH2Client
-from tests.rpc_errors import seen
+from tests.rpc_errors import seen, seen_trailer
+from tests.waiting import until
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 LIST_PATH = "/zoho.notifier.v1.NotifierService/ListNotifications"
@@ -44,24 +44,8 @@ async def bounded(sandbox, broker):
 
 
 def details(reply) -> tuple[str, dict[str, str], float | None]:
-    status = status_pb2.Status.FromString(reply.status_details)
-    reason, metadata, retry = "", {}, None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, metadata = info.reason, dict(info.metadata)
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            retry = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-    return reason, metadata, retry
-
-
-async def until(condition, limit: float = 10.0) -> None:
-    async with asyncio.timeout(limit):
-        while not condition():
-            await asyncio.sleep(0.02)
+    status = seen_trailer(reply.status_details)
+    return status.reason, status.metadata, status.retry_seconds
 
 
 async def test_a_reader_that_never_drains_is_ended_and_frees_its_slot(bounded) -> None:

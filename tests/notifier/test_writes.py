@@ -7,7 +7,8 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from tests.notifier.helpers import DESK, bad_fields, collect, error_info, list_request, reason
+from tests.notifier.helpers import DESK, collect, list_request
+from tests.rpc_errors import bad_fields, error_info, reason
 from zoho.notifier.v1 import notifier_pb2 as pb
 
 DESK_WRITER_SCOPES = ["Desk.basic.READ", "Desk.webhooks.ALL"]

@@ -29,6 +29,7 @@ from tests.rpc_errors import seen
 from tests.security.certs import CertificateAuthority, Issued
 from tests.security.conftest import Pki
 from tests.security.test_tls_and_policy import tls_env
+from tests.waiting import until
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 URI = x509.UniformResourceIdentifier
@@ -117,10 +118,20 @@ async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
         sandbox.origin, handle.address, tls=ServerTls(server_cert, server_key),
         broker_tls=ClientTls(pki.ca.read_bytes(), cert, key)))
     caplog.set_level(logging.WARNING, logger="notifier.health")
+    probes = 0
+    check_once = app.health.check_once
+
+    async def counted() -> bool:
+        nonlocal probes
+        probes += 1
+        return await check_once()
+
+    app.health.check_once = counted  # type: ignore[method-assign]
     address = await app.start()
     try:
         await until_status(address, pki, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await asyncio.sleep(0.5)  # several more probes (interval 0.1 s)
+        seen_then = probes
+        await until(lambda: probes >= seen_then + 3)  # several more probes
         assert await serving_status(address, pki) == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         await app.stop(0)
