@@ -47,6 +47,7 @@ def migrated(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["garbage", "truncated", "read-only"])
 def test_an_unusable_database_file_stops_the_broker_with_one_line(
     broker_env: dict[str, str], tmp_path: Path, fault: str
@@ -83,6 +84,7 @@ def corrupt_index(path: Path, index: str) -> None:
         handle.write(b"\xff" * page_size)
 
 
+@pytest.mark.slow
 async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serving(
     make_broker: MakeBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -171,6 +173,7 @@ def test_a_garbled_key_file_is_named(tmp_path: Path) -> None:
     assert str(key_file) in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_process_names_an_unsafe_key_file_and_exits_2(
     broker_env: dict[str, str], tmp_path: Path
 ) -> None:

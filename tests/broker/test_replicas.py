@@ -99,6 +99,7 @@ async def killed_mid_refresh(
     return TakenOver(reply, waited, connection)
 
 
+@pytest.mark.slow
 async def test_fifty_callers_over_two_processes_cause_one_mint(
     sandbox: SandboxControl, replica_env: dict[str, str]
 ) -> None:
@@ -113,6 +114,7 @@ async def test_fifty_callers_over_two_processes_cause_one_mint(
     assert await sandbox.mint_count(refresh) == 2  # the import, then one refresh
 
 
+@pytest.mark.slow
 async def test_a_killed_refresher_is_taken_over_when_its_lease_lapses(
     sandbox: SandboxControl, replica_env: dict[str, str]
 ) -> None:

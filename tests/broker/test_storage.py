@@ -29,6 +29,7 @@ def test_ciphertext_is_bound_to_its_row_and_column() -> None:
             ring.decrypt(sealed, context=other)
 
 
+@pytest.mark.slow
 async def test_ciphertext_copied_to_another_row_does_not_open(broker: BrokerHandle) -> None:
     for user in ("alice", "bob"):
         refresh = await broker.sandbox.add_refresh_token(user=user)
@@ -81,6 +82,7 @@ def test_bad_configuration_names_the_variable() -> None:
         assert caught.value.variable == variable
 
 
+@pytest.mark.slow
 async def test_reencrypt_moves_every_row_to_the_first_key(
     broker: BrokerHandle, database_url: str
 ) -> None:
@@ -109,6 +111,7 @@ def test_migrate_is_idempotent(database_url: str) -> None:
     DATABASE.migrate(database_url)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_replicas_migrating_at_once_all_succeed(postgres_database: str) -> None:
     """Four brokers starting together on a fresh PostgreSQL database each migrate;

@@ -205,6 +205,7 @@ async def test_transient_failures_are_retried_then_succeed(
     assert await broker.sandbox.mint_count(refresh) == 2
 
 
+@pytest.mark.slow
 async def test_http_200_without_access_token_is_a_failure_not_a_token(
     make_broker: MakeBroker,
 ) -> None:
@@ -222,6 +223,7 @@ async def test_http_200_without_access_token_is_a_failure_not_a_token(
     assert "without access_token" in connection.last_error
 
 
+@pytest.mark.slow
 async def test_zoho_down_but_token_unexpired_hands_out_the_stored_token(
     broker: BrokerHandle,
 ) -> None:
@@ -232,6 +234,7 @@ async def test_zoho_down_but_token_unexpired_hands_out_the_stored_token(
     assert stored is not None and reply.access_token == stored.access_token
 
 
+@pytest.mark.slow
 async def test_legacy_expires_in_sec_wins_over_milliseconds(broker: BrokerHandle) -> None:
     token = await broker.sandbox.add_refresh_token(lifetimes=[3600], legacy=True)
     connection = await broker.connect(refresh_token=token)
@@ -239,6 +242,7 @@ async def test_legacy_expires_in_sec_wins_over_milliseconds(broker: BrokerHandle
     assert 3590 <= lifetime <= 3600
 
 
+@pytest.mark.slow
 async def test_broker_never_asks_zoho_for_more_than_ten_tokens_in_ten_minutes(
     make_broker: MakeBroker,
 ) -> None:
@@ -306,6 +310,7 @@ class CountedReads:
         monkeypatch.setattr(store, "get_many", counted_get_many)
 
 
+@pytest.mark.slow
 async def test_busy_connections_are_re_read_together_in_the_background(
     make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -333,6 +338,7 @@ async def test_busy_connections_are_re_read_together_in_the_background(
     assert sum(reads.batches) >= 3 * len(reads.batches), reads.batches
 
 
+@pytest.mark.slow
 async def test_a_busy_connections_copy_sees_another_replicas_delete(
     make_broker: MakeBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -355,6 +361,7 @@ async def test_a_busy_connections_copy_sees_another_replicas_delete(
     assert reads.batches  # the background re-read noticed it, not an expired copy
 
 
+@pytest.mark.slow
 async def test_memory_cache_sees_another_replicas_delete_and_reauth(
     make_broker: MakeBroker,
 ) -> None:

@@ -21,6 +21,7 @@ from tests.rpc_errors import bad_fields, error_info, reason
 from zoho.notifier.v1 import notifier_pb2
 
 
+@pytest.mark.slow
 async def test_desk_events_with_the_path_secret_are_streamed_and_a_deleted_one_is_410(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
@@ -73,6 +74,7 @@ def _jwt(key: rsa.RSAPrivateKey, claims: dict[str, object], kid: str = "k1") -> 
     return f"{head}.{body}.{_b64(signature)}"
 
 
+@pytest.mark.slow
 async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
@@ -120,6 +122,7 @@ async def test_an_x_zdesk_jwt_is_checked_against_the_data_centres_keys(
         await runner.cleanup()
 
 
+@pytest.mark.slow
 async def test_subscriptions_are_listed_got_and_deleted_at_zoho_too(
     notifier, sandbox, connect_subscriber
 ) -> None:
@@ -146,6 +149,7 @@ async def test_subscriptions_are_listed_got_and_deleted_at_zoho_too(
     assert channel["channel_id"] not in {c["channel_id"] for c in await sandbox.crm_channels()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("request_fields", "field"),
     [
@@ -169,6 +173,7 @@ async def test_bad_subscriptions_are_invalid_argument_naming_the_field(
     assert field in bad_fields(caught.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("app_type", "scope"), [
     (CRM, "ZohoCRM.notifications.CREATE"), (DESK, "Desk.webhooks.CREATE")])
 async def test_a_grant_without_the_create_scope_is_missing_scope_before_zoho(
@@ -189,6 +194,7 @@ async def test_a_grant_without_the_create_scope_is_missing_scope_before_zoho(
     assert not [c for c in await sandbox.calls() if "watch" in c.path or "webhooks" in c.path]
 
 
+@pytest.mark.slow
 async def test_a_cursor_past_the_retention_is_cursor_expired(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
@@ -220,6 +226,7 @@ def datetime_in(seconds: float):
     return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
+@pytest.mark.slow
 async def test_subscription_page_tokens_are_opaque_and_old_raw_ones_still_read(
     notifier, sandbox, connect_subscriber
 ) -> None:

@@ -48,6 +48,7 @@ def details(reply) -> tuple[str, dict[str, str], float | None]:
     return status.reason, status.metadata, status.retry_seconds
 
 
+@pytest.mark.slow
 async def test_a_reader_that_never_drains_is_ended_and_frees_its_slot(bounded) -> None:
     app = await bounded(timeout=0.5)
     slots = app.server.calls.slots
@@ -76,6 +77,7 @@ def app_stub(app: NotifierApp) -> notifier_pb2_grpc.NotifierServiceStub:
     return notifier_pb2_grpc.NotifierServiceStub(channel)
 
 
+@pytest.mark.slow
 async def test_a_reader_that_resumes_after_the_timeout_sees_consumer_stalled(bounded) -> None:
     app = await bounded(timeout=0.5)
     # A window for a few items: the first writes go out, then the reader stops.
@@ -99,6 +101,7 @@ async def test_a_reader_that_resumes_after_the_timeout_sees_consumer_stalled(bou
     assert metadata["write_timeout_seconds"] == "0.5"
 
 
+@pytest.mark.slow
 async def test_streams_past_the_connection_cap_are_refused_with_retry_info(bounded) -> None:
     app = await bounded(per_peer=3, timeout=30)
     client = RawH2Client(app.server.address, window=16, drain=False)
@@ -120,6 +123,7 @@ async def test_streams_past_the_connection_cap_are_refused_with_retry_info(bound
     assert retry is not None and retry > 0
 
 
+@pytest.mark.slow
 async def test_past_the_server_cap_a_caller_is_refused_while_every_stream_moves(
     bounded, sandbox
 ) -> None:
@@ -144,6 +148,7 @@ async def test_past_the_server_cap_a_caller_is_refused_while_every_stream_moves(
     assert error.retry_seconds and error.retry_seconds > 0
 
 
+@pytest.mark.slow
 async def test_with_every_slot_taken_a_stalled_stream_gives_way_to_a_reader(bounded) -> None:
     app = await bounded(max_streams=4, per_peer=4, timeout=30)
     slots = app.server.calls.slots
@@ -164,6 +169,7 @@ async def test_with_every_slot_taken_a_stalled_stream_gives_way_to_a_reader(boun
     assert slots.preempted == 1
 
 
+@pytest.mark.slow
 async def test_a_stream_waiting_for_something_to_send_is_not_stalled(bounded, sandbox) -> None:
     app = await bounded(timeout=0.3)
     # Each Zoho page takes 4x the write timeout to arrive: the stream has nothing to write.

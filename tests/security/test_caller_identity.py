@@ -63,6 +63,7 @@ def test_dns_sans_count_and_the_cn_only_without_a_san(ca: CertificateAuthority) 
     assert certificate_identities(b"not a certificate") == ()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["uri_san", "email_san", "no_subject_dns", "no_subject_uri"])
 async def test_names_that_do_not_count_get_no_operator_rights(
     make_broker: MakeBroker, ca: CertificateAuthority, case: str
@@ -103,6 +104,7 @@ async def until_status(address: str, pki: Pki, wanted: int) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", [None, "notifier=GetToken;operator=*"])
 async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
     make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki,
@@ -141,6 +143,7 @@ async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
     assert "NOT_SERVING" in said[0]
 
 
+@pytest.mark.slow
 async def test_a_notifier_the_policy_lets_in_is_serving(
     make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki
 ) -> None:

@@ -184,6 +184,7 @@ async def test_an_oversized_key_set_is_refused(
         await verify(signed(key, claims()), keys, desk.url)
 
 
+@pytest.mark.slow
 async def test_a_burst_of_unknown_kids_costs_one_fetch(
     key: rsa.RSAPrivateKey, keys: desk_jwt.DeskKeys, desk: KeyServer,
     monkeypatch: pytest.MonkeyPatch,

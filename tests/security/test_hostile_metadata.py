@@ -64,6 +64,7 @@ async def _connect(broker: ServiceProcess, sandbox: SandboxControl) -> None:
                 api_domain=sandbox.origin, scopes=list(DEMO_SCOPES)), timeout=10)
 
 
+@pytest.mark.slow
 async def test_hostile_request_ids_get_normal_answers_and_forge_no_log_line(
     processes, sandbox: SandboxControl
 ) -> None:

@@ -39,6 +39,7 @@ def page_token(after: object) -> str:
     return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("redirect_uri", ["http://[x", "https://[::1", "http://h:99999/cb",
                                           "http://h:abc/cb", "http:///cb", "http://h/a b"])
 async def test_a_malformed_redirect_uri_is_invalid_argument(
@@ -51,6 +52,7 @@ async def test_a_malformed_redirect_uri_is_invalid_argument(
     assert not await sandbox.calls("token")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("after", ["\ud800", "a\udfffb", "\x00", "demo\x00", " demo", "x" * 300])
 async def test_a_page_token_holding_what_no_user_id_may_is_invalid_argument(
     broker: BrokerHandle, after: str
@@ -70,6 +72,7 @@ def expiry_channel(seconds: int, nanos: int) -> notifier_pb2.CrmChannelSpec:
         channel_expiry=timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seconds", "nanos"), [(1_900_000_000, -5), (2**62, 0), (-(2**62), 0),
                                                 (1_900_000_000, 1_000_000_000),
                                                 (253_402_300_800, 0)])
@@ -87,6 +90,7 @@ async def test_a_channel_expiry_outside_the_timestamp_range_is_invalid_argument(
     assert not await sandbox.calls("crm.watch")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("url", ["http://[x", "https://h:65536/", "http:// /hook", "http://"])
 async def test_malformed_notify_and_webhook_urls_are_invalid_argument(
     sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, url: str
@@ -102,6 +106,7 @@ async def test_malformed_notify_and_webhook_urls_are_invalid_argument(
     assert not await sandbox.calls("crm.watch")
 
 
+@pytest.mark.slow
 async def test_a_struct_number_json_cannot_carry_is_invalid_argument(
     sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle
 ) -> None:
@@ -119,6 +124,7 @@ async def test_a_struct_number_json_cannot_carry_is_invalid_argument(
 UNICODE_DIGITS = ["²³", "١٢٣", "۱۲۳", "१२३", "\uff11\uff12\uff13", "12\n", "12\x00"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("desk_org_id", UNICODE_DIGITS)
 async def test_the_broker_refuses_a_desk_org_id_the_notifier_would_refuse(
     broker: BrokerHandle, desk_org_id: str
@@ -131,6 +137,7 @@ async def test_the_broker_refuses_a_desk_org_id_the_notifier_would_refuse(
     assert not await broker.sandbox.calls("token")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("field", "value"), [("module", "Leads\n"), ("module", "Leads\u0663"),
                                               ("channel_id", "12\n"), ("channel_id", "١٢")])
 async def test_the_notifier_refuses_identifiers_with_a_newline_or_unicode_digits(
@@ -149,6 +156,7 @@ async def _drain(stream: object) -> None:
         pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("event", ["Leads.create\n", "Leads.all\x00", "Lead\u0455.create"])
 async def test_crm_events_are_matched_whole(
     sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, event: str
@@ -173,6 +181,7 @@ def test_one_rule_each_ascii_only_and_whole() -> None:
     assert identifiers.is_http_url("http://127.0.0.1:8765/callback")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("event", ["Leads.all\n", "Leads.create\n", "Lead\u0455.all"])
 async def test_a_subscriptions_events_are_matched_whole(
     sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, event: str
@@ -185,6 +194,7 @@ async def test_a_subscriptions_events_are_matched_whole(
     assert not await sandbox.calls("crm.watch")
 
 
+@pytest.mark.slow
 async def test_a_subscription_id_or_cursor_with_a_trailing_newline_is_refused(
     notifier: NotifierHandle,
 ) -> None:

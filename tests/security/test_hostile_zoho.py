@@ -112,6 +112,7 @@ def assert_typed(error: grpc.aio.AioRpcError) -> None:
     assert got.reason and got.reason != "INTERNAL", got
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", list(BAD_TOKEN_ANSWERS))
 async def test_a_hostile_token_answer_at_connect_writes_nothing(
     make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,
@@ -130,6 +131,7 @@ async def test_a_hostile_token_answer_at_connect_writes_nothing(
     assert trap.hits == []  # ...and nothing went where its answer pointed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", list(BAD_TOKEN_ANSWERS))
 async def test_a_hostile_refresh_answer_leaves_the_row_and_serves_the_held_token(
     make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,
@@ -185,6 +187,7 @@ BAD_PAGES: dict[str, Callable[[HostileZoho, Trap], web.StreamResponse]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", list(BAD_PAGES))
 async def test_hostile_crm_pages_are_typed_errors_and_nothing_leaves_for_other_hosts(
     make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,

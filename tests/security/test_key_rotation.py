@@ -63,6 +63,7 @@ async def connect_users(make_broker: MakeBroker, sandbox: SandboxControl
     return refresh, access
 
 
+@pytest.mark.slow
 async def test_add_reencrypt_drop_keeps_every_token_readable(
     make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
     database_url: str,
@@ -96,6 +97,7 @@ async def test_add_reencrypt_drop_keeps_every_token_readable(
     assert {u: await sandbox.mint_count(t) for u, t in refresh.items()} == mints
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ring", ["missing", "same_id_other_bytes"])
 async def test_a_ring_that_cannot_read_the_rows_stops_the_broker_at_start(
     make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
@@ -116,6 +118,7 @@ async def test_a_ring_that_cannot_read_the_rows_stops_the_broker_at_start(
     assert stored_ciphertexts(database_url) == before
 
 
+@pytest.mark.slow
 def test_the_process_exits_2_naming_the_variable(
     broker_env: dict[str, str], database_url: str
 ) -> None:
@@ -142,6 +145,7 @@ def test_the_process_exits_2_naming_the_variable(
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 async def test_a_row_under_an_unknown_key_is_a_clear_error_and_is_not_overwritten(
     make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
     database_url: str,

@@ -24,6 +24,7 @@ def operator_flags(pki: Pki, who: str = "operator") -> list[str]:
     return ["--tls-ca", str(pki.ca), "--tls-cert", str(issued.cert), "--tls-key", str(issued.key)]
 
 
+@pytest.mark.slow
 async def test_the_operator_lists_connections_of_a_mutual_tls_broker(
     make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
@@ -48,6 +49,7 @@ async def test_the_operator_lists_connections_of_a_mutual_tls_broker(
     assert "ACTIVE" in by_env.stdout
 
 
+@pytest.mark.slow
 async def test_a_tls_failure_is_not_reported_as_a_broker_that_is_down(
     make_broker: MakeBroker, pki: Pki, capsys: pytest.CaptureFixture[str]
 ) -> None:
