@@ -157,15 +157,26 @@ async def _drain(stream: object) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("event", ["Leads.create\n", "Leads.all\x00", "Lead\u0455.create"])
+@pytest.mark.parametrize("rpc", ["EnableCrmChannels", "CreateSubscription"])
+@pytest.mark.parametrize("event", ["Leads.create\n", "Leads.all\n", "Leads.all\x00",
+                                   "Lead\u0455.create"])
 async def test_crm_events_are_matched_whole(
-    sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, event: str
+    sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, event: str,
+    rpc: str,
 ) -> None:
+    """Issue 22 item 8: `Leads.all\\n` passed CreateSubscription's regex ending in `$` and
+    reached Zoho."""
     await broker.connect()
-    channel = notifier_pb2.CrmChannelSpec(channel_id="1001", events=[event],
-                                          notify_url="https://hooks.example.com/z")
-    await refused(notifier.stub.EnableCrmChannels(notifier_pb2.EnableCrmChannelsRequest(
-        user_id="demo", channels=[channel]), timeout=10), "channels[0].events[0]")
+    if rpc == "EnableCrmChannels":
+        channel = notifier_pb2.CrmChannelSpec(channel_id="1001", events=[event],
+                                              notify_url="https://hooks.example.com/z")
+        await refused(notifier.stub.EnableCrmChannels(notifier_pb2.EnableCrmChannelsRequest(
+            user_id="demo", channels=[channel]), timeout=10), "channels[0].events[0]")
+    else:
+        request = notifier_pb2.CreateSubscriptionRequest(
+            user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=[event])
+        await refused(notifier.stub.CreateSubscription(request, timeout=10), "events[0]")
+    assert not await sandbox.calls("crm.watch")
 
 
 def test_one_rule_each_ascii_only_and_whole() -> None:
@@ -179,19 +190,6 @@ def test_one_rule_each_ascii_only_and_whole() -> None:
     assert not identifiers.is_scope("ZohoCRM.notifications.READ\n")
     assert not identifiers.is_http_url("http://[x")
     assert identifiers.is_http_url("http://127.0.0.1:8765/callback")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("event", ["Leads.all\n", "Leads.create\n", "Lead\u0455.all"])
-async def test_a_subscriptions_events_are_matched_whole(
-    sandbox: SandboxControl, broker: BrokerHandle, notifier: NotifierHandle, event: str
-) -> None:
-    """Issue 22 item 8: `Leads.all\\n` passed a regex ending in `$` and reached Zoho."""
-    await broker.connect()
-    request = notifier_pb2.CreateSubscriptionRequest(
-        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=[event])
-    await refused(notifier.stub.CreateSubscription(request, timeout=10), "events[0]")
-    assert not await sandbox.calls("crm.watch")
 
 
 @pytest.mark.slow
