@@ -63,7 +63,7 @@ def postgres_database(prefix: str = "bench") -> Iterator[str]:
     """A fresh, migrated `bench_*` database, dropped afterwards. Yields its SQLAlchemy URL."""
     import psycopg
 
-    from broker import db
+    from broker.models import DATABASE
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
@@ -71,7 +71,7 @@ def postgres_database(prefix: str = "bench") -> Iterator[str]:
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace(
         "postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
     try:
-        db.migrate(url)
+        DATABASE.migrate(url)
         yield url
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
@@ -79,8 +79,8 @@ def postgres_database(prefix: str = "bench") -> Iterator[str]:
 
 
 def broker_env(sandbox_origin: str, database_url: str, **extra: str) -> dict[str, str]:
-    from broker.crypto import new_key_spec
-    from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from servicekit.sealing import new_key_spec
 
     return {
         "BROKER_LISTEN": "127.0.0.1:0",

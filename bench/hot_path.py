@@ -187,8 +187,8 @@ class _sqlite:
         self.url = f"sqlite:///{tmp}/bench.db"
 
     def __enter__(self) -> str:
-        from broker import db
-        db.migrate(self.url)
+        from broker.models import DATABASE
+        DATABASE.migrate(self.url)
         return self.url
 
     def __exit__(self, *exc: object) -> None:

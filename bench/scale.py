@@ -26,12 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 import grpc
 
-from broker import db
-from broker.crypto import load_key_ring, new_key_spec
+from broker.models import DATABASE
 from broker.records import AuditEntry, NewConnection
+from broker.sealed_columns import load_key_ring
 from broker.store import ConnectionStore
 from sandbox.control.client import SandboxControl
 from sandbox.demo.tenant import DEMO_SCOPES
+from servicekit.sealing import new_key_spec
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
@@ -40,7 +41,7 @@ MAX_RSS_MB = 300
 
 
 async def fill_table(url: str, key: str, sandbox_origin: str, count: int) -> float:
-    store = ConnectionStore(db.make_async_engine(url),
+    store = ConnectionStore(DATABASE.make_async_engine(url),
                             load_key_ring(key, sqlite_path=None))
     began = time.monotonic()
     gate = asyncio.Semaphore(16)
@@ -84,7 +85,7 @@ async def run(args: argparse.Namespace, sandbox_origin: str, broker: str, notifi
 
     await asyncio.gather(*(connect(u) for u in users))
     fill_seconds = await fill_table(url, key, sandbox_origin, args.connections - len(users))
-    total_rows = await ConnectionStore(db.make_async_engine(url),
+    total_rows = await ConnectionStore(DATABASE.make_async_engine(url),
                                        load_key_ring(key, sqlite_path=None)).count()
     await channel.close()
 

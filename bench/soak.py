@@ -32,9 +32,9 @@ from pathlib import Path
 
 import grpc
 
-from broker.crypto import new_key_spec
 from sandbox.control.client import SandboxControl
 from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_SCOPES
+from servicekit.sealing import new_key_spec
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc

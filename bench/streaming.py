@@ -166,8 +166,8 @@ def main() -> int:
         sandbox = h.Service("sandbox", {}, "--listen", "127.0.0.1:0")
         started.append(sandbox)
         url = f"sqlite:///{tmp}/broker.db"
-        from broker import db
-        db.migrate(url)
+        from broker.models import DATABASE
+        DATABASE.migrate(url)
         broker = h.Service("broker", h.broker_env(sandbox.origin, url))
         started.append(broker)
         env = {"NOTIFIER_LISTEN": "127.0.0.1:0", "NOTIFIER_BROKER_TARGET": broker.address,

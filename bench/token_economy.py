@@ -146,8 +146,8 @@ def mint_gaps(database_url: str) -> dict[str, list[float]]:
     """Seconds between consecutive successful refreshes of each connection (audit table)."""
     from sqlalchemy import create_engine, text
 
-    from broker import db
-    engine = create_engine(db.sync_url(database_url))
+    from broker.models import DATABASE
+    engine = create_engine(DATABASE.sync_url(database_url))
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT user_id, created_at FROM zoho_refresh_audit "

@@ -7,23 +7,25 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from broker import db, key_maintenance
+from broker import key_maintenance
 from broker.authz import parse_policy
 from broker.config import BrokerConfig
 from broker.connection_cache import ConnectionCache
 from broker.connections import ConnectionService
-from broker.crypto import KeyRing, load_key_ring
 from broker.mint_budget import MintBudget
+from broker.models import DATABASE, PROBE_QUERY
 from broker.refresher import Refresher
+from broker.sealed_columns import KeyRing, load_key_ring
 from broker.servicer import TokenBrokerServicer
 from broker.store import ConnectionStore
-from broker.tokens import TokenService, replica_name, utc_now
+from broker.tokens import TokenService, utc_now
 from broker.zoho_accounts import AccountsClient
 from servicekit import services
 from servicekit.caller_policy import CallerPolicyInterceptor
 from servicekit.errors import Unavailable
 from servicekit.origins import OriginPolicy
 from servicekit.outbound import zoho_http_client
+from servicekit.replica import replica_id
 from servicekit.server import GrpcServer, ServiceBinding
 from zoho.broker.v1 import broker_pb2_grpc
 
@@ -58,7 +60,7 @@ class Broker:
         interceptors = caller_policy(config)
         self.policy = OriginPolicy(config.extra_origins)
         self.keys = key_ring(config)
-        self.engine = db.make_async_engine(config.database_url)
+        self.engine = DATABASE.make_async_engine(config.database_url)
         self.http = zoho_http_client(self.policy, user_agent="zoho-connect-broker/0.1")
         self.store = ConnectionStore(self.engine, self.keys)
         self.store.on_damage = self._report_damage
@@ -70,7 +72,7 @@ class Broker:
             attempt_timeout=config.zoho_timeout_seconds,
             max_attempts=config.zoho_max_attempts,
         )
-        replica = replica or replica_name()
+        replica = replica or replica_id()
         self.cache = ConnectionCache(self.store, config.cache_seconds)
         self.budget = MintBudget(self.store, config.mint_budget, config.mint_budget_window_seconds)
         self.refresher = Refresher(self.store, self.cache, self.budget, self.accounts,
@@ -105,15 +107,15 @@ class Broker:
     async def start(self, *, migrate: bool = True) -> str:
         url = self.config.database_url
         if migrate:
-            await asyncio.to_thread(db.migrate, url)
+            await asyncio.to_thread(DATABASE.migrate, url)
         # A database that is garbage, damaged or read-only stops the process here (exit 2),
         # named in one line, before anything listens.
-        await asyncio.to_thread(db.check_usable, url)
+        await asyncio.to_thread(DATABASE.check_usable, url, PROBE_QUERY)
         # A key ring that cannot read the stored tokens stops the process here (exit 2).
         try:
             await key_maintenance.check_keys(self.store)
         except Unavailable as down:
-            raise db.unusable(url, f"cannot be read: {down.message}") from None
+            raise DATABASE.unusable(url, f"cannot be read: {down.message}") from None
         return await self.server.start()
 
     async def close(self) -> None:

@@ -8,17 +8,19 @@ import asyncio
 import logging
 import sys
 
-from broker import db, key_maintenance, operator_cli
+from broker import key_maintenance, operator_cli
 from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
-from broker.crypto import new_key_spec
+from broker.models import DATABASE
 from broker.store import ConnectionStore
 from servicekit import tracing
 from servicekit.config import ConfigError
+from servicekit.database import DatabaseUnusable
 from servicekit.errors import DecryptError
 from servicekit.logs import setup_logging
 from servicekit.metrics import serve_metrics
 from servicekit.runner import run_until_signal
+from servicekit.sealing import new_key_spec
 
 log = logging.getLogger("broker")
 
@@ -35,7 +37,7 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
 
 
 async def _reencrypt(config: BrokerConfig) -> int:
-    store = ConnectionStore(db.make_async_engine(config.database_url), key_ring(config))
+    store = ConnectionStore(DATABASE.make_async_engine(config.database_url), key_ring(config))
     try:
         seen, rewritten = await key_maintenance.reencrypt_all(store)
     except DecryptError as exc:
@@ -81,14 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         config = BrokerConfig.from_env()
         setup_logging("broker", fmt=config.log_format, level=config.log_level)
         if args.command == "migrate":
-            db.wait_for_database(config.database_url, timeout=args.wait_seconds)
-            db.migrate(config.database_url)
+            DATABASE.wait_for(config.database_url, timeout=args.wait_seconds)
+            DATABASE.migrate(config.database_url)
             print("database schema is up to date")
             return 0
         if args.command == "reencrypt":
             return asyncio.run(_reencrypt(config))
         return asyncio.run(_serve(config, migrate=not args.no_migrate))
-    except db.DatabaseUnusable as problem:
+    except DatabaseUnusable as problem:
         print(f"cannot start: {problem}", file=sys.stderr, flush=True)
         return 2
     except ConfigError as problem:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker import db
+from broker.models import DATABASE
 from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.tls import ServerTls
 
@@ -99,4 +99,4 @@ class BrokerConfig:
     @property
     def sqlite_path(self) -> Path | None:
         """The database file, when the database is an SQLite file."""
-        return db.sqlite_file(self.database_url)
+        return DATABASE.sqlite_file(self.database_url)

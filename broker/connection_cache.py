@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 
 from broker.records import Connection
-from broker.singleflight import SingleFlight
 from broker.store import ConnectionStore
+from servicekit.deadline import Deadline
 from servicekit.errors import NotConnected, ServiceError, Unavailable
+from servicekit.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ class ConnectionCache:
                     self._reread_soon(user_id)
                 return cached.record
         try:
-            record = await self._reads.do(user_id, lambda: self._reload(user_id), None)
+            record = await self._reads.do(
+                user_id, lambda: self._reload(user_id), Deadline.unbounded()
+            )
         except Unavailable:
             if cached is None or max_age == 0.0:
                 raise

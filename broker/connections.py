@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +21,7 @@ from broker.zoho_accounts import (
     AccountsTokenResponse,
     AccountsUnavailable,
 )
+from servicekit import page_tokens
 from servicekit.deadline import Deadline
 from servicekit.errors import (
     InvalidArgument,
@@ -51,27 +49,6 @@ class CreateRequest:
     refresh_token: str = field(default="", repr=False)
 
 
-def encode_page_token(last_user_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": last_user_id}).encode()).decode()
-
-
-def decode_page_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
-        after = data["after"]
-        # Decoded JSON can hold what no request field may (a NUL, a lone surrogate):
-        # the value is checked as the user_id it stands for before it reaches the database.
-        if not isinstance(after, str) or not valid_user_id(after):
-            raise ValueError
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidArgument(
-            [("page_token", "not a page token this service issued")]
-        ) from None
-    return after
-
-
 class ConnectionService:
     def __init__(
         self,
@@ -93,20 +70,20 @@ class ConnectionService:
         self.clock = clock
         self._import_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
-    async def create(self, request: CreateRequest) -> Connection:
+    async def create(self, request: CreateRequest, deadline: Deadline) -> Connection:
         if not request.refresh_token:
-            return await self._create(request)
+            return await self._create(request, deadline)
         # One import of a refresh token at a time in this process, from the budget check
         # to the audit row of its mint: racing imports then see each other's mints.
         async with self._importing(token_hash(request.refresh_token)):
-            return await self._create(request)
+            return await self._create(request, deadline)
 
-    async def _create(self, request: CreateRequest) -> Connection:
+    async def _create(self, request: CreateRequest, caller: Deadline) -> Connection:
         accounts_server = self.policy.accounts_server(request.accounts_server)
         api_domain = (
             self.policy.api_domain(request.api_domain) if request.api_domain else ""
         )
-        deadline = Deadline(ZOHO_CALL_BUDGET)
+        deadline = caller.capped(ZOHO_CALL_BUDGET)
         started = time.monotonic()
         try:
             if request.authorization_code:
@@ -210,14 +187,14 @@ class ConnectionService:
         return record
 
     async def list(self, page_size: int, page_token: str) -> tuple[list[Connection], str]:
-        after = decode_page_token(page_token)
+        after = page_tokens.decode(page_token, valid_user_id)
         size = page_size or DEFAULT_PAGE_SIZE
         # One extra row tells whether another page exists, without a count query.
         rows = await self.store.list_after(after, size + 1)
-        next_token = encode_page_token(rows[size - 1].user_id) if len(rows) > size else ""
+        next_token = page_tokens.encode(rows[size - 1].user_id) if len(rows) > size else ""
         return rows[:size], next_token
 
-    async def delete(self, user_id: str, revoke: bool) -> bool:
+    async def delete(self, user_id: str, revoke: bool, deadline: Deadline) -> bool:
         record = await self.store.get(user_id)
         if record is None:
             raise NotFound(f"no connection for user_id {user_id!r}", metadata={"user_id": user_id})
@@ -227,7 +204,7 @@ class ConnectionService:
             # rather than a live refresh token being forgotten while still valid.
             try:
                 revoked = await self.accounts.revoke(
-                    record.accounts_server, record.refresh_token, Deadline(ZOHO_CALL_BUDGET),
+                    record.accounts_server, record.refresh_token, deadline.capped(ZOHO_CALL_BUDGET),
                 )
             except AccountsUnavailable as exc:
                 raise ZohoUnavailable(f"revoke failed, nothing deleted: {exc}",

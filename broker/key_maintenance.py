@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select, update
 
-from broker.crypto import ENV_VAR
+from broker.sealed_columns import ENV_VAR
 from broker.store import ConnectionStore, connections_table
 from servicekit.config import ConfigError
 from servicekit.errors import DecryptError

@@ -1,15 +1,21 @@
-"""The broker's tables. Token columns hold ciphertext only (see crypto.py)."""
+"""The broker's database (BROKER_DATABASE_URL, migrations beside this file) and its
+tables. Token columns hold ciphertext only (see sealed_columns.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from servicekit.database import UTCDateTime
+from servicekit.database import ServiceDatabase, UTCDateTime
 
-__all__ = ["Base", "RefreshAudit", "UTCDateTime", "ZohoConnection"]
+__all__ = ["DATABASE", "PROBE_QUERY", "Base", "RefreshAudit", "UTCDateTime", "ZohoConnection"]
+
+DATABASE = ServiceDatabase("BROKER_DATABASE_URL", Path(__file__).with_name("migrations"))
+# Read at start: a database the broker cannot use stops it there, not at the first call.
+PROBE_QUERY = "SELECT id FROM zoho_connections ORDER BY id LIMIT 1"
 
 STATUS_ACTIVE = "active"
 STATUS_REAUTH_REQUIRED = "reauth_required"

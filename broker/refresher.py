@@ -18,7 +18,6 @@ from broker.connection_cache import ConnectionCache
 from broker.lease import RefreshLease
 from broker.mint_budget import MintBudget, check_not_throttled
 from broker.records import AuditEntry, Connection, token_hash
-from broker.singleflight import SingleFlight
 from broker.store import ConnectionStore
 from broker.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
 from servicekit.deadline import Deadline
@@ -30,6 +29,7 @@ from servicekit.errors import (
     ZohoUnavailable,
 )
 from servicekit.origins import OriginPolicy
+from servicekit.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,14 @@ class Refresher:
         self._refreshes: SingleFlight[Connection] = SingleFlight()
 
     async def refresh(
-        self, user_id: str, reason: str, good_enough: GoodEnough, timeout: float | None
+        self, user_id: str, reason: str, good_enough: GoodEnough, deadline: Deadline
     ) -> Connection:
         """Waits for the one refresh of this connection, starting it if needed.
 
         A refresh already running serves every waiter, whatever its reason: it
         yields the newest token there can be."""
         return await self._refreshes.do(
-            user_id, lambda: self._until_good_enough(user_id, reason, good_enough), timeout
+            user_id, lambda: self._until_good_enough(user_id, reason, good_enough), deadline
         )
 
     def start(self, user_id: str, reason: str, good_enough: GoodEnough) -> None:

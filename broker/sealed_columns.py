@@ -6,10 +6,24 @@ associated data, so a ciphertext copied to another row or column does not open.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from broker.crypto import KeyRing
 from broker.records import Connection, from_row
+from servicekit import sealing
+
+# The key ring's variable: servicekit.sealing's AES-256-GCM ring (format and binding there).
+ENV_VAR = "BROKER_ENCRYPTION_KEY"
+
+
+class KeyRing(sealing.KeyRing):
+    env_var = ENV_VAR
+
+
+def load_key_ring(spec: str, *, sqlite_path: Path | None) -> KeyRing:
+    return sealing.load_key_ring(
+        KeyRing, spec, sqlite_path=sqlite_path, sealed_in=("zoho_connections", "refresh_token")
+    )
 
 
 class SealedColumns:

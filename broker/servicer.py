@@ -7,14 +7,16 @@ import grpc
 from broker import converters, validation
 from broker.connections import ConnectionService, CreateRequest
 from broker.tokens import TokenService
+from servicekit.deadline import Deadline
 from servicekit.error_status import rpc_errors
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
+# Of the caller's time, what is kept to send the answer in.
+ANSWER_MARGIN_SECONDS = 0.05
 
-def _time_left(context: grpc.aio.ServicerContext) -> float | None:
-    """The caller's remaining time, less a margin to answer in."""
-    left = context.time_remaining()
-    return None if left is None else max(0.0, left - 0.05)
+
+def _deadline(context: grpc.aio.ServicerContext) -> Deadline:
+    return Deadline.of(context, margin=ANSWER_MARGIN_SECONDS)
 
 
 class TokenBrokerServicer(broker_pb2_grpc.TokenBrokerServiceServicer):
@@ -37,7 +39,8 @@ class TokenBrokerServicer(broker_pb2_grpc.TokenBrokerServiceServicer):
                 redirect_uri=request.redirect_uri,
                 authorization_code=request.authorization_code,
                 refresh_token=request.refresh_token,
-            )
+            ),
+            _deadline(context),
         )
         return converters.connection(record)
 
@@ -63,7 +66,9 @@ class TokenBrokerServicer(broker_pb2_grpc.TokenBrokerServiceServicer):
         self, request: broker_pb2.DeleteConnectionRequest, context: grpc.aio.ServicerContext
     ) -> broker_pb2.DeleteConnectionResponse:
         validation.user_only(request)
-        revoked = await self.connections.delete(request.user_id, request.revoke)
+        revoked = await self.connections.delete(
+            request.user_id, request.revoke, _deadline(context)
+        )
         return broker_pb2.DeleteConnectionResponse(revoked=revoked)
 
     @rpc_errors
@@ -72,7 +77,7 @@ class TokenBrokerServicer(broker_pb2_grpc.TokenBrokerServiceServicer):
     ) -> broker_pb2.GetTokenResponse:
         validation.get_token(request)
         token = await self.tokens.get_token(
-            request.user_id, request.app_type, request.min_ttl_seconds, _time_left(context)
+            request.user_id, request.app_type, request.min_ttl_seconds, _deadline(context)
         )
         return converters.get_token_response(token)
 
@@ -82,6 +87,6 @@ class TokenBrokerServicer(broker_pb2_grpc.TokenBrokerServiceServicer):
     ) -> broker_pb2.RefreshTokenResponse:
         validation.refresh_token(request)
         token = await self.tokens.refresh_token(
-            request.user_id, request.app_type, request.rejected_access_token, _time_left(context)
+            request.user_id, request.app_type, request.rejected_access_token, _deadline(context)
         )
         return converters.refresh_token_response(token)

@@ -27,8 +27,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from broker import audit
-from broker.crypto import KeyRing
-from broker.db import describe_fault
 from broker.models import STATUS_ACTIVE, ZohoConnection
 from broker.records import (
     AuditEntry,
@@ -38,7 +36,8 @@ from broker.records import (
     just_minted,
     token_hash,
 )
-from broker.sealed_columns import SealedColumns
+from broker.sealed_columns import KeyRing, SealedColumns
+from servicekit.database import describe_fault
 from servicekit.errors import Unavailable
 
 log = logging.getLogger(__name__)

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +19,7 @@ from broker.connection_cache import CACHE, ConnectionCache
 from broker.records import Connection
 from broker.refresher import Refresher
 from servicekit import scopes
+from servicekit.deadline import Deadline
 from servicekit.errors import (
     MissingScope,
     ReauthRequired,
@@ -36,10 +34,6 @@ log = logging.getLogger(__name__)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def replica_name() -> str:
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(2)}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ class TokenService:
         self.clock = clock
 
     async def get_token(
-        self, user_id: str, app_type: int, min_ttl: int, timeout: float | None
+        self, user_id: str, app_type: int, min_ttl: int, deadline: Deadline
     ) -> IssuedAccessToken:
         need = max(self.config.refresh_window_seconds, min_ttl)
         record = await self.cache.current(user_id)
@@ -100,7 +94,7 @@ class TokenService:
         reason = "window" if left < self.config.refresh_window_seconds else "min_ttl"
         try:
             fresh = await self.refresher.refresh(
-                user_id, reason, lambda r: self._seconds_left(r) >= need, timeout
+                user_id, reason, lambda r: self._seconds_left(r) >= need, deadline
             )
         except (ZohoUnavailable, ZohoThrottled, Unavailable, TimeoutError) as exc:
             # Zoho (or our database) is down or throttling, but the token we hold still
@@ -118,7 +112,7 @@ class TokenService:
         return _issue(fresh)
 
     async def refresh_token(
-        self, user_id: str, app_type: int, rejected: str, timeout: float | None
+        self, user_id: str, app_type: int, rejected: str, deadline: Deadline
     ) -> IssuedAccessToken:
         # Read the table, not the cache: another replica may have refreshed already.
         record = await self.cache.current(user_id, max_age=0.0)
@@ -127,7 +121,7 @@ class TokenService:
             return _issue(record)
         try:
             fresh = await self.refresher.refresh(
-                user_id, "rejected", lambda r: r.access_token != rejected, timeout
+                user_id, "rejected", lambda r: r.access_token != rejected, deadline
             )
         except TimeoutError:
             raise ZohoUnavailable("the refresh did not finish before the deadline") from None

@@ -22,9 +22,8 @@ from notifier.keeper.service import Keeper
 from notifier.live import LiveEvents
 from notifier.notifications import DeskOrgCache, Notifications
 from notifier.servicer import NotifierServicer
-from notifier.subscriptions.keys import load_keys
 from notifier.subscriptions.service import Subscriptions
-from notifier.subscriptions.store import SubscriptionStore
+from notifier.subscriptions.store import SubscriptionStore, load_keys
 from notifier.zoho_http import ZohoHttp
 from servicekit import services
 from servicekit.caller_policy import CallerPolicyInterceptor

@@ -3,11 +3,12 @@ to CRM or Desk by app_type. Knows nothing of gRPC contexts; the servicer transla
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from cachetools import TTLCache
 
 from notifier import crm, desk
 from notifier.broker_client import BrokerClient, BrokerToken
@@ -32,6 +33,8 @@ from zoho.notifier.v1 import notifier_pb2
 CRM = common_pb2.APP_TYPE_CRM
 T = TypeVar("T")
 DESK = common_pb2.APP_TYPE_DESK
+# Resolved Desk orgs kept: one per user and Desk host.
+MAX_DESK_ORGS = 50_000
 
 
 @dataclass(frozen=True)
@@ -49,27 +52,25 @@ class DeskOrgCache:
     broker's grant_id is in the key because a reconnect may be another Zoho account,
     whose token the old account's org refuses (OAUTH_ORG_MISMATCH)."""
 
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._entries: dict[tuple[str, str, str], tuple[str, float]] = {}
+    def __init__(self, ttl: float, *, max_entries: int = MAX_DESK_ORGS) -> None:
+        # One entry per user and host, holding the grant it was found for: the previous
+        # grant's org goes at once. Past the cap, the least recently used goes first.
+        self._entries: TTLCache[tuple[str, str], tuple[str, str]] | None = (
+            TTLCache(maxsize=max_entries, ttl=ttl) if ttl > 0 else None
+        )
 
     def get(self, user_id: str, origin: str, grant_id: str) -> str | None:
-        key = (user_id, origin, grant_id)
-        entry = self._entries.get(key)
-        if entry is None or entry[1] <= time.monotonic():
-            self._entries.pop(key, None)
-            return None
-        return entry[0]
+        entry = self._entries.get((user_id, origin)) if self._entries is not None else None
+        return entry[1] if entry is not None and entry[0] == grant_id else None
 
     def put(self, user_id: str, origin: str, grant_id: str, org_id: str) -> None:
-        if self._ttl > 0:
-            # One entry per user and host: the previous grant's org goes at once.
-            for key in [k for k in self._entries if k[:2] == (user_id, origin)]:
-                del self._entries[key]
-            self._entries[(user_id, origin, grant_id)] = (org_id, time.monotonic() + self._ttl)
+        if self._entries is not None:
+            self._entries[(user_id, origin)] = (grant_id, org_id)
 
     def drop(self, user_id: str, origin: str, grant_id: str) -> None:
-        self._entries.pop((user_id, origin, grant_id), None)
+        if self.get(user_id, origin, grant_id) is not None:
+            assert self._entries is not None
+            self._entries.pop((user_id, origin), None)
 
 
 class Notifications:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from notifier import crm, desk
@@ -13,7 +14,17 @@ from servicekit.validation import check_clean_text, check_struct, check_timestam
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-_MAX_CRM_EVENTS = 10
+# Zoho's limit on the events of one CRM channel.
+MAX_CRM_EVENTS = 10
+# Zoho's standard modules that take notifications; custom ones are CustomModuleN.
+CRM_MODULES = frozenset(
+    {
+        "Leads", "Contacts", "Accounts", "Deals", "Tasks", "Events", "Calls", "Products",
+        "Quotes", "Sales_Orders", "Purchase_Orders", "Invoices", "Campaigns", "Vendors",
+        "Price_Books", "Cases", "Solutions", "Notes",
+    }
+)
+_CUSTOM_MODULE = re.compile(r"CustomModule[0-9]{1,4}")
 
 
 def list_query(query: ListQuery) -> None:
@@ -55,7 +66,7 @@ def crm_channels(
             v.add(f"{field}.events", "at least one event")
         if complete and not channel.notify_url:
             v.add(f"{field}.notify_url", "required")
-        _events(v, f"{field}.events", channel.events)
+        check_crm_events(v, f"{field}.events", channel.events)
         if channel.notify_url and not identifiers.is_http_url(channel.notify_url):
             v.add(f"{field}.notify_url", "must be an http(s) URL")
         if channel.HasField("channel_expiry"):
@@ -64,12 +75,24 @@ def crm_channels(
     v.raise_if_any()
 
 
-def _events(v: Violations, field: str, events: Sequence[str]) -> None:
-    if len(events) > _MAX_CRM_EVENTS:
-        v.add(field, f"at most {_MAX_CRM_EVENTS} events")
+def check_crm_events(
+    v: Violations, field: str, events: Sequence[str], *, known_modules: bool = False
+) -> None:
+    """The one rule for CRM event names: servicekit's whole-matched shape, at most 10.
+    `known_modules` also refuses a module Zoho does not notify on: CreateSubscription
+    makes the channel itself (a row, a secret, a Zoho call), while the channel RPCs pass
+    Zoho's own per-item answer (INVALID_MODULE) back to the caller."""
+    if len(events) > MAX_CRM_EVENTS:
+        v.add(field, f"at most {MAX_CRM_EVENTS} events (Zoho's limit)")
     for j, event in enumerate(events):
         if not identifiers.is_crm_event(event):
             v.add(f"{field}[{j}]", "must be {Module}.{create|edit|delete|all}")
+        elif known_modules and not is_notified_module(event.partition(".")[0]):
+            v.add(f"{field}[{j}]", f"unknown CRM module {event.partition('.')[0]!r}")
+
+
+def is_notified_module(module: str) -> bool:
+    return module in CRM_MODULES or _CUSTOM_MODULE.fullmatch(module) is not None
 
 
 def disable_events(request: notifier_pb2.DisableCrmEventsRequest) -> None:
@@ -79,7 +102,7 @@ def disable_events(request: notifier_pb2.DisableCrmEventsRequest) -> None:
         v.add("channel_id", "required: digits, at most 64")
     if not request.events:
         v.add("events", "at least one event")
-    _events(v, "events", request.events)
+    check_crm_events(v, "events", request.events)
     v.raise_if_any()
 
 

@@ -1,95 +1,26 @@
-"""What every call of both servers goes through, before and after its handler: a request
-id that is safe to log and forward, malformed request bytes answered INVALID_ARGUMENT,
-bounds on server streams (servicekit/streams.py), and metrics that count each call under
-the code it really ended with.
+"""What every call of both servers goes through, before and after its handler, one
+piece per concern, composed here:
+
+- a request id that is safe to log and forward (servicekit/logs.py),
+- malformed request bytes answered INVALID_ARGUMENT (servicekit/malformed.py),
+- bounds on server streams (servicekit/streams.py `bounded`),
+- metrics that count each call under the code it really ended with
+  (servicekit/call_metrics.py).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
-from google.rpc import status_pb2
 
-from servicekit import metrics
-from servicekit.error_status import abort_with, error_info, to_status
-from servicekit.errors import InvalidArgument, ServiceError
+from servicekit.call_metrics import Observed
+from servicekit.error_status import refuse
+from servicekit.errors import ServiceError
 from servicekit.logs import request_id, trusted_request_id
-from servicekit.streams import BoundedContext, BoundedWrites, StreamLimits, StreamSlots
-
-log = logging.getLogger(__name__)
-
-
-class _Malformed:
-    """What the request deserializer hands on for bytes that are not the request message:
-    raising there would reach the caller as UNKNOWN with Python's exception text."""
-
-    __slots__ = ("message_type",)
-
-    def __init__(self, message_type: str) -> None:
-        self.message_type = message_type
-
-    def error(self) -> InvalidArgument:
-        return InvalidArgument(
-            [("request", f"not a valid serialized {self.message_type} (malformed protobuf: "
-                         "a truncated field, invalid UTF-8 in a string, ...)")]
-        )
-
-
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    if deserializer is None:
-        return None
-    owner = getattr(deserializer, "__self__", None)
-    message_type = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request message")
-
-    def decode(raw: bytes) -> Any:
-        try:
-            return deserializer(raw)
-        except DecodeError:
-            return _Malformed(message_type)
-
-    return decode
-
-
-def _ended_code(ctx: grpc.aio.ServicerContext[Any, Any], error: BaseException | None
-                ) -> grpc.StatusCode:
-    """The code a call really ended with: a handler cancelled because its caller went
-    away (or its deadline passed) returns no code of its own, and is not OK."""
-    if isinstance(error, asyncio.CancelledError):
-        remaining = ctx.time_remaining()
-        if remaining is not None and remaining <= 0:
-            return grpc.StatusCode.DEADLINE_EXCEEDED
-        return grpc.StatusCode.CANCELLED
-    code = ctx.code()
-    if code is not None:
-        return code
-    if error is not None and not isinstance(error, grpc.aio.AbortError):
-        return grpc.StatusCode.UNKNOWN
-    return grpc.StatusCode.OK
-
-
-def _observe(ctx: grpc.aio.ServicerContext[Any, Any], method: str,
-             error: BaseException | None, started: float) -> None:
-    code = _ended_code(ctx, error)
-    reason = "" if code == grpc.StatusCode.OK else _ended_reason(ctx)
-    metrics.observe_rpc(method, code, time.perf_counter() - started, reason)
-
-
-def _ended_reason(ctx: grpc.aio.ServicerContext[Any, Any]) -> str:
-    """The ErrorInfo reason in the status the call was aborted with ("" without one)."""
-    for key, value in ctx.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            try:
-                info = error_info(status_pb2.Status.FromString(value))
-            except DecodeError:
-                return ""
-            return info.reason if info is not None else ""
-    return ""
+from servicekit.malformed import refuse_malformed, tolerant
+from servicekit.streams import StreamLimits, StreamSlots, bounded
 
 
 class RequestContextInterceptor(grpc.aio.ServerInterceptor):
@@ -113,103 +44,56 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method, rid),
-                _tolerant(handler.request_deserializer),
+                _unary(handler.unary_unary, method, rid),
+                tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         if handler.unary_stream:
             service = method.lstrip("/").split("/", 1)[0]
             slots = self.slots if service in self.bounded else None
+            timeout = self.limits.write_timeout_seconds if self.limits else None
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method, rid, slots),
-                _tolerant(handler.request_deserializer),
+                _stream(handler.unary_stream, method, rid, slots, timeout),
+                tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
         return handler
 
-    @staticmethod
-    def _unary(inner: Callable[..., Any], method: str, rid: str) -> Callable[..., Any]:
-        async def unary(req: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            request_id.set(rid)
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                if isinstance(req, _Malformed):
-                    await _abort(ctx, req.error(), method)
-                return await inner(req, ctx)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                _observe(ctx, method, error, started)
 
-        return unary
+def _unary(inner: Callable[..., Any], method: str, rid: str) -> Callable[..., Any]:
+    async def unary(req: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        request_id.set(rid)
+        with Observed(method, ctx):
+            await refuse_malformed(ctx, req, method)
+            return await inner(req, ctx)
 
-    def _stream(self, inner: Callable[..., Any], method: str, rid: str,
-                slots: StreamSlots | None) -> Callable[..., Any]:
-        timeout = self.limits.write_timeout_seconds if self.limits else None
-
-        async def stream(req: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
-            # A coroutine that writes, not a generator that re-yields: wrapping a
-            # stream must not add a generator step to every message it carries.
-            request_id.set(rid)
-            started = time.perf_counter()
-            error: BaseException | None = None
-            peer = ""
-            held: StreamSlots | None = None
-            writes: BoundedWrites | None = None
-            try:
-                if isinstance(req, _Malformed):
-                    await _abort(ctx, req.error(), method)
-                target: Any = ctx
-                if slots is not None and timeout is not None:
-                    peer = ctx.peer()
-                    writes = BoundedWrites(ctx, timeout)
-                    try:
-                        slots.take(peer, writes)
-                    except ServiceError as refused:
-                        await _abort(ctx, refused, method)
-                    held = slots
-                    metrics.OPEN_STREAMS.set(slots.open)
-                    target = BoundedContext(ctx, writes)
-                result = inner(req, target)
-                if hasattr(result, "__aiter__"):
-                    write = target.write
-                    async for item in result:
-                        await write(item)
-                else:
-                    # A handler that writes with context.write (the health Watch
-                    # does, and ListNotifications) is a coroutine.
-                    await result
-            except ServiceError as failed:
-                # Raised by the bounded write under a handler that maps no errors itself.
-                error = failed
-                await _abort(ctx, failed, method)
-            except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if writes is None or not writes.stalled or task is None or task.uncancel():
-                    error = exc
-                    raise
-                # Ended for stalling while its write had just gone through: the
-                # cancellation landed at the handler's next await, not in the write.
-                error = writes.error()
-                await _abort(ctx, error, method)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                if writes is not None:
-                    writes.close()
-                if held is not None and writes is not None:
-                    held.release(peer, writes)
-                    metrics.OPEN_STREAMS.set(held.open)
-                _observe(ctx, method, error, started)
-
-        return stream
+    return unary
 
 
-async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], error: ServiceError, method: str
-                 ) -> None:
-    status = to_status(error)
-    log.info("rpc %s refused: %s %s", method, status.code.name, error.reason)
-    await abort_with(ctx, status)
+def _stream(inner: Callable[..., Any], method: str, rid: str, slots: StreamSlots | None,
+            timeout: float | None) -> Callable[..., Any]:
+    async def stream(req: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
+        # A coroutine that writes, not a generator that re-yields: wrapping a
+        # stream must not add a generator step to every message it carries.
+        request_id.set(rid)
+        with Observed(method, ctx):
+            await refuse_malformed(ctx, req, method)
+            async with bounded(ctx, slots, timeout, method) as target:
+                try:
+                    await _run(inner(req, target), target)
+                except ServiceError as failed:
+                    # Raised by the bounded write under a handler that maps no errors itself.
+                    await refuse(ctx, failed, method)
+
+    return stream
+
+
+async def _run(result: Any, target: Any) -> None:
+    if hasattr(result, "__aiter__"):
+        write = target.write
+        async for item in result:
+            await write(item)
+    else:
+        # A handler that writes with context.write (the health Watch does, and
+        # ListNotifications) is a coroutine.
+        await result

@@ -156,6 +156,14 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
     await abort_with(context, _INTERNAL)
 
 
+async def refuse(context: grpc.aio.ServicerContext, error: ServiceError, method: str) -> None:
+    """Ends a call the service refused before or around its handler (malformed request,
+    no stream slot, a stalled reader), logged as one line."""
+    status = to_status(error)
+    log.info("rpc %s refused: %s %s", method, status.code.name, error.reason)
+    await abort_with(context, status)
+
+
 # How long ending a call may wait for its status to be taken by the transport.
 ABORT_SEND_SECONDS = 1.0
 

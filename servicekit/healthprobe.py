@@ -20,10 +20,15 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 
+def open_channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
+    """The one place a channel is made: tests hand in grpc_testing's channel here."""
+    return grpc.secure_channel(address, credentials) if credentials \
+        else grpc.insecure_channel(address)
+
+
 def check(address: str, service: str = "", timeout: float = 3.0,
           credentials: grpc.ChannelCredentials | None = None) -> str:
-    with (grpc.secure_channel(address, credentials) if credentials
-          else grpc.insecure_channel(address)) as channel:
+    with open_channel(address, credentials) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))

@@ -20,6 +20,8 @@ _CHANNEL_ID = re.compile(rf"[0-9]{{1,{CHANNEL_ID_MAX}}}")
 _MODULE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}")
 # A CRM notification event: {Module}.{create|edit|delete|all}.
 _CRM_EVENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,99}\.(?:create|edit|delete|all)")
+# The notifier's subscription ids: sub_ and 24 hex digits (12 random bytes).
+_SUBSCRIPTION_ID = re.compile(r"sub_[0-9a-f]{24}")
 # An OAuth scope as Zoho writes them (ZohoCRM.notifications.READ, Desk.basic.READ).
 SCOPE_MAX = 200
 _SCOPE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{SCOPE_MAX - 1}}}")
@@ -59,6 +61,10 @@ def is_module(value: str) -> bool:
 
 def is_crm_event(value: str) -> bool:
     return _CRM_EVENT.fullmatch(value) is not None
+
+
+def is_subscription_id(value: str) -> bool:
+    return _SUBSCRIPTION_ID.fullmatch(value) is not None
 
 
 def is_scope(value: str) -> bool:

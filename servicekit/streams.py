@@ -15,13 +15,17 @@ given `StreamLimits`, so a new streaming RPC is bounded without code of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from servicekit.errors import ConsumerStalled, TooManyStreams
+from servicekit import metrics
+from servicekit.error_status import refuse
+from servicekit.errors import ConsumerStalled, ServiceError, TooManyStreams
 
 # With every slot taken, a write stuck this long marks its reader as stalled.
 PREEMPT_AFTER_SECONDS = 1.0
@@ -166,3 +170,35 @@ class BoundedContext:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
+
+
+@contextlib.asynccontextmanager
+async def bounded(ctx: Any, slots: StreamSlots | None, timeout: float | None, method: str
+                  ) -> AsyncIterator[Any]:
+    """The context a stream's handler writes to: with `slots`, a slot held for the
+    stream's life (TOO_MANY_STREAMS when none is free) and writes bounded by `timeout`
+    (CONSUMER_STALLED); without, the call's own context."""
+    if slots is None or timeout is None:
+        yield ctx
+        return
+    peer = ctx.peer()
+    writes = BoundedWrites(ctx, timeout)
+    try:
+        slots.take(peer, writes)
+    except ServiceError as refused:
+        writes.close()
+        await refuse(ctx, refused, method)
+    metrics.OPEN_STREAMS.set(slots.open)
+    try:
+        yield BoundedContext(ctx, writes)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if not writes.stalled or task is None or task.uncancel():
+            raise
+        # Ended for stalling while its write had just gone through: the
+        # cancellation landed at the handler's next await, not in the write.
+        await refuse(ctx, writes.error(), method)
+    finally:
+        writes.close()
+        slots.release(peer, writes)
+        metrics.OPEN_STREAMS.set(slots.open)

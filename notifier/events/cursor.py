@@ -6,7 +6,8 @@ import re
 
 from servicekit.errors import InvalidArgument
 
-_CURSOR = re.compile(r"^[0-9a-f]{16}$")
+# Whole-matched: a regex ending in `$` would let "...\n" through.
+_CURSOR = re.compile(r"[0-9a-f]{16}")
 
 
 def format_cursor(position: int) -> str:
@@ -14,6 +15,6 @@ def format_cursor(position: int) -> str:
 
 
 def parse_cursor(text: str, field: str = "after_cursor") -> int:
-    if not _CURSOR.match(text):
+    if not _CURSOR.fullmatch(text):
         raise InvalidArgument([(field, "not a cursor this notifier gave out")])
     return int(text, 16)

@@ -1,22 +1,26 @@
 """Desk's X-ZDesk-JWT: RS256, `iss` orgId:<org>, `aud` webhookId:<webhook>, keys at
 the Desk host's /.well-known/jwks.json. It does not cover the body; the path secret
-does the authenticating, the JWT is checked too when Desk sends one."""
+does the authenticating, the JWT is checked too when Desk sends one.
+
+PyJWT does the checking (signature, RS256 only, `exp` required, `nbf`, issuer, audience,
+leeway); the header's `jku`, `x5u` and `jwk` are never followed: the key set's URL is the
+one stored for the subscription's Desk host, fetched only from an allowed origin."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+import jwt
+from cachetools import TTLCache
 
+from servicekit.deadline import Deadline
 from servicekit.origins import OriginPolicy
+from servicekit.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
@@ -25,103 +29,108 @@ KEYS_CACHE_SECONDS = 3600.0
 REFETCH_SECONDS = 30.0
 LEEWAY_SECONDS = 60
 MAX_JWT_CHARS = 8192
+# A key set is a few keys: anything bigger is not Desk's, and is not read into memory.
+MAX_KEY_SET_BYTES = 64 * 1024
+MAX_KEYS = 32
+# Key set URLs kept: one per Desk host in use, so a handful; the cap is a bound, not a tuning.
+MAX_KEY_SETS = 64
+_ALGORITHMS = ["RS256"]
 
 
 class JwtRejected(Exception):
     pass
 
 
-def _b64(part: str) -> bytes:
-    try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except (binascii.Error, ValueError):
-        raise JwtRejected("not base64url") from None
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, str):
-        raise JwtRejected("a key lacks n or e")
-    return int.from_bytes(_b64(value), "big")
+@dataclass(frozen=True)
+class _KeySet:
+    keys: dict[str, Any]  # kid -> RSA public key
+    fetched: float  # time.monotonic()
 
 
 class DeskKeys:
-    """JWKS per URL, fetched only from allowed origins."""
+    """JWKS per URL, fetched only from allowed origins, one fetch per URL at a time."""
 
     def __init__(self, http: httpx.AsyncClient, policy: OriginPolicy) -> None:
         self._http = http
         self._policy = policy
-        self._sets: dict[str, tuple[dict[str, rsa.RSAPublicKey], float]] = {}
+        self._sets: TTLCache[str, _KeySet] = TTLCache(
+            maxsize=MAX_KEY_SETS, ttl=KEYS_CACHE_SECONDS
+        )
+        # Callers get the fetch's error themselves (JwtRejected): nothing to log twice.
+        self._fetches: SingleFlight[_KeySet] = SingleFlight(log_failures=False)
 
-    async def key(self, url: str, kid: str) -> rsa.RSAPublicKey:
-        now = time.monotonic()
+    async def key(self, url: str, kid: str) -> Any:
         cached = self._sets.get(url)
         if cached is not None:
-            keys, fetched = cached
-            if kid in keys and now - fetched < KEYS_CACHE_SECONDS:
-                return keys[kid]
-            if now - fetched < REFETCH_SECONDS:
+            if kid in cached.keys:
+                return cached.keys[kid]
+            if time.monotonic() - cached.fetched < REFETCH_SECONDS:
                 raise JwtRejected("unknown key id")
-        keys = await self._fetch(url)
-        self._sets[url] = (keys, now)
-        if kid not in keys:
+        # Unknown kids arriving together share one fetch.
+        fetched = await self._fetches.do(url, lambda: self._fetch(url), Deadline.unbounded())
+        if kid not in fetched.keys:
             raise JwtRejected("unknown key id")
-        return keys[kid]
+        return fetched.keys[kid]
 
-    async def _fetch(self, url: str) -> dict[str, rsa.RSAPublicKey]:
+    async def _fetch(self, url: str) -> _KeySet:
         if not self._policy.allows(url):
             raise JwtRejected("the key set's host is not an allowed Desk origin")
         try:
-            response = await self._http.get(url, timeout=5.0)
-            response.raise_for_status()
-            body = response.json()
+            async with self._http.stream("GET", url, timeout=5.0) as response:
+                response.raise_for_status()
+                raw = bytearray()
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) > MAX_KEY_SET_BYTES:
+                        raise JwtRejected("the key set is too large")
+            body = json.loads(bytes(raw))
         except (httpx.HTTPError, ValueError) as failed:
             log.warning("fetching Desk's key set failed: %s", type(failed).__name__)
             raise JwtRejected("key set unavailable") from None
-        keys: dict[str, rsa.RSAPublicKey] = {}
-        for jwk in body.get("keys", []) if isinstance(body, dict) else []:
+        keys: dict[str, Any] = {}
+        listed = body.get("keys", []) if isinstance(body, dict) else []
+        for jwk in listed if isinstance(listed, list) else []:
+            if len(keys) >= MAX_KEYS:
+                break
             if not isinstance(jwk, dict) or jwk.get("kty") != "RSA":
                 continue
             try:
-                keys[str(jwk.get("kid", ""))] = rsa.RSAPublicNumbers(
-                    _int(jwk.get("e")), _int(jwk.get("n"))
-                ).public_key()
-            except (JwtRejected, ValueError):
+                # Read as RS256 whatever `alg` the set names: only RS256 is accepted below.
+                keys[str(jwk.get("kid", ""))] = jwt.PyJWK(jwk, algorithm="RS256").key
+            except (jwt.PyJWTError, ValueError, TypeError):
                 continue
-        return keys
+        fetched = _KeySet(keys, time.monotonic())
+        self._sets[url] = fetched
+        return fetched
 
 
 async def verify(
     token: str, keys: DeskKeys, jwks_url: str, *, org_id: str, webhook_id: str
 ) -> None:
     """Raises JwtRejected unless `token` is a valid RS256 JWT for this org and webhook."""
-    if len(token) > MAX_JWT_CHARS or token.count(".") != 2:
+    if len(token) > MAX_JWT_CHARS:
         raise JwtRejected("not a JWT")
-    head, body, signature = token.split(".")
     try:
-        header = json.loads(_b64(head))
-        claims = json.loads(_b64(body))
-    except ValueError:
-        raise JwtRejected("not JSON") from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise JwtRejected("not a JWT")
-    if header.get("alg") != "RS256":
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise JwtRejected("not a JWT") from None
+    if header.get("alg") not in _ALGORITHMS:
         raise JwtRejected("not RS256")
     public = await keys.key(jwks_url, str(header.get("kid", "")))
     try:
-        public.verify(
-            _b64(signature), f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256()
+        jwt.decode(
+            token,
+            public,
+            algorithms=_ALGORITHMS,
+            # Empty when not yet known for the subscription: that claim is not checked.
+            issuer=f"orgId:{org_id}" if org_id else None,
+            audience=f"webhookId:{webhook_id}" if webhook_id else None,
+            leeway=LEEWAY_SECONDS,
+            options={
+                "require": ["exp"],
+                "verify_iss": bool(org_id),
+                "verify_aud": bool(webhook_id),
+            },
         )
-    except InvalidSignature:
-        raise JwtRejected("bad signature") from None
-    now = time.time()
-    exp, nbf = claims.get("exp"), claims.get("nbf")
-    if isinstance(exp, int | float) and now > exp + LEEWAY_SECONDS:
-        raise JwtRejected("expired")
-    if isinstance(nbf, int | float) and now < nbf - LEEWAY_SECONDS:
-        raise JwtRejected("not yet valid")
-    if org_id and claims.get("iss") != f"orgId:{org_id}":
-        raise JwtRejected("wrong issuer")
-    audience = claims.get("aud")
-    audiences = audience if isinstance(audience, list) else [audience]
-    if webhook_id and f"webhookId:{webhook_id}" not in audiences:
-        raise JwtRejected("wrong audience")
+    except jwt.PyJWTError as why:
+        raise JwtRejected(type(why).__name__) from None

@@ -9,33 +9,23 @@ expires under load, the deliveries in flight would otherwise each open a connect
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.database.models import STATUS_DELETED, STATUS_PENDING, SubscriptionRow
 from notifier.ingress.outages import DATABASE_FAULTS, DatabaseDown
+from servicekit.deadline import Deadline
+from servicekit.singleflight import SingleFlight
 
 CACHE_SECONDS = 1.0
 MAX_CACHED = 50_000
 # A lookup the database has not answered by then is refused (503), not left hanging:
 # the sender (and its connection) would otherwise wait as long as the outage lasts.
 LOOKUP_SECONDS = 5.0
-
-
-def secret_digest(secret: str) -> str:
-    # The secrets are 256 random bits: a plain digest cannot be reversed or guessed.
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def secret_matches(given: object, digest: str) -> bool:
-    if not isinstance(given, str):
-        return False
-    return hmac.compare_digest(secret_digest(given), digest)
+_UNKNOWN = object()  # not cached (None is cached: no such subscription)
 
 
 @dataclass(frozen=True)
@@ -63,28 +53,29 @@ class SubscriptionDirectory:
         lookup_seconds: float = LOOKUP_SECONDS,
     ) -> None:
         self._engine = engine
-        self._ttl = cache_seconds
         self._lookup_seconds = lookup_seconds
-        self._cache: dict[str, tuple[KnownSubscription | None, float]] = {}
-        self._reading: dict[str, asyncio.Future[KnownSubscription | None]] = {}
+        # Past the cap the least recently used entry goes, not every entry at once.
+        self._cache: TTLCache[str, KnownSubscription | None] = TTLCache(
+            maxsize=MAX_CACHED, ttl=cache_seconds
+        )
+        self._reading: SingleFlight[KnownSubscription | None] = SingleFlight(
+            log_failures=False
+        )
 
     def forget(self, subscription_id: str) -> None:
         self._cache.pop(subscription_id, None)
 
     async def lookup(self, subscription_id: str) -> KnownSubscription | None:
         """Raises DatabaseDown when the database fails or does not answer in time."""
-        cached = self._cache.get(subscription_id)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
-        reading = self._reading.get(subscription_id)
-        if reading is None:
-            reading = asyncio.ensure_future(self._read(subscription_id))
-            self._reading[subscription_id] = reading
-            reading.add_done_callback(lambda _: self._reading.pop(subscription_id, None))
-        # shield: one caller going away (or timing out) must not cancel the others' lookup.
+        cached = self._cache.get(subscription_id, _UNKNOWN)
+        if cached is not _UNKNOWN:
+            return cached  # type: ignore[return-value]
+        # Shielded: one caller going away (or timing out) must not cancel the others' lookup.
         try:
-            async with asyncio.timeout(self._lookup_seconds):
-                return await asyncio.shield(reading)
+            return await self._reading.do(
+                subscription_id, lambda: self._read(subscription_id),
+                Deadline(self._lookup_seconds),
+            )
         except TimeoutError:
             raise DatabaseDown(f"no answer within {self._lookup_seconds:g} s") from None
 
@@ -104,7 +95,6 @@ class SubscriptionDirectory:
         self.forget(subscription_id)
 
     async def _read(self, subscription_id: str) -> KnownSubscription | None:
-        now = time.monotonic()
         try:
             async with self._engine.connect() as conn:
                 row = (
@@ -129,7 +119,5 @@ class SubscriptionDirectory:
                 pending=row.status == STATUS_PENDING,
                 desk_jwt_required=bool(row.desk_jwt_required),
             )
-        if len(self._cache) >= MAX_CACHED:
-            self._cache.clear()
-        self._cache[subscription_id] = (known, now + self._ttl)
+        self._cache[subscription_id] = known
         return known

@@ -19,7 +19,6 @@ import asyncio
 import hmac
 import json
 import logging
-import re
 from collections import Counter
 from typing import Any
 
@@ -28,24 +27,14 @@ from aiohttp import web
 from notifier.events.writer import EventWriter
 from notifier.ingress import desk_jwt
 from notifier.ingress.callbacks import MalformedCallback, Subscriber, crm_events, desk_events
-from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory, secret_matches
+from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory
 from notifier.ingress.outages import REQUEST_FAULTS, RETRY_AFTER_SECONDS, Outages
+from notifier.subscriptions.at_zoho import CRM_PATH, DESK_PATH, secret_matches
+from servicekit import identifiers
 from servicekit.config import ListenAddress
 from servicekit.metrics import INGRESS_DELIVERIES
 
 log = logging.getLogger(__name__)
-
-CRM_PATH = "/callbacks/crm/"
-DESK_PATH = "/callbacks/desk/"
-_SUBSCRIPTION_ID = re.compile(r"^sub_[0-9a-f]{24}$")
-
-
-def crm_notify_url(public_url: str, subscription_id: str) -> str:
-    return f"{public_url}{CRM_PATH}{subscription_id}"
-
-
-def desk_webhook_url(public_url: str, subscription_id: str, secret: str) -> str:
-    return f"{public_url}{DESK_PATH}{subscription_id}/{secret}"
 
 
 class Ingress:
@@ -136,7 +125,7 @@ class Ingress:
             return await request.read()
 
     async def _lookup(self, subscription_id: str, app: str) -> KnownSubscription | None:
-        if not _SUBSCRIPTION_ID.match(subscription_id):
+        if not identifiers.is_subscription_id(subscription_id):
             return None
         known = await self._directory.lookup(subscription_id)
         return known if known is not None and known.app_type == app else None

@@ -27,6 +27,11 @@ class KeeperConfig:
     blocked_probe_seconds: float = 60.0
     retry_base_seconds: float = 30.0
     retry_max_seconds: float = 3600.0
+    # How long one call to Zoho may take: a write of up to 100 channels, a whole listing
+    # of a user's channels or webhooks, a webhook's create or update.
+    zoho_call_seconds: float = 60.0
+    # How long asking the broker whether a blocked user's connection works may take.
+    grant_check_seconds: float = 30.0
     # Tests and benchmarks only: a URL answering {"now": epoch seconds} (the sandbox's
     # /_sandbox/clock), so compressed time is the same for the keeper and "Zoho".
     clock_url: str = ""

@@ -20,18 +20,16 @@ from typing import Any
 from sqlalchemy import select, update
 
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING, SubscriptionRow
-from notifier.ingress.directory import secret_digest
 from notifier.keeper import metrics
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import ZohoSide
+from notifier.subscriptions import at_zoho
 from notifier.subscriptions.store import events_of
-from servicekit.deadline import Deadline
 from servicekit.errors import NotFound
 
 log = logging.getLogger(__name__)
 PENDING_GRACE = timedelta(seconds=60)
-CALL_SECONDS = 60.0
 
 
 class HalfMade:
@@ -77,7 +75,7 @@ class HalfMade:
         if seen is not None:
             # Ours by its id and URL, but not as asked: nothing may keep calling for it.
             await self._zoho.n.crm_disable_channels(
-                row.user_id, [row.zoho_id], Deadline(CALL_SECONDS)
+                row.user_id, [row.zoho_id], self._zoho.call_deadline()
             )
         return await self._remove(row, now)
 
@@ -87,22 +85,22 @@ class HalfMade:
                 if hook.url.startswith(prefix)]
         asked = [
             hook for hook in ours
-            if secret_digest(hook.url[len(prefix):]) == row.secret_digest
+            if at_zoho.secret_matches(hook.url[len(prefix):], row.secret_digest)
             and hook.is_enabled and set(hook.subscriptions) == set(events_of(row))
         ]
         kept = asked[0] if asked else None
         for hook in ours:
             if hook is not kept:
                 try:
-                    await self._zoho.n.desk_delete(row.user_id, hook.id, Deadline(CALL_SECONDS))
+                    await self._zoho.n.desk_delete(row.user_id, hook.id, self._zoho.call_deadline())
                 except NotFound:
                     pass  # gone already
         if kept is None:
             return await self._remove(row, now)
-        org_id, origin = await self._zoho.n.desk_org_of(row.user_id, Deadline(CALL_SECONDS))
+        org_id, origin = await self._zoho.n.desk_org_of(row.user_id, self._zoho.call_deadline())
         return await self._finish(
             row, now, zoho_id=kept.id, desk_org_id=org_id,
-            jwks_url=origin + "/.well-known/jwks.json",
+            jwks_url=at_zoho.desk_jwks_url(origin),
         )
 
     async def _finish(self, row: Any, now: datetime, **values: Any) -> str:

@@ -4,21 +4,19 @@ be. Channels and webhooks the notifier did not create are not touched."""
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from notifier.database.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
-from notifier.ingress.directory import secret_digest
 from notifier.keeper import metrics
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.renewer import Renewer
 from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import CRM, DESK, ZohoSide
+from notifier.subscriptions import at_zoho
 from notifier.subscriptions.store import events_of
 from servicekit import scopes
-from servicekit.deadline import Deadline
 from servicekit.errors import MissingScope
 from servicekit.scopes import covers
 
@@ -42,7 +40,7 @@ class Reconciler:
     async def check_connection(self, user_id: str, app: str) -> None:
         """The broker only (never Zoho): raises while the connection cannot work."""
         app_type = CRM if app == "crm" else DESK
-        grant = await self._zoho.n.session(user_id, app_type, Deadline(30.0)).grant()
+        grant = await self._zoho.n.session(user_id, app_type, self._zoho.grant_deadline()).grant()
         needed = (scopes.CRM_READ, scopes.CRM_UPDATE) if app == "crm" else (scopes.DESK_READ,)
         for scope in needed:
             if grant.scopes and not covers(grant.scopes, scope):
@@ -157,25 +155,26 @@ class Reconciler:
         prefix = self._zoho.desk_url_prefix(row)
         if not url.startswith(prefix):
             return False
-        return secret_digest(url[len(prefix):]) == row.secret_digest
+        return at_zoho.secret_matches(url[len(prefix):], row.secret_digest)
 
     async def _desk_repair(self, row: Any, problem: str, now: datetime) -> None:
         # Only the secret's digest is kept, so the URL is rebuilt with a fresh secret.
-        secret = secrets.token_urlsafe(32)
+        secret = at_zoho.new_secret()
         old_digest = row.secret_digest
         await self._store.change(row.id, now,
-                                 secret_digest=secret_digest(secret))
+                                 secret_digest=at_zoho.secret_digest(secret))
         self._forget(row.id)
         body = self._zoho.desk_body(row, secret)
+        deadline = self._zoho.call_deadline()
         try:
             if problem == "missing":
-                webhook = await self._zoho.n.desk_create(row.user_id, body, Deadline(60.0))
+                webhook = await self._zoho.n.desk_create(row.user_id, body, deadline)
                 await self._store.change(
                     row.id, now, zoho_id=webhook.id,
                     status=STATUS_ACTIVE, last_error=None,
                 )
             else:
-                await self._zoho.n.desk_update(row.user_id, row.zoho_id, body, Deadline(60.0))
+                await self._zoho.n.desk_update(row.user_id, row.zoho_id, body, deadline)
         except BaseException:
             await self._store.change(row.id, now,
                                      secret_digest=old_digest)

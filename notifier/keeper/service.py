@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -32,6 +29,7 @@ from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import WRITE_ITEMS, ZohoSide
 from notifier.notifications import Notifications
 from servicekit.background import BackgroundTask
+from servicekit.replica import replica_id
 from servicekit.sealing import KeyRing
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ class Keeper:
         clock: Clock | None = None,
     ) -> None:
         self.config = config
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[-64:]
+        self.owner = replica_id()
         self._http = httpx.AsyncClient()
         if clock is None:
             clock = (
@@ -65,7 +63,10 @@ class Keeper:
             )
         self.clock = clock
         self.store = KeeperStore(engine)
-        zoho = ZohoSide(notifications, keys, public_url)
+        zoho = ZohoSide(
+            notifications, keys, public_url,
+            call_seconds=config.zoho_call_seconds, grant_seconds=config.grant_check_seconds,
+        )
         gaps = Gaps(writer)
         self.renewer = Renewer(self.store, zoho, gaps, config, ttl_seconds)
         self.reconciler = Reconciler(self.store, zoho, gaps, self.renewer, ttl_seconds, forget)

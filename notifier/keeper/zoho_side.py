@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier import crm
-from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
 from notifier.queries import ListQuery
-from notifier.subscriptions.service import sealing_context
+from notifier.subscriptions import at_zoho
 from notifier.subscriptions.store import events_of
 from servicekit import scopes
 from servicekit.deadline import Deadline
@@ -23,7 +22,6 @@ from zoho.notifier.v1 import notifier_pb2
 
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
-CALL_SECONDS = 60.0
 # A renewal PUT carries as many channels as any CRM write may (crm.py; docs/zoho.md).
 WRITE_ITEMS = crm.MAX_WRITE_ITEMS
 
@@ -39,27 +37,43 @@ class ZohoChannel:
 
 class ZohoSide:
     def __init__(
-        self, notifications: Notifications, keys: KeyRing, public_url: Callable[[], str]
+        self,
+        notifications: Notifications,
+        keys: KeyRing,
+        public_url: Callable[[], str],
+        *,
+        call_seconds: float,
+        grant_seconds: float,
     ) -> None:
         self.n = notifications
         self._keys = keys
         self._public_url = public_url
+        self._call_seconds = call_seconds
+        self._grant_seconds = grant_seconds
+
+    def call_deadline(self) -> Deadline:
+        """For one call to Zoho (KeeperConfig.zoho_call_seconds)."""
+        return Deadline(self._call_seconds)
+
+    def grant_deadline(self) -> Deadline:
+        """For one question to the broker (KeeperConfig.grant_check_seconds)."""
+        return Deadline(self._grant_seconds)
 
     def crm_item(self, row: Any, expiry: datetime) -> dict[str, Any]:
-        """Every field: a PUT resets what it leaves out (the expiry to an hour)."""
-        token = self._keys.decrypt(row.secret_sealed, context=sealing_context(row.id))
-        return {
-            "channel_id": row.zoho_id,
-            "events": events_of(row),
-            "channel_expiry": expiry.replace(microsecond=0).isoformat(),
-            "notify_url": crm_notify_url(self._public_url(), row.id),
-            "token": token,
-            "notify_on_related_action": row.notify_on_related_action,
-            "return_affected_field_values": row.return_affected_field_values,
-        }
+        """The channel as the create made it (at_zoho.py), with a new expiry."""
+        return at_zoho.crm_watch_item(
+            public_url=self._public_url(),
+            subscription_id=row.id,
+            channel_id=row.zoho_id,
+            events=events_of(row),
+            expiry=expiry,
+            token=self._keys.decrypt(row.secret_sealed, context=at_zoho.sealing_context(row.id)),
+            notify_on_related_action=row.notify_on_related_action,
+            return_affected_field_values=row.return_affected_field_values,
+        )
 
     def crm_url(self, row: Any) -> str:
-        return crm_notify_url(self._public_url(), row.id)
+        return at_zoho.crm_notify_url(self._public_url(), row.id)
 
     async def crm_put(self, row: Any, expiry: datetime, *, method: str = "PUT") -> str | None:
         """None on success, else Zoho's code for the item (NOT_SUBSCRIBED: gone)."""
@@ -73,7 +87,7 @@ class ZohoSide:
         scope = scopes.CRM_CREATE if method == "POST" else scopes.CRM_UPDATE
         results = await self.n.crm_write(
             user_id, method, [self.crm_item(row, expiry) for row in rows], scope=scope,
-            deadline=Deadline(CALL_SECONDS),
+            deadline=self.call_deadline(),
         )
         if not results:
             raise ZohoRejected("Zoho answered no result", zoho_code="NO_RESULT", http_status=200)
@@ -88,7 +102,7 @@ class ZohoSide:
     async def crm_channels(self, user_id: str) -> dict[str, ZohoChannel]:
         found: dict[str, ZohoChannel] = {}
         request = ListQuery(user_id=user_id, app_type=CRM)
-        async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
+        async for page in self.n.stream_pages(request, self.call_deadline()):
             for item in page:
                 channel = item.crm
                 expiry = (
@@ -107,25 +121,18 @@ class ZohoSide:
     async def desk_webhooks(self, user_id: str) -> dict[str, notifier_pb2.DeskWebhook]:
         request = ListQuery(user_id=user_id, app_type=DESK)
         found: dict[str, notifier_pb2.DeskWebhook] = {}
-        async for page in self.n.stream_pages(request, Deadline(CALL_SECONDS)):
+        async for page in self.n.stream_pages(request, self.call_deadline()):
             for item in page:
                 found[item.desk.id] = item.desk
         return found
 
     def desk_body(self, row: Any, secret: str) -> dict[str, Any]:
-        """As the subscription's create sent it (subscriptions/service.py)."""
-        options: dict[str, object] = {"includePrevState": True}
-        return {
-            "name": f"zoho-connect {row.id}",
-            "url": desk_webhook_url(self._public_url(), row.id, secret),
-            "description": "Live events for zoho-connect's notifier",
-            "subscriptions": {
-                event: (options if event.endswith("_Update") else None)
-                for event in events_of(row)
-            },
-            "isEnabled": True,
-        }
+        """As the subscription's create sent it (at_zoho.py), with `secret` in the URL."""
+        return at_zoho.desk_webhook_body(
+            public_url=self._public_url(), subscription_id=row.id, events=events_of(row),
+            secret=secret,
+        )
 
     def desk_url_prefix(self, row: Any) -> str:
-        return desk_webhook_url(self._public_url(), row.id, "")
+        return at_zoho.desk_webhook_url(self._public_url(), row.id, "")
 

@@ -10,15 +10,14 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from notifier.database.models import STATUS_DELETED, STATUS_PENDING
-from notifier.ingress.directory import secret_digest
-from notifier.ingress.server import crm_notify_url, desk_webhook_url
 from notifier.notifications import Notifications
 from notifier.queries import SubscriptionQuery
-from notifier.subscriptions import validation
+from notifier.subscriptions import at_zoho, validation
 from notifier.subscriptions.store import Stored, SubscriptionStore
-from servicekit import scopes
+from servicekit import page_tokens, scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import (
+    InvalidArgument,
     MissingScope,
     NotFound,
     TooManySubscriptions,
@@ -38,11 +37,6 @@ APP_NAMES: dict[int, str] = {CRM: "crm", DESK: "desk"}
 # resolves a row still pending after keeper/half_made.py's PENDING_GRACE (60 s) as left
 # by a crash, and must not race a create still in flight.
 CREATE_SECONDS = 45.0
-
-
-def sealing_context(subscription_id: str) -> str:
-    """A sealed token opens only in its own row and column."""
-    return f"notifier_subscriptions.secret_sealed:{subscription_id}"
 
 
 def _not_found(subscription_id: str) -> NotFound:
@@ -100,14 +94,14 @@ class Subscriptions:
         deadline = Deadline(CREATE_SECONDS if left is None else min(left, CREATE_SECONDS))
         await self._check_scope(request.user_id, request.app_type, deadline)
         subscription_id = "sub_" + secrets.token_hex(12)
-        secret = secrets.token_urlsafe(32)  # 43 characters: CRM takes at most 50
+        secret = at_zoho.new_secret()
         common = {
             "id": subscription_id,
             "user_id": request.user_id,
             "app_type": APP_NAMES[request.app_type],
             "events": list(request.events),
             "status": STATUS_PENDING,
-            "secret_digest": secret_digest(secret),
+            "secret_digest": at_zoho.secret_digest(secret),
             "notify_on_related_action": request.notify_on_related_action,
             "return_affected_field_values": request.return_affected_field_values,
         }
@@ -139,18 +133,21 @@ class Subscriptions:
         await self._store.insert(
             **common,
             zoho_id=channel_id,
-            secret_sealed=self._keys.encrypt(secret, context=sealing_context(subscription_id)),
+            secret_sealed=self._keys.encrypt(
+                secret, context=at_zoho.sealing_context(subscription_id)
+            ),
+        )
+        item = at_zoho.crm_watch_item(
+            public_url=self._public_url(),
+            subscription_id=subscription_id,
+            channel_id=channel_id,
+            events=request.events,
+            expiry=expiry,
+            token=secret,
+            notify_on_related_action=request.notify_on_related_action,
+            return_affected_field_values=request.return_affected_field_values,
         )
         await self._check_cap(request.user_id)
-        item = {
-            "channel_id": channel_id,
-            "events": list(request.events),
-            "channel_expiry": expiry.isoformat(),
-            "notify_url": crm_notify_url(self._public_url(), subscription_id),
-            "token": secret,
-            "notify_on_related_action": request.notify_on_related_action,
-            "return_affected_field_values": request.return_affected_field_values,
-        }
         results = await self._n.crm_write(
             request.user_id, "POST", [item], scope=scopes.CRM_CREATE, deadline=deadline
         )
@@ -177,17 +174,10 @@ class Subscriptions:
         subscription_id = str(common["id"])
         await self._store.insert(**common)
         await self._check_cap(request.user_id)
-        options: dict[str, object] = {"includePrevState": True}
-        body = {
-            "name": f"zoho-connect {subscription_id}",
-            "url": desk_webhook_url(self._public_url(), subscription_id, secret),
-            "description": "Live events for zoho-connect's notifier",
-            "subscriptions": {
-                event: (options if event.endswith("_Update") else None)
-                for event in request.events
-            },
-            "isEnabled": True,
-        }
+        body = at_zoho.desk_webhook_body(
+            public_url=self._public_url(), subscription_id=subscription_id,
+            events=request.events, secret=secret,
+        )
         webhook, org_id, origin = await self._n.desk_create_in_org(
             request.user_id, body, deadline
         )
@@ -195,7 +185,7 @@ class Subscriptions:
             subscription_id,
             zoho_id=webhook.id,
             desk_org_id=org_id,
-            jwks_url=origin + "/.well-known/jwks.json",
+            jwks_url=at_zoho.desk_jwks_url(origin),
             last_renewed_time=datetime.now(UTC),
         )
 
@@ -217,9 +207,12 @@ class Subscriptions:
         self, user_id: str, page_size: int, page_token: str
     ) -> tuple[Sequence[Stored], str]:
         limit = page_size or validation.DEFAULT_PAGE_SIZE
-        rows = await self._store.page(user_id, page_token, limit + 1)
+        after = validation.page_start(page_token)
+        if after is None:
+            raise InvalidArgument([("page_token", page_tokens.NOT_A_TOKEN)])
+        rows = await self._store.page(user_id, after, limit + 1)
         shown = [row for row in rows[:limit] if row.status != STATUS_PENDING]
-        return shown, (rows[limit - 1].id if len(rows) > limit else "")
+        return shown, (page_tokens.encode(rows[limit - 1].id) if len(rows) > limit else "")
 
     async def delete(self, user_id: str, subscription_id: str, deadline: Deadline) -> None:
         row = await self.get(user_id, subscription_id)

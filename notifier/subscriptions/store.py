@@ -1,4 +1,5 @@
-"""Subscription rows: written before Zoho is asked (pending), then made active or removed."""
+"""Subscription rows: written before Zoho is asked (pending), then made active or removed.
+Their channel tokens are sealed with NOTIFIER_ENCRYPTION_KEY's ring (load_keys)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,30 @@ from typing import Any
 from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier.database import DATABASE
 from notifier.database.models import (
     STATUS_ACTIVE,
     STATUS_DELETED,
     STATUS_PENDING,
     SubscriptionRow,
 )
+from servicekit import sealing
 
 # A subscription as read: its columns by name (a Core row, not an ORM object).
 Stored = Row[Any]
+
+
+class NotifierKeyRing(sealing.KeyRing):
+    env_var = "NOTIFIER_ENCRYPTION_KEY"
+
+
+def load_keys(spec: str, database_url: str) -> NotifierKeyRing:
+    """The ring from the variable, or for a local SQLite file a generated key file beside
+    it, as the broker does."""
+    return sealing.load_key_ring(
+        NotifierKeyRing, spec, sqlite_path=DATABASE.sqlite_file(database_url),
+        sealed_in=("notifier_subscriptions", "secret_sealed"),
+    )
 
 
 def events_of(row: Stored) -> list[str]:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from notifier.events.cursor import parse_cursor
+from notifier.validation import check_crm_events
+from servicekit import identifiers, page_tokens
 from servicekit.errors import InvalidArgument, Violations
 from servicekit.validation import check_app_type, check_user_id
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-SUBSCRIPTION_ID = re.compile(r"^sub_[0-9a-f]{24}$")
-MAX_CRM_EVENTS = 10
 MAX_DESK_EVENTS = 20
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
-_CRM_EVENT = re.compile(r"^([A-Za-z][A-Za-z0-9_]{0,99})\.(create|edit|delete|all)$")
-# Zoho's standard modules that take notifications; custom ones are CustomModuleN.
-CRM_MODULES = frozenset(
-    {
-        "Leads", "Contacts", "Accounts", "Deals", "Tasks", "Events", "Calls", "Products",
-        "Quotes", "Sales_Orders", "Purchase_Orders", "Invoices", "Campaigns", "Vendors",
-        "Price_Books", "Cases", "Solutions", "Notes",
-    }
-)
-_CUSTOM_MODULE = re.compile(r"^CustomModule[0-9]{1,4}$")
 DESK_EVENTS = frozenset(
     f"{entity}_{action}"
     for entity, actions in {
@@ -47,8 +35,17 @@ DESK_EVENTS = frozenset(
 )
 
 
+def page_start(page_token: str) -> str | None:
+    """The subscription id a page starts after ("" for the first page), None if the token
+    is not ours. Tokens are opaque (servicekit.page_tokens, as ListConnections'); a raw
+    subscription id is still read as one, as notifiers before them handed out."""
+    if identifiers.is_subscription_id(page_token):
+        return page_token
+    return page_tokens.read(page_token, identifiers.is_subscription_id)
+
+
 def _subscription_id(v: Violations, value: str, *, required: bool) -> None:
-    if (value or required) and not SUBSCRIPTION_ID.match(value):
+    if (value or required) and not identifiers.is_subscription_id(value):
         v.add("subscription_id", "required: a subscription id (sub_ and 24 hex digits)"
               if required else "not a subscription id (sub_ and 24 hex digits)")
 
@@ -63,14 +60,8 @@ def create_request(request: notifier_pb2.CreateSubscriptionRequest) -> None:
     if len(set(events)) != len(events):
         v.add("events", "an event is named twice")
     if request.app_type == common_pb2.APP_TYPE_CRM:
-        if len(events) > MAX_CRM_EVENTS:
-            v.add("events", f"at most {MAX_CRM_EVENTS} events (Zoho's limit)")
-        for i, event in enumerate(events):
-            match = _CRM_EVENT.match(event)
-            if match is None:
-                v.add(f"events[{i}]", "must be {Module}.{create|edit|delete|all}")
-            elif match[1] not in CRM_MODULES and not _CUSTOM_MODULE.match(match[1]):
-                v.add(f"events[{i}]", f"unknown CRM module {match[1]!r}")
+        # EnableCrmChannels' rule, and only modules Zoho notifies on.
+        check_crm_events(v, "events", events, known_modules=True)
     elif request.app_type == common_pb2.APP_TYPE_DESK:
         if len(events) > MAX_DESK_EVENTS:
             v.add("events", f"at most {MAX_DESK_EVENTS} events")
@@ -98,8 +89,8 @@ def list_request(request: notifier_pb2.ListSubscriptionsRequest) -> None:
     check_user_id(v, request.user_id)
     if not 0 <= request.page_size <= MAX_PAGE_SIZE:
         v.add("page_size", f"must be between 0 ({DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
-    if request.page_token and not SUBSCRIPTION_ID.match(request.page_token):
-        v.add("page_token", "not a page token this notifier gave out")
+    if page_start(request.page_token) is None:
+        v.add("page_token", page_tokens.NOT_A_TOKEN)
     v.raise_if_any()
 
 

@@ -14,6 +14,7 @@ from zoho.common.v1 import common_pb2
 REDIRECT = "https://app.example.com/zoho/callback"
 
 
+@pytest.mark.slow
 async def test_code_exchange_creates_a_connection_with_zohos_scopes(broker: BrokerHandle) -> None:
     code = await broker.sandbox.grant_code(
         user="alice", scopes=["ZohoCRM.notifications.ALL", "Desk.webhooks.READ"],
@@ -64,6 +65,7 @@ async def test_tokens_are_encrypted_at_rest(broker: BrokerHandle) -> None:
     assert DEMO_REFRESH_TOKEN not in row.refresh_token
 
 
+@pytest.mark.slow
 async def test_list_pages_through_every_connection_once(broker: BrokerHandle) -> None:
     users = [f"user-{i:02d}" for i in range(7)]
     for user in users:
@@ -109,6 +111,7 @@ async def test_delete_with_revoke_revokes_at_zoho(broker: BrokerHandle) -> None:
     assert seen(caught.value).reason == "REAUTH_REQUIRED"
 
 
+@pytest.mark.slow
 async def test_delete_keeps_the_connection_when_revoke_cannot_reach_zoho(
     broker: BrokerHandle,
 ) -> None:
@@ -132,6 +135,7 @@ async def test_get_and_delete_of_unknown_user_is_not_found(broker: BrokerHandle)
         assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("field,origin", [
     ("accounts_server", "https://evil.example.com"),
     ("accounts_server", "https://accounts.zoho.eu.evil.example.com"),
@@ -173,6 +177,7 @@ async def test_malformed_create_names_each_bad_field(
     assert error.bad_fields == fields
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("request_, fields", [
     (broker_pb2.GetTokenRequest(user_id=""), ["user_id"]),
     (broker_pb2.GetTokenRequest(user_id="x" * 256), ["user_id"]),
@@ -199,6 +204,7 @@ async def test_reconnect_replaces_the_grant(broker: BrokerHandle) -> None:
     assert await broker.sandbox.mint_count(other) == 1
 
 
+@pytest.mark.slow
 async def test_importing_a_refresh_token_spends_the_mint_budget_like_a_refresh(
     broker: BrokerHandle,
 ) -> None:
@@ -221,6 +227,7 @@ async def test_importing_a_refresh_token_spends_the_mint_budget_like_a_refresh(
     assert token.access_token
 
 
+@pytest.mark.slow
 async def test_racing_imports_of_one_refresh_token_stay_within_the_budget(
     broker: BrokerHandle,
 ) -> None:
@@ -236,6 +243,7 @@ async def test_racing_imports_of_one_refresh_token_stay_within_the_budget(
     assert await broker.sandbox.mint_count(refresh) == 10
 
 
+@pytest.mark.slow
 async def test_the_grant_id_names_the_grant_and_changes_with_a_reconnect(
     broker: BrokerHandle,
 ) -> None:
@@ -249,3 +257,28 @@ async def test_the_grant_id_names_the_grant_and_changes_with_a_reconnect(
     await broker.connect(refresh_token=other)
     again = await broker.stub.GetToken(broker_pb2.GetTokenRequest(user_id="demo"), timeout=10)
     assert again.grant_id and again.grant_id != first.grant_id
+
+
+@pytest.mark.slow
+async def test_create_connection_works_within_the_callers_deadline(broker: BrokerHandle) -> None:
+    """Issue 23 item 3: CreateConnection and DeleteConnection gave Zoho a fixed 15 s
+    whatever the caller's deadline; now the caller's, capped at 15 s."""
+    import time
+
+    from broker.connections import CreateRequest
+    from servicekit.deadline import Deadline
+    from servicekit.errors import DeadlineExceeded, ZohoUnavailable
+
+    code = await broker.sandbox.grant_code(user="slow", redirect_uri=REDIRECT)
+    await broker.sandbox.latency("token", 3000, count=None)
+    request = CreateRequest(user_id="slow", accounts_server=broker.sandbox.origin,
+                            api_domain="", scopes=[], desk_org_id="", redirect_uri=REDIRECT,
+                            authorization_code=code)
+    started = time.monotonic()
+    with pytest.raises((ZohoUnavailable, DeadlineExceeded)):
+        await broker.broker.connections.create(request, Deadline(0.5))
+    assert time.monotonic() - started < 2.5, "Zoho was given more than the caller's time"
+    await broker.sandbox.clear_faults()
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await broker.stub.GetConnection(broker_pb2.GetConnectionRequest(user_id="slow"))
+    assert seen(missing.value).code == grpc.StatusCode.NOT_FOUND

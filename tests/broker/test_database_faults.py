@@ -21,10 +21,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from broker import db
-from broker.crypto import KeyRing, load_key_ring, new_key_spec
+from broker.models import DATABASE, PROBE_QUERY
+from broker.sealed_columns import KeyRing, load_key_ring
 from servicekit.config import ConfigError
 from servicekit.key_file import key_file_for
+from servicekit.sealing import new_key_spec
 from tests.plugins.broker_fixtures import MakeBroker
 from tests.plugins.processes import REPO_ROOT
 from tests.rpc_errors import seen
@@ -38,7 +39,7 @@ def start_broker(env: dict[str, str], url: str) -> subprocess.CompletedProcess[s
 
 
 def migrated(path: Path) -> Path:
-    db.migrate(f"sqlite:///{path}")
+    DATABASE.migrate(f"sqlite:///{path}")
     # One file holds everything: no WAL beside it for a test to forget.
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -46,6 +47,7 @@ def migrated(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["garbage", "truncated", "read-only"])
 def test_an_unusable_database_file_stops_the_broker_with_one_line(
     broker_env: dict[str, str], tmp_path: Path, fault: str
@@ -82,6 +84,7 @@ def corrupt_index(path: Path, index: str) -> None:
         handle.write(b"\xff" * page_size)
 
 
+@pytest.mark.slow
 async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serving(
     make_broker: MakeBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -93,7 +96,8 @@ async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serv
         await first.connect(user_id=user, refresh_token=refresh)
     await first.broker.stop(0)
     corrupt_index(path, "sqlite_autoindex_zoho_connections_1")
-    db.check_usable(url)  # the start checks pass: the damage is met by calls only
+    # The start checks pass: the damage is met by calls only.
+    DATABASE.check_usable(url, PROBE_QUERY)
 
     caplog.set_level(logging.ERROR, logger="broker.store")
     handle = await make_broker(BROKER_DATABASE_URL=url)
@@ -169,6 +173,7 @@ def test_a_garbled_key_file_is_named(tmp_path: Path) -> None:
     assert str(key_file) in str(caught.value)
 
 
+@pytest.mark.slow
 def test_the_process_names_an_unsafe_key_file_and_exits_2(
     broker_env: dict[str, str], tmp_path: Path
 ) -> None:

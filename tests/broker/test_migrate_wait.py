@@ -85,6 +85,7 @@ def test_migrate_waits_for_a_database_that_starts_listening_late(
     assert took >= 2.0
 
 
+@pytest.mark.slow
 def test_migrate_gives_up_after_its_bound_naming_the_variable(
     broker_env: dict[str, str],
 ) -> None:

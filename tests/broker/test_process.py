@@ -37,6 +37,7 @@ def broker_process(broker_env: dict[str, str], tmp_path: Path) -> ServiceProcess
     process.terminate()
 
 
+@pytest.mark.slow
 def test_grpcurl_lists_describes_and_calls(broker_process: ServiceProcess,
                                             sandbox: SandboxControl) -> None:
     address = broker_process.address
@@ -59,6 +60,7 @@ def test_grpcurl_lists_describes_and_calls(broker_process: ServiceProcess,
     assert json.loads(token.stdout)["access_token"]
 
 
+@pytest.mark.slow
 def test_grpcurl_shows_the_reason_of_an_error(broker_process: ServiceProcess) -> None:
     failed = grpcurl(broker_process.address, "zoho.broker.v1.TokenBrokerService/GetToken",
                      data={"user_id": "nobody"})
@@ -68,16 +70,19 @@ def test_grpcurl_shows_the_reason_of_an_error(broker_process: ServiceProcess) ->
     assert '"reason":"NOT_CONNECTED"' in failed.stderr.replace(" ", "")
 
 
+@pytest.mark.slow
 def test_health_reports_each_service(broker_process: ServiceProcess) -> None:
     assert check(broker_process.address, "") == "SERVING"
     assert check(broker_process.address, "zoho.broker.v1.TokenBrokerService") == "SERVING"
 
 
+@pytest.mark.slow
 def test_sigterm_drains_and_exits_zero(broker_process: ServiceProcess) -> None:
     assert broker_process.terminate() == 0
     assert "shutting down" in broker_process.stderr
 
 
+@pytest.mark.slow
 async def test_logs_never_contain_a_token_or_secret(
     broker_process: ServiceProcess, sandbox: SandboxControl
 ) -> None:
@@ -104,6 +109,7 @@ async def test_logs_never_contain_a_token_or_secret(
         assert secret not in logs
 
 
+@pytest.mark.slow
 def test_migrate_command_only_migrates(broker_env: dict[str, str], tmp_path: Path) -> None:
     env = {**broker_env, "BROKER_DATABASE_URL": f"sqlite:///{tmp_path}/m.db"}
     done = subprocess.run([sys.executable, "-m", "broker", "migrate"], env=env,
@@ -113,6 +119,7 @@ def test_migrate_command_only_migrates(broker_env: dict[str, str], tmp_path: Pat
     assert (tmp_path / "m.db").exists()
 
 
+@pytest.mark.slow
 def test_bad_configuration_stops_with_the_variable_named(broker_env: dict[str, str]) -> None:
     env = {**broker_env, "BROKER_REFRESH_WINDOW_SECONDS": "-5"}
     done = subprocess.run([sys.executable, "-m", "broker"], env=env, capture_output=True,
@@ -121,6 +128,7 @@ def test_bad_configuration_stops_with_the_variable_named(broker_env: dict[str, s
     assert "BROKER_REFRESH_WINDOW_SECONDS" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_bad_log_level_stops_with_exit_2_naming_it(broker_env: dict[str, str]) -> None:
     # Before servicekit's shared settings, LOG_LEVEL reached logging unchecked: a traceback.
     env = {**broker_env, "LOG_LEVEL": "LOUD"}

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import db, key_maintenance
+from broker import key_maintenance
 from broker.config import BrokerConfig
-from broker.crypto import KeyRing, load_key_ring, new_key_spec
+from broker.models import DATABASE
+from broker.sealed_columns import KeyRing, load_key_ring
 from broker.store import ConnectionStore
 from servicekit.config import ConfigError, Env
 from servicekit.errors import DecryptError
+from servicekit.sealing import new_key_spec
 from tests.plugins.broker_fixtures import TEST_KEY, BrokerHandle
 
 
@@ -27,6 +29,7 @@ def test_ciphertext_is_bound_to_its_row_and_column() -> None:
             ring.decrypt(sealed, context=other)
 
 
+@pytest.mark.slow
 async def test_ciphertext_copied_to_another_row_does_not_open(broker: BrokerHandle) -> None:
     for user in ("alice", "bob"):
         refresh = await broker.sandbox.add_refresh_token(user=user)
@@ -79,6 +82,7 @@ def test_bad_configuration_names_the_variable() -> None:
         assert caught.value.variable == variable
 
 
+@pytest.mark.slow
 async def test_reencrypt_moves_every_row_to_the_first_key(
     broker: BrokerHandle, database_url: str
 ) -> None:
@@ -88,7 +92,7 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
     before = {u: await broker.broker.store.get(u) for u in ("alice", "bob", "carol")}
     new_key = new_key_spec("k2")
     rotated = KeyRing.parse(f"{new_key},{TEST_KEY}")
-    store = ConnectionStore(db.make_async_engine(database_url), rotated)
+    store = ConnectionStore(DATABASE.make_async_engine(database_url), rotated)
     try:
         assert await key_maintenance.reencrypt_all(store) == (3, 3)
         assert await key_maintenance.reencrypt_all(store) == (3, 0)  # nothing left on the old key
@@ -103,10 +107,11 @@ async def test_reencrypt_moves_every_row_to_the_first_key(
 
 
 def test_migrate_is_idempotent(database_url: str) -> None:
-    db.migrate(database_url)
-    db.migrate(database_url)
+    DATABASE.migrate(database_url)
+    DATABASE.migrate(database_url)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_replicas_migrating_at_once_all_succeed(postgres_database: str) -> None:
     """Four brokers starting together on a fresh PostgreSQL database each migrate;
@@ -123,8 +128,8 @@ def test_replicas_migrating_at_once_all_succeed(postgres_database: str) -> None:
     url = admin.rsplit("/", 1)[0] + f"/{name}"
     try:
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda _: db.migrate(url), range(4)))
-        engine = create_engine(db.sync_url(url))
+            list(pool.map(lambda _: DATABASE.migrate(url), range(4)))
+        engine = create_engine(DATABASE.sync_url(url))
         with engine.connect() as conn:
             tables = set(conn.execute(text(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
@@ -140,8 +145,8 @@ def test_sqlite_replicas_migrating_at_once_all_succeed(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path}/fresh.db"
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda _: db.migrate(url), range(4)))
-    engine = create_engine(db.sync_url(url))
+        list(pool.map(lambda _: DATABASE.migrate(url), range(4)))
+    engine = create_engine(DATABASE.sync_url(url))
     with engine.connect() as conn:
         count = conn.execute(text("SELECT count(*) FROM zoho_connections")).scalar_one()
     engine.dispose()

@@ -9,7 +9,6 @@ tests/broker/test_replicas.py (taken over within seconds, no extra mint); here i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections import Counter
 
@@ -18,9 +17,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandbox.control.client import SandboxControl
-from tests.broker.test_replicas import connect, replicas, stubs
+from tests.broker.test_replicas import connect, killed_mid_refresh
 from tests.plugins.broker_fixtures import BrokerHandle
 from tests.plugins.processes import ServiceProcess
+from tests.waiting import until
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
@@ -32,13 +32,6 @@ LIST = notifier_pb2.ListNotificationsRequest(
     user_id="demo", app_type=common_pb2.APP_TYPE_CRM, page_size=50)
 
 
-async def until(condition, limit: float = 20.0, every: float = 0.02) -> None:
-    """Polls an async condition (a guard against hanging, not a timing assertion)."""
-    async with asyncio.timeout(limit):
-        while not await condition():
-            await asyncio.sleep(every)
-
-
 # -- broker SIGKILLed after Zoho minted --------------------------------------------------
 
 
@@ -48,28 +41,10 @@ async def test_a_refresher_killed_after_zoho_minted_costs_one_extra_mint_at_most
 ) -> None:
     env = {**broker_env, "BROKER_DATABASE_URL": empty_postgres, "BROKER_LEASE_SECONDS": "3"}
     refresh = await sandbox.add_refresh_token(lifetimes=[60, 3600])
-    with replicas(env, 2) as (first, second):
-        async with stubs([first, second]) as (a, b):
-            await connect(a, sandbox, refresh)
-            # Injected: Zoho mints, then the answer never comes; the refresher dies.
-            await sandbox.fault("token", "hang", count=1, when="after")
-            stuck = asyncio.ensure_future(a.GetToken(broker_pb2.GetTokenRequest(
-                user_id="demo"), timeout=30))
-
-            async def minted() -> bool:
-                return await sandbox.mint_count(refresh) == 2
-
-            await until(minted)
-            first.kill()
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                await stuck
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            reply = await b.GetToken(
-                broker_pb2.GetTokenRequest(user_id="demo", min_ttl_seconds=600), timeout=30)
-            waited = loop.time() - started
-            connection = await b.GetConnection(
-                broker_pb2.GetConnectionRequest(user_id="demo"), timeout=10)
+    # Injected: Zoho mints, then the answer never comes; the refresher dies.
+    taken = await killed_mid_refresh(
+        sandbox, env, refresh, stuck=broker_pb2.GetTokenRequest(user_id="demo"), after_mint=True)
+    reply, waited, connection = taken.reply, taken.waited, taken.connection
     assert waited < 15  # the 3 s lease lapsed: seconds, not minutes
     # The import, the mint the dead process never saw, the takeover: one extra at most.
     assert await sandbox.mint_count(refresh) == 3

@@ -4,46 +4,28 @@ consent page redirects to the command's local callback."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import grpc
 import httpx
 import pytest
 
-from broker import cli as broker_cli
 from broker.operator_cli import explain
 from sandbox.control.client import SandboxControl
 from sandbox.demo.tenant import DEMO_CLIENT_ID
 from tests.integration.stack import Stack
+from tests.operator_runner import zoho_broker
 from tests.plugins.processes import REPO_ROOT
 from tests.rpc_errors import seen
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 from zoho.common.v1 import common_pb2
 
 SCOPES = ["ZohoCRM.notifications.READ", "Desk.webhooks.READ"]
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def zoho_broker(capsys: pytest.CaptureFixture[str], *args: str) -> Ran:
-    """`zoho-broker ARGS` in this process (its own event loop, on a thread): the same code
-    path as the console script, without a second of interpreter start per call."""
-    capsys.readouterr()
-    code = await asyncio.to_thread(broker_cli.main, list(args))
-    captured = capsys.readouterr()
-    return Ran(code, captured.out, captured.err)
 
 
 class ConnectCommand:

@@ -42,6 +42,7 @@ async def _create(kept, count: int) -> list[notifier_pb2.Subscription]:
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
+@pytest.mark.slow
 async def test_120_channels_of_a_user_renewed_with_3_puts_and_a_207_handled_per_channel(
     kept, sandbox, connect_subscriber
 ):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from notifier.database.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
 from tests.keeper.conftest import PROBE, RECONCILE, RENEW_BEFORE, TTL, watch_writes
 from tests.live.helpers import crm_subscription
@@ -26,6 +28,7 @@ async def _zoho_calls(sandbox) -> int:
     return len([c for c in await sandbox.calls() if c.route.startswith(("crm.", "desk."))])
 
 
+@pytest.mark.slow
 async def test_revoked_grant_is_reauth_required_then_active_after_reconnecting(
     kept, sandbox, broker
 ):
@@ -54,6 +57,7 @@ async def test_revoked_grant_is_reauth_required_then_active_after_reconnecting(
     )
 
 
+@pytest.mark.slow
 async def test_missing_scope_stops_zoho_calls(kept, sandbox, broker):
     await _connect(sandbox, broker)
     sub, _ = await crm_subscription(kept.handle, sandbox)
@@ -84,6 +88,7 @@ async def _die_holding_the_lease(kept, sub, *, renewed: bool) -> None:
         assert await keeper.renewer._zoho.crm_put(due, now + timedelta(seconds=TTL)) is None
 
 
+@pytest.mark.slow
 async def test_a_lease_of_a_dead_replica_is_taken_over_without_renewing_twice(
     kept, sandbox, connect_subscriber
 ):
@@ -102,6 +107,7 @@ async def test_a_lease_of_a_dead_replica_is_taken_over_without_renewing_twice(
         seconds=TTL - 120)
 
 
+@pytest.mark.slow
 async def test_a_dead_replicas_renewal_that_never_left_is_done_once(
     kept, sandbox, connect_subscriber
 ):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import update
 
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, SubscriptionRow
@@ -20,6 +21,7 @@ def _repairs(app: str, problem: str) -> float:
     return metrics.REPAIRS.labels(app, problem, "repaired")._value.get()
 
 
+@pytest.mark.slow
 async def test_channels_deleted_behind_our_back_are_back_within_one_reconcile(
     kept, sandbox, connect_subscriber
 ):
@@ -55,6 +57,7 @@ async def test_channels_deleted_behind_our_back_are_back_within_one_reconcile(
         assert start <= deleted_at < end
 
 
+@pytest.mark.slow
 async def test_events_changed_from_outside_are_put_back(kept, sandbox, connect_subscriber):
     await connect_subscriber()
     sub, channel = await crm_subscription(kept.handle, sandbox, events=("Leads.all",))
@@ -75,6 +78,7 @@ async def test_events_changed_from_outside_are_put_back(kept, sandbox, connect_s
     assert [e for i in items for e in i["events"]] == ["Leads.all"]
 
 
+@pytest.mark.slow
 async def test_expiry_moved_earlier_by_a_write_without_channel_expiry(
     kept, sandbox, connect_subscriber
 ):
@@ -107,6 +111,7 @@ async def test_expiry_moved_earlier_by_a_write_without_channel_expiry(
         channel["channel_expiry"])).total_seconds() < 1
 
 
+@pytest.mark.slow
 async def test_desk_webhook_answered_410_by_mistake_is_recreated(
     kept, sandbox, connect_subscriber
 ):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from notifier.keeper.store import spread
 from tests.keeper.conftest import DAY, RENEW_BEFORE, TTL, watch_writes
 from tests.live.helpers import crm_subscription
@@ -23,6 +25,7 @@ async def _get(kept, sub):
     )
 
 
+@pytest.mark.slow
 async def test_due_channel_renewed_once_with_every_field(kept, sandbox, connect_subscriber):
     await connect_subscriber()
     sub, before = await crm_subscription(kept.handle, sandbox, events=("Leads.all", "Deals.edit"))
@@ -62,6 +65,7 @@ def test_spread_offsets_differ_and_stay_in_the_first_half_of_the_window():
     assert len({int(o.total_seconds()) for o in offsets}) > 190
 
 
+@pytest.mark.slow
 async def test_throttled_renewal_is_retried_before_the_channel_expires(
     kept, sandbox, connect_subscriber
 ):
@@ -83,6 +87,7 @@ async def test_throttled_renewal_is_retried_before_the_channel_expires(
     assert [c.method for c in await watch_writes(sandbox, sub.zoho_id)] == ["POST", "PUT"]
 
 
+@pytest.mark.slow
 async def test_failing_only_once_the_channel_has_expired(kept, sandbox, connect_subscriber):
     await connect_subscriber()
     sub, _ = await crm_subscription(kept.handle, sandbox)

@@ -9,11 +9,12 @@ import grpc
 import pytest
 
 from tests.live.helpers import CRM, Watcher, crm_subscription
-from tests.notifier.helpers import bad_fields, reason
 from tests.plugins.zoho_callbacks import crm_body
+from tests.rpc_errors import bad_fields, reason
 from zoho.notifier.v1 import notifier_pb2
 
 
+@pytest.mark.slow
 async def test_a_crm_delivery_reaches_its_users_watchers_only(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
@@ -51,6 +52,7 @@ async def test_a_crm_delivery_reaches_its_users_watchers_only(
         await watcher.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("forgery", ["token", "channel", "subscription"])
 async def test_an_unverified_delivery_is_401_stores_nothing_and_is_counted(
     notifier, sandbox, connect_subscriber, callbacks, forgery
@@ -77,6 +79,7 @@ async def test_an_unverified_delivery_is_401_stores_nothing_and_is_counted(
     await watcher.stop()
 
 
+@pytest.mark.slow
 async def test_a_repeated_delivery_is_stored_once(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
@@ -94,6 +97,7 @@ async def test_a_repeated_delivery_is_stored_once(
         ("7", "create"), ("8", "create"), ("7", "edit")]
 
 
+@pytest.mark.slow
 async def test_a_resumed_watch_misses_nothing_and_repeats_nothing(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
@@ -117,6 +121,7 @@ async def test_a_resumed_watch_misses_nothing_and_repeats_nothing(
     assert len({e.cursor for e in events}) == 6
 
 
+@pytest.mark.slow
 async def test_bad_bodies_are_400_and_cursors_are_checked(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
@@ -138,6 +143,7 @@ async def test_bad_bodies_are_400_and_cursors_are_checked(
     assert reason(caught.value) == "INVALID_ARGUMENT"
 
 
+@pytest.mark.slow
 async def test_a_slow_sender_is_cut_off_and_an_idle_watch_stays_open(
     notifier, sandbox, connect_subscriber, callbacks
 ) -> None:

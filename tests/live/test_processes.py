@@ -8,6 +8,7 @@ import os
 import signal
 
 import grpc
+import pytest
 
 from notifier.app import NotifierApp
 from tests.integration.stack import free_port
@@ -36,6 +37,7 @@ def _env(sandbox, broker, database_url: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 async def test_an_event_acknowledged_before_kill_9_is_streamed_after_restart(
     sandbox, broker, connect_subscriber, callbacks, notifier_database_url
 ) -> None:
@@ -65,6 +67,7 @@ async def test_an_event_acknowledged_before_kill_9_is_streamed_after_restart(
     assert channel["token"] not in process.stderr + again.stderr
 
 
+@pytest.mark.slow
 async def test_the_ingress_on_one_replica_reaches_a_watcher_on_another(
     notifier, sandbox, broker, connect_subscriber, callbacks, notifier_database_url
 ) -> None:
@@ -94,6 +97,7 @@ async def test_the_ingress_on_one_replica_reaches_a_watcher_on_another(
         await other.stop(0)
 
 
+@pytest.mark.slow
 async def test_the_ingress_runs_alone_with_only_the_database(
     notifier, sandbox, connect_subscriber, callbacks, notifier_database_url
 ) -> None:

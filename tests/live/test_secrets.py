@@ -15,6 +15,7 @@ from tests.plugins.zoho_callbacks import crm_body, desk_event
 from zoho.notifier.v1 import notifier_pb2
 
 
+@pytest.mark.slow
 async def test_secrets_are_in_no_log_stream_error_or_database_file(
     notifier, sandbox, connect_subscriber, callbacks, notifier_database_url, caplog
 ) -> None:

@@ -1,55 +1,17 @@
-"""What a caller sees of an error: the reason in ErrorInfo, BadRequest fields, RetryInfo."""
+"""Requests, streams and Zoho hooks the notifier's tests share (errors: tests/rpc_errors.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
-import grpc
 import httpx
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
 CRM = common_pb2.APP_TYPE_CRM
 DESK = common_pb2.APP_TYPE_DESK
-
-
-def status_of(err: grpc.aio.AioRpcError) -> status_pb2.Status:
-    status = rpc_status.from_call(cast(Any, err))
-    assert status is not None, f"no google.rpc.Status on {err.code()}: {err.details()}"
-    return status
-
-
-def _detail(err: grpc.aio.AioRpcError, kind: Any) -> Any:
-    for detail in status_of(err).details:
-        if detail.Is(kind.DESCRIPTOR):
-            found = kind()
-            detail.Unpack(found)
-            return found
-    return None
-
-
-def error_info(err: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    info = _detail(err, error_details_pb2.ErrorInfo)
-    assert info is not None, f"no ErrorInfo on {err.code()}: {err.details()}"
-    return cast(error_details_pb2.ErrorInfo, info)
-
-
-def reason(err: grpc.aio.AioRpcError) -> str:
-    return error_info(err).reason
-
-
-def bad_fields(err: grpc.aio.AioRpcError) -> set[str]:
-    bad = _detail(err, error_details_pb2.BadRequest)
-    assert bad is not None, "no BadRequest detail"
-    return {v.field for v in bad.field_violations}
-
-
-def retry_info(err: grpc.aio.AioRpcError) -> error_details_pb2.RetryInfo | None:
-    return cast(error_details_pb2.RetryInfo | None, _detail(err, error_details_pb2.RetryInfo))
 
 
 def list_request(user_id: str = "demo", app_type: int = CRM, **kw: Any) -> Any:

@@ -40,10 +40,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 async def test_serving_with_a_reachable_broker(notifier) -> None:
     await wait_for_health(notifier.address, SERVING)
 
 
+@pytest.mark.slow
 async def test_not_serving_while_the_broker_is_down_and_serving_once_it_is_back(
     sandbox, make_broker
 ) -> None:
@@ -60,6 +62,7 @@ async def test_not_serving_while_the_broker_is_down_and_serving_once_it_is_back(
         await app.stop(0)
 
 
+@pytest.mark.slow
 async def test_no_token_reaches_a_log_line_or_an_error(sandbox, broker, notifier, caplog) -> None:
     caplog.set_level(logging.DEBUG)
     await broker.connect()

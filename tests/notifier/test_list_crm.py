@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.notifier.helpers import (
     CRM,
@@ -14,6 +15,7 @@ from tests.notifier.helpers import (
 from zoho.broker.v1 import broker_pb2
 
 
+@pytest.mark.slow
 async def test_430_items_come_in_zohos_order_over_3_pages(sandbox, broker, notifier) -> None:
     await sandbox.seed_crm_channels(count=180, first_channel=2000000000001)
     expected = await sandbox.crm_channels()
@@ -26,6 +28,7 @@ async def test_430_items_come_in_zohos_order_over_3_pages(sandbox, broker, notif
     assert (await sandbox.call_counts())["crm.watch"] == 3
 
 
+@pytest.mark.slow
 async def test_items_carry_zohos_fields_but_never_the_verification_token(
     sandbox, broker, notifier
 ) -> None:
@@ -46,6 +49,7 @@ async def test_items_carry_zohos_fields_but_never_the_verification_token(
     assert not any(secret.encode() in streamed for secret in secrets)
 
 
+@pytest.mark.slow
 async def test_page_size_sets_zohos_per_page(sandbox, broker, notifier) -> None:
     await broker.connect()
     items = await collect(notifier.stub, list_request(page_size=100))
@@ -53,6 +57,7 @@ async def test_page_size_sets_zohos_per_page(sandbox, broker, notifier) -> None:
     assert (await sandbox.call_counts())["crm.watch"] == 3
 
 
+@pytest.mark.slow
 async def test_module_and_channel_filters_go_to_zoho(sandbox, broker, notifier) -> None:
     expected = await sandbox.crm_channels()
     await broker.connect()
@@ -66,6 +71,7 @@ async def test_module_and_channel_filters_go_to_zoho(sandbox, broker, notifier) 
     assert len(one) > 1  # one item per module of the channel
 
 
+@pytest.mark.slow
 async def test_nothing_to_list_is_an_empty_stream(sandbox, broker, notifier) -> None:
     await broker.connect()
     assert await collect(notifier.stub, list_request(channel_id="999")) == []
@@ -73,6 +79,7 @@ async def test_nothing_to_list_is_an_empty_stream(sandbox, broker, notifier) -> 
     assert [c.status for c in calls] == [204]
 
 
+@pytest.mark.slow
 async def test_a_token_invalidated_between_pages_is_refreshed_once_and_nothing_is_lost(
     sandbox, broker, notifier
 ) -> None:
@@ -92,6 +99,7 @@ async def test_a_token_invalidated_between_pages_is_refreshed_once_and_nothing_i
     assert await sandbox.mint_count("1000.sandbox.demo-refresh") == mints_before + 1
 
 
+@pytest.mark.slow
 async def test_a_token_rejected_on_the_first_page_is_refreshed_too(
     sandbox, broker, notifier
 ) -> None:

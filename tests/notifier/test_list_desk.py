@@ -6,11 +6,13 @@ import grpc
 import httpx
 import pytest
 
-from tests.notifier.helpers import DESK, collect, list_request, reason
+from tests.notifier.helpers import DESK, collect, list_request
+from tests.rpc_errors import reason
 
 DEMO_ORG = "3981311"
 
 
+@pytest.mark.slow
 async def test_lists_the_default_orgs_webhooks_with_its_org_id(sandbox, broker, notifier) -> None:
     await broker.connect()
 
@@ -28,6 +30,7 @@ async def test_lists_the_default_orgs_webhooks_with_its_org_id(sandbox, broker, 
     assert [c.org_id for c in hooks] == [DEMO_ORG]
 
 
+@pytest.mark.slow
 async def test_the_resolved_org_is_cached_per_user(sandbox, broker, notifier) -> None:
     await broker.connect()
     await collect(notifier.stub, list_request(app_type=DESK))
@@ -36,6 +39,7 @@ async def test_the_resolved_org_is_cached_per_user(sandbox, broker, notifier) ->
     assert (counts["desk.orgs"], counts["desk.webhooks"]) == (1, 2)
 
 
+@pytest.mark.slow
 async def test_the_connections_desk_org_id_wins_without_asking_zoho(
     sandbox, broker, notifier
 ) -> None:
@@ -51,6 +55,7 @@ async def test_the_connections_desk_org_id_wins_without_asking_zoho(
     assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [second["id"]]
 
 
+@pytest.mark.slow
 async def test_with_several_orgs_the_default_one_is_used(sandbox, broker, notifier) -> None:
     await sandbox.add_desk_org(company_name="Not default")
     await broker.connect()
@@ -58,6 +63,7 @@ async def test_with_several_orgs_the_default_one_is_used(sandbox, broker, notifi
     assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [DEMO_ORG]
 
 
+@pytest.mark.slow
 async def test_the_default_org_is_found_when_desk_writes_booleans_as_strings(
     sandbox, broker, notifier
 ) -> None:
@@ -69,6 +75,7 @@ async def test_the_default_org_is_found_when_desk_writes_booleans_as_strings(
     assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [DEMO_ORG]
 
 
+@pytest.mark.slow
 async def test_a_user_without_a_desk_org_gets_a_typed_error(sandbox, broker, notifier) -> None:
     refresh = await sandbox.add_refresh_token(
         user="solo", scopes=["Desk.basic.READ", "Desk.webhooks.READ"]
@@ -82,6 +89,7 @@ async def test_a_user_without_a_desk_org_gets_a_typed_error(sandbox, broker, not
     assert reason(caught.value) == "DESK_ORG_UNRESOLVED"
 
 
+@pytest.mark.slow
 async def test_pages_by_from_and_limit_in_desks_order(sandbox, broker, notifier) -> None:
     await sandbox.seed_desk_webhooks(DEMO_ORG, count=10)
     await broker.connect()
@@ -95,6 +103,7 @@ async def test_pages_by_from_and_limit_in_desks_order(sandbox, broker, notifier)
     assert (await sandbox.call_counts())["desk.webhooks"] == 4  # 4 + 4 + 4 + 3
 
 
+@pytest.mark.slow
 async def test_invalid_oauth_is_refreshed_once(sandbox, broker, notifier) -> None:
     await broker.connect()
     done = False
@@ -111,6 +120,7 @@ async def test_invalid_oauth_is_refreshed_once(sandbox, broker, notifier) -> Non
     assert [c.status for c in await sandbox.calls("desk.webhooks")] == [401, 200]
 
 
+@pytest.mark.slow
 async def test_a_reconnect_with_another_zoho_account_does_not_reuse_the_old_org(
     sandbox, broker, notifier
 ) -> None:

@@ -9,15 +9,12 @@ from servicekit.errors import NOT_CONNECTED_MESSAGE
 from tests.notifier.helpers import (
     CRM,
     DESK,
-    bad_fields,
     collect,
-    error_info,
     fail_crm_watch_from_request,
     invalidate_token_before_watch_call,
     list_request,
-    reason,
-    retry_info,
 )
+from tests.rpc_errors import bad_fields, error_info, reason, retry_info
 from zoho.common.v1 import common_pb2
 
 
@@ -27,6 +24,7 @@ async def list_error(notifier, request, **kw) -> grpc.aio.AioRpcError:
     return caught.value
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("request_fields", "fields"),
     [
@@ -51,6 +49,7 @@ async def test_malformed_requests_name_every_bad_field(
     assert (await sandbox.call_counts()).get("crm.watch", 0) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("app_type", [CRM, DESK])
 async def test_no_connection_passes_the_brokers_error_through(
     sandbox, broker, notifier, app_type
@@ -61,6 +60,7 @@ async def test_no_connection_passes_the_brokers_error_through(
     assert err.details() == NOT_CONNECTED_MESSAGE
 
 
+@pytest.mark.slow
 async def test_revoked_grant_passes_reauth_required_through(sandbox, broker, notifier) -> None:
     await broker.connect()
     await sandbox.revoke_refresh_token("1000.sandbox.demo-refresh")
@@ -79,6 +79,7 @@ async def test_crm_scope_mismatch_is_missing_scope_naming_it(sandbox, broker, no
     assert info.metadata["scope"] == "ZohoCRM.notifications.READ"
 
 
+@pytest.mark.slow
 async def test_desk_scope_mismatch_is_missing_scope_naming_it(sandbox, broker, notifier) -> None:
     refresh = await sandbox.add_refresh_token(scopes=["Desk.basic.READ"])
     await broker.connect(refresh_token=refresh, scopes=["Desk.basic.READ", "Desk.webhooks.READ"])
@@ -88,6 +89,7 @@ async def test_desk_scope_mismatch_is_missing_scope_naming_it(sandbox, broker, n
     assert info.metadata["scope"] == "Desk.webhooks.READ"
 
 
+@pytest.mark.slow
 async def test_429_is_throttled_with_retry_info_and_not_retried(sandbox, broker, notifier) -> None:
     await broker.connect()
     await sandbox.fault("crm.watch", "throttle")
@@ -98,6 +100,7 @@ async def test_429_is_throttled_with_retry_info_and_not_retried(sandbox, broker,
     assert (await sandbox.call_counts())["crm.watch"] == 1
 
 
+@pytest.mark.slow
 async def test_v8_throttle_body_gives_its_retry_after(sandbox, broker, notifier) -> None:
     await broker.connect()
     await sandbox.configure(crm_throttle_code="TOO_MANY_REQUESTS", crm_retry_after_seconds=17)
@@ -108,6 +111,7 @@ async def test_v8_throttle_body_gives_its_retry_after(sandbox, broker, notifier)
     assert delay is not None and delay.retry_delay.seconds == 17
 
 
+@pytest.mark.slow
 async def test_authorization_failed_is_a_rejected_token_refreshed_once(
     sandbox, broker, notifier
 ) -> None:
@@ -119,6 +123,7 @@ async def test_authorization_failed_is_a_rejected_token_refreshed_once(
     assert [c.status for c in await sandbox.calls("crm.watch")] == [401, 200, 200]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["status_500", "reset"])
 async def test_transient_failures_are_retried_and_the_list_completes(
     sandbox, broker, notifier, kind
@@ -130,6 +135,7 @@ async def test_transient_failures_are_retried_and_the_list_completes(
     assert (await sandbox.call_counts())["crm.watch"] == 2 + 2  # two failures, two pages
 
 
+@pytest.mark.slow
 async def test_5xx_that_persists_ends_as_unavailable_after_bounded_retries(
     sandbox, broker, notifier
 ) -> None:
@@ -141,6 +147,7 @@ async def test_5xx_that_persists_ends_as_unavailable_after_bounded_retries(
     assert (await sandbox.call_counts())["crm.watch"] == notifier.app.config.retry.max_attempts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["malformed", "non_json"])
 @pytest.mark.parametrize(("app_type", "route"), [(CRM, "crm.watch"), (DESK, "desk.webhooks")])
 async def test_malformed_bodies_are_a_typed_error(
@@ -152,6 +159,7 @@ async def test_malformed_bodies_are_a_typed_error(
     assert reason(err) == "ZOHO_BAD_RESPONSE"
 
 
+@pytest.mark.slow
 async def test_zoho_refusing_the_request_is_rejected_with_zohos_code(
     sandbox, broker, notifier
 ) -> None:
@@ -161,6 +169,7 @@ async def test_zoho_refusing_the_request_is_rejected_with_zohos_code(
     assert (info.reason, info.metadata["zoho_code"]) == ("ZOHO_REJECTED", "INVALID_MODULE")
 
 
+@pytest.mark.slow
 async def test_an_error_after_some_items_ends_the_stream_with_its_status(
     sandbox, broker, notifier
 ) -> None:
@@ -174,6 +183,7 @@ async def test_an_error_after_some_items_ends_the_stream_with_its_status(
     assert reason(caught.value) == "ZOHO_UNAVAILABLE"
 
 
+@pytest.mark.slow
 async def test_the_callers_deadline_bounds_the_zoho_request(sandbox, broker, notifier) -> None:
     await broker.connect()
     await sandbox.fault("crm.watch", "hang", count=None)
@@ -184,6 +194,7 @@ async def test_the_callers_deadline_bounds_the_zoho_request(sandbox, broker, not
     assert (await sandbox.call_counts())["crm.watch"] == 1
 
 
+@pytest.mark.slow
 async def test_a_caller_that_cancels_cancels_the_request_in_flight(
     sandbox, broker, notifier
 ) -> None:

@@ -13,14 +13,13 @@ from servicekit.errors import NOT_CONNECTED_MESSAGE
 from tests.notifier.helpers import (
     CRM,
     DESK,
-    bad_fields,
     collect,
     crm_keys,
     fail_crm_watch_from_request,
     invalidate_token_before_watch_call,
     list_request,
-    reason,
 )
+from tests.rpc_errors import bad_fields, reason
 from zoho.broker.v1 import broker_pb2
 from zoho.notifier.v1 import notifier_pb2
 
@@ -37,6 +36,7 @@ async def pages(stub: Any, request: Any, **kw: Any) -> list[list[notifier_pb2.No
     return [list(page.notifications) async for page in stub.ListNotificationPages(request, **kw)]
 
 
+@pytest.mark.slow
 async def test_430_items_come_as_3_messages_one_per_zoho_page_in_order(
     sandbox, broker, notifier
 ) -> None:
@@ -51,6 +51,7 @@ async def test_430_items_come_as_3_messages_one_per_zoho_page_in_order(
     assert (await sandbox.call_counts())["crm.watch"] == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("app_type", "page_size", "sizes"), [(CRM, 100, [100, 100, 50]), (DESK, 2, [2, 2, 1])]
 )
@@ -72,6 +73,7 @@ async def test_nothing_to_list_is_an_empty_stream_not_an_empty_page(
     assert [c.status for c in await sandbox.calls("crm.watch")] == [204]
 
 
+@pytest.mark.slow
 async def test_a_token_invalidated_between_pages_is_refreshed_once_and_nothing_is_lost(
     sandbox, broker, notifier
 ) -> None:
@@ -99,6 +101,7 @@ async def test_malformed_requests_name_every_bad_field_before_zoho_is_asked(
     assert (await sandbox.call_counts()).get("crm.watch", 0) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("app_type", [CRM, DESK])
 async def test_no_connection_passes_the_brokers_error_through(
     sandbox, broker, notifier, app_type
@@ -110,6 +113,7 @@ async def test_no_connection_passes_the_brokers_error_through(
     assert caught.value.details() == NOT_CONNECTED_MESSAGE
 
 
+@pytest.mark.slow
 async def test_an_error_after_a_page_ends_the_stream_with_its_status_after_that_page(
     sandbox, broker, notifier
 ) -> None:
@@ -130,6 +134,7 @@ async def test_desk_pages_carry_the_org_id(sandbox, broker, notifier) -> None:
     assert [c.org_id for c in await sandbox.calls("desk.webhooks")] == [DEMO_ORG]
 
 
+@pytest.mark.slow
 async def test_no_channel_verification_token_is_streamed(sandbox, broker, notifier) -> None:
     expected = await sandbox.crm_channels()
     await broker.connect()

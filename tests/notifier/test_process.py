@@ -16,6 +16,7 @@ from tests.plugins.processes import REPO_ROOT, ServiceProcess
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 
+@pytest.mark.slow
 async def test_serves_real_calls_logs_json_without_secrets_and_stops_on_sigterm(
     sandbox, broker, tmp_path
 ) -> None:
@@ -45,6 +46,7 @@ async def test_serves_real_calls_logs_json_without_secrets_and_stops_on_sigterm(
     assert not [s for s in secrets if s in process.stderr]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("variable", "value"),
     [

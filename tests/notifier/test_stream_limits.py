@@ -11,14 +11,14 @@ import time
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2, status_pb2
 
 from notifier.app import NotifierApp
 from servicekit.streams import PREEMPT_AFTER_SECONDS, StreamLimits
 from tests.notifier.helpers import collect, list_request
 from tests.plugins.notifier_fixtures import notifier_config
 from tests.plugins.raw_h2 import RawH2Client
-from tests.rpc_errors import seen
+from tests.rpc_errors import seen, seen_trailer
+from tests.waiting import until
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 LIST_PATH = "/zoho.notifier.v1.NotifierService/ListNotifications"
@@ -44,26 +44,11 @@ async def bounded(sandbox, broker):
 
 
 def details(reply) -> tuple[str, dict[str, str], float | None]:
-    status = status_pb2.Status.FromString(reply.status_details)
-    reason, metadata, retry = "", {}, None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            reason, metadata = info.reason, dict(info.metadata)
-        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            retry = info.retry_delay.seconds + info.retry_delay.nanos / 1e9
-    return reason, metadata, retry
+    status = seen_trailer(reply.status_details)
+    return status.reason, status.metadata, status.retry_seconds
 
 
-async def until(condition, limit: float = 10.0) -> None:
-    async with asyncio.timeout(limit):
-        while not condition():
-            await asyncio.sleep(0.02)
-
-
+@pytest.mark.slow
 async def test_a_reader_that_never_drains_is_ended_and_frees_its_slot(bounded) -> None:
     app = await bounded(timeout=0.5)
     slots = app.server.calls.slots
@@ -92,6 +77,7 @@ def app_stub(app: NotifierApp) -> notifier_pb2_grpc.NotifierServiceStub:
     return notifier_pb2_grpc.NotifierServiceStub(channel)
 
 
+@pytest.mark.slow
 async def test_a_reader_that_resumes_after_the_timeout_sees_consumer_stalled(bounded) -> None:
     app = await bounded(timeout=0.5)
     # A window for a few items: the first writes go out, then the reader stops.
@@ -115,6 +101,7 @@ async def test_a_reader_that_resumes_after_the_timeout_sees_consumer_stalled(bou
     assert metadata["write_timeout_seconds"] == "0.5"
 
 
+@pytest.mark.slow
 async def test_streams_past_the_connection_cap_are_refused_with_retry_info(bounded) -> None:
     app = await bounded(per_peer=3, timeout=30)
     client = RawH2Client(app.server.address, window=16, drain=False)
@@ -136,6 +123,7 @@ async def test_streams_past_the_connection_cap_are_refused_with_retry_info(bound
     assert retry is not None and retry > 0
 
 
+@pytest.mark.slow
 async def test_past_the_server_cap_a_caller_is_refused_while_every_stream_moves(
     bounded, sandbox
 ) -> None:
@@ -160,6 +148,7 @@ async def test_past_the_server_cap_a_caller_is_refused_while_every_stream_moves(
     assert error.retry_seconds and error.retry_seconds > 0
 
 
+@pytest.mark.slow
 async def test_with_every_slot_taken_a_stalled_stream_gives_way_to_a_reader(bounded) -> None:
     app = await bounded(max_streams=4, per_peer=4, timeout=30)
     slots = app.server.calls.slots
@@ -180,6 +169,7 @@ async def test_with_every_slot_taken_a_stalled_stream_gives_way_to_a_reader(boun
     assert slots.preempted == 1
 
 
+@pytest.mark.slow
 async def test_a_stream_waiting_for_something_to_send_is_not_stalled(bounded, sandbox) -> None:
     app = await bounded(timeout=0.3)
     # Each Zoho page takes 4x the write timeout to arrive: the stream has nothing to write.

@@ -61,6 +61,7 @@ async def until_counted(url: str, code: str, count: int) -> dict[str, float]:
     return seen
 
 
+@pytest.mark.slow
 async def test_abandoned_streams_are_counted_with_their_real_code(
     notifier_process: ServiceProcess, sandbox: SandboxControl, broker: BrokerHandle
 ) -> None:

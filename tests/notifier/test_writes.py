@@ -7,7 +7,8 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2
 
-from tests.notifier.helpers import DESK, bad_fields, collect, error_info, list_request, reason
+from tests.notifier.helpers import DESK, collect, list_request
+from tests.rpc_errors import bad_fields, error_info, reason
 from zoho.notifier.v1 import notifier_pb2 as pb
 
 DESK_WRITER_SCOPES = ["Desk.basic.READ", "Desk.webhooks.ALL"]
@@ -28,6 +29,7 @@ async def listed(notifier, channel_id: str) -> list[pb.CrmChannel]:
     return [item.crm for item in items]
 
 
+@pytest.mark.slow
 async def test_enable_subscribes_and_the_token_reaches_zoho_but_not_the_stream(
     sandbox, broker, notifier
 ) -> None:
@@ -49,6 +51,7 @@ async def test_enable_subscribes_and_the_token_reaches_zoho_but_not_the_stream(
     assert all("verify-77001-secret" not in str(c) for c in channels)
 
 
+@pytest.mark.slow
 async def test_enable_with_one_bad_item_is_a_207_with_a_result_per_item(
     sandbox, broker, notifier
 ) -> None:
@@ -69,6 +72,7 @@ async def test_enable_with_one_bad_item_is_a_207_with_a_result_per_item(
     assert statuses == [207]
 
 
+@pytest.mark.slow
 async def test_every_item_failing_still_comes_back_per_item(sandbox, broker, notifier) -> None:
     await broker.connect()
     reply = await notifier.stub.UpdateCrmChannels(
@@ -77,6 +81,7 @@ async def test_every_item_failing_still_comes_back_per_item(sandbox, broker, not
     assert [(r.status, r.code) for r in reply.results] == [("error", "INVALID_DATA")]
 
 
+@pytest.mark.slow
 async def test_replace_puts_the_whole_subscription(sandbox, broker, notifier) -> None:
     await broker.connect()
     channel = (await sandbox.crm_channels())[0]["channel_id"]
@@ -94,6 +99,7 @@ async def test_replace_puts_the_whole_subscription(sandbox, broker, notifier) ->
     assert next(c.method for c in await sandbox.calls("crm.watch")) == "PUT"
 
 
+@pytest.mark.slow
 async def test_update_patches_only_what_is_given(sandbox, broker, notifier) -> None:
     await broker.connect()
     before = next(c for c in await sandbox.crm_channels() if c["resource_name"] == "Leads")
@@ -109,6 +115,7 @@ async def test_update_patches_only_what_is_given(sandbox, broker, notifier) -> N
     assert leads.notify_url == before["notify_url"]
 
 
+@pytest.mark.slow
 async def test_disable_events_sends_delete_events(sandbox, broker, notifier) -> None:
     await broker.connect()
     item = next(c for c in await sandbox.crm_channels() if len(c["events"]) >= 2)
@@ -125,6 +132,7 @@ async def test_disable_events_sends_delete_events(sandbox, broker, notifier) -> 
     assert list(after.events) == item["events"][1:]
 
 
+@pytest.mark.slow
 async def test_disable_channels_reports_each_channel(sandbox, broker, notifier) -> None:
     await broker.connect()
     channel = (await sandbox.crm_channels())[0]["channel_id"]
@@ -140,6 +148,7 @@ async def test_disable_channels_reports_each_channel(sandbox, broker, notifier) 
     assert await listed(notifier, channel) == []
 
 
+@pytest.mark.slow
 async def test_write_requests_are_validated_before_zoho_is_called(
     sandbox, broker, notifier
 ) -> None:
@@ -159,6 +168,7 @@ async def test_write_requests_are_validated_before_zoho_is_called(
     assert (await sandbox.call_counts()).get("crm.watch", 0) == 0
 
 
+@pytest.mark.slow
 async def test_write_token_rejected_is_refreshed_and_the_write_done_once(
     sandbox, broker, notifier
 ) -> None:
@@ -176,6 +186,7 @@ async def test_write_token_rejected_is_refreshed_and_the_write_done_once(
     assert [c.status for c in await sandbox.calls("crm.watch")] == [401, 201]
 
 
+@pytest.mark.slow
 async def test_crm_write_without_the_scope_is_missing_scope(sandbox, broker, notifier) -> None:
     refresh = await sandbox.add_refresh_token(scopes=["ZohoCRM.notifications.READ"])
     await broker.connect(
@@ -216,6 +227,7 @@ def webhook_spec(**kw) -> pb.DeskWebhookSpec:
     return pb.DeskWebhookSpec(**values)
 
 
+@pytest.mark.slow
 async def test_desk_create_update_delete(sandbox, broker, notifier, receiver) -> None:
     await desk_writer(sandbox, broker)
 
@@ -260,6 +272,7 @@ async def test_desk_create_update_delete(sandbox, broker, notifier, receiver) ->
     ]
 
 
+@pytest.mark.slow
 async def test_desk_delete_of_an_unknown_webhook_is_not_found(sandbox, broker, notifier) -> None:
     await desk_writer(sandbox, broker)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -269,6 +282,7 @@ async def test_desk_delete_of_an_unknown_webhook_is_not_found(sandbox, broker, n
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+@pytest.mark.slow
 async def test_desk_create_refused_by_desk_keeps_desks_code(sandbox, broker, notifier) -> None:
     await desk_writer(sandbox, broker)
     await sandbox.configure(desk_webhook_limit=5)
@@ -280,6 +294,7 @@ async def test_desk_create_refused_by_desk_keeps_desks_code(sandbox, broker, not
     assert (info.reason, info.metadata["zoho_code"]) == ("ZOHO_REJECTED", "UNPROCESSABLE_ENTITY")
 
 
+@pytest.mark.slow
 async def test_desk_create_is_not_repeated_after_a_5xx(sandbox, broker, notifier, receiver) -> None:
     await desk_writer(sandbox, broker)
     await sandbox.fault("desk.webhooks", "status_500", when="after")
@@ -294,6 +309,7 @@ async def test_desk_create_is_not_repeated_after_a_5xx(sandbox, broker, notifier
     assert receiver.url() in {item.desk.url for item in listed}
 
 
+@pytest.mark.slow
 async def test_desk_write_without_the_scope_is_missing_scope(sandbox, broker, notifier) -> None:
     await broker.connect()  # the demo grant reads webhooks but cannot create them
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -304,6 +320,7 @@ async def test_desk_write_without_the_scope_is_missing_scope(sandbox, broker, no
     assert (info.reason, info.metadata["scope"]) == ("MISSING_SCOPE", "Desk.webhooks.CREATE")
 
 
+@pytest.mark.slow
 async def test_desk_update_fields_are_checked(sandbox, broker, notifier) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await notifier.stub.UpdateDeskWebhook(

@@ -162,6 +162,7 @@ async def test_other_4xx_is_rejected_with_zohos_code() -> None:
     assert caught.value.metadata == {"zoho_code": "INVALID_MODULE", "http_status": "400"}
 
 
+@pytest.mark.slow
 async def test_a_host_outside_the_policy_is_never_contacted() -> None:
     http, seen = make_http(lambda r: httpx.Response(200, json={}))
     with pytest.raises(OriginNotAllowed):

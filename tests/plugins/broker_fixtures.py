@@ -22,14 +22,14 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import db
 from broker.app import Broker
 from broker.config import BrokerConfig
-from broker.crypto import new_key_spec
+from broker.models import DATABASE
 from sandbox.control.client import SandboxControl
 from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from servicekit.config import Env
 from servicekit.runner import running
+from servicekit.sealing import new_key_spec
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -53,7 +53,7 @@ def postgres_database() -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = admin.rsplit("/", 1)[0] + f"/{name}"
-    db.migrate(url)
+    DATABASE.migrate(url)
     try:
         yield url
     finally:
@@ -64,7 +64,7 @@ def postgres_database() -> Iterator[str]:
 @pytest.fixture
 def empty_postgres(postgres_database: str) -> str:
     """The session's PostgreSQL database, emptied for this test."""
-    engine = create_engine(db.sync_url(postgres_database))
+    engine = create_engine(DATABASE.sync_url(postgres_database))
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE zoho_connections, zoho_refresh_audit RESTART IDENTITY"))
     engine.dispose()
@@ -77,7 +77,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         url: str = request.getfixturevalue("empty_postgres")
         return url
     url = f"sqlite:///{tmp_path}/broker.db"
-    db.migrate(url)
+    DATABASE.migrate(url)
     return url
 
 

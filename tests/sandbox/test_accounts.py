@@ -160,6 +160,7 @@ async def test_control_revoke(sandbox: SandboxControl, http: httpx.AsyncClient):
     assert (await refresh(http, sandbox)).json() == {"error": "invalid_code"}
 
 
+@pytest.mark.slow
 async def test_throttle_after_ten_mints_in_ten_minutes(
     sandbox: SandboxControl, http: httpx.AsyncClient
 ):
@@ -178,6 +179,7 @@ async def test_throttle_after_ten_mints_in_ten_minutes(
     assert "access_token" in (await refresh(http, sandbox)).json()
 
 
+@pytest.mark.slow
 async def test_throttle_window_is_rolling(sandbox: SandboxControl, http: httpx.AsyncClient):
     for _ in range(5):
         await refresh(http, sandbox)
@@ -190,6 +192,7 @@ async def test_throttle_window_is_rolling(sandbox: SandboxControl, http: httpx.A
     assert "access_token" in (await refresh(http, sandbox)).json()
 
 
+@pytest.mark.slow
 async def test_throttle_status_configurable(sandbox: SandboxControl, http: httpx.AsyncClient):
     await sandbox.configure(throttle_status=400, mint_limit=1)
     await refresh(http, sandbox)
@@ -198,6 +201,7 @@ async def test_throttle_status_configurable(sandbox: SandboxControl, http: httpx
     assert response.json()["error"] == THROTTLE_ERROR
 
 
+@pytest.mark.slow
 async def test_sixteenth_token_evicts_the_oldest(sandbox: SandboxControl, http: httpx.AsyncClient):
     await sandbox.configure(mint_limit=100)
     tokens = [await access_token(http, sandbox) for _ in range(16)]
@@ -211,6 +215,7 @@ async def test_sixteenth_token_evicts_the_oldest(sandbox: SandboxControl, http: 
     assert (await sandbox.access_token_status(tokens[0]))["reason"] == "evicted"
 
 
+@pytest.mark.slow
 async def test_lifetime_sequence_and_expiry(sandbox: SandboxControl, http: httpx.AsyncClient):
     rt = await sandbox.add_refresh_token(lifetimes=[122, 3600])
     first = (await refresh(http, sandbox, rt)).json()
@@ -226,6 +231,7 @@ async def test_lifetime_sequence_and_expiry(sandbox: SandboxControl, http: httpx
     assert (await http.get(url, headers=auth(second["access_token"]))).status_code == 200
 
 
+@pytest.mark.slow
 async def test_legacy_mode_answers_milliseconds(sandbox: SandboxControl, http: httpx.AsyncClient):
     rt = await sandbox.add_refresh_token(legacy=True, lifetimes=[3600])
     body = (await refresh(http, sandbox, rt)).json()
@@ -249,6 +255,7 @@ async def test_api_origin_is_returned_and_enforced(
     assert right.status_code == 200
 
 
+@pytest.mark.slow
 async def test_twenty_first_refresh_token_deletes_the_oldest(
     sandbox: SandboxControl, http: httpx.AsyncClient
 ):
@@ -257,6 +264,7 @@ async def test_twenty_first_refresh_token_deletes_the_oldest(
     assert "access_token" in (await refresh(http, sandbox, tokens[1])).json()
 
 
+@pytest.mark.slow
 async def test_invalidate_access_token(sandbox: SandboxControl, http: httpx.AsyncClient):
     token = await access_token(http, sandbox)
     assert await sandbox.invalidate_access_token(token)

@@ -6,6 +6,7 @@ import ipaddress
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from sandbox.app import run_sandbox
 from sandbox.control.client import SandboxControl
@@ -41,6 +42,7 @@ def _redirect_query(response: httpx.Response) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
+@pytest.mark.slow
 async def test_consent_redirects_with_a_code_that_exchanges_once_for_the_redirect_uri() -> None:
     async with run_sandbox() as origin:
         back = _redirect_query(await _authorize(origin, sandbox_user="alice"))
@@ -78,6 +80,7 @@ async def test_consent_redirects_with_a_code_that_exchanges_once_for_the_redirec
             assert await control.mint_count(body["refresh_token"]) == 1
 
 
+@pytest.mark.slow
 async def test_consent_errors_are_zoho_like() -> None:
     async with run_sandbox() as origin:
         unknown_client = await _authorize(origin, client_id="1000.NOPE")

@@ -9,6 +9,7 @@ from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl, SandboxCont
 from tests.sandbox.conftest import access_token, auth, refresh
 
 
+@pytest.mark.slow
 async def test_add_client_and_user(sandbox: SandboxControl, http: httpx.AsyncClient):
     client_id, secret = await sandbox.add_client("1000.OTHER", "other-secret")
     user = await sandbox.add_user("erin", "erin@example.com")

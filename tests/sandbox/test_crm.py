@@ -86,6 +86,7 @@ async def test_past_the_end_is_204_empty(sandbox: SandboxControl, http, token):
     assert response.content == b""
 
 
+@pytest.mark.slow
 async def test_filters_and_per_page(sandbox: SandboxControl, http, token):
     deals = (await _get(http, sandbox, token, module="Deals", per_page=20)).json()
     assert deals["info"] == {"per_page": 20, "count": 20, "page": 1, "more_records": True}
@@ -173,6 +174,7 @@ async def test_all_scope_covers_every_operation(sandbox: SandboxControl, http: h
     assert created.status_code == 201
 
 
+@pytest.mark.slow
 async def test_post_creates_items_per_module(sandbox: SandboxControl, http, token):
     item = _item(events=["Deals.create", "Leads.edit"], channel_expiry=None)
     del item["channel_expiry"]
@@ -248,6 +250,7 @@ async def test_post_limits(sandbox: SandboxControl, http, token):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("content", "code"),
     [

@@ -186,6 +186,7 @@ async def test_reorder_swaps_two_deliveries_of_one_channel(sandbox, receiver):
     assert [r.json()["ids"] for r in receiver.requests("/crm")] == [["2"], ["1"]]
 
 
+@pytest.mark.slow
 async def test_a_slow_receiver_times_out_and_concurrency_is_bounded(sandbox, receiver):
     await sandbox.configure(crm_delivery_timeout_seconds=0.3, delivery_concurrency=2)
     await _seed(sandbox, *[_channel(receiver.url(f"/c{i}"), str(9000001 + i)) for i in range(4)])
@@ -206,6 +207,7 @@ async def test_delivery_bounds_must_be_positive(sandbox):
             await sandbox.configure(**{key: 0})
 
 
+@pytest.mark.slow
 async def test_a_reset_ends_a_wait_on_queued_deliveries(sandbox, receiver):
     await _seed(sandbox, _channel(receiver.url("/slow")))
     receiver.answer("/slow", 200, delay=3.0)

@@ -94,6 +94,7 @@ async def test_a_valid_condition_is_stored_as_get_shows_it(sandbox, http, token)
 NC = "$.watch[0].notification_condition"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("condition", "code", "details"),
     [
@@ -233,6 +234,7 @@ async def test_an_expired_channel_vanishes(sandbox, http, token):
     assert gone.json()["watch"][0]["code"] == "NOT_SUBSCRIBED"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
 async def test_a_write_without_expiry_moves_it_to_one_hour(sandbox, http, token, method):
     now = await sandbox.now()

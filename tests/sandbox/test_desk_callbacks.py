@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -139,6 +140,7 @@ async def test_an_answer_of_410_deletes_the_webhook(sandbox, receiver):
     assert stats["statuses"] == {"410": 1}
 
 
+@pytest.mark.slow
 async def test_desk_times_out_after_its_own_limit(sandbox, receiver):
     await _seed(sandbox, _hook(receiver.url("/slow"), {"Ticket_Add": None}))
     settings = await sandbox.configure(desk_delivery_timeout_seconds=0.2)

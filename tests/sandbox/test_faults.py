@@ -34,6 +34,7 @@ async def test_fault_until_cleared(sandbox: SandboxControl, http: httpx.AsyncCli
     assert (await refresh(http, sandbox)).status_code == 200
 
 
+@pytest.mark.slow
 async def test_latency(sandbox: SandboxControl, http: httpx.AsyncClient):
     await sandbox.latency("token", 300, count=1)
     started = time.monotonic()
@@ -44,6 +45,7 @@ async def test_latency(sandbox: SandboxControl, http: httpx.AsyncClient):
     assert time.monotonic() - started < 0.3
 
 
+@pytest.mark.slow
 async def test_hang_until_client_gives_up(sandbox: SandboxControl, http: httpx.AsyncClient):
     await sandbox.fault("token", "hang")
     with pytest.raises(httpx.ReadTimeout):
@@ -53,6 +55,7 @@ async def test_hang_until_client_gives_up(sandbox: SandboxControl, http: httpx.A
     assert (await refresh(http, sandbox)).status_code == 200
 
 
+@pytest.mark.slow
 async def test_hang_for_seconds_then_answer(sandbox: SandboxControl, http: httpx.AsyncClient):
     await sandbox.fault("token", "hang", seconds=0.5)
     with pytest.raises(httpx.ReadTimeout):

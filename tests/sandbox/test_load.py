@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 
 from sandbox.control.client import DEMO_DESK_ORG_ID, SandboxControl
 from tests.sandbox.conftest import access_token, auth
@@ -13,6 +14,7 @@ from tests.sandbox.conftest import access_token, auth
 CONNECTIONS = 500
 
 
+@pytest.mark.slow
 async def test_500_concurrent_connections(sandbox: SandboxControl, http):
     token = await access_token(http, sandbox)
     headers = auth(token, orgId=DEMO_DESK_ORG_ID)

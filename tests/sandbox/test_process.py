@@ -19,6 +19,7 @@ from tests.plugins.sandbox_fixtures import start_sandbox_process
 from tests.sandbox.conftest import access_token, auth, refresh
 
 
+@pytest.mark.slow
 async def test_sandbox_listen_env_and_console_script(http: httpx.AsyncClient):
     script = Path(sys.executable).parent / "zoho-sandbox"
     if not script.exists():
@@ -33,6 +34,7 @@ async def test_sandbox_listen_env_and_console_script(http: httpx.AsyncClient):
         assert process.terminate() == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_stop_cleanly(sig: signal.Signals):
     process = start_sandbox_process()
@@ -41,6 +43,7 @@ def test_signals_stop_cleanly(sig: signal.Signals):
     assert "Traceback" not in process.stderr
 
 
+@pytest.mark.slow
 async def test_no_demo_and_sizes(http: httpx.AsyncClient):
     process = start_sandbox_process("--no-demo")
     try:
@@ -72,6 +75,7 @@ async def test_no_demo_and_sizes(http: httpx.AsyncClient):
         process.terminate()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listen", ["nonsense", "127.0.0.1:99999", ":80"])
 def test_bad_listen_exits_2(listen: str):
     result = subprocess.run(

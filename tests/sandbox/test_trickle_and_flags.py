@@ -16,6 +16,7 @@ from tests.plugins.receiver_fixtures import Receiver
 from tests.plugins.sandbox_fixtures import start_sandbox_process
 
 
+@pytest.mark.slow
 async def test_trickle_delivers_a_steady_stream_to_subscribers(receiver: Receiver):
     process = start_sandbox_process("--trickle", "40")
     try:
@@ -51,6 +52,7 @@ async def test_trickle_delivers_a_steady_stream_to_subscribers(receiver: Receive
     assert event["eventType"].startswith("Ticket_") and event["orgId"] == "3981311"
 
 
+@pytest.mark.slow
 async def test_deliver_to_allows_only_what_it_names(receiver: Receiver):
     async with run_sandbox("127.0.0.1", 0, deliver_to="10.0.0.0/8,receiver.internal") as origin:
         async with SandboxControl(origin) as sb:
@@ -66,6 +68,7 @@ async def test_deliver_to_allows_only_what_it_names(receiver: Receiver):
     assert receiver.requests() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("flag", "value"), [("--deliver-to", "not a host!"), ("--trickle", "-1")])
 def test_bad_callback_flags_exit_2(flag: str, value: str):
     result = subprocess.run(

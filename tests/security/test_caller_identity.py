@@ -29,6 +29,7 @@ from tests.rpc_errors import seen
 from tests.security.certs import CertificateAuthority, Issued
 from tests.security.conftest import Pki
 from tests.security.test_tls_and_policy import tls_env
+from tests.waiting import until
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc
 
 URI = x509.UniformResourceIdentifier
@@ -62,6 +63,7 @@ def test_dns_sans_count_and_the_cn_only_without_a_san(ca: CertificateAuthority) 
     assert certificate_identities(b"not a certificate") == ()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["uri_san", "email_san", "no_subject_dns", "no_subject_uri"])
 async def test_names_that_do_not_count_get_no_operator_rights(
     make_broker: MakeBroker, ca: CertificateAuthority, case: str
@@ -102,6 +104,7 @@ async def until_status(address: str, pki: Pki, wanted: int) -> None:
             await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", [None, "notifier=GetToken;operator=*"])
 async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
     make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki,
@@ -117,10 +120,20 @@ async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
         sandbox.origin, handle.address, tls=ServerTls(server_cert, server_key),
         broker_tls=ClientTls(pki.ca.read_bytes(), cert, key)))
     caplog.set_level(logging.WARNING, logger="notifier.health")
+    probes = 0
+    check_once = app.health.check_once
+
+    async def counted() -> bool:
+        nonlocal probes
+        probes += 1
+        return await check_once()
+
+    app.health.check_once = counted  # type: ignore[method-assign]
     address = await app.start()
     try:
         await until_status(address, pki, health_pb2.HealthCheckResponse.NOT_SERVING)
-        await asyncio.sleep(0.5)  # several more probes (interval 0.1 s)
+        seen_then = probes
+        await until(lambda: probes >= seen_then + 3)  # several more probes
         assert await serving_status(address, pki) == health_pb2.HealthCheckResponse.NOT_SERVING
     finally:
         await app.stop(0)
@@ -130,6 +143,7 @@ async def test_a_notifier_the_policy_refuses_is_not_serving_and_says_why_once(
     assert "NOT_SERVING" in said[0]
 
 
+@pytest.mark.slow
 async def test_a_notifier_the_policy_lets_in_is_serving(
     make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki
 ) -> None:

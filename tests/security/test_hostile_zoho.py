@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
-from broker import db
+from broker.models import DATABASE
 from notifier.app import NotifierApp
 from sandbox.control.client import SandboxControl
 from tests.plugins.broker_fixtures import BrokerHandle, MakeBroker, ManualClock
@@ -97,7 +97,7 @@ BAD_TOKEN_ANSWERS: dict[str, Reply] = {
 
 
 def rows(database_url: str) -> list[tuple[Any, ...]]:
-    engine = create_engine(db.sync_url(database_url))
+    engine = create_engine(DATABASE.sync_url(database_url))
     with engine.connect() as conn:
         found = conn.execute(text(
             "SELECT user_id, access_token, refresh_token, api_domain, status, version "
@@ -112,6 +112,7 @@ def assert_typed(error: grpc.aio.AioRpcError) -> None:
     assert got.reason and got.reason != "INTERNAL", got
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", list(BAD_TOKEN_ANSWERS))
 async def test_a_hostile_token_answer_at_connect_writes_nothing(
     make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,
@@ -130,6 +131,7 @@ async def test_a_hostile_token_answer_at_connect_writes_nothing(
     assert trap.hits == []  # ...and nothing went where its answer pointed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", list(BAD_TOKEN_ANSWERS))
 async def test_a_hostile_refresh_answer_leaves_the_row_and_serves_the_held_token(
     make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,
@@ -185,6 +187,7 @@ BAD_PAGES: dict[str, Callable[[HostileZoho, Trap], web.StreamResponse]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("answer", list(BAD_PAGES))
 async def test_hostile_crm_pages_are_typed_errors_and_nothing_leaves_for_other_hosts(
     make_broker: MakeBroker, sandbox: SandboxControl, hostile: HostileZoho, trap: Trap,

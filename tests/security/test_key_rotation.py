@@ -18,13 +18,15 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import db, key_maintenance
+from broker import key_maintenance
 from broker.app import Broker
 from broker.config import BrokerConfig
-from broker.crypto import KeyRing, new_key_spec
+from broker.models import DATABASE
+from broker.sealed_columns import KeyRing
 from broker.store import ConnectionStore
 from sandbox.control.client import SandboxControl
 from servicekit.config import ConfigError, Env
+from servicekit.sealing import new_key_spec
 from tests.plugins.broker_fixtures import TEST_KEY, MakeBroker
 from tests.plugins.processes import REPO_ROOT
 from tests.rpc_errors import seen
@@ -34,7 +36,7 @@ USERS = ("alice", "bob", "carol")
 
 
 def stored_ciphertexts(database_url: str) -> dict[str, tuple[str, str]]:
-    engine = create_engine(db.sync_url(database_url))
+    engine = create_engine(DATABASE.sync_url(database_url))
     with engine.connect() as conn:
         rows = conn.execute(text(
             "SELECT user_id, access_token, refresh_token FROM zoho_connections")).all()
@@ -61,6 +63,7 @@ async def connect_users(make_broker: MakeBroker, sandbox: SandboxControl
     return refresh, access
 
 
+@pytest.mark.slow
 async def test_add_reencrypt_drop_keeps_every_token_readable(
     make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
     database_url: str,
@@ -94,6 +97,7 @@ async def test_add_reencrypt_drop_keeps_every_token_readable(
     assert {u: await sandbox.mint_count(t) for u, t in refresh.items()} == mints
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ring", ["missing", "same_id_other_bytes"])
 async def test_a_ring_that_cannot_read_the_rows_stops_the_broker_at_start(
     make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
@@ -114,6 +118,7 @@ async def test_a_ring_that_cannot_read_the_rows_stops_the_broker_at_start(
     assert stored_ciphertexts(database_url) == before
 
 
+@pytest.mark.slow
 def test_the_process_exits_2_naming_the_variable(
     broker_env: dict[str, str], database_url: str
 ) -> None:
@@ -122,7 +127,7 @@ def test_the_process_exits_2_naming_the_variable(
         from broker.records import AuditEntry, NewConnection
         from broker.tokens import utc_now
 
-        store = ConnectionStore(db.make_async_engine(database_url), KeyRing.parse(TEST_KEY))
+        store = ConnectionStore(DATABASE.make_async_engine(database_url), KeyRing.parse(TEST_KEY))
         now = utc_now()
         await store.put(
             NewConnection("dora", "at", "rt", now, "https://www.zohoapis.com",
@@ -140,6 +145,7 @@ def test_the_process_exits_2_naming_the_variable(
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 async def test_a_row_under_an_unknown_key_is_a_clear_error_and_is_not_overwritten(
     make_broker: MakeBroker, sandbox: SandboxControl, broker_env: dict[str, str],
     database_url: str,
@@ -147,7 +153,7 @@ async def test_a_row_under_an_unknown_key_is_a_clear_error_and_is_not_overwritte
     refresh, _ = await connect_users(make_broker, sandbox)
     running = await make_broker(BROKER_CACHE_SECONDS="0")
     # Another replica, configured with a newer ring, re-keys the rows while this one runs.
-    newer = ConnectionStore(db.make_async_engine(database_url),
+    newer = ConnectionStore(DATABASE.make_async_engine(database_url),
                             KeyRing.parse(f"{new_key_spec('k3')},{TEST_KEY}"))
     try:
         await key_maintenance.reencrypt_all(newer)

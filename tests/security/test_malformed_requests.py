@@ -72,6 +72,7 @@ async def test_broker_answers_malformed_protobuf_invalid_argument(
     check(await answer(broker.channel, BROKER, method, payload), method)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("method", "kind", "payload"), cases(NOTIFIER))
 async def test_notifier_answers_malformed_protobuf_invalid_argument(
     notifier, method: Any, kind: str, payload: bytes

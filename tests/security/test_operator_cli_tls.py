@@ -7,33 +7,16 @@ broker's own mint budget spent. Asserted: exit codes and the sentence the operat
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-
 import grpc
 import pytest
 
-from broker import cli as broker_cli
 from broker.operator_words import explain
 from sandbox.control.client import SandboxControl
+from tests.operator_runner import zoho_broker
 from tests.plugins.broker_fixtures import MakeBroker
 from tests.security.conftest import Pki
 from tests.security.test_tls_and_policy import create_request, tls_env
 from zoho.broker.v1 import broker_pb2_grpc
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def zoho_broker(capsys: pytest.CaptureFixture[str], *args: str) -> Ran:
-    capsys.readouterr()
-    code = await asyncio.to_thread(broker_cli.main, list(args))
-    captured = capsys.readouterr()
-    return Ran(code, captured.out, captured.err)
 
 
 def operator_flags(pki: Pki, who: str = "operator") -> list[str]:
@@ -41,6 +24,7 @@ def operator_flags(pki: Pki, who: str = "operator") -> list[str]:
     return ["--tls-ca", str(pki.ca), "--tls-cert", str(issued.cert), "--tls-key", str(issued.key)]
 
 
+@pytest.mark.slow
 async def test_the_operator_lists_connections_of_a_mutual_tls_broker(
     make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki,
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
@@ -65,6 +49,7 @@ async def test_the_operator_lists_connections_of_a_mutual_tls_broker(
     assert "ACTIVE" in by_env.stdout
 
 
+@pytest.mark.slow
 async def test_a_tls_failure_is_not_reported_as_a_broker_that_is_down(
     make_broker: MakeBroker, pki: Pki, capsys: pytest.CaptureFixture[str]
 ) -> None:

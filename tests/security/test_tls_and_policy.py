@@ -192,6 +192,7 @@ async def test_identity_may_come_from_a_subject_alternative_name(
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+@pytest.mark.slow
 async def test_the_notifier_presents_its_certificate_and_serves_over_tls(
     make_broker: MakeBroker, sandbox: SandboxControl, pki: Pki, dial
 ) -> None:

@@ -198,6 +198,7 @@ async def test_a_timeout_of_our_own_allowance_is_retried() -> None:
     assert len(calls) == 2
 
 
+@pytest.mark.slow
 async def test_it_never_sleeps_past_the_deadline() -> None:
     """With pauses far longer than the time left, it gives up rather than sleep through."""
     for _ in range(5):

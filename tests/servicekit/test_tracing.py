@@ -58,6 +58,7 @@ def span_id(span: ReadableSpan) -> int:
     return span.context.span_id
 
 
+@pytest.mark.slow
 async def test_one_trace_from_the_caller_to_each_zoho_page(
     spans: InMemorySpanExporter, make_broker: MakeBroker, sandbox: SandboxControl,
 ) -> None:
@@ -135,6 +136,7 @@ def test_off_unless_an_otlp_endpoint_is_configured() -> None:
     assert not tracing.enabled() and tracing.server_interceptors() == []
 
 
+@pytest.mark.slow
 def test_the_otlp_exporter_delivers_to_a_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     collector = _Collector()
     server = grpc.server(futures.ThreadPoolExecutor(2))

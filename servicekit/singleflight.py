@@ -1,4 +1,6 @@
-"""Coalesces concurrent calls for the same key into one in-flight task."""
+"""Coalesces concurrent calls for the same key into one in-flight task: the broker's
+refreshes and reads of a connection, the ingress's lookups of a subscription, Desk's key
+sets."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from servicekit.deadline import Deadline
 from servicekit.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -16,8 +19,11 @@ T = TypeVar("T")
 
 
 class SingleFlight(Generic[T]):
-    def __init__(self) -> None:
+    def __init__(self, *, log_failures: bool = True) -> None:
+        """`log_failures`: log an unexpected error nobody may await (a background
+        refresh); off where every task has a caller that gets the error itself."""
         self._tasks: dict[str, asyncio.Task[T]] = {}
+        self._log_failures = log_failures
 
     def running(self, key: str) -> bool:
         return key in self._tasks
@@ -43,11 +49,14 @@ class SingleFlight(Generic[T]):
         # Retrieved here, so a failure nobody awaited (a background refresh) is
         # not reported as lost; expected domain errors are already recorded.
         error = task.exception()
-        if error is not None and not isinstance(error, ServiceError):
-            log.error("background task for a connection failed", exc_info=error)
+        if error is not None and self._log_failures and not isinstance(error, ServiceError):
+            log.error("a shared task for %s failed", key, exc_info=error)
 
-    async def do(self, key: str, make: Callable[[], Awaitable[T]], timeout: float | None) -> T:
-        return await asyncio.wait_for(asyncio.shield(self.start(key, make)), timeout)
+    async def do(self, key: str, make: Callable[[], Awaitable[T]], deadline: Deadline) -> T:
+        """The shared task's result, waited for until `deadline` (TimeoutError after)."""
+        return await asyncio.wait_for(
+            asyncio.shield(self.start(key, make)), deadline.wait_seconds()
+        )
 
     async def cancel_all(self) -> None:
         tasks = list(self._tasks.values())
