@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.fuzz.test_rpc_fuzz import FUZZ
 from tests.live.helpers import CRM, crm_subscription, desk_subscription
-from tests.notifier.helpers import error_info
 from tests.plugins.zoho_callbacks import crm_body, desk_event
+from tests.rpc_errors import error_info
 from zoho.notifier.v1 import notifier_pb2 as pb
 
 pytestmark = pytest.mark.fuzz

@@ -14,8 +14,8 @@ import json
 import grpc
 
 from tests.live.helpers import CRM, Watcher, crm_subscription
-from tests.notifier.helpers import error_info
 from tests.plugins.zoho_callbacks import crm_body
+from tests.rpc_errors import error_info
 from zoho.notifier.v1 import notifier_pb2
 
 

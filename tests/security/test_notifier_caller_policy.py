@@ -22,8 +22,8 @@ from notifier.config import NotifierConfig
 from servicekit import services
 from servicekit.config import ConfigError
 from servicekit.tls import ServerTls
-from tests.notifier.helpers import error_info
 from tests.plugins.notifier_fixtures import notifier_config
+from tests.rpc_errors import error_info
 from tests.security.certs import Issued
 from tests.security.conftest import Pki
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
