@@ -33,7 +33,7 @@ time.sleep(600)
 
 
 def _handled(code: str) -> float:
-    return metrics.RPCS.labels(METHOD, code)._value.get()
+    return metrics.RPCS.labels(METHOD, code, "")._value.get()  # no ErrorInfo: reason ""
 
 
 async def test_a_watcher_killed_mid_stream_is_cancelled_without_a_traceback(
