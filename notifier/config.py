@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
+from notifier.ingress.limits import ConnectionLimits, DeliveryLimits
 from notifier.keeper.config import KeeperConfig
 from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.streams import StreamLimits
@@ -37,6 +38,8 @@ class EventsConfig:
     ingress_read_timeout_seconds: float = 5.0
     # Empty: each Desk webhook's own host's /.well-known/jwks.json.
     desk_jwks_url: str = ""
+    ingress_connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    ingress_deliveries: DeliveryLimits = field(default_factory=DeliveryLimits)
 
     @classmethod
     def from_env(cls, env: Env) -> EventsConfig:
@@ -82,7 +85,51 @@ class EventsConfig:
                 minimum=0.1, maximum=120.0,
             ),
             desk_jwks_url=jwks,
+            ingress_connections=_connection_limits(env),
+            ingress_deliveries=_delivery_limits(env),
         )
+
+
+def _connection_limits(env: Env) -> ConnectionLimits:
+    d = ConnectionLimits()
+    return ConnectionLimits(
+        header_timeout_seconds=env.number(
+            "NOTIFIER_INGRESS_HEADER_TIMEOUT_SECONDS", d.header_timeout_seconds,
+            minimum=0.1, maximum=300.0,
+        ),
+        idle_timeout_seconds=env.number(
+            "NOTIFIER_INGRESS_IDLE_TIMEOUT_SECONDS", d.idle_timeout_seconds,
+            minimum=0.1, maximum=3600.0,
+        ),
+        max_connections=env.integer(
+            "NOTIFIER_INGRESS_MAX_CONNECTIONS", d.max_connections, minimum=1, maximum=1_000_000
+        ),
+        max_connections_per_peer=env.integer(
+            "NOTIFIER_INGRESS_MAX_CONNECTIONS_PER_PEER", d.max_connections_per_peer,
+            minimum=1, maximum=1_000_000,
+        ),
+    )
+
+
+def _delivery_limits(env: Env) -> DeliveryLimits:
+    d = DeliveryLimits()
+    return DeliveryLimits(
+        max_events=env.integer(
+            "NOTIFIER_INGRESS_MAX_EVENTS_PER_DELIVERY", d.max_events, minimum=1, maximum=100_000
+        ),
+        max_fields_per_event=env.integer(
+            "NOTIFIER_INGRESS_MAX_FIELDS_PER_EVENT", d.max_fields_per_event,
+            minimum=1, maximum=1_000_000,
+        ),
+        max_values_bytes=env.integer(
+            "NOTIFIER_INGRESS_MAX_VALUES_BYTES", d.max_values_bytes,
+            minimum=1024, maximum=64 << 20,
+        ),
+        max_stored_bytes=env.integer(
+            "NOTIFIER_INGRESS_MAX_STORED_BYTES_PER_DELIVERY", d.max_stored_bytes,
+            minimum=1024, maximum=1 << 30,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -199,4 +246,4 @@ def _metrics_listen(env: Env, listen: ListenAddress) -> ListenAddress | None:
     if env.text("NOTIFIER_METRICS_LISTEN"):
         return env.listen("NOTIFIER_METRICS_LISTEN", "")
     port = env.integer("NOTIFIER_METRICS_PORT", 0, minimum=0, maximum=65535)
-    return ListenAddress(listen.host, port) if port else None
+    return ListenAddress(listen.host, port, "NOTIFIER_METRICS_PORT") if port else None

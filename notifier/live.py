@@ -47,6 +47,8 @@ class LiveEvents:
             max_body_bytes=config.ingress_max_body_bytes,
             read_timeout_seconds=config.ingress_read_timeout_seconds,
             jwks_url_override=config.desk_jwks_url,
+            connections=config.ingress_connections,
+            deliveries=config.ingress_deliveries,
         )
         self._watch = watch
         self.listener: PostgresListener | None = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 import time
 from typing import Any
@@ -16,6 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from servicekit import bounded_json
 from servicekit.origins import OriginPolicy
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class DeskKeys:
         try:
             response = await self._http.get(url, timeout=5.0)
             response.raise_for_status()
-            body = response.json()
+            body = bounded_json.loads(response.content)
         except (httpx.HTTPError, ValueError) as failed:
             log.warning("fetching Desk's key set failed: %s", type(failed).__name__)
             raise JwtRejected("key set unavailable") from None
@@ -98,8 +98,8 @@ async def verify(
         raise JwtRejected("not a JWT")
     head, body, signature = token.split(".")
     try:
-        header = json.loads(_b64(head))
-        claims = json.loads(_b64(body))
+        header = bounded_json.loads(_b64(head))
+        claims = bounded_json.loads(_b64(body))
     except ValueError:
         raise JwtRejected("not JSON") from None
     if not isinstance(header, dict) or not isinstance(claims, dict):

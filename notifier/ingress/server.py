@@ -5,26 +5,43 @@
 
 Unverified (unknown subscription, wrong channel, token or path secret, bad JWT): 401,
 nothing stored, counted. 410 only for a Desk webhook whose subscription was deleted
-(Desk then drops it). Bodies are capped, slow senders cut off, bad JSON is 400; a
-verified delivery is answered 200 only once its events are committed."""
+(Desk then drops it). Bodies are capped, slow senders cut off, bad or too deeply nested
+JSON is 400; a verified delivery past what one may expand to is 413 naming the bound
+(callbacks.py), split in slices between which the event loop runs; one is answered 200
+only once its events are committed. Connections are bounded in time and number
+(connections.py); a request aiohttp's parser refuses is 400 and one counted WARNING at
+most, never a traceback."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import re
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
+from notifier.events.log import NewEvent
 from notifier.events.writer import EventWriter
 from notifier.ingress import desk_jwt
-from notifier.ingress.callbacks import MalformedCallback, Subscriber, crm_events, desk_events
+from notifier.ingress.callbacks import (
+    DeliveryTooLarge,
+    MalformedCallback,
+    Subscriber,
+    crm_events,
+    desk_events,
+)
+from notifier.ingress.connections import ConnectionGuard
 from notifier.ingress.directory import KnownSubscription, SubscriptionDirectory, secret_matches
-from servicekit.config import ListenAddress
+from notifier.ingress.limits import ConnectionLimits, DeliveryLimits
+from servicekit import bounded_json
+from servicekit.config import ListenAddress, listen_failed
+from servicekit.log_rate import Occasional, limit_accept_failure_logs
 from servicekit.metrics import INGRESS_DELIVERIES
 
 log = logging.getLogger(__name__)
@@ -32,6 +49,30 @@ log = logging.getLogger(__name__)
 CRM_PATH = "/callbacks/crm/"
 DESK_PATH = "/callbacks/desk/"
 _SUBSCRIPTION_ID = re.compile(r"^sub_[0-9a-f]{24}$")
+# Events built between two turns of the event loop, or this many stored bytes: a large
+# delivery is split without holding up the other requests, streams and commits.
+SLICE_EVENTS = 32
+SLICE_BYTES = 256 * 1024
+# A flood of refused requests is one WARNING line per this many seconds.
+WARNING_INTERVAL_SECONDS = 10.0
+
+
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server logger. aiohttp logs a request its parser refused (CL with TE,
+    too many or too long headers, a bad method) at ERROR with a traceback, for anyone who
+    can open a socket: here that is counted and one occasional WARNING line. Anything
+    else it reports (a handler's exception: our fault) stays an ERROR with its traceback."""
+
+    def __init__(self, on_refused: Any) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+        self._on_refused = on_refused
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(error, HttpProcessingError):
+            self._on_refused(error)
+            return
+        self.logger.exception(msg, *args, exc_info=exc_info, **kw)
 
 
 def crm_notify_url(public_url: str, subscription_id: str) -> str:
@@ -52,6 +93,8 @@ class Ingress:
         max_body_bytes: int,
         read_timeout_seconds: float,
         jwks_url_override: str = "",
+        connections: ConnectionLimits | None = None,
+        deliveries: DeliveryLimits | None = None,
     ) -> None:
         self._directory = directory
         self._writer = writer
@@ -61,39 +104,85 @@ class Ingress:
         self._jwks_override = jwks_url_override
         # (app, outcome) -> deliveries: also exported as a Prometheus counter.
         self.counts: Counter[tuple[str, str]] = Counter()
+        self.guard = ConnectionGuard(connections or ConnectionLimits())
+        self._deliveries = deliveries or DeliveryLimits()
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._refused = Occasional(log, WARNING_INTERVAL_SECONDS)
 
     def _count(self, app: str, outcome: str) -> None:
         self.counts[(app, outcome)] += 1
         INGRESS_DELIVERIES.labels(app, outcome).inc()
 
-    def _answer(self, app: str, outcome: str, status: int) -> web.Response:
+    def _answer(self, app: str, outcome: str, status: int, error: str = "") -> web.Response:
         self._count(app, outcome)
-        return web.json_response({"status": outcome}, status=status)
+        body = {"status": outcome, **({"error": error} if error else {})}
+        return web.json_response(body, status=status)
+
+    def _malformed_http(self, error: HttpProcessingError) -> None:
+        self._count("http", "malformed")
+        self._refused.warning("refused a malformed HTTP request (%s)", type(error).__name__)
+
+    def _too_large(self, app: str, subscription_id: str, why: DeliveryTooLarge) -> web.Response:
+        # Verified, so Zoho's (or a holder of the channel token's): worth a line each time
+        # it reaches us, but never more than one a few seconds.
+        self._refused.warning("refused a %s delivery for %s: %s", app, subscription_id, why)
+        return self._answer(app, "too_large", 413, str(why))
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=self._max_body)
+        app = web.Application(
+            client_max_size=self._max_body, middlewares=[self.guard.middleware()]
+        )
         app.router.add_post(CRM_PATH + "{subscription_id}", self._crm)
         app.router.add_route("GET", DESK_PATH + "{subscription_id}/{secret}", self._desk_check)
         app.router.add_post(DESK_PATH + "{subscription_id}/{secret}", self._desk)
         return app
 
     async def start(self, listen: ListenAddress) -> str:
-        runner = web.AppRunner(self.application(), access_log=None, handle_signals=False)
+        limits = self.guard.limits
+        runner = web.AppRunner(
+            self.application(), access_log=None, handle_signals=False,
+            keepalive_timeout=limits.idle_timeout_seconds, logger=_ServerLog(self._malformed_http),
+        )
         await runner.setup()
-        site = web.TCPSite(runner, listen.host, listen.port, reuse_port=False)
-        await site.start()
+        loop = asyncio.get_running_loop()
+        limit_accept_failure_logs(loop)
+        # Instead of aiohttp's TCPSite: the same server, each connection behind the guard.
+        assert runner.server is not None
+        try:
+            self._server = await loop.create_server(
+                self.guard.protocol_factory(runner.server), listen.host, listen.port,
+                reuse_address=True, reuse_port=False, backlog=128,
+            )
+        except OSError as failed:
+            await runner.cleanup()
+            raise listen_failed(listen, failed) from None
         self._runner = runner
-        port = listen.port
-        for address in runner.addresses:
-            port = address[1]
-            break
+        port = self._server.sockets[0].getsockname()[1]
         return f"{listen.host}:{port}"
 
     async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _built(self, events: Iterator[NewEvent]) -> list[NewEvent]:
+        """The events of one delivery, the event loop let run between slices of them."""
+        built: list[NewEvent] = []
+        size = 0
+        for event in events:
+            built.append(event)
+            size += event.event.ByteSize()
+            if len(built) % SLICE_EVENTS == 0 or size >= SLICE_BYTES:
+                size = 0
+                await asyncio.sleep(0)
+        return built
+
+    def _json(self, raw: bytes) -> Any:
+        return bounded_json.loads(raw, max_bytes=self._max_body)
 
     async def _body(self, request: web.Request) -> bytes:
         if request.content_length is not None and request.content_length > self._max_body:
@@ -124,9 +213,9 @@ class Ingress:
         except TimeoutError:
             return self._answer("crm", "too_slow", 408)
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return self._answer("crm", "malformed", 400)
+            body = self._json(raw)
+        except bounded_json.JsonRefused as why:
+            return self._answer("crm", "malformed", 400, str(why))
         if not isinstance(body, dict):
             return self._answer("crm", "malformed", 400)
         known = await self._lookup(request.match_info["subscription_id"], "crm")
@@ -140,9 +229,13 @@ class Ingress:
         if known is None or known.deleted or not (same_channel and same_token):
             return self._answer("crm", "unverified", 401)
         try:
-            events = crm_events(Subscriber(known.id, known.user_id), body)
-        except MalformedCallback:
-            return self._answer("crm", "malformed", 400)
+            events = await self._built(
+                crm_events(Subscriber(known.id, known.user_id), body, self._deliveries)
+            )
+        except DeliveryTooLarge as why:
+            return self._too_large("crm", known.id, why)
+        except MalformedCallback as why:
+            return self._answer("crm", "malformed", 400, str(why))
         return await self._commit("crm", events)
 
     async def _verify_desk(self, request: web.Request) -> KnownSubscription | web.Response:
@@ -185,9 +278,9 @@ class Ingress:
             # Desk's URL check POSTs when its GET was not answered 200.
             return self._answer("desk", "url_check", 200)
         try:
-            body = json.loads(raw)
-        except ValueError:
-            return self._answer("desk", "malformed", 400)
+            body = self._json(raw)
+        except bounded_json.JsonRefused as why:
+            return self._answer("desk", "malformed", 400, str(why))
         if isinstance(body, dict):
             body = [body] if "eventType" in body else []
         if not isinstance(body, list):
@@ -195,7 +288,11 @@ class Ingress:
         if not body:
             return self._answer("desk", "url_check", 200)
         try:
-            events = desk_events(Subscriber(verified.id, verified.user_id), body)
-        except MalformedCallback:
-            return self._answer("desk", "malformed", 400)
+            events = await self._built(
+                desk_events(Subscriber(verified.id, verified.user_id), body, self._deliveries)
+            )
+        except DeliveryTooLarge as why:
+            return self._too_large("desk", verified.id, why)
+        except MalformedCallback as why:
+            return self._answer("desk", "malformed", 400, str(why))
         return await self._commit("desk", events)
