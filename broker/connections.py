@@ -24,6 +24,7 @@ from broker.zoho_accounts import (
     AccountsTokenResponse,
     AccountsUnavailable,
 )
+from servicekit import bounded_json
 from servicekit.deadline import Deadline
 from servicekit.errors import (
     InvalidArgument,
@@ -59,7 +60,7 @@ def decode_page_token(token: str) -> str:
     if not token:
         return ""
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+        data = bounded_json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
         after = data["after"]
         # Decoded JSON can hold what no request field may (a NUL, a lone surrogate):
         # the value is checked as the user_id it stands for before it reaches the database.
