@@ -59,7 +59,6 @@ class IdleCrowd:
         self.host, port = address.split(":")
         self.port = int(port)
         self.count = count
-        self.reopened = 0
         self.open = 0
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -92,7 +91,6 @@ class IdleCrowd:
             finally:
                 self.open -= 1
                 writer.close()
-            self.reopened += 1
 
     async def stop(self) -> None:
         for task in self._tasks:
