@@ -89,11 +89,12 @@ class StalledClients:
         for first in range(0, streams, per_connection):
             try:
                 client = RawH2Client(address, window=16, drain=False)
+                for _ in range(min(per_connection, streams - first)):
+                    client.start(PATH, request)
             except OSError:
+                # Refused or closed at once (a connection cap): its streams never start.
                 self.unopened += min(per_connection, streams - first)
                 continue
-            for _ in range(min(per_connection, streams - first)):
-                client.start(PATH, request)
             self.clients.append(client)
             self.selector.register(client.sock, selectors.EVENT_READ, client)
         self.threads = [threading.Thread(target=self._pump, daemon=True)]
@@ -216,6 +217,8 @@ def main() -> int:
                f"{open_after:.0f}", f"{1000 * end:.1f} ms",
                f"{1000 * h.percentile(after, 90):.1f} ms", f"{end / base:.2f}")
     report.row("peak (VmHWM)", f"{peak:.0f} MB", "", "", "", "")
+    report.row("stalled connections", f"{len(stalled.clients)} opened, "
+               f"{stalled.unopened // args.per_connection} failed to connect", "", "", "", "")
     report.row("ends the stalled reader saw", ", ".join(
         f"{how} {n}" for how, n in sorted(seen.items())) or "none", "", "", "", "")
     report.row("ListNotifications ended, by code", ", ".join(

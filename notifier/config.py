@@ -230,6 +230,10 @@ class NotifierConfig:
                     "NOTIFIER_MAX_STREAMS_PER_PEER", s.max_streams_per_peer,
                     minimum=1, maximum=100_000,
                 ),
+                max_streams_per_address=env.integer(
+                    "NOTIFIER_MAX_STREAMS_PER_ADDRESS", s.max_streams_per_address,
+                    minimum=1, maximum=100_000,
+                ),
                 write_timeout_seconds=env.number(
                     "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS", s.write_timeout_seconds,
                     minimum=0.05, maximum=3600.0,
