@@ -108,7 +108,9 @@ class Ingress:
         self._deliveries = deliveries or DeliveryLimits()
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
-        self._refused = Occasional(log, WARNING_INTERVAL_SECONDS)
+        # Apart, so that a flood of one kind cannot hide the other.
+        self._malformed_log = Occasional(log, WARNING_INTERVAL_SECONDS)
+        self._too_large_log = Occasional(log, WARNING_INTERVAL_SECONDS)
 
     def _count(self, app: str, outcome: str) -> None:
         self.counts[(app, outcome)] += 1
@@ -121,12 +123,16 @@ class Ingress:
 
     def _malformed_http(self, error: HttpProcessingError) -> None:
         self._count("http", "malformed")
-        self._refused.warning("refused a malformed HTTP request (%s)", type(error).__name__)
+        self._malformed_log.warning(
+            "refused a malformed HTTP request (%s)", type(error).__name__
+        )
 
     def _too_large(self, app: str, subscription_id: str, why: DeliveryTooLarge) -> web.Response:
         # Verified, so Zoho's (or a holder of the channel token's): worth a line each time
         # it reaches us, but never more than one a few seconds.
-        self._refused.warning("refused a %s delivery for %s: %s", app, subscription_id, why)
+        self._too_large_log.warning(
+            "refused a %s delivery for %s: %s", app, subscription_id, why
+        )
         return self._answer(app, "too_large", 413, str(why))
 
     def application(self) -> web.Application:
