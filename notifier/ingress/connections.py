@@ -99,11 +99,15 @@ class GuardedConnection(asyncio.Protocol):
 
     def request_finished(self) -> None:
         self.busy = False
+        if not self.admitted:  # the connection was lost while the request ran
+            return
         self._waiting_for_head = False
         self._arm(self.guard.limits.idle_timeout_seconds, "idle_timeout")
         self.guard.idle(self)
 
     def close(self, reason: str) -> None:
+        if not self.admitted:
+            return
         self._disarm()
         self.guard.release(self)
         INGRESS_CONNECTIONS_CLOSED.labels(reason).inc()
