@@ -2,7 +2,8 @@
 window of 16 bytes that is never reopened), against one notifier; its RSS, and the latency
 of normal calls from another client meanwhile, against a baseline taken first.
 
-    .venv/bin/python bench/stalled_streams.py             # 1,500 stalled streams
+    .venv/bin/python bench/stalled_streams.py             # 1,500 stalled streams, 100 a connection
+    .venv/bin/python bench/stalled_streams.py --per-connection 1   # 1,500 connections, one each
     .venv/bin/python bench/stalled_streams.py --quick     # 300
 
 Processes: the sandbox, one broker (SQLite) and one notifier (`python -m notifier`, default
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
+import selectors
 import sys
 import tempfile
 import threading
@@ -74,28 +77,44 @@ async def list_latencies(address: str, count: int) -> list[float]:
 
 
 class StalledClients:
-    """Connections of PER_CONNECTION streams each, read (pings, settings) but never drained."""
+    """Connections of `per_connection` streams each, read (pings, settings) but never
+    drained; one thread reads them all."""
 
-    def __init__(self, address: str, streams: int) -> None:
+    def __init__(self, address: str, streams: int, per_connection: int) -> None:
         self.clients: list[RawH2Client] = []
         self.stop = threading.Event()
-        self.threads = []
+        self.selector = selectors.DefaultSelector()
+        self.unopened = 0
         request = LIST.SerializeToString()
-        for first in range(0, streams, PER_CONNECTION):
-            client = RawH2Client(address, window=16, drain=False)
-            for _ in range(min(PER_CONNECTION, streams - first)):
-                client.start(PATH, request)
-            self.clients.append(client)
-            thread = threading.Thread(target=self._pump, args=(client,), daemon=True)
-            thread.start()
-            self.threads.append(thread)
-
-    def _pump(self, client: RawH2Client) -> None:
-        while not self.stop.is_set():
+        for first in range(0, streams, per_connection):
             try:
-                client.pump(0.2)
+                client = RawH2Client(address, window=16, drain=False)
+                for _ in range(min(per_connection, streams - first)):
+                    client.start(PATH, request)
             except OSError:
-                return
+                # Refused or closed at once (a connection cap): its streams never start.
+                self.unopened += min(per_connection, streams - first)
+                continue
+            self.clients.append(client)
+            self.selector.register(client.sock, selectors.EVENT_READ, client)
+        self.threads = [threading.Thread(target=self._pump, daemon=True)]
+        self.threads[0].start()
+
+    def _pump(self) -> None:
+        while not self.stop.is_set():
+            for key, _ in self.selector.select(0.2):
+                client = key.data
+                try:
+                    data = client.sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    # The server closed the connection: its streams are over.
+                    self.selector.unregister(client.sock)
+                    for reply in client.replies.values():
+                        reply.ended = True
+                    continue
+                client.received(data)
 
     def ended(self) -> dict[str, int]:
         """Streams the client saw end, by how: a status, or a reset."""
@@ -130,9 +149,16 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=1500)
     parser.add_argument("--calls", type=int, default=30, help="normal lists timed per phase")
     parser.add_argument("--write-timeout", type=float, default=10.0)
+    parser.add_argument("--per-connection", type=int, default=PER_CONNECTION,
+                        help="stalled streams on each connection (1: a connection each)")
     args = parser.parse_args()
     if args.quick:
         args.streams = 300
+    # A connection each needs a descriptor each, here and in the notifier (which inherits
+    # this limit).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, max(soft, 2 * args.streams + 1024))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     metrics_port = 19400 + int(time.time()) % 500
     with h.services() as started, tempfile.TemporaryDirectory() as scratch:
         sandbox = h.Service("sandbox", {}, "--listen", "127.0.0.1:0")
@@ -150,7 +176,7 @@ def main() -> int:
         rss_before = rss_mb(notifier)
 
         exhausted_before = scrape(metrics_port)[1].get("RESOURCE_EXHAUSTED", 0.0)
-        stalled = StalledClients(notifier.address, args.streams)
+        stalled = StalledClients(notifier.address, args.streams, args.per_connection)
         # Landed: every stalled stream is open, was ended for stalling (which its reader
         # cannot see), or was refused (which it does see: TOO_MANY_STREAMS from us, or
         # gRPC's own shedding of calls it had no time to start).
@@ -162,7 +188,7 @@ def main() -> int:
             seen = stalled.ended()
             ended_stalling = (ended.get("RESOURCE_EXHAUSTED", 0.0) - exhausted_before
                               - seen.get("status 8", 0))
-            if open_now + ended_stalling + sum(seen.values()) >= args.streams:
+            if open_now + ended_stalling + sum(seen.values()) + stalled.unopened >= args.streams:
                 break
             time.sleep(0.25)
         landed = time.monotonic() - began
@@ -178,8 +204,9 @@ def main() -> int:
 
     base, mid, end = h.median(baseline), h.median(during), h.median(after)
     report = h.Report(f"stalled streams: {args.streams} ListNotifications streams that never "
-                      "read (16-byte window)", "bench/stalled_streams.py"
-                      + (" --quick" if args.quick else ""))
+                      f"read (16-byte window), {args.per_connection} a connection",
+                      "bench/stalled_streams.py" + (" --quick" if args.quick else "")
+                      + f" --per-connection {args.per_connection}")
     report.row("", "notifier RSS", "open streams", "normal list p50", "p90", "x baseline")
     report.row("before", f"{rss_before:.0f} MB", "0", f"{1000 * base:.1f} ms",
                f"{1000 * h.percentile(baseline, 90):.1f} ms", "1.00")
@@ -190,6 +217,8 @@ def main() -> int:
                f"{open_after:.0f}", f"{1000 * end:.1f} ms",
                f"{1000 * h.percentile(after, 90):.1f} ms", f"{end / base:.2f}")
     report.row("peak (VmHWM)", f"{peak:.0f} MB", "", "", "", "")
+    report.row("stalled connections", f"{len(stalled.clients)} opened, "
+               f"{stalled.unopened // args.per_connection} failed to connect", "", "", "", "")
     report.row("ends the stalled reader saw", ", ".join(
         f"{how} {n}" for how, n in sorted(seen.items())) or "none", "", "", "", "")
     report.row("ListNotifications ended, by code", ", ".join(

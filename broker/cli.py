@@ -30,7 +30,7 @@ async def _serve(config: BrokerConfig, migrate: bool) -> int:
     try:
         broker = Broker(config)
         if config.metrics_listen:
-            serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
+            serve_metrics(config.metrics_listen)
         return await run_until_signal(broker, migrate=migrate)
     finally:
         tracing.shutdown()

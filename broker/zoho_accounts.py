@@ -9,14 +9,13 @@ differently: a dead grant (re-consent), a throttle (wait), a rejected client
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
-from servicekit import identifiers
+from servicekit import bounded_json, identifiers
 from servicekit.deadline import Deadline
 from servicekit.outbound import GaveUp, ResponseTooLarge, RetryingSender, Transient
 
@@ -85,7 +84,7 @@ DEFAULT_THROTTLE_WAIT = 60.0
 
 def parse_token_response(status: int, text: str) -> AccountsTokenResponse:
     try:
-        body: Any = json.loads(text) if text else None
+        body: Any = bounded_json.loads(text) if text else None
     except ValueError:
         body = None
     if not isinstance(body, dict):
@@ -211,7 +210,7 @@ class AccountsClient:
             if response.status_code >= 500:
                 raise _unusable(f"Zoho's revoke endpoint answered HTTP {response.status_code}")
             try:
-                body = response.json()
+                body = bounded_json.loads(response.content)
             except ValueError:
                 raise _unusable("Zoho's revoke endpoint answered without JSON") from None
             return isinstance(body, dict) and (

@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {problem}", file=sys.stderr, flush=True)
         return 2
     setup_logging("notifier", fmt=config.log_format, level=config.log_level)
-    if config.metrics_listen:
-        serve_metrics(config.metrics_listen.host, config.metrics_listen.port)
     try:
+        if config.metrics_listen:
+            serve_metrics(config.metrics_listen)
         if args.command == "ingress":
             return asyncio.run(_serve_ingress(config))
         return asyncio.run(_serve(config))
-    except ConfigError as problem:  # e.g. no NOTIFIER_ENCRYPTION_KEY for PostgreSQL
+    except ConfigError as problem:  # no NOTIFIER_ENCRYPTION_KEY for PostgreSQL, a port in use
         print(f"configuration error: {problem}", file=sys.stderr, flush=True)
         return 2

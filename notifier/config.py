@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
+from notifier.ingress.limits import ConnectionLimits, DeliveryLimits
 from notifier.keeper.config import KeeperConfig
 from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.streams import StreamLimits
@@ -39,6 +40,8 @@ class EventsConfig:
     desk_jwks_url: str = ""
     # Each subscription costs the org's Zoho quota (renewals, reconciles): capped per user.
     max_subscriptions_per_user: int = 200
+    ingress_connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    ingress_deliveries: DeliveryLimits = field(default_factory=DeliveryLimits)
 
     @classmethod
     def from_env(cls, env: Env) -> EventsConfig:
@@ -88,7 +91,51 @@ class EventsConfig:
                 "NOTIFIER_MAX_SUBSCRIPTIONS_PER_USER", d.max_subscriptions_per_user,
                 minimum=1, maximum=100_000,
             ),
+            ingress_connections=_connection_limits(env),
+            ingress_deliveries=_delivery_limits(env),
         )
+
+
+def _connection_limits(env: Env) -> ConnectionLimits:
+    d = ConnectionLimits()
+    return ConnectionLimits(
+        header_timeout_seconds=env.number(
+            "NOTIFIER_INGRESS_HEADER_TIMEOUT_SECONDS", d.header_timeout_seconds,
+            minimum=0.1, maximum=300.0,
+        ),
+        idle_timeout_seconds=env.number(
+            "NOTIFIER_INGRESS_IDLE_TIMEOUT_SECONDS", d.idle_timeout_seconds,
+            minimum=0.1, maximum=3600.0,
+        ),
+        max_connections=env.integer(
+            "NOTIFIER_INGRESS_MAX_CONNECTIONS", d.max_connections, minimum=1, maximum=1_000_000
+        ),
+        max_connections_per_peer=env.integer(
+            "NOTIFIER_INGRESS_MAX_CONNECTIONS_PER_PEER", d.max_connections_per_peer,
+            minimum=1, maximum=1_000_000,
+        ),
+    )
+
+
+def _delivery_limits(env: Env) -> DeliveryLimits:
+    d = DeliveryLimits()
+    return DeliveryLimits(
+        max_events=env.integer(
+            "NOTIFIER_INGRESS_MAX_EVENTS_PER_DELIVERY", d.max_events, minimum=1, maximum=100_000
+        ),
+        max_fields_per_event=env.integer(
+            "NOTIFIER_INGRESS_MAX_FIELDS_PER_EVENT", d.max_fields_per_event,
+            minimum=1, maximum=1_000_000,
+        ),
+        max_values_bytes=env.integer(
+            "NOTIFIER_INGRESS_MAX_VALUES_BYTES", d.max_values_bytes,
+            minimum=1024, maximum=64 << 20,
+        ),
+        max_stored_bytes=env.integer(
+            "NOTIFIER_INGRESS_MAX_STORED_BYTES_PER_DELIVERY", d.max_stored_bytes,
+            minimum=1024, maximum=1 << 30,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -198,6 +245,10 @@ class NotifierConfig:
                     "NOTIFIER_MAX_STREAMS_PER_PEER", s.max_streams_per_peer,
                     minimum=1, maximum=100_000,
                 ),
+                max_streams_per_address=env.integer(
+                    "NOTIFIER_MAX_STREAMS_PER_ADDRESS", s.max_streams_per_address,
+                    minimum=1, maximum=100_000,
+                ),
                 write_timeout_seconds=env.number(
                     "NOTIFIER_STREAM_WRITE_TIMEOUT_SECONDS", s.write_timeout_seconds,
                     minimum=0.05, maximum=3600.0,
@@ -214,4 +265,4 @@ def _metrics_listen(env: Env, listen: ListenAddress) -> ListenAddress | None:
     if env.text("NOTIFIER_METRICS_LISTEN"):
         return env.listen("NOTIFIER_METRICS_LISTEN", "")
     port = env.integer("NOTIFIER_METRICS_PORT", 0, minimum=0, maximum=65535)
-    return ListenAddress(listen.host, port) if port else None
+    return ListenAddress(listen.host, port, "NOTIFIER_METRICS_PORT") if port else None

@@ -50,6 +50,8 @@ class LiveEvents:
             read_timeout_seconds=config.ingress_read_timeout_seconds,
             jwks_url_override=config.desk_jwks_url,
             outages=self.outages,
+            connections=config.ingress_connections,
+            deliveries=config.ingress_deliveries,
         )
         self._watch = watch
         self.listener: PostgresListener | None = None

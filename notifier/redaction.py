@@ -1,6 +1,6 @@
 """Secrets the notifier minted never leave it in an answer: a Desk webhook the notifier
 created for a subscription carries the subscription's path secret in its URL
-(ingress/server.py `desk_webhook_url`), and Desk hands that URL to anyone who can list
+(subscriptions/at_zoho.py `desk_webhook_url`), and Desk hands that URL to anyone who can list
 the user's webhooks. Shown to a caller, the URL has the secret masked; only the keeper
 (which compares it with the stored digest) reads Desk's copy whole.
 

@@ -7,7 +7,6 @@ The CRM and Desk clients build `ZohoCall`s; nothing else here knows either API.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 
 from notifier.config import RetryPolicy
+from servicekit import bounded_json
 from servicekit.deadline import Deadline
 from servicekit.errors import (
     DeadlineExceeded,
@@ -143,7 +143,7 @@ def _json_or_none(call: ZohoCall, response: httpx.Response) -> Any:
     if response.status_code == 204 or not response.content.strip():
         return None
     try:
-        return json.loads(response.content)
+        return bounded_json.loads(response.content)
     except ValueError:
         raise ZohoBadResponse(
             f"Zoho answered {call.endpoint} with a body that is not JSON", endpoint=call.endpoint
@@ -152,7 +152,7 @@ def _json_or_none(call: ZohoCall, response: httpx.Response) -> Any:
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:
     try:
-        body = json.loads(response.content)
+        body = bounded_json.loads(response.content)
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from servicekit.identifiers import is_decimal
 from servicekit.origins import normalize_origin
@@ -22,6 +24,8 @@ class ConfigError(Exception):
 class ListenAddress:
     host: str
     port: int
+    # The environment variable it came from: a start-up error names it.
+    variable: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -79,7 +83,33 @@ def parse_listen(raw: str, variable: str) -> ListenAddress:
     host = host.strip("[]")
     if not sep or not host or not is_decimal(port_text) or int(port_text) > 65535:
         raise ConfigError(variable, f"expected HOST:PORT (port 0 picks a free one), got {raw!r}")
-    return ListenAddress(host, int(port_text))
+    return ListenAddress(host, int(port_text), variable)
+
+
+def listen_failed(listen: ListenAddress, error: OSError | None = None) -> ConfigError:
+    """A start-up error for an address the process could not listen on (exit 2, one line:
+    the variable and the address), like every other start-up fault."""
+    if error is None:
+        why = "cannot bind it"
+    elif error.errno == errno.EADDRINUSE:
+        why = "the address is already in use"
+    else:
+        why = error.strerror or type(error).__name__
+    return ConfigError(listen.variable or "listen address", f"cannot listen on {listen}: {why}")
+
+
+def check_bindable(listen: ListenAddress) -> None:
+    """Raises `listen_failed` if `listen` cannot be bound now. For servers (gRPC's) whose own
+    bind failure is only a RuntimeError and a C-level log line without the reason."""
+    if listen.port == 0:
+        return
+    family = socket.AF_INET6 if ":" in listen.host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((listen.host, listen.port))
+    except OSError as failed:
+        raise listen_failed(listen, failed) from None
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

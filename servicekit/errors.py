@@ -229,7 +229,8 @@ class TooManyStreams(ServiceError):
     reason = "TOO_MANY_STREAMS"
 
     def __init__(self, scope: str, limit: int) -> None:
-        where = "on this connection" if scope == "connection" else "on this server"
+        where = {"connection": "on this connection", "address": "from this address"}.get(
+            scope, "on this server")
         super().__init__(
             f"too many streams open {where} (at most {limit}); retry after RetryInfo",
             metadata={"scope": scope, "limit": str(limit)},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import grpc
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from servicekit.config import ListenAddress, listen_failed
+
 # `reason`: the ErrorInfo reason of the status a call ended with (ZOHO_THROTTLED,
 # TOO_MANY_STREAMS, ...), "" without one: the code alone does not tell them apart.
 RPCS = Counter("grpc_server_handled_total", "RPCs handled", ["method", "code", "reason"])
@@ -33,13 +35,28 @@ def observe_zoho(endpoint: str, status: str, seconds: float) -> None:
     ZOHO_LATENCY.labels(endpoint).observe(seconds)
 
 
-def serve_metrics(host: str, port: int) -> None:
-    """Starts the /metrics endpoint on its own thread (port 0 disables it)."""
-    if port:
-        start_http_server(port, addr=host)
+def serve_metrics(listen: ListenAddress) -> None:
+    """Starts the /metrics endpoint on its own thread (port 0 disables it); an address it
+    cannot listen on is a start-up error naming the variable (ConfigError)."""
+    if listen.port:
+        try:
+            start_http_server(listen.port, addr=listen.host)
+        except OSError as failed:
+            raise listen_failed(listen, failed) from None
 
 INGRESS_DELIVERIES = Counter(
     "notifier_ingress_deliveries_total",
     "Zoho callbacks received by the ingress, by outcome (stored, unverified, malformed, ...)",
     ["app", "outcome"],
+)
+ACCEPT_FAILURES = Counter(
+    "accept_failures_total",
+    "Connections the process could not accept (out of file descriptors or memory)",
+)
+INGRESS_CONNECTIONS = Gauge("notifier_ingress_connections", "Connections open to the ingress")
+INGRESS_CONNECTIONS_CLOSED = Counter(
+    "notifier_ingress_connections_closed_total",
+    "Ingress connections the notifier closed or refused, by why (header_timeout, "
+    "idle_timeout, evicted, refused_peer, refused_total)",
+    ["reason"],
 )

@@ -9,6 +9,7 @@ import binascii
 import json
 from collections.abc import Callable
 
+from servicekit import bounded_json
 from servicekit.errors import InvalidArgument
 
 NOT_A_TOKEN = "not a page token this service issued"
@@ -25,7 +26,7 @@ def read(token: str, valid: Callable[[str], bool]) -> str | None:
     if not token:
         return ""
     try:
-        after = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))["after"]
+        after = bounded_json.loads(base64.urlsafe_b64decode(token.encode("ascii")))["after"]
         if not isinstance(after, str) or not valid(after):
             return None
     except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):

@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from servicekit import tracing
 from servicekit.calls import RequestContextInterceptor
-from servicekit.config import ListenAddress
+from servicekit.config import ListenAddress, check_bindable, listen_failed
 from servicekit.streams import StreamLimits
 
 log = logging.getLogger(__name__)
@@ -79,12 +79,16 @@ class GrpcServer:
             server,
         )
         bind = self.listen.bind
-        if self.credentials is None:
-            self.port = server.add_insecure_port(bind)
-        else:
-            self.port = server.add_secure_port(bind, self.credentials)
+        check_bindable(self.listen)
+        try:
+            if self.credentials is None:
+                self.port = server.add_insecure_port(bind)
+            else:
+                self.port = server.add_secure_port(bind, self.credentials)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind {bind}")
+            raise listen_failed(self.listen)
         await server.start()
         self.server = server
         for service in self.services:

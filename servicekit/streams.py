@@ -38,6 +38,16 @@ class StreamLimits:
     max_streams: int = 500
     max_streams_per_peer: int = 100
     write_timeout_seconds: float = 30.0
+    # Per client address, over all its connections: each connection costs gRPC ~30 KB
+    # and a stalled stream on it ~30 KB more until it closes, so one host opening a
+    # connection per stalled stream must not also get every stream slot.
+    max_streams_per_address: int = 200
+
+
+def peer_address(peer: str) -> str:
+    """gRPC's peer (`ipv4:10.0.0.1:53122`, `ipv6:[::1]:53122`) without its port."""
+    host, sep, port = peer.rpartition(":")
+    return host if sep and port.isdigit() else peer
 
 
 class StreamSlots:
@@ -54,35 +64,45 @@ class StreamSlots:
         self.open = 0
         self.preempted = 0
         self._per_peer: dict[str, int] = {}
-        self._writes: set[BoundedWrites] = set()
+        self._per_address: dict[str, int] = {}
+        # Each open stream's writes, with its client's address.
+        self._writes: dict[BoundedWrites, str] = {}
 
     def take(self, peer: str, writes: BoundedWrites) -> None:
         """Raises TooManyStreams past a cap; otherwise the caller owes a `release`."""
         held = self._per_peer.get(peer, 0)
         if held >= self.limits.max_streams_per_peer:
             raise TooManyStreams("connection", self.limits.max_streams_per_peer)
+        address = peer_address(peer)
+        if (self._per_address.get(address, 0) >= self.limits.max_streams_per_address
+                and not self._preempt_one(address)):
+            raise TooManyStreams("address", self.limits.max_streams_per_address)
         if self.open >= self.limits.max_streams and not self._preempt_one():
             raise TooManyStreams("server", self.limits.max_streams)
         self._per_peer[peer] = held + 1
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         self.open += 1
-        self._writes.add(writes)
+        self._writes[writes] = address
 
     def release(self, peer: str, writes: BoundedWrites) -> None:
         self.open -= 1
-        self._writes.discard(writes)
-        held = self._per_peer.get(peer, 1) - 1
-        if held:
-            self._per_peer[peer] = held
-        else:
-            self._per_peer.pop(peer, None)
+        self._writes.pop(writes, None)
+        for counts, key in ((self._per_peer, peer), (self._per_address, peer_address(peer))):
+            held = counts.get(key, 1) - 1
+            if held:
+                counts[key] = held
+            else:
+                counts.pop(key, None)
 
-    def _preempt_one(self) -> bool:
-        """Ends the stream whose write has been stuck longest, if any has been long enough."""
-        oldest = min(self._writes, key=BoundedWrites.pending_since, default=None)
+    def _preempt_one(self, address: str | None = None) -> bool:
+        """Ends the stream (of `address`, if given) whose write has been stuck longest, if
+        any has been long enough."""
+        candidates = (w for w, a in self._writes.items() if address is None or a == address)
+        oldest = min(candidates, key=BoundedWrites.pending_since, default=None)
         if oldest is None or not oldest.stuck_for(PREEMPT_AFTER_SECONDS):
             return False
         # Its slot is counted until its handler has unwound, a moment from now.
-        self._writes.discard(oldest)
+        self._writes.pop(oldest, None)
         oldest.stall(preempted=True)
         self.preempted += 1
         return True

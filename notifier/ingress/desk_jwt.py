@@ -8,7 +8,8 @@ one stored for the subscription's Desk host, fetched only from an allowed origin
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import httpx
 import jwt
 from cachetools import TTLCache
 
+from servicekit import bounded_json
 from servicekit.deadline import Deadline
 from servicekit.origins import OriginPolicy
 from servicekit.singleflight import SingleFlight
@@ -83,7 +85,7 @@ class DeskKeys:
                     raw += chunk
                     if len(raw) > MAX_KEY_SET_BYTES:
                         raise JwtRejected("the key set is too large")
-            body = json.loads(bytes(raw))
+            body = bounded_json.loads(bytes(raw))
         except (httpx.HTTPError, ValueError) as failed:
             log.warning("fetching Desk's key set failed: %s", type(failed).__name__)
             raise JwtRejected("key set unavailable") from None
@@ -104,12 +106,26 @@ class DeskKeys:
         return fetched
 
 
+def _check_json_depth(token: str) -> None:
+    """PyJWT parses the header and claims with json.loads, whose RecursionError on deep
+    nesting is no PyJWTError: both parts pass the shared depth bound first."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JwtRejected("not a JWT")
+    for part in parts[:2]:
+        try:
+            bounded_json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        except (binascii.Error, ValueError):
+            raise JwtRejected("not a JWT") from None
+
+
 async def verify(
     token: str, keys: DeskKeys, jwks_url: str, *, org_id: str, webhook_id: str
 ) -> None:
     """Raises JwtRejected unless `token` is a valid RS256 JWT for this org and webhook."""
     if len(token) > MAX_JWT_CHARS:
         raise JwtRejected("not a JWT")
+    _check_json_depth(token)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:

@@ -10,6 +10,8 @@ from typing import Protocol
 
 import httpx
 
+from servicekit import bounded_json
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,7 @@ class FollowedClock:
         try:
             reply = await self._http.get(self._url, timeout=5.0)
             reply.raise_for_status()
-            remote = float(reply.json()["now"])
+            remote = float(bounded_json.loads(reply.content)["now"])
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as failed:
             log.warning("keeper clock: %s unreadable (%s)", self._url, type(failed).__name__)
             return

@@ -82,3 +82,26 @@ async def test_the_app_drains_for_its_grace_seconds() -> None:
         assert app.server.grace_seconds == 12.5
     finally:
         await app.broker_channel.close()
+
+
+def test_the_ingress_bounds_are_read_from_the_environment() -> None:
+    config = NotifierConfig.from_env({
+        "NOTIFIER_INGRESS_HEADER_TIMEOUT_SECONDS": "2.5",
+        "NOTIFIER_INGRESS_IDLE_TIMEOUT_SECONDS": "7",
+        "NOTIFIER_INGRESS_MAX_CONNECTIONS": "300",
+        "NOTIFIER_INGRESS_MAX_CONNECTIONS_PER_PEER": "300",
+        "NOTIFIER_INGRESS_MAX_EVENTS_PER_DELIVERY": "100",
+        "NOTIFIER_INGRESS_MAX_FIELDS_PER_EVENT": "50",
+        "NOTIFIER_INGRESS_MAX_VALUES_BYTES": "65536",
+        "NOTIFIER_INGRESS_MAX_STORED_BYTES_PER_DELIVERY": "1048576",
+        "NOTIFIER_MAX_STREAMS_PER_ADDRESS": "40",
+    })
+    connections, deliveries = config.events.ingress_connections, config.events.ingress_deliveries
+    assert (connections.header_timeout_seconds, connections.idle_timeout_seconds) == (2.5, 7.0)
+    assert (connections.max_connections, connections.max_connections_per_peer) == (300, 300)
+    assert (deliveries.max_events, deliveries.max_fields_per_event) == (100, 50)
+    assert (deliveries.max_values_bytes, deliveries.max_stored_bytes) == (65536, 1 << 20)
+    assert config.streams.max_streams_per_address == 40
+    # The listen addresses know their variable, for a start-up error naming it.
+    assert config.events.ingress_listen.variable == "NOTIFIER_INGRESS_LISTEN"
+    assert config.listen.variable == "NOTIFIER_LISTEN"

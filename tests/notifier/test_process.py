@@ -58,6 +58,11 @@ async def test_serves_real_calls_logs_json_without_secrets_and_stops_on_sigterm(
         ("NOTIFIER_METRICS_LISTEN", "9100"),
         ("NOTIFIER_METRICS_PORT", "70000"),
         ("NOTIFIER_GRACE_SECONDS", "forever"),
+        ("NOTIFIER_INGRESS_HEADER_TIMEOUT_SECONDS", "never"),
+        ("NOTIFIER_INGRESS_MAX_CONNECTIONS", "0"),
+        ("NOTIFIER_INGRESS_MAX_FIELDS_PER_EVENT", "-1"),
+        ("NOTIFIER_INGRESS_MAX_STORED_BYTES_PER_DELIVERY", "1k"),
+        ("NOTIFIER_MAX_STREAMS_PER_ADDRESS", "0"),
     ],
 )
 def test_a_bad_setting_stops_the_process_naming_the_variable(variable: str, value: str) -> None:

@@ -31,8 +31,9 @@ async def bounded(sandbox, broker):
     apps: list[NotifierApp] = []
     await broker.connect()
 
-    async def make(max_streams: int = 50, per_peer: int = 20, timeout: float = 0.5):
-        limits = StreamLimits(max_streams, per_peer, timeout)
+    async def make(max_streams: int = 50, per_peer: int = 20, timeout: float = 0.5,
+                   per_address: int = 200):
+        limits = StreamLimits(max_streams, per_peer, timeout, per_address)
         app = NotifierApp(notifier_config(sandbox.origin, broker.address, streams=limits))
         await app.start()
         apps.append(app)
@@ -176,3 +177,33 @@ async def test_a_stream_waiting_for_something_to_send_is_not_stalled(bounded, sa
     await sandbox.latency("crm.watch", 1200)
     items = await collect(app_stub(app), list_request(), timeout=20)
     assert len(items) == 250
+
+
+async def test_one_address_with_a_connection_per_stalled_stream_gets_its_share_only(
+    bounded,
+) -> None:
+    """Issue 22 item 9: a stalled stream on a connection of its own costs gRPC that
+    connection too, so one address may not hold every slot across many connections."""
+    app = await bounded(max_streams=50, per_peer=20, timeout=30, per_address=3)
+    slots = app.server.calls.slots
+    clients = [RawH2Client(app.server.address, window=16, drain=False) for _ in range(4)]
+    try:
+        for client in clients[:3]:
+            client.start(LIST_PATH, REQUEST)
+        pumps = [asyncio.create_task(asyncio.to_thread(c.pump, 4.0)) for c in clients[:3]]
+        await until(lambda: slots.open == 3)
+        fourth = clients[3].start(LIST_PATH, REQUEST)
+        await asyncio.to_thread(clients[3].pump, 0.5)
+        reply = clients[3].replies[fourth]
+        # Once those have been stuck a second, a reader from the same address gets in.
+        await asyncio.sleep(PREEMPT_AFTER_SECONDS + 0.2)
+        items = await collect(app_stub(app), list_request(), timeout=10)
+        await asyncio.gather(*pumps)
+    finally:
+        for client in clients:
+            client.close()
+    assert reply.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+    reason, metadata, _ = details(reply)
+    assert (reason, metadata["scope"], metadata["limit"]) == ("TOO_MANY_STREAMS", "address", "3")
+    assert len(items) == 250
+    assert slots.preempted >= 1

@@ -115,10 +115,14 @@ class RawH2Client:
                 continue
             if not data:
                 return
-            with self._lock:
-                for event in self.h2.receive_data(data):
-                    self._handle(event)
-                self._flush()
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
+        """Handles bytes read from the socket (for callers that read many connections)."""
+        with self._lock:
+            for event in self.h2.receive_data(data):
+                self._handle(event)
+            self._flush()
 
     def _handle(self, event: h2.events.Event) -> None:
         reply = self.replies.get(getattr(event, "stream_id", 0) or 0)

@@ -91,6 +91,9 @@ BAD_TOKEN_ANSWERS: dict[str, Reply] = {
         {"access_token": "1000.a\x00b", "expires_in": 3600, "api_domain": h.origin})),
     "error_with_nul_and_surrogate": constant(lambda h, t: web.json_response(
         {"error": "invalid_client\x00\udc80", "error_description": "\ud800"})),
+    # Past the interpreter's recursion limit: RecursionError is no ValueError (issue 22).
+    "deeply_nested": constant(lambda h, t: web.Response(
+        body=b"[" * 100_000 + b"]" * 100_000, content_type="application/json")),
     "api_domain_elsewhere": constant(lambda h, t: good_token(t.origin)),
     "api_domain_metadata_ip": constant(lambda h, t: good_token("http://169.254.169.254")),
 }
@@ -184,6 +187,8 @@ BAD_PAGES: dict[str, Callable[[HostileZoho, Trap], web.StreamResponse]] = {
     "huge_body": lambda h, t: web.json_response({"watch": [], "pad": "x" * (8 * 1024 * 1024)}),
     "redirect": lambda h, t: web.Response(status=302, headers={"Location": t.origin + "/crm"}),
     "oversized_page": lambda h, t: crm_page([channel(n) for n in range(5000)]),
+    "deeply_nested": lambda h, t: web.Response(body=b'{"watch":' + b"[" * 100_000,
+                                               content_type="application/json"),
 }
 
 
