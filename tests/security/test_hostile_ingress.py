@@ -46,7 +46,7 @@ async def test_deeply_nested_json_is_400_on_every_path_with_no_traceback(
     caplog.set_level(logging.INFO)
     await connect_subscriber()
     _, channel = await crm_subscription(notifier, sandbox)
-    _, desk_url = await desk_subscription(notifier)
+    _, desk_url = await desk_subscription(notifier, sandbox)
     deep = b"[" * 50_000 + b"]" * 50_000
     for url in (channel["notify_url"], desk_url):
         answer = await callbacks.raw(url, deep)
@@ -144,10 +144,10 @@ async def test_one_verified_crm_delivery_cannot_expand_into_gigabytes(
 
 
 async def test_a_desk_batch_past_the_bounds_is_413_naming_the_bound(
-    notifier, connect_subscriber, callbacks
+    notifier, sandbox, connect_subscriber, callbacks
 ) -> None:
     await connect_subscriber()
-    _, url = await desk_subscription(notifier)
+    _, url = await desk_subscription(notifier, sandbox)
     big_previous = {f"field{i}": i for i in range(3000)}
     answer = await callbacks.desk(url, [desk_event("Ticket_Update", "1", prev=big_previous)])
     assert answer.status_code == 413
