@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from notifier.consumers.config import ConsumersConfig
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
 from notifier.keeper.config import KeeperConfig
@@ -37,6 +38,7 @@ class EventsConfig:
     ingress_read_timeout_seconds: float = 5.0
     # Empty: each Desk webhook's own host's /.well-known/jwks.json.
     desk_jwks_url: str = ""
+    consumers: ConsumersConfig = field(default_factory=ConsumersConfig)
 
     @classmethod
     def from_env(cls, env: Env) -> EventsConfig:
@@ -82,6 +84,7 @@ class EventsConfig:
                 minimum=0.1, maximum=120.0,
             ),
             desk_jwks_url=jwks,
+            consumers=ConsumersConfig.from_env(env),
         )
 
 

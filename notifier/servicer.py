@@ -1,6 +1,6 @@
 """NotifierService over gRPC: validates, hands the caller's deadline on, translates.
-The logic lives in notifications.Notifications, subscriptions.service.Subscriptions and
-events.watch.Watches."""
+The logic lives in notifications.Notifications, subscriptions.service.Subscriptions,
+events.watch.Watches and (consumers/servicer.py's RPCs) consumers.service.Consumers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any, TypeAlias
 import grpc
 
 from notifier import converters, validation
+from notifier.consumers.service import Consumers
+from notifier.consumers.servicer import ConsumerRpcs
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
 from notifier.subscriptions import converters as subscription_converters
@@ -23,13 +25,21 @@ from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
-class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
+# ConsumerRpcs.Pull is a coroutine that writes; the stub knows only generators.
+class NotifierServicer(  # type: ignore[misc]
+    ConsumerRpcs, notifier_pb2_grpc.NotifierServiceServicer
+):
     def __init__(
-        self, notifications: Notifications, subscriptions: Subscriptions, watches: Watches
+        self,
+        notifications: Notifications,
+        subscriptions: Subscriptions,
+        watches: Watches,
+        consumers: Consumers,
     ) -> None:
         self._n = notifications
         self._subscriptions = subscriptions
         self._watches = watches
+        self._consumers = consumers
 
     @rpc_errors
     async def ListNotifications(  # type: ignore[override]  # the stub knows only generators

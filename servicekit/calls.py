@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any
 
 import grpc
@@ -105,6 +105,15 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 _tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
+        if handler.stream_stream:
+            # A bidirectional stream (the notifier's Pull): the same bounds on its writes.
+            service = method.lstrip("/").split("/", 1)[0]
+            slots = self.slots if service in self.bounded else None
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(handler.stream_stream, method, rid, slots),
+                _tolerant(handler.request_deserializer),
+                handler.response_serializer,
+            )
         return handler
 
     @staticmethod
@@ -141,6 +150,8 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
             try:
                 if isinstance(req, _Malformed):
                     await _abort(ctx, req.error(), method)
+                if hasattr(req, "__aiter__"):
+                    req = _checked(req)
                 target: Any = ctx
                 if slots is not None and timeout is not None:
                     peer = ctx.peer()
@@ -186,6 +197,14 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 metrics.observe_rpc(method, _ended_code(ctx, error), time.perf_counter() - started)
 
         return stream
+
+
+async def _checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A client stream's requests; a malformed one is the handler's INVALID_ARGUMENT."""
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.error()
+        yield request
 
 
 async def _abort(ctx: grpc.aio.ServicerContext[Any, Any], error: ServiceError, method: str

@@ -23,7 +23,8 @@ from tests.plugins.broker_fixtures import TEST_KEY, test_database_kind
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 NOTIFIER_TABLES = (
-    "notifier_events, notifier_subscriptions, notifier_keeper_subscriptions, notifier_keeper_users"
+    "notifier_events, notifier_subscriptions, notifier_keeper_subscriptions, notifier_keeper_users,"
+    " notifier_consumers, notifier_consumer_deliveries"
 )
 
 

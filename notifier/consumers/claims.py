@@ -1,0 +1,238 @@
+"""The hot paths of a Pull, each one transaction under the consumer's row lock (so two
+replicas never lease one event to two Pulls): apply the acks and nacks gathered since
+the last one, read new events from the log into deliveries, and lease the next ones.
+
+Per-record order: of a record's rows only the lowest cursor may be leased, and only
+while its deadline is unset or past; an ack deletes the row and so frees the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import aliased
+
+from notifier.consumers.store import C, ConsumerState, D, E, lock
+from notifier.events.log import EventLog, Logged, with_cursor
+from servicekit.errors import NotFound
+from zoho.notifier.v1 import notifier_pb2
+
+# Events read from the log into deliveries at a time, and how many rows (leased or
+# waiting) one consumer may hold before it stops reading ahead.
+READ_BATCH = 1000
+MAX_ROWS = 10_000
+
+
+def record_key(event: notifier_pb2.NotificationEvent) -> str:
+    """One key per record (user, app, module, record_id); an event without a record
+    (a gap) is ordered with its subscription's other record-less events."""
+    parts: tuple[str, ...]
+    if event.record_id:
+        parts = (event.user_id, str(event.app_type), event.module, event.record_id)
+    else:
+        parts = ("subscription", event.subscription_id)
+    return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+
+
+@dataclass
+class Settled:
+    """Acks and nacks gathered for one consumer, applied in one go. Each is a cursor
+    with the generation it was delivered in (None: not delivered on this replica's
+    stream, so applied to whichever delivery of that cursor is open)."""
+
+    acks: list[tuple[int, int | None]] = field(default_factory=list)
+    nacks: list[tuple[int, int | None]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.acks or self.nacks)
+
+
+@dataclass(frozen=True)
+class Leased:
+    cursor: int
+    wire: bytes  # the serialized NotificationEvent, cursor included
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    consumer: ConsumerState
+    leased: list[Leased]
+    next_deadline: datetime | None  # the earliest lease of this consumer still running
+    acked: int = 0
+    unknown_acks: int = 0
+
+
+def _cursor_match(cursors: Sequence[tuple[int, int | None]]) -> list[object]:
+    by_generation: dict[int | None, list[int]] = {}
+    for cursor, generation in cursors:
+        by_generation.setdefault(generation, []).append(cursor)
+    conditions: list[object] = []
+    for generation, group in by_generation.items():
+        if generation is None:
+            conditions.append(D.cursor.in_(group))
+        else:
+            conditions.append(and_(D.cursor.in_(group), D.generation == generation))
+    return conditions
+
+
+async def apply_settled(conn: AsyncConnection, consumer: ConsumerState, settled: Settled
+                        ) -> tuple[int, int]:
+    """(acked, acks that matched no open delivery). acked_until follows the acks."""
+    acked = 0
+    for condition in _cursor_match(settled.acks):
+        result = await conn.execute(
+            delete(D).where(D.consumer_id == consumer.id, condition)  # type: ignore[arg-type]
+        )
+        acked += result.rowcount or 0
+    for condition in _cursor_match(settled.nacks):
+        await conn.execute(
+            update(D).where(D.consumer_id == consumer.id, condition)  # type: ignore[arg-type]
+            .values(holder=None, deadline=None)
+        )
+    if settled.acks:
+        lowest = (
+            await conn.execute(select(func.min(D.cursor)).where(D.consumer_id == consumer.id))
+        ).scalar()
+        until = consumer.read_through if lowest is None else int(lowest) - 1
+        await conn.execute(update(C).where(C.id == consumer.id).values(acked_until=until))
+    return acked, len(settled.acks) - acked
+
+
+class Claims:
+    def __init__(self, engine: AsyncEngine, event_log: EventLog) -> None:
+        self.engine = engine
+        self._log = event_log
+
+    async def settle(self, batches: dict[str, Settled]) -> tuple[int, int]:
+        """Applies acks and nacks of several consumers in one transaction."""
+        acked = unknown = 0
+        async with self.engine.begin() as conn:
+            for consumer_id in sorted(batches):
+                try:
+                    consumer = await lock(conn, consumer_id)
+                except NotFound:
+                    continue  # deleted meanwhile: nothing left to settle
+                done, missed = await apply_settled(conn, consumer, batches[consumer_id])
+                acked += done
+                unknown += missed
+        return acked, unknown
+
+    async def claim(
+        self,
+        consumer_id: str,
+        *,
+        holder: str,
+        want: int,
+        through: int,
+        now: datetime,
+        settled: Settled,
+    ) -> Claim:
+        """Applies `settled`, then leases up to `want` events to `holder`; `through`: a
+        committed log position (the tail's), how far new events may be read."""
+        async with self.engine.begin() as conn:
+            consumer = await lock(conn, consumer_id)
+            acked, unknown = await apply_settled(conn, consumer, settled)
+            wires: dict[int, bytes] = {}
+            if want > 0 and consumer.read_through < through:
+                consumer = await self._read_ahead(conn, consumer, through, now, want, wires)
+            leased: list[Leased] = []
+            if want > 0:
+                leased = await self._lease(conn, consumer, holder, want, now, wires)
+            next_deadline = (
+                await conn.execute(
+                    select(func.min(D.deadline))
+                    .where(D.consumer_id == consumer_id, D.deadline.is_not(None))
+                )
+            ).scalar()
+        return Claim(consumer, leased, next_deadline, acked, unknown)
+
+    async def _read_ahead(
+        self, conn: AsyncConnection, consumer: ConsumerState, through: int, now: datetime,
+        want: int, wires: dict[int, bytes],
+    ) -> ConsumerState:
+        rows, waiting = (
+            await conn.execute(
+                select(
+                    func.count(),
+                    func.count().filter(D.deadline.is_(None) | (D.deadline <= now)),
+                ).where(D.consumer_id == consumer.id)
+            )
+        ).one()
+        if waiting >= want or rows >= MAX_ROWS:
+            return consumer
+        read = await self._log.read_after(
+            consumer.read_through, consumer.filter, READ_BATCH, through=through
+        )
+        position = through if len(read) < READ_BATCH else read[-1].cursor
+        if read:
+            await conn.execute(insert(D), [self._row(consumer, item, wires) for item in read])
+        await conn.execute(update(C).where(C.id == consumer.id).values(read_through=position))
+        return ConsumerState(**{**consumer.__dict__, "read_through": position})
+
+    @staticmethod
+    def _row(consumer: ConsumerState, item: Logged, wires: dict[int, bytes]) -> dict[str, object]:
+        event = notifier_pb2.NotificationEvent.FromString(item.wire)
+        wires[item.cursor] = item.wire
+        return {
+            "consumer_id": consumer.id,
+            "cursor": item.cursor,
+            "generation": consumer.generation,
+            "record_key": record_key(event),
+            "received_at": event.received_time.ToDatetime(tzinfo=UTC),
+            "attempts": 0,
+            "holder": None,
+            "deadline": None,
+        }
+
+    async def _lease(
+        self, conn: AsyncConnection, consumer: ConsumerState, holder: str, want: int,
+        now: datetime, wires: dict[int, bytes],
+    ) -> list[Leased]:
+        earlier = aliased(D)
+        ready = (
+            await conn.execute(
+                select(D.cursor, D.attempts)
+                .where(
+                    D.consumer_id == consumer.id,
+                    D.deadline.is_(None) | (D.deadline <= now),
+                    ~exists().where(
+                        earlier.consumer_id == D.consumer_id,
+                        earlier.record_key == D.record_key,
+                        earlier.cursor < D.cursor,
+                    ),
+                )
+                .order_by(D.cursor)
+                .limit(want)
+            )
+        ).all()
+        if not ready:
+            return []
+        missing = [cursor for cursor, _ in ready if cursor not in wires]
+        if missing:
+            for cursor, blob in (
+                await conn.execute(select(E.cursor, E.event).where(E.cursor.in_(missing)))
+            ).all():
+                wires[cursor] = with_cursor(cursor, blob)
+        # A row whose event retention pruned meanwhile is the pruner's to count.
+        cursors = [cursor for cursor, _ in ready if cursor in wires]
+        await conn.execute(
+            update(D)
+            .where(D.consumer_id == consumer.id, D.cursor.in_(cursors))
+            .values(
+                holder=holder,
+                deadline=now + timedelta(seconds=consumer.ack_deadline_seconds),
+                attempts=D.attempts + 1,
+            )
+        )
+        return [
+            Leased(cursor, wires[cursor], attempts + 1)
+            for cursor, attempts in ready
+            if cursor in wires
+        ]
+
