@@ -43,11 +43,13 @@ class Puller:
         self.received: list[tuple[notifier_pb2.NotificationEvent, int]] = []
         self.error: grpc.aio.AioRpcError | None = None
         self.ended = False
+        self._opened = asyncio.Event()
         self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
         try:
             await self.call.write(self.first)
+            self._opened.set()
             async for response in self.call:
                 self.received.extend(zip(response.events, response.delivery_attempts,
                                          strict=True))
@@ -78,13 +80,16 @@ class Puller:
         return self.error
 
     async def ack(self, *cursors: str) -> None:
+        await self._opened.wait()
         await self.call.write(notifier_pb2.PullRequest(ack_cursors=list(cursors)))
 
     async def nack(self, *cursors: str) -> None:
+        await self._opened.wait()
         await self.call.write(notifier_pb2.PullRequest(nack_cursors=list(cursors)))
 
     async def close(self) -> None:
         """Half-closes: the server writes what was acked, then ends the stream."""
+        await self._opened.wait()
         await self.call.done_writing()
         async with asyncio.timeout(10):
             await self._task
