@@ -114,6 +114,7 @@ class _Consumer:
             await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not reader.done():
                 self._changed.set()  # the reader nacks what it holds from now on
+                await call.write(notifier_pb2.PullRequest(drain=True))  # nothing more comes
                 await self._drain()
                 flusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -101,6 +101,7 @@ class PullSession:
         self._clock = clock
         self.wake = asyncio.Event()
         self._half_closed = False
+        self._draining = False
         self._nudge = tail.subscribe(consumer.filter, wake=self.wake.set)
         registry.add(self)
 
@@ -115,6 +116,11 @@ class PullSession:
         marked_acks = [(cursor, self._forget(cursor)) for cursor in acks]
         marked_nacks = [(cursor, self._forget(cursor)) for cursor in nacks]
         self._acks.add(self.consumer_id, marked_acks, marked_nacks)
+        self.wake.set()
+
+    def drain(self) -> None:
+        """Nothing more is sent on this stream."""
+        self._draining = True
         self.wake.set()
 
     def half_closed(self) -> None:
@@ -139,7 +145,7 @@ class PullSession:
             self.wake.clear()
             closing = self._half_closed
             own_deadline = self._drop_expired(time.monotonic())
-            want = 0 if closing else self._max - len(self._outstanding)
+            want = 0 if closing or self._draining else self._max - len(self._outstanding)
             settled = self._acks.take(self.consumer_id)
             wait = self._poll
             if want > 0 or settled:

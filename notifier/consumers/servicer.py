@@ -82,6 +82,8 @@ class ConsumerRpcs:
         )
         reader = asyncio.ensure_future(_read(requests, session))
         try:
+            if first.drain:
+                session.drain()
             session.settle(acks, nacks)
             await context.send_initial_metadata(())
             # Each response is already serialized (events/wire.py passes bytes through).
@@ -106,6 +108,8 @@ async def _read(requests: AsyncIterator[notifier_pb2.PullRequest], session: Pull
                     [("consumer_id", "a Pull serves one consumer: leave it empty after the first")]
                 )
             acks, nacks = validation.pull_request(request, first=False)
+            if request.drain:
+                session.drain()
             session.settle(acks, nacks)
     finally:
         session.half_closed()

@@ -188,3 +188,21 @@ async def test_a_deleted_consumer_ends_its_streams_not_found(notifier) -> None:
 
     await notifier.stub.DeleteConsumer(notifier_pb2.DeleteConsumerRequest(consumer_id="sync"))
     assert (await pull.failure()).code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_draining_stream_is_sent_nothing_more(notifier) -> None:
+    await append(notifier, "1", "2", "3")
+    await create(notifier.stub)
+    pull = Puller(notifier.stub, "sync", max_outstanding=1)
+    (event, _), = await pull.wait_for(1)
+    from zoho.notifier.v1 import notifier_pb2
+
+    await pull.call.write(notifier_pb2.PullRequest(drain=True, nack_cursors=[event.cursor]))
+    await asyncio.sleep(0.5)
+    assert len(pull.received) == 1
+    await pull.close()
+    assert pull.ended and pull.error is None
+    other = Puller(notifier.stub, "sync", max_outstanding=1)
+    got = await other.wait_for(1)
+    assert (got[0][0].cursor, got[0][1]) == (event.cursor, 2)
+    await other.stop()

@@ -1309,10 +1309,16 @@ class PullRequest(_message.Message):
     MAX_OUTSTANDING_FIELD_NUMBER: _builtins.int
     ACK_CURSORS_FIELD_NUMBER: _builtins.int
     NACK_CURSORS_FIELD_NUMBER: _builtins.int
+    DRAIN_FIELD_NUMBER: _builtins.int
     consumer_id: _builtins.str
     """First request: required. Later requests need not repeat it."""
     max_outstanding: _builtins.int
     """First request: events this stream may hold unacknowledged; 0 means 100, else 1-1000."""
+    drain: _builtins.bool
+    """Send nothing more on this stream (a caller shutting down); its acks and nacks still
+    count, and it ends once the caller half-closes. Without it, events the caller nacks
+    may come straight back to the same stream.
+    """
     @_builtins.property
     def ack_cursors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Cursors of events processed (ack) or to deliver again now (nack)."""
@@ -1326,10 +1332,11 @@ class PullRequest(_message.Message):
         max_outstanding: _builtins.int = ...,
         ack_cursors: _abc.Iterable[_builtins.str] | None = ...,
         nack_cursors: _abc.Iterable[_builtins.str] | None = ...,
+        drain: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_cursors", b"ack_cursors", "consumer_id", b"consumer_id", "max_outstanding", b"max_outstanding", "nack_cursors", b"nack_cursors"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_cursors", b"ack_cursors", "consumer_id", b"consumer_id", "drain", b"drain", "max_outstanding", b"max_outstanding", "nack_cursors", b"nack_cursors"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
