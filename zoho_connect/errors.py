@@ -11,6 +11,35 @@ from grpc_status import rpc_status
 
 from servicekit import errors as reasons
 
+__all__ = [
+    "BY_REASON",
+    "TRANSIENT_CODES",
+    "AlreadyExistsError",
+    "BackendUnavailableError",
+    "ConsumerStalledError",
+    "CursorExpiredError",
+    "DeadlineExceededError",
+    "DeskOrgUnresolvedError",
+    "InternalError",
+    "InvalidArgumentError",
+    "MissingScopeError",
+    "NotConnectedError",
+    "NotFoundError",
+    "NotifierError",
+    "OriginNotAllowedError",
+    "PermissionDeniedError",
+    "ReauthRequiredError",
+    "TokenUnreadableError",
+    "TooManyConsumersError",
+    "TooManyStreamsError",
+    "TransportError",
+    "ZohoBadResponseError",
+    "ZohoRejectedError",
+    "ZohoThrottledError",
+    "ZohoUnavailableError",
+    "error_from",
+]
+
 
 class NotifierError(Exception):
     """An RPC failed. `reason` is the ErrorInfo reason ("" when the status had none, as

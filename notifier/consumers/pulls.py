@@ -89,7 +89,6 @@ class PullSession:
         self.consumer_id = consumer.id
         self.holder = f"{_REPLICA}-{uuid.uuid4().hex[:16]}"
         self._generation = consumer.generation
-        self._deadline_seconds = consumer.ack_deadline_seconds
         self._max = max_outstanding
         # cursor -> (generation delivered in, monotonic deadline)
         self._outstanding: dict[int, tuple[int, float]] = {}

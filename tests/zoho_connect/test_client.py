@@ -137,9 +137,6 @@ async def test_consume_drains_running_handlers_on_stop(notifier) -> None:
     assert len(started) == 2 and sorted(finished) == sorted(started)
     await until(lambda: _backlog(notifier, 4))
     # What was sent but not started was nacked: a new Pull gets it at once.
-    from sqlalchemy import text as _t
-    async with notifier.app.live.engine.connect() as conn:
-        print("DBG rows", (await conn.execute(_t("select cursor, attempts, holder, deadline from notifier_consumer_deliveries"))).all())
     pull = Puller(notifier.stub, "sync")
     got = await pull.wait_for(4, limit=5)
     assert sorted(e.record_id for e, _ in got) == sorted(
