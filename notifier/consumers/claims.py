@@ -2,8 +2,10 @@
 replicas never lease one event to two Pulls): apply the acks and nacks gathered since
 the last one, read new events from the log into deliveries, and lease the next ones.
 
-Per-record order: of a record's rows only the lowest cursor may be leased, and only
-while its deadline is unset or past; an ack deletes the row and so frees the next one.
+Per-record order: of a record's rows only the lowest cursor (its head, `is_head`, kept
+up to date here so that finding what is ready never joins the table with itself) may be
+leased, and only while its deadline is unset or past; an ack deletes the head and makes
+the record's next row its head.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.orm import aliased
 
-from notifier.consumers.store import C, ConsumerState, D, E, lock
+from notifier.consumers import pg_claims
+from notifier.consumers.store import C, ConsumerState, D, E, lock, promote
 from notifier.events.log import EventLog, Logged, with_cursor
 from servicekit.errors import NotFound
 from zoho.notifier.v1 import notifier_pb2
@@ -83,30 +86,48 @@ def _cursor_match(cursors: Sequence[tuple[int, int | None]]) -> list[object]:
 
 async def apply_settled(conn: AsyncConnection, consumer: ConsumerState, settled: Settled
                         ) -> tuple[int, int]:
-    """(acked, acks that matched no open delivery). acked_until follows the acks."""
+    """(acked, acks that matched no open delivery). acked_until follows the acks. Only a
+    delivered row (attempts > 0) can be acked: a cursor never handed out is ignored."""
+    total = len(settled.acks)
     acked = 0
+    freed: set[str] = set()
+    if settled.acks and conn.dialect.name == "postgresql":
+        acked = len(await pg_claims.ack(await _raw(conn), consumer.id, settled.acks))
+        settled = Settled([], settled.nacks)
     for condition in _cursor_match(settled.acks):
         result = await conn.execute(
-            delete(D).where(D.consumer_id == consumer.id, condition)  # type: ignore[arg-type]
+            delete(D)
+            .where(D.consumer_id == consumer.id, D.attempts > 0, condition)  # type: ignore[arg-type]
+            .returning(D.record_key)
         )
-        acked += result.rowcount or 0
+        keys = result.scalars().all()
+        acked += len(keys)
+        freed.update(keys)
     for condition in _cursor_match(settled.nacks):
         await conn.execute(
-            update(D).where(D.consumer_id == consumer.id, condition)  # type: ignore[arg-type]
+            update(D)
+            .where(D.consumer_id == consumer.id, D.attempts > 0, condition)  # type: ignore[arg-type]
             .values(holder=None, deadline=None)
         )
-    if settled.acks:
-        lowest = (
-            await conn.execute(select(func.min(D.cursor)).where(D.consumer_id == consumer.id))
-        ).scalar()
-        until = consumer.read_through if lowest is None else int(lowest) - 1
-        await conn.execute(update(C).where(C.id == consumer.id).values(acked_until=until))
-    return acked, len(settled.acks) - acked
+    if freed:
+        await promote(conn, consumer.id, sorted(freed))
+        lowest = select(func.min(D.cursor) - 1).where(D.consumer_id == consumer.id)
+        await conn.execute(
+            update(C).where(C.id == consumer.id)
+            .values(acked_until=func.coalesce(lowest.scalar_subquery(), C.read_through))
+        )
+    return acked, total - acked
+
+
+async def _raw(conn: AsyncConnection) -> Any:
+    """The transaction's own psycopg connection."""
+    return (await conn.get_raw_connection()).driver_connection
 
 
 class Claims:
     def __init__(self, engine: AsyncEngine, event_log: EventLog) -> None:
         self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
         self._log = event_log
 
     async def settle(self, batches: dict[str, Settled]) -> tuple[int, int]:
@@ -139,39 +160,56 @@ class Claims:
             consumer = await lock(conn, consumer_id)
             acked, unknown = await apply_settled(conn, consumer, settled)
             wires: dict[int, bytes] = {}
-            if want > 0 and consumer.read_through < through:
-                consumer = await self._read_ahead(conn, consumer, through, now, want, wires)
             leased: list[Leased] = []
             if want > 0:
                 leased = await self._lease(conn, consumer, holder, want, now, wires)
-            next_deadline = (
-                await conn.execute(
-                    select(func.min(D.deadline))
-                    .where(D.consumer_id == consumer_id, D.deadline.is_not(None))
-                )
-            ).scalar()
+                if len(leased) < want and consumer.read_through < through:
+                    consumer = await self._read_ahead(conn, consumer, through, wires)
+                    leased += await self._lease(
+                        conn, consumer, holder, want - len(leased), now, wires
+                    )
+            next_deadline = None
+            if not leased:
+                next_deadline = (
+                    await conn.execute(
+                        select(func.min(D.deadline))
+                        .where(D.consumer_id == consumer_id, D.deadline.is_not(None))
+                    )
+                ).scalar()
         return Claim(consumer, leased, next_deadline, acked, unknown)
 
     async def _read_ahead(
-        self, conn: AsyncConnection, consumer: ConsumerState, through: int, now: datetime,
-        want: int, wires: dict[int, bytes],
+        self, conn: AsyncConnection, consumer: ConsumerState, through: int,
+        wires: dict[int, bytes],
     ) -> ConsumerState:
-        rows, waiting = (
-            await conn.execute(
-                select(
-                    func.count(),
-                    func.count().filter(D.deadline.is_(None) | (D.deadline <= now)),
-                ).where(D.consumer_id == consumer.id)
-            )
-        ).one()
-        if waiting >= want or rows >= MAX_ROWS:
+        rows = (
+            await conn.execute(select(func.count()).where(D.consumer_id == consumer.id))
+        ).scalar_one()
+        if rows >= MAX_ROWS:
             return consumer
         read = await self._log.read_after(
             consumer.read_through, consumer.filter, READ_BATCH, through=through
         )
         position = through if len(read) < READ_BATCH else read[-1].cursor
-        if read:
-            await conn.execute(insert(D), [self._row(consumer, item, wires) for item in read])
+        new = [self._row(consumer, item, wires) for item in read]
+        if new and self.postgres:
+            first: set[str] = set()
+            for row in new:
+                row["is_head"] = row["record_key"] not in first
+                first.add(str(row["record_key"]))
+            await pg_claims.insert(await _raw(conn), consumer.id, consumer.generation, new)
+        elif new:
+            keys = sorted({str(row["record_key"]) for row in new})
+            seen = set(
+                (await conn.execute(
+                    select(D.record_key).distinct()
+                    .where(D.consumer_id == consumer.id, D.record_key.in_(keys))
+                )).scalars().all()
+            )
+            for row in new:
+                row["is_head"] = row["record_key"] not in seen
+                seen.add(str(row["record_key"]))
+            await conn.execute(insert(D), new)
         await conn.execute(update(C).where(C.id == consumer.id).values(read_through=position))
         return ConsumerState(**{**consumer.__dict__, "read_through": position})
 
@@ -184,6 +222,7 @@ class Claims:
             "cursor": item.cursor,
             "generation": consumer.generation,
             "record_key": record_key(event),
+            "is_head": False,
             "received_at": event.received_time.ToDatetime(tzinfo=UTC),
             "attempts": 0,
             "holder": None,
@@ -194,18 +233,20 @@ class Claims:
         self, conn: AsyncConnection, consumer: ConsumerState, holder: str, want: int,
         now: datetime, wires: dict[int, bytes],
     ) -> list[Leased]:
-        earlier = aliased(D)
+        deadline = now + timedelta(seconds=consumer.ack_deadline_seconds)
+        if self.postgres:
+            rows = await pg_claims.lease(
+                await _raw(conn), consumer.id, holder, want, now, deadline
+            )
+            return [Leased(c, with_cursor(c, blob), attempts)
+                    for c, attempts, blob in rows if blob is not None]
         ready = (
             await conn.execute(
                 select(D.cursor, D.attempts)
                 .where(
                     D.consumer_id == consumer.id,
+                    D.is_head,
                     D.deadline.is_(None) | (D.deadline <= now),
-                    ~exists().where(
-                        earlier.consumer_id == D.consumer_id,
-                        earlier.record_key == D.record_key,
-                        earlier.cursor < D.cursor,
-                    ),
                 )
                 .order_by(D.cursor)
                 .limit(want)
@@ -226,7 +267,7 @@ class Claims:
             .where(D.consumer_id == consumer.id, D.cursor.in_(cursors))
             .values(
                 holder=holder,
-                deadline=now + timedelta(seconds=consumer.ack_deadline_seconds),
+                deadline=deadline,
                 attempts=D.attempts + 1,
             )
         )
@@ -235,4 +276,3 @@ class Claims:
             for cursor, attempts in ready
             if cursor in wires
         ]
-

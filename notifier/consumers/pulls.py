@@ -14,13 +14,13 @@ import asyncio
 import os
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from notifier.consumers import metrics
 from notifier.consumers.acks import AckBatcher
 from notifier.consumers.claims import Claims, Leased
+from notifier.consumers.gate import ClaimGate
 from notifier.consumers.store import ConsumerState
 from notifier.events.tail import LogTail
 
@@ -51,14 +51,28 @@ def pull_response(leased: list[Leased]) -> bytes:
 
 
 class Registry:
-    """This replica's open Pulls by consumer, to wake them when something changes."""
+    """This replica's open Pulls by consumer, to wake them when something changes, and
+    one ClaimGate per consumer they share."""
 
-    def __init__(self) -> None:
+    def __init__(self, claims: Claims, acks: AckBatcher, tail: LogTail,
+                 clock: Callable[[], datetime]) -> None:
+        self._claims = claims
+        self._acks = acks
+        self._tail = tail
+        self._clock = clock
         self._by_consumer: dict[str, set[PullSession]] = {}
+        self._gates: dict[str, ClaimGate] = {}
 
-    def add(self, session: PullSession) -> None:
+    def add(self, session: PullSession) -> ClaimGate:
         self._by_consumer.setdefault(session.consumer_id, set()).add(session)
         metrics.PULLS.inc()
+        gate = self._gates.get(session.consumer_id)
+        if gate is None:
+            gate = self._gates[session.consumer_id] = ClaimGate(
+                session.consumer_id, _REPLICA, claims=self._claims, acks=self._acks,
+                position=lambda: self._tail.position, clock=self._clock, on_acked=self.wake,
+            )
+        return gate
 
     def remove(self, session: PullSession) -> None:
         sessions = self._by_consumer.get(session.consumer_id)
@@ -66,6 +80,7 @@ class Registry:
             sessions.discard(session)
             if not sessions:
                 del self._by_consumer[session.consumer_id]
+                self._gates.pop(session.consumer_id, None)
         metrics.PULLS.dec()
 
     def wake(self, consumer_id: str) -> None:
@@ -79,7 +94,6 @@ class PullSession:
         consumer: ConsumerState,
         max_outstanding: int,
         *,
-        claims: Claims,
         acks: AckBatcher,
         tail: LogTail,
         registry: Registry,
@@ -87,12 +101,10 @@ class PullSession:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.consumer_id = consumer.id
-        self.holder = f"{_REPLICA}-{uuid.uuid4().hex[:16]}"
         self._generation = consumer.generation
         self._max = max_outstanding
         # cursor -> (generation delivered in, monotonic deadline)
         self._outstanding: dict[int, tuple[int, float]] = {}
-        self._claims = claims
         self._acks = acks
         self._tail = tail
         self._registry = registry
@@ -102,7 +114,7 @@ class PullSession:
         self._half_closed = False
         self._draining = False
         self._nudge = tail.subscribe(consumer.filter, wake=self.wake.set)
-        registry.add(self)
+        self._gate = registry.add(self)
 
     def close(self) -> None:
         self._tail.unsubscribe(self._nudge)
@@ -149,13 +161,7 @@ class PullSession:
             wait = self._poll
             if want > 0 or settled:
                 now = self._clock()
-                claim = await self._claims.claim(
-                    self.consumer_id, holder=self.holder, want=max(want, 0),
-                    through=self._tail.position, now=now, settled=settled,
-                )
-                self._acks.record(claim.acked, claim.unknown_acks)
-                if claim.acked:
-                    self._registry.wake(self.consumer_id)
+                claim = await self._gate.claim(max(want, 0), settled)
                 if claim.consumer.generation != self._generation:
                     # Sought: what this stream held is forgotten with its deliveries.
                     self._generation = claim.consumer.generation

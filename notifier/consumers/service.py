@@ -65,16 +65,19 @@ class Consumers:
     ) -> None:
         self.store = ConsumerStore(engine)
         self.claims = Claims(engine, event_log)
-        self.registry = Registry()
         self.acks = AckBatcher(
-            self.claims, interval=config.ack_flush_seconds, on_settled=self.registry.wake
+            self.claims, interval=config.ack_flush_seconds, on_settled=self._wake
         )
+        self.registry = Registry(self.claims, self.acks, tail, clock)
         self._log = event_log
         self._tail = tail
         self._config = config
         self._clock = clock
         self._counted: dict[str, _Counted] = {}
         self._gauges = BackgroundTask("consumer-gauges")
+
+    def _wake(self, consumer_id: str) -> None:
+        self.registry.wake(consumer_id)
 
     def start(self) -> None:
         self.acks.start()
@@ -129,7 +132,7 @@ class Consumers:
     async def open_pull(self, consumer_id: str, max_outstanding: int) -> PullSession:
         consumer = await self.store.get(consumer_id)
         return PullSession(
-            consumer, max_outstanding, claims=self.claims, acks=self.acks, tail=self._tail,
+            consumer, max_outstanding, acks=self.acks, tail=self._tail,
             registry=self.registry, poll_seconds=self._config.poll_seconds, clock=self._clock,
         )
 

@@ -83,6 +83,21 @@ async def lock(conn: AsyncConnection, consumer_id: str) -> ConsumerState:
     return state(row)
 
 
+async def promote(conn: AsyncConnection, consumer_id: str, keys: Sequence[str] | None) -> None:
+    """Marks the lowest remaining row of each record in `keys` (None: every record) as
+    its head, after the head was deleted (ack, expiry)."""
+    lowest = select(func.min(D.cursor)).where(D.consumer_id == consumer_id)
+    if keys is not None:
+        if not keys:
+            return
+        lowest = lowest.where(D.record_key.in_(keys))
+    await conn.execute(
+        update(D)
+        .where(D.consumer_id == consumer_id, D.cursor.in_(lowest.group_by(D.record_key)))
+        .values(is_head=True)
+    )
+
+
 class ConsumerStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -187,6 +202,7 @@ class ConsumerStore:
             return (await conn.execute(query)).scalar()
 
     async def expire(self, conn: AsyncConnection, last: int) -> int:
+
         """Retention is about to delete every event at or below `last` (in `conn`'s
         transaction, before the delete): each consumer counts what it had not had
         acknowledged there in `expired_count` and moves past it. Returns the total."""
@@ -209,6 +225,8 @@ class ConsumerStore:
                         *event_conditions(consumer.filter),
                     )
                 )).scalar_one()
+            if dropped.rowcount:
+                await promote(conn, consumer_id, None)
             expired = (dropped.rowcount or 0) + int(unread)
             total += expired
             await conn.execute(

@@ -125,6 +125,8 @@ class ConsumerDeliveryRow(Base):
     # A digest of (user, app, module, record_id), or of the subscription for an event
     # without a record: one outstanding event per key at a time.
     record_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    # The record's lowest row: the only one of it that may be leased.
+    is_head: Mapped[bool] = mapped_column(Boolean, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False)
     holder: Mapped[str | None] = mapped_column(String(64))

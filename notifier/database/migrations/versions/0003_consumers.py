@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column("cursor", sa.BigInteger, primary_key=True),
         sa.Column("generation", sa.Integer, nullable=False),
         sa.Column("record_key", sa.String(32), nullable=False),
+        sa.Column("is_head", sa.Boolean, nullable=False),
         sa.Column("received_at", UTCDateTime(), nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
         sa.Column("holder", sa.String(64)),
