@@ -72,9 +72,11 @@ async def _watch_drain(stub: notifier_pb2_grpc.NotifierServiceStub, count: int) 
 
 
 async def _pull_drain(stubs: list[notifier_pb2_grpc.NotifierServiceStub], name: str,
-                      newest: int, pulls: int = 4) -> tuple[float, list[DrainingPull]]:
+                      newest: int, pulls: int = 4, max_outstanding: int = 500
+                      ) -> tuple[float, list[DrainingPull]]:
     await _create(stubs[0], name, from_earliest=True, ack_deadline_seconds=60)
-    streams = [DrainingPull(stubs[i % len(stubs)], name, i) for i in range(pulls)]
+    streams = [DrainingPull(stubs[i % len(stubs)], name, i, max_outstanding)
+               for i in range(pulls)]
     started = time.perf_counter()
     tasks = [stream.start() for stream in streams]
     while await _acked_until(stubs[0], name) != format_cursor(newest):

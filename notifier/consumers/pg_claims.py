@@ -13,11 +13,13 @@ from typing import Any
 _LEASE = """
 WITH ready AS (
     SELECT cursor FROM notifier_consumer_deliveries
-    WHERE consumer_id = %(c)s::varchar AND is_head AND (deadline IS NULL OR deadline <= %(now)s::timestamptz)
+    WHERE consumer_id = %(c)s::varchar AND is_head
+      AND (deadline IS NULL OR deadline <= %(now)s::timestamptz)
     ORDER BY cursor LIMIT %(want)s::int8
 ), leased AS (
     UPDATE notifier_consumer_deliveries AS d
-    SET holder = %(holder)s::varchar, deadline = %(deadline)s::timestamptz, attempts = d.attempts + 1
+    SET holder = %(holder)s::varchar, deadline = %(deadline)s::timestamptz,
+        attempts = d.attempts + 1
     FROM ready WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ready.cursor
     RETURNING d.cursor, d.attempts
 )
@@ -26,18 +28,16 @@ FROM leased LEFT JOIN notifier_events AS e ON e.cursor = leased.cursor
 ORDER BY leased.cursor
 """
 
-# A row is its record's head when it is the first of the batch for its record (`heads`)
-# and the consumer holds no row of that record yet.
+# New deliveries, heads and the ones leased at once decided by the claim.
 _INSERT = """
 INSERT INTO notifier_consumer_deliveries
-    (consumer_id, cursor, generation, record_key, is_head, received_at, attempts)
-SELECT %(c)s::varchar, t.cursor, %(generation)s::int4, t.key,
-       t.head AND NOT EXISTS (
-           SELECT FROM notifier_consumer_deliveries AS o
-           WHERE o.consumer_id = %(c)s::varchar AND o.record_key = t.key),
-       t.at, 0
-FROM unnest(%(cursors)s::int8[], %(keys)s::text[], %(heads)s::bool[], %(ats)s::timestamptz[])
-     AS t(cursor, key, head, at)
+    (consumer_id, cursor, generation, record_key, is_head, received_at, attempts, holder,
+     deadline)
+SELECT %(c)s::varchar, t.cursor, %(generation)s::int4, t.key, t.head, t.at, t.attempts,
+       t.holder, t.deadline
+FROM unnest(%(cursors)s::int8[], %(keys)s::text[], %(heads)s::bool[], %(ats)s::timestamptz[],
+            %(attempts)s::int4[], %(holders)s::text[], %(deadlines)s::timestamptz[])
+     AS t(cursor, key, head, at, attempts, holder, deadline)
 """
 
 # Acks by cursor, each with the generation it was delivered in (NULL: any).
@@ -84,6 +84,9 @@ async def insert(conn: Any, consumer_id: str, generation: int, rows: list[dict[s
         "keys": [row["record_key"] for row in rows],
         "heads": [row["is_head"] for row in rows],
         "ats": [row["received_at"] for row in rows],
+        "attempts": [row["attempts"] for row in rows],
+        "holders": [row["holder"] for row in rows],
+        "deadlines": [row["deadline"] for row in rows],
     }, prepare=True)
 
 
