@@ -25,7 +25,7 @@ from notifier.consumers.config import ConsumersConfig
 from notifier.consumers.pulls import PullSession, Registry
 from notifier.consumers.store import ConsumerState, ConsumerStore
 from notifier.events.cursor import parse_cursor
-from notifier.events.log import EventLog
+from notifier.events.log import EventFilter, EventLog
 from notifier.events.tail import LogTail
 from servicekit.background import BackgroundTask
 from servicekit.errors import CursorExpired
@@ -47,6 +47,30 @@ class ConsumerView:
     state: ConsumerState
     backlog: int
     oldest_unacked: datetime | None
+
+
+class _Ranges:
+    """The log's bounds for one pass over consumers, with its range counts memoised."""
+
+    def __init__(self, pruned: int, newest: int, store: ConsumerStore) -> None:
+        self.pruned = pruned
+        self.newest = newest
+        self.deliveries: dict[str, tuple[int, datetime | None]] = {}
+        self._store = store
+        self._counts: dict[tuple[EventFilter, int, int], int] = {}
+        self._first: dict[tuple[EventFilter, int], datetime | None] = {}
+
+    async def count(self, event_filter: EventFilter, after: int, through: int) -> int:
+        key = (event_filter, after, through)
+        if key not in self._counts:
+            self._counts[key] = await self._store.count_events(event_filter, after, through)
+        return self._counts[key]
+
+    async def first_received(self, event_filter: EventFilter, after: int) -> datetime | None:
+        key = (event_filter, after)
+        if key not in self._first:
+            self._first[key] = await self._store.first_received(event_filter, after)
+        return self._first[key]
 
 
 @dataclass
@@ -114,7 +138,9 @@ class Consumers:
     async def page(self, after: str, limit: int) -> tuple[list[ConsumerView], str]:
         rows = await self.store.page(after, limit + 1)
         more = len(rows) > limit
-        views = [await self._view(row) for row in rows[:limit]]
+        ranges = _Ranges(*await self._log.bounds(), self.store)
+        ranges.deliveries = await self.store.all_delivery_counts()
+        views = [await self._view(row, ranges) for row in rows[:limit]]
         return views, (rows[limit - 1].id if more else "")
 
     async def delete(self, consumer_id: str) -> None:
@@ -143,19 +169,23 @@ class Consumers:
             metrics.EXPIRED.inc(expired)
             log.warning("retention pruned %d events consumers had not acknowledged", expired)
 
-    async def _view(self, consumer: ConsumerState) -> ConsumerView:
-        rows, oldest = await self.store.delivery_counts(consumer.id)
-        unread, start = await self._unread(consumer)
+    async def _view(self, consumer: ConsumerState, ranges: _Ranges | None = None
+                    ) -> ConsumerView:
+        if ranges is None:
+            ranges = _Ranges(*await self._log.bounds(), self.store)
+            rows, oldest = await self.store.delivery_counts(consumer.id)
+        else:
+            rows, oldest = ranges.deliveries.get(consumer.id, (0, None))
+        unread, start = await self._unread(consumer, ranges)
         if oldest is None and unread:
-            oldest = await self.store.first_received(consumer.filter, start)
+            oldest = await ranges.first_received(consumer.filter, start)
         return ConsumerView(consumer, rows + unread, oldest)
 
-    async def _unread(self, consumer: ConsumerState) -> tuple[int, int]:
+    async def _unread(self, consumer: ConsumerState, ranges: _Ranges) -> tuple[int, int]:
         """(matching events past the read position, that position)."""
-        pruned, newest = await self._log.bounds()
+        pruned, newest = ranges.pruned, ranges.newest
         start = max(consumer.read_through, pruned)
         before = self._counted.get(consumer.id)
-        count_events = self.store.count_events
         f = consumer.filter
         if (
             before is not None
@@ -164,11 +194,11 @@ class Consumers:
         ):
             count = (
                 before.count
-                - await count_events(f, before.start, start)
-                + await count_events(f, before.newest, newest)
+                - await ranges.count(f, before.start, start)
+                + await ranges.count(f, before.newest, newest)
             )
         else:
-            count = await count_events(f, start, newest)
+            count = await ranges.count(f, start, newest)
         self._counted[consumer.id] = _Counted(consumer.generation, pruned, start, newest, count)
         return count, start
 
@@ -185,21 +215,31 @@ class Consumers:
             await asyncio.sleep(self._config.metrics_seconds)
             started = time.monotonic()
             try:
-                seen: set[str] = set()
-                after = ""
-                while True:
-                    views, after = await self.page(after, 200)
-                    for view in views:
-                        seen.add(view.state.id)
-                        metrics.BACKLOG.labels(view.state.id).set(view.backlog)
-                        age = 0.0
-                        if view.oldest_unacked is not None:
-                            age = (self._clock() - view.oldest_unacked).total_seconds()
-                        metrics.OLDEST_UNACKED_AGE.labels(view.state.id).set(max(age, 0.0))
-                    if not after:
-                        break
-                for gone in set(self._counted) - seen:
-                    self._forget(gone)
+                await self.refresh_gauges()
             except Exception as failed:  # the database may be down: next time
                 log.warning("refreshing consumer gauges failed: %s", type(failed).__name__)
             log.debug("consumer gauges took %.3f s", time.monotonic() - started)
+
+    async def refresh_gauges(self) -> None:
+        """Every consumer's backlog and oldest-unacked age into their gauges. One pass
+        shares the log's bounds, one grouped count of deliveries, and each distinct range
+        count (consumers with the same filter and position cost one query between them)."""
+        seen: set[str] = set()
+        after = ""
+        ranges = _Ranges(*await self._log.bounds(), self.store)
+        ranges.deliveries = await self.store.all_delivery_counts()
+        while True:
+            states = await self.store.page(after, 501)
+            after = states[499].id if len(states) > 500 else ""
+            for state in states[:500]:
+                view = await self._view(state, ranges)
+                seen.add(state.id)
+                metrics.BACKLOG.labels(state.id).set(view.backlog)
+                age = 0.0
+                if view.oldest_unacked is not None:
+                    age = (self._clock() - view.oldest_unacked).total_seconds()
+                metrics.OLDEST_UNACKED_AGE.labels(state.id).set(max(age, 0.0))
+            if not after:
+                break
+        for gone in set(self._counted) - seen:
+            self._forget(gone)

@@ -183,6 +183,17 @@ class ConsumerStore:
             ).one()
         return int(count), oldest
 
+    async def all_delivery_counts(self) -> dict[str, tuple[int, datetime | None]]:
+        """delivery_counts of every consumer holding rows, in one query."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(D.consumer_id, func.count(), func.min(D.received_at))
+                    .group_by(D.consumer_id)
+                )
+            ).all()
+        return {consumer_id: (int(count), oldest) for consumer_id, count, oldest in rows}
+
     async def count_events(self, event_filter: EventFilter, after: int, through: int) -> int:
         """Matching events in (after, through]: an indexed range, not the whole log."""
         if through <= after:

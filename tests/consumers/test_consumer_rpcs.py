@@ -128,3 +128,19 @@ async def test_the_cap_is_resource_exhausted_and_consumers_survive_a_restart(
             assert (await get(stub, "one")).ack_deadline_seconds == 30
             listed = await stub.ListConsumers(notifier_pb2.ListConsumersRequest())
             assert [c.consumer_id for c in listed.consumers] == ["one", "two"]
+
+
+async def test_backlog_and_oldest_unacked_age_are_gauges(notifier) -> None:
+    from notifier.consumers import metrics
+
+    await append(notifier, "1", "2", "3")
+    await create(notifier.stub, "gauged")
+    await create(notifier.stub, "gone")
+    consumers = notifier.app.live.consumers
+    await consumers.refresh_gauges()
+    assert metrics.BACKLOG.labels("gauged")._value.get() == 3
+    assert metrics.OLDEST_UNACKED_AGE.labels("gauged")._value.get() >= 0.0
+    await notifier.stub.DeleteConsumer(notifier_pb2.DeleteConsumerRequest(consumer_id="gone"))
+    await consumers.refresh_gauges()
+    labelled = {s.labels.get("consumer") for s in metrics.BACKLOG.collect()[0].samples}
+    assert "gone" not in labelled and "gauged" in labelled
