@@ -206,3 +206,27 @@ async def test_a_draining_stream_is_sent_nothing_more(notifier) -> None:
     got = await other.wait_for(1)
     assert (got[0][0].cursor, got[0][1]) == (event.cursor, 2)
     await other.stop()
+
+
+async def test_pull_streams_count_against_the_stream_caps(
+    sandbox, broker, notifier_database_url
+) -> None:
+    from notifier.app import NotifierApp
+    from servicekit.runner import running
+    from servicekit.streams import StreamLimits
+    from tests.plugins.notifier_fixtures import notifier_config
+    from zoho.notifier.v1 import notifier_pb2_grpc
+
+    config = notifier_config(sandbox.origin, broker.address, notifier_database_url,
+                             streams=StreamLimits(max_streams_per_peer=1))
+    async with running(NotifierApp(config), grace=0, migrate=False) as address:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = notifier_pb2_grpc.NotifierServiceStub(channel)
+            await create(stub)
+            first = Puller(stub, "sync")
+            await first.call.initial_metadata()
+            second = Puller(stub, "sync")
+            refused = await second.failure()
+            assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert reason(refused) == "TOO_MANY_STREAMS"
+            await first.stop()
