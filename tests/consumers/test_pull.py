@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from notifier.consumers import metrics
-from tests.consumers.helpers import Puller, append, create, get, until
+from tests.consumers.helpers import Puller, append, create, get, new_event, until
 from tests.notifier.helpers import bad_fields, reason
 
 
@@ -230,3 +230,43 @@ async def test_pull_streams_count_against_the_stream_caps(
             assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert reason(refused) == "TOO_MANY_STREAMS"
             await first.stop()
+
+
+async def test_a_pull_reader_that_stops_reading_is_ended_consumer_stalled(
+    sandbox, broker, notifier_database_url
+) -> None:
+    from notifier.app import NotifierApp
+    from servicekit.runner import running
+    from servicekit.streams import StreamLimits
+    from tests.plugins.notifier_fixtures import notifier_config
+    from tests.plugins.raw_h2 import RawH2Client
+    from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
+
+    config = notifier_config(sandbox.origin, broker.address, notifier_database_url,
+                             streams=StreamLimits(write_timeout_seconds=0.5))
+    app = NotifierApp(config)
+    async with running(app, grace=0, migrate=False) as address:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = notifier_pb2_grpc.NotifierServiceStub(channel)
+            await create(stub)
+            await app.live.writer.append([new_event(str(i)) for i in range(300)])
+            slots = app.server.calls.slots
+            client = RawH2Client(address, window=16, drain=False)
+            try:
+                first = notifier_pb2.PullRequest(consumer_id="sync", max_outstanding=1000)
+                stream = client.start("/zoho.notifier.v1.NotifierService/Pull",
+                                      first.SerializeToString(), end_stream=False)
+                pumping = asyncio.create_task(asyncio.to_thread(client.pump, 3.0))
+                async with asyncio.timeout(10):
+                    while slots.open != 1:
+                        await asyncio.sleep(0.02)
+                    while slots.open != 0:  # ended by the write timeout, not by us
+                        await asyncio.sleep(0.02)
+                await pumping
+                client.reopen(stream)
+                await asyncio.to_thread(client.pump, 1.0)
+                reply = client.replies[stream]
+            finally:
+                client.close()
+            assert reply.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
+            assert b"CONSUMER_STALLED" in reply.status_details
