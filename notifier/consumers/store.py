@@ -218,6 +218,7 @@ class ConsumerStore:
         transaction, before the delete): each consumer counts what it had not had
         acknowledged there in `expired_count` and moves past it. Returns the total."""
         total = 0
+        counted: dict[tuple[EventFilter, int], int] = {}
         ids = (
             await conn.execute(select(C.id).where(C.read_through < last).union(
                 select(D.consumer_id).where(D.cursor <= last)
@@ -230,12 +231,17 @@ class ConsumerStore:
             )
             unread = 0
             if consumer.read_through < last:
-                unread = (await conn.execute(
-                    select(func.count()).select_from(E).where(
-                        E.cursor > consumer.read_through, E.cursor <= last,
-                        *event_conditions(consumer.filter),
-                    )
-                )).scalar_one()
+                # Consumers with the same filters and position (idle ones made together)
+                # share one count.
+                key = (consumer.filter, consumer.read_through)
+                if key not in counted:
+                    counted[key] = (await conn.execute(
+                        select(func.count()).select_from(E).where(
+                            E.cursor > consumer.read_through, E.cursor <= last,
+                            *event_conditions(consumer.filter),
+                        )
+                    )).scalar_one()
+                unread = counted[key]
             if dropped.rowcount:
                 await promote(conn, consumer_id, None)
             expired = (dropped.rowcount or 0) + int(unread)
