@@ -1,7 +1,7 @@
 """notifier_consumers, notifier_consumer_deliveries: server-held consumers and their
 leased outstanding deliveries
 
-Revision ID: n0003
+Revision ID: n0003_consumers
 Revises: n0002
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 from servicekit.database import UTCDateTime
 
-revision = "n0003"
+revision = "n0003_consumers"
 down_revision = "n0002"
 branch_labels = None
 depends_on = None
