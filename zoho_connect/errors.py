@@ -171,6 +171,21 @@ BY_REASON: dict[str, type[NotifierError]] = {
 }
 
 
+def _add_missing_reasons() -> None:
+    """A reason servicekit gained that has no class above still gets a type of its own
+    (`<ServiceErrorName>Error`, not retryable), so no reason falls back to NotifierError."""
+    for value in list(vars(reasons).values()):
+        if (isinstance(value, type) and issubclass(value, reasons.ServiceError)
+                and value.reason not in BY_REASON):
+            BY_REASON[value.reason] = type(
+                f"{value.__name__}Error", (NotifierError,),
+                {"reason": value.reason, "__module__": __name__},
+            )
+
+
+_add_missing_reasons()
+
+
 def error_from(failed: grpc.aio.AioRpcError) -> NotifierError:
     """The typed exception for a failed call."""
     code = failed.code()
