@@ -225,7 +225,8 @@ async def idle_consumers(args: argparse.Namespace, report: h.Report) -> None:
             await _create(stub, "active")
             stream = stub.Pull()
             await stream.write(notifier_pb2.PullRequest(consumer_id="active"))
-            before = await _latencies(log, conn, stream, 50)
+            await _latencies(log, conn, stream, 30)  # warm-up: first claims, plans
+            before = await _latencies(log, conn, stream, 100)
             for i in range(args.idle_consumers):
                 await _create(stub, f"idle-{i:05d}")
             await asyncio.sleep(2)
@@ -234,7 +235,7 @@ async def idle_consumers(args: argparse.Namespace, report: h.Report) -> None:
             during: list[float] = []
             deadline = time.monotonic() + args.soak_seconds
             while time.monotonic() < deadline:
-                during.extend(await _latencies(log, conn, stream, 10))
+                during.extend(await _latencies(log, conn, stream, 20))
                 await stub.ListConsumers(notifier_pb2.ListConsumersRequest(page_size=500))
                 samples.append(notifier.status_kib("VmRSS") / 1024)
                 await asyncio.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
