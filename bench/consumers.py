@@ -259,9 +259,10 @@ async def idle_consumers(args: argparse.Namespace, report: h.Report) -> None:
 
 async def run(args: argparse.Namespace) -> bool:
     report = h.Report("consumers", " ".join(["bench/consumers.py", *sys.argv[1:]]))
-    await drain_and_redelivery(args, report)
-    await kill_mid_drain(args, report)
-    await idle_consumers(args, report)
+    phases = {"drain": drain_and_redelivery, "kill": kill_mid_drain, "idle": idle_consumers}
+    for name, phase in phases.items():
+        if args.only in ("", name):
+            await phase(args, report)
     return report.print()
 
 
@@ -272,6 +273,8 @@ def main() -> int:
     parser.add_argument("--kill-events", type=int, default=20_000)
     parser.add_argument("--idle-consumers", type=int, default=1000)
     parser.add_argument("--soak-seconds", type=float, default=600.0)
+    parser.add_argument("--only", choices=["drain", "kill", "idle"], default="",
+                        help="run one phase (drain includes the redelivery check)")
     return 0 if asyncio.run(run(parser.parse_args())) else 1
 
 
