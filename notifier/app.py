@@ -101,7 +101,9 @@ class NotifierApp:
                 public_url=lambda: self.live.public_url,
                 forget=self.live.directory.forget,
             )
-        servicer = NotifierServicer(self.notifications, self.subscriptions, self.live.watches)
+        servicer = NotifierServicer(
+            self.notifications, self.subscriptions, self.live.watches, self.live.consumers
+        )
         self.server = GrpcServer(
             config.listen,
             [

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from servicekit import caller_policy
 from servicekit.caller_policy import CallerPolicy
+from servicekit.errors import PermissionDenied
 
 ENV_VAR = "NOTIFIER_CALLER_POLICY"
 ALL_USERS = "AllUsers"
@@ -35,3 +36,14 @@ def may_read_all_users() -> bool:
     """Whether the caller of the call being handled may read every user's events (an
     empty user_id). Always true without mutual TLS (no identity, no policy)."""
     return caller_policy.granted(ALL_USERS)
+
+
+def require_all_users(method: str) -> None:
+    """PermissionDenied unless the caller may read every user's events: for a watch or a
+    consumer over every user (an empty user_id)."""
+    if not may_read_all_users():
+        raise PermissionDenied(
+            "every user's events (an empty user_id) need the AllUsers grant "
+            "(NOTIFIER_CALLER_POLICY): name the user_id",
+            metadata={"method": method, "grant": ALL_USERS},
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from notifier.consumers.config import ConsumersConfig
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
 from notifier.ingress.limits import ConnectionLimits, DeliveryLimits
@@ -42,6 +43,7 @@ class EventsConfig:
     max_subscriptions_per_user: int = 200
     ingress_connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     ingress_deliveries: DeliveryLimits = field(default_factory=DeliveryLimits)
+    consumers: ConsumersConfig = field(default_factory=ConsumersConfig)
 
     @classmethod
     def from_env(cls, env: Env) -> EventsConfig:
@@ -93,6 +95,7 @@ class EventsConfig:
             ),
             ingress_connections=_connection_limits(env),
             ingress_deliveries=_delivery_limits(env),
+            consumers=ConsumersConfig.from_env(env),
         )
 
 

@@ -1,5 +1,5 @@
 """Wiring of live events: the notifier's database, the event log with its writer, tail,
-pruner and (PostgreSQL) LISTEN, and the ingress. `zoho-notifier` runs all of it beside
+pruner and (PostgreSQL) LISTEN, consumers, and the ingress. `zoho-notifier` runs all of it beside
 the gRPC server; `zoho-notifier ingress` runs only the ingress half (database only: no
 broker, no key)."""
 
@@ -11,6 +11,7 @@ import logging
 import httpx
 
 from notifier.config import EventsConfig
+from notifier.consumers.service import Consumers
 from notifier.database import DATABASE
 from notifier.events.log import EventLog
 from notifier.events.pg_listen import PostgresListener
@@ -37,8 +38,11 @@ class LiveEvents:
         self.tail = LogTail(self.log, poll_seconds=config.poll_seconds)
         self.watches = Watches(self.log, self.tail)
         self.writer = EventWriter(self.log, on_committed=self.tail.committed)
+        self.consumers = Consumers(self.engine, self.log, self.tail, config.consumers)
         self.pruner = Pruner(
-            self.log, config.event_retention_seconds, interval_seconds=config.prune_interval_seconds
+            self.log, config.event_retention_seconds,
+            interval_seconds=config.prune_interval_seconds,
+            before_delete=self.consumers.expire,
         )
         self.directory = SubscriptionDirectory(self.engine)
         self.outages = Outages(self.engine, self.writer)
@@ -74,6 +78,7 @@ class LiveEvents:
         if self._watch:
             await self.tail.start()
             self.pruner.start()
+            self.consumers.start()
             if self.listener is not None:
                 self.listener.start()
         try:
@@ -90,6 +95,7 @@ class LiveEvents:
         await self.outages.stop()
         if self.listener is not None:
             await self.listener.stop()
+        await self.consumers.stop()
         await self.pruner.stop()
         await self.tail.stop()
         await self.writer.stop()

@@ -1,6 +1,6 @@
 """NotifierService over gRPC: validates, hands the caller's deadline on, translates.
-The logic lives in notifications.Notifications, subscriptions.service.Subscriptions and
-events.watch.Watches."""
+The logic lives in notifications.Notifications, subscriptions.service.Subscriptions,
+events.watch.Watches and (consumers/servicer.py's RPCs) consumers.service.Consumers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any, TypeAlias
 import grpc
 
 from notifier import converters, validation
-from notifier.authz import ALL_USERS, may_read_all_users
+from notifier.authz import require_all_users
+from notifier.consumers.service import Consumers
+from notifier.consumers.servicer import ConsumerRpcs
 from notifier.events.watch import Watches
 from notifier.notifications import Notifications
 from notifier.redaction import mask_notifications, mask_webhook
@@ -20,7 +22,6 @@ from notifier.subscriptions.service import Subscriptions
 from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.error_status import rpc_errors
-from servicekit.errors import PermissionDenied
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 
@@ -28,13 +29,21 @@ Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 DESK = common_pb2.APP_TYPE_DESK
 
 
-class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
+# ConsumerRpcs.Pull is a coroutine that writes; the stub knows only generators.
+class NotifierServicer(  # type: ignore[misc]
+    ConsumerRpcs, notifier_pb2_grpc.NotifierServiceServicer
+):
     def __init__(
-        self, notifications: Notifications, subscriptions: Subscriptions, watches: Watches
+        self,
+        notifications: Notifications,
+        subscriptions: Subscriptions,
+        watches: Watches,
+        consumers: Consumers,
     ) -> None:
         self._n = notifications
         self._subscriptions = subscriptions
         self._watches = watches
+        self._consumers = consumers
 
     @rpc_errors
     async def ListNotifications(  # type: ignore[override]  # the stub knows only generators
@@ -205,12 +214,8 @@ class NotifierServicer(notifier_pb2_grpc.NotifierServiceServicer):
         self, request: notifier_pb2.WatchNotificationsRequest, context: Ctx
     ) -> None:
         subscription_validation.watch_request(request)
-        if not request.user_id and not may_read_all_users():
-            raise PermissionDenied(
-                "every user's events (an empty user_id) need the AllUsers grant "
-                "(NOTIFIER_CALLER_POLICY): name the user_id",
-                metadata={"method": "WatchNotifications", "grant": ALL_USERS},
-            )
+        if not request.user_id:
+            require_all_users("WatchNotifications")
         query = subscription_converters.watch_query(request)
         start = await self._watches.start_position(query)
         # Headers now: a caller that has them knows every later event will reach it.

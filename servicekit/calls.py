@@ -3,7 +3,7 @@ piece per concern, composed here:
 
 - a request id that is safe to log and forward (servicekit/logs.py),
 - malformed request bytes answered INVALID_ARGUMENT (servicekit/malformed.py),
-- bounds on server streams (servicekit/streams.py `bounded`),
+- bounds on server and bidirectional streams (servicekit/streams.py `bounded`),
 - metrics that count each call under the code it really ended with
   (servicekit/call_metrics.py).
 """
@@ -19,7 +19,7 @@ from servicekit.call_metrics import Observed
 from servicekit.error_status import refuse
 from servicekit.errors import ServiceError
 from servicekit.logs import request_id, trusted_request_id
-from servicekit.malformed import refuse_malformed, tolerant
+from servicekit.malformed import checked, refuse_malformed, tolerant
 from servicekit.streams import StreamLimits, StreamSlots, bounded
 
 
@@ -57,6 +57,16 @@ class RequestContextInterceptor(grpc.aio.ServerInterceptor):
                 tolerant(handler.request_deserializer),
                 handler.response_serializer,
             )
+        if handler.stream_stream:
+            # A bidirectional stream (the notifier's Pull): the same bounds on its writes.
+            service = method.lstrip("/").split("/", 1)[0]
+            slots = self.slots if service in self.bounded else None
+            timeout = self.limits.write_timeout_seconds if self.limits else None
+            return grpc.stream_stream_rpc_method_handler(
+                _stream(handler.stream_stream, method, rid, slots, timeout),
+                tolerant(handler.request_deserializer),
+                handler.response_serializer,
+            )
         return handler
 
 
@@ -78,6 +88,8 @@ def _stream(inner: Callable[..., Any], method: str, rid: str, slots: StreamSlots
         request_id.set(rid)
         with Observed(method, ctx):
             await refuse_malformed(ctx, req, method)
+            if hasattr(req, "__aiter__"):
+                req = checked(req)
             async with bounded(ctx, slots, timeout, method) as target:
                 try:
                     await _run(inner(req, target), target)

@@ -169,6 +169,22 @@ class NotFound(ServiceError):
     reason = "NOT_FOUND"
 
 
+class AlreadyExists(ServiceError):
+    reason = "ALREADY_EXISTS"
+
+
+class TooManyConsumers(ServiceError):
+    """NOTIFIER_MAX_CONSUMERS reached: delete one first (waiting does not help)."""
+
+    reason = "TOO_MANY_CONSUMERS"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"at most {limit} consumers may exist (NOTIFIER_MAX_CONSUMERS); delete one first",
+            metadata={"limit": str(limit)},
+        )
+
+
 class PermissionDenied(ServiceError):
     reason = "PERMISSION_DENIED"
 

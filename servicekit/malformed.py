@@ -4,7 +4,7 @@ there would reach the caller as UNKNOWN with Python's exception text."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -47,3 +47,11 @@ async def refuse_malformed(ctx: grpc.aio.ServicerContext[Any, Any], request: Any
     """Ends the call if `request` came from bytes `tolerant` could not decode."""
     if isinstance(request, _Malformed):
         await refuse(ctx, request.error(), method)
+
+
+async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A client stream's requests; a malformed one is the handler's INVALID_ARGUMENT."""
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise request.error()
+        yield request

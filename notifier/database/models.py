@@ -106,3 +106,47 @@ class EventLogState(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     pruned_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+class ConsumerRow(Base):
+    """A named position in the event log (notifier/consumers/). Every matching event at
+    or below `read_through` has been read into notifier_consumer_deliveries or acked."""
+
+    __tablename__ = "notifier_consumers"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    app_type: Mapped[int] = mapped_column(Integer, nullable=False)
+    subscription_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    ack_deadline_seconds: Mapped[int] = mapped_column(Integer, nullable=False)
+    read_through: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # NULL until the first ack after creation or the last seek.
+    acked_until: Mapped[int | None] = mapped_column(BigInteger)
+    # Bumped by every seek: acks of deliveries made before it are not applied after it.
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    expired_count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ConsumerDeliveryRow(Base):
+    """One event a consumer has read and not had acknowledged: leased to a Pull (`holder`
+    until `deadline`) or waiting (deadline NULL: never sent, nacked, or behind an earlier
+    event of its record). An ack deletes the row."""
+
+    __tablename__ = "notifier_consumer_deliveries"
+    __table_args__ = (
+        Index("ix_notifier_consumer_deliveries_record", "consumer_id", "record_key", "cursor"),
+    )
+
+    consumer_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, nullable=False)
+    # A digest of (user, app, module, record_id), or of the subscription for an event
+    # without a record: one outstanding event per key at a time.
+    record_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    # The record's lowest row: the only one of it that may be leased.
+    is_head: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)

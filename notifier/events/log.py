@@ -11,7 +11,7 @@ per batch, not per event) and NOTIFY tells every replica once the batch is commi
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -28,6 +28,8 @@ from notifier.events.pg_direct import PostgresAppend
 from zoho.notifier.v1 import notifier_pb2
 
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
+
+PruneHook = Callable[[AsyncConnection, int], Awaitable[None]]
 
 
 class Logged(NamedTuple):
@@ -224,8 +226,10 @@ class EventLog:
             newest = (await conn.execute(select(func.max(EventRow.cursor)))).scalar()
         return pruned, max(pruned, newest or 0)
 
-    async def prune(self, before: datetime) -> int:
-        """Deletes every event received before `before`; returns how many."""
+    async def prune(self, before: datetime, *, before_delete: PruneHook | None = None) -> int:
+        """Deletes every event received before `before`; returns how many.
+        `before_delete(conn, last)`: runs in the same transaction first (consumers count
+        what they had not acknowledged up to `last`, notifier/consumers/)."""
         async with self.engine.begin() as conn:
             last = (
                 await conn.execute(
@@ -234,6 +238,8 @@ class EventLog:
             ).scalar()
             if last is None:
                 return 0
+            if before_delete is not None:
+                await before_delete(conn, last)
             # By cursor, not by time, so that "at or below pruned_through" is exact.
             result = await conn.execute(delete(EventRow).where(EventRow.cursor <= last))
             await conn.execute(

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from notifier.events.log import EventLog
+from notifier.events.log import EventLog, PruneHook
 from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
@@ -21,15 +21,20 @@ class Pruner:
         *,
         interval_seconds: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        before_delete: PruneHook | None = None,
     ) -> None:
+        """`before_delete`: see EventLog.prune (consumers' expired_count)."""
         self._log = event_log
+        self._before_delete = before_delete
         self._retention = timedelta(seconds=retention_seconds)
         self._interval = interval_seconds
         self._clock = clock
         self._task = BackgroundTask("event-pruner")
 
     async def prune_once(self) -> int:
-        pruned = await self._log.prune(self._clock() - self._retention)
+        pruned = await self._log.prune(
+            self._clock() - self._retention, before_delete=self._before_delete
+        )
         if pruned:
             log.info("pruned %d events past the retention", pruned)
         return pruned

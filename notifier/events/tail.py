@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from notifier.events.log import EventFilter, EventLog, Logged
 from servicekit.background import BackgroundTask
@@ -48,6 +49,19 @@ class TailSubscription:
         return items
 
 
+class TailNudge(TailSubscription):
+    """For a reader that reads the log itself (a consumer's Pull): holds no events, only
+    calls `wake` when a matching one is committed."""
+
+    def __init__(self, event_filter: EventFilter, since: int, wake: Callable[[], None]) -> None:
+        super().__init__(event_filter, since)
+        self._wake = wake
+
+    def push(self, item: Logged) -> bool:
+        self._wake()
+        return True
+
+
 class LogTail:
     def __init__(self, event_log: EventLog, *, poll_seconds: float) -> None:
         self._log = event_log
@@ -81,8 +95,15 @@ class LogTail:
             return
         self._fan_out(stored)
 
-    def subscribe(self, event_filter: EventFilter) -> TailSubscription:
-        subscription = TailSubscription(event_filter, self.position)
+    def subscribe(
+        self, event_filter: EventFilter, *, wake: Callable[[], None] | None = None
+    ) -> TailSubscription:
+        """`wake`: a TailNudge that calls it instead of queueing events."""
+        subscription = (
+            TailSubscription(event_filter, self.position)
+            if wake is None
+            else TailNudge(event_filter, self.position, wake)
+        )
         self._subscriptions.add(subscription)
         return subscription
 

@@ -1,5 +1,6 @@
 """WatchNotifications writes events as they are stored, already serialized: its
-response serializer passes the bytes through (no parse and re-serialize per event)."""
+response serializer passes the bytes through (no parse and re-serialize per event).
+Pull (notifier/consumers/) writes PullResponses built from the same bytes the same way."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from servicekit.services import NOTIFIER_SERVICE_NAME
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 WATCH = "WatchNotifications"
+PULL = "Pull"
 
 
 def _as_is(wire: bytes) -> bytes:
@@ -35,7 +37,8 @@ class _Collected:
 def add_notifier_service(
     servicer: notifier_pb2_grpc.NotifierServiceServicer, server: grpc.aio.Server
 ) -> None:
-    """The generated add_NotifierServiceServicer_to_server, WatchNotifications passthrough."""
+    """The generated add_NotifierServiceServicer_to_server, WatchNotifications and Pull
+    passing bytes through."""
     collected = _Collected()
     notifier_pb2_grpc.add_NotifierServiceServicer_to_server(servicer, collected)
     handlers = collected.handlers
@@ -43,6 +46,12 @@ def add_notifier_service(
     handlers[WATCH] = grpc.unary_stream_rpc_method_handler(
         watch.unary_stream,
         request_deserializer=watch.request_deserializer,
+        response_serializer=_as_is,
+    )
+    pull = handlers[PULL]
+    handlers[PULL] = grpc.stream_stream_rpc_method_handler(
+        pull.stream_stream,
+        request_deserializer=pull.request_deserializer,
         response_serializer=_as_is,
     )
     server.add_generic_rpc_handlers(

@@ -24,7 +24,7 @@ from zoho.notifier.v1 import notifier_pb2_grpc
 
 NOTIFIER_TABLES = (
     "notifier_events, notifier_subscriptions, notifier_keeper_subscriptions, notifier_keeper_users,"
-    " notifier_outages"
+    " notifier_outages, notifier_consumers, notifier_consumer_deliveries"
 )
 
 

@@ -89,8 +89,9 @@ class RawH2Client:
             self.sock.sendall(data)
 
     def start(self, path: str, message: bytes,
-              headers: Sequence[tuple[bytes, bytes]] = ()) -> int:
-        """Opens a stream sending one request message; returns its stream id."""
+              headers: Sequence[tuple[bytes, bytes]] = (), *, end_stream: bool = True) -> int:
+        """Opens a stream sending one request message; returns its stream id.
+        `end_stream=False`: the request side stays open (a bidirectional stream)."""
         with self._lock:
             stream_id = self.h2.get_next_available_stream_id()
             self.h2.send_headers(stream_id, [
@@ -98,7 +99,7 @@ class RawH2Client:
                 (b":authority", self.authority), (b"content-type", b"application/grpc"),
                 (b"te", b"trailers"), *headers,
             ])
-            self.h2.send_data(stream_id, grpc_frame(message), end_stream=True)
+            self.h2.send_data(stream_id, grpc_frame(message), end_stream=end_stream)
             self.replies[stream_id] = RawReply()
             self._flush()
         return stream_id

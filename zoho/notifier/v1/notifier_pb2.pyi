@@ -1064,3 +1064,306 @@ class NotificationEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___NotificationEvent: _TypeAlias = NotificationEvent  # noqa: Y015
+
+@_typing.final
+class CreateConsumerRequest(_message.Message):
+    """---- Consumers (kept together at the end of the file) ----"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMER_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_TYPE_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    FROM_EARLIEST_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    ACK_DEADLINE_SECONDS_FIELD_NUMBER: _builtins.int
+    consumer_id: _builtins.str
+    """The caller's name for it: [a-z][a-z0-9-]{2,62}."""
+    user_id: _builtins.str
+    """Filters, as in WatchNotificationsRequest. Empty user_id: every user's events."""
+    app_type: _common_pb2.AppType.ValueType
+    subscription_id: _builtins.str
+    from_earliest: _builtins.bool
+    after_cursor: _builtins.str
+    ack_deadline_seconds: _builtins.int
+    """0 means 60; otherwise 10-600."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        consumer_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        app_type: _common_pb2.AppType.ValueType = ...,
+        subscription_id: _builtins.str = ...,
+        from_earliest: _builtins.bool = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        after_cursor: _builtins.str = ...,
+        ack_deadline_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "from_earliest", b"from_earliest", "start", b"start", "start_time", b"start_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline_seconds", b"ack_deadline_seconds", "after_cursor", b"after_cursor", "app_type", b"app_type", "consumer_id", b"consumer_id", "from_earliest", b"from_earliest", "start", b"start", "start_time", b"start_time", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_start: _TypeAlias = _typing.Literal["from_earliest", "start_time", "after_cursor"]  # noqa: Y015
+    _WhichOneofArgType_start: _TypeAlias = _typing.Literal["start", b"start"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_start) -> _WhichOneofReturnType_start | None: ...
+
+Global___CreateConsumerRequest: _TypeAlias = CreateConsumerRequest  # noqa: Y015
+
+@_typing.final
+class Consumer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMER_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_TYPE_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_ID_FIELD_NUMBER: _builtins.int
+    ACK_DEADLINE_SECONDS_FIELD_NUMBER: _builtins.int
+    ACKED_UNTIL_FIELD_NUMBER: _builtins.int
+    BACKLOG_FIELD_NUMBER: _builtins.int
+    OLDEST_UNACKED_TIME_FIELD_NUMBER: _builtins.int
+    EXPIRED_COUNT_FIELD_NUMBER: _builtins.int
+    CREATED_TIME_FIELD_NUMBER: _builtins.int
+    consumer_id: _builtins.str
+    user_id: _builtins.str
+    app_type: _common_pb2.AppType.ValueType
+    subscription_id: _builtins.str
+    ack_deadline_seconds: _builtins.int
+    acked_until: _builtins.str
+    """Every event up to this cursor is acknowledged; empty before the first ack."""
+    backlog: _builtins.int
+    """Events matching the filters and not yet acknowledged, delivered or not."""
+    expired_count: _builtins.int
+    """Events pruned by retention before they were acknowledged."""
+    @_builtins.property
+    def oldest_unacked_time(self) -> _timestamp_pb2.Timestamp:
+        """received_time of the oldest event not yet acknowledged; unset when none."""
+
+    @_builtins.property
+    def created_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        consumer_id: _builtins.str = ...,
+        user_id: _builtins.str = ...,
+        app_type: _common_pb2.AppType.ValueType = ...,
+        subscription_id: _builtins.str = ...,
+        ack_deadline_seconds: _builtins.int = ...,
+        acked_until: _builtins.str = ...,
+        backlog: _builtins.int = ...,
+        oldest_unacked_time: _timestamp_pb2.Timestamp | None = ...,
+        expired_count: _builtins.int = ...,
+        created_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "oldest_unacked_time", b"oldest_unacked_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline_seconds", b"ack_deadline_seconds", "acked_until", b"acked_until", "app_type", b"app_type", "backlog", b"backlog", "consumer_id", b"consumer_id", "created_time", b"created_time", "expired_count", b"expired_count", "oldest_unacked_time", b"oldest_unacked_time", "subscription_id", b"subscription_id", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Consumer: _TypeAlias = Consumer  # noqa: Y015
+
+@_typing.final
+class GetConsumerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMER_ID_FIELD_NUMBER: _builtins.int
+    consumer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        consumer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer_id", b"consumer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsumerRequest: _TypeAlias = GetConsumerRequest  # noqa: Y015
+
+@_typing.final
+class ListConsumersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """0 means 100; at most 500."""
+    page_token: _builtins.str
+    """next_page_token of the previous page."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsumersRequest: _TypeAlias = ListConsumersRequest  # noqa: Y015
+
+@_typing.final
+class ListConsumersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMERS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def consumers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Consumer]: ...
+    def __init__(
+        self,
+        *,
+        consumers: _abc.Iterable[Global___Consumer] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumers", b"consumers", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConsumersResponse: _TypeAlias = ListConsumersResponse  # noqa: Y015
+
+@_typing.final
+class DeleteConsumerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMER_ID_FIELD_NUMBER: _builtins.int
+    consumer_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        consumer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consumer_id", b"consumer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteConsumerRequest: _TypeAlias = DeleteConsumerRequest  # noqa: Y015
+
+@_typing.final
+class DeleteConsumerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteConsumerResponse: _TypeAlias = DeleteConsumerResponse  # noqa: Y015
+
+@_typing.final
+class SeekConsumerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMER_ID_FIELD_NUMBER: _builtins.int
+    FROM_EARLIEST_FIELD_NUMBER: _builtins.int
+    START_TIME_FIELD_NUMBER: _builtins.int
+    AFTER_CURSOR_FIELD_NUMBER: _builtins.int
+    consumer_id: _builtins.str
+    from_earliest: _builtins.bool
+    after_cursor: _builtins.str
+    """The event right after this cursor comes next."""
+    @_builtins.property
+    def start_time(self) -> _timestamp_pb2.Timestamp:
+        """The first event received at or after this time comes next."""
+
+    def __init__(
+        self,
+        *,
+        consumer_id: _builtins.str = ...,
+        from_earliest: _builtins.bool = ...,
+        start_time: _timestamp_pb2.Timestamp | None = ...,
+        after_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "from_earliest", b"from_earliest", "start_time", b"start_time", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_cursor", b"after_cursor", "consumer_id", b"consumer_id", "from_earliest", b"from_earliest", "start_time", b"start_time", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_target: _TypeAlias = _typing.Literal["from_earliest", "start_time", "after_cursor"]  # noqa: Y015
+    _WhichOneofArgType_target: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_target) -> _WhichOneofReturnType_target | None: ...
+
+Global___SeekConsumerRequest: _TypeAlias = SeekConsumerRequest  # noqa: Y015
+
+@_typing.final
+class PullRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSUMER_ID_FIELD_NUMBER: _builtins.int
+    MAX_OUTSTANDING_FIELD_NUMBER: _builtins.int
+    ACK_CURSORS_FIELD_NUMBER: _builtins.int
+    NACK_CURSORS_FIELD_NUMBER: _builtins.int
+    DRAIN_FIELD_NUMBER: _builtins.int
+    consumer_id: _builtins.str
+    """First request: required. Later requests need not repeat it."""
+    max_outstanding: _builtins.int
+    """First request: events this stream may hold unacknowledged; 0 means 100, else 1-1000."""
+    drain: _builtins.bool
+    """Send nothing more on this stream (a caller shutting down); its acks and nacks still
+    count, and it ends once the caller half-closes. Without it, events the caller nacks
+    may come straight back to the same stream.
+    """
+    @_builtins.property
+    def ack_cursors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Cursors of events processed (ack) or to deliver again now (nack)."""
+
+    @_builtins.property
+    def nack_cursors(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        consumer_id: _builtins.str = ...,
+        max_outstanding: _builtins.int = ...,
+        ack_cursors: _abc.Iterable[_builtins.str] | None = ...,
+        nack_cursors: _abc.Iterable[_builtins.str] | None = ...,
+        drain: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_cursors", b"ack_cursors", "consumer_id", b"consumer_id", "drain", b"drain", "max_outstanding", b"max_outstanding", "nack_cursors", b"nack_cursors"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullRequest: _TypeAlias = PullRequest  # noqa: Y015
+
+@_typing.final
+class PullResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    DELIVERY_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___NotificationEvent]: ...
+    @_builtins.property
+    def delivery_attempts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """One per event, same order: 1 on first delivery."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___NotificationEvent] | None = ...,
+        delivery_attempts: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivery_attempts", b"delivery_attempts", "events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PullResponse: _TypeAlias = PullResponse  # noqa: Y015

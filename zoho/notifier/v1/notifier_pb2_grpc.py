@@ -113,6 +113,36 @@ class NotifierServiceStub:
                 request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.WatchNotificationsRequest.SerializeToString,
                 response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.NotificationEvent.FromString,
                 _registered_method=True)
+        self.CreateConsumer = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/CreateConsumer',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.CreateConsumerRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.FromString,
+                _registered_method=True)
+        self.GetConsumer = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/GetConsumer',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.GetConsumerRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.FromString,
+                _registered_method=True)
+        self.ListConsumers = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/ListConsumers',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListConsumersRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListConsumersResponse.FromString,
+                _registered_method=True)
+        self.DeleteConsumer = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/DeleteConsumer',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteConsumerRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteConsumerResponse.FromString,
+                _registered_method=True)
+        self.SeekConsumer = channel.unary_unary(
+                '/zoho.notifier.v1.NotifierService/SeekConsumer',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.SeekConsumerRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.FromString,
+                _registered_method=True)
+        self.Pull = channel.stream_stream(
+                '/zoho.notifier.v1.NotifierService/Pull',
+                request_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.PullRequest.SerializeToString,
+                response_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.PullResponse.FromString,
+                _registered_method=True)
 
 
 class NotifierServiceServicer:
@@ -231,6 +261,50 @@ class NotifierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConsumer(self, request, context):
+        """---- Consumers (kept together at the end of the service) ----
+        A consumer is a named position in the event log held by the notifier: events are
+        delivered at least once to its Pull streams (shared by every replica), acknowledged
+        by cursor, delivered again when nacked or past the ack deadline, one at a time per
+        record in log order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsumer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConsumers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConsumer(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SeekConsumer(self, request, context):
+        """Moves the consumer's position: what follows it is delivered again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pull(self, request_iterator, context):
+        """The first request names consumer_id (and max_outstanding); any request may ack and
+        nack cursors; each response carries events and their delivery attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NotifierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -308,6 +382,36 @@ def add_NotifierServiceServicer_to_server(servicer, server):
                     servicer.WatchNotifications,
                     request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.WatchNotificationsRequest.FromString,
                     response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.NotificationEvent.SerializeToString,
+            ),
+            'CreateConsumer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConsumer,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.CreateConsumerRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.SerializeToString,
+            ),
+            'GetConsumer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsumer,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.GetConsumerRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.SerializeToString,
+            ),
+            'ListConsumers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConsumers,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListConsumersRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListConsumersResponse.SerializeToString,
+            ),
+            'DeleteConsumer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConsumer,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteConsumerRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteConsumerResponse.SerializeToString,
+            ),
+            'SeekConsumer': grpc.unary_unary_rpc_method_handler(
+                    servicer.SeekConsumer,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.SeekConsumerRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.SerializeToString,
+            ),
+            'Pull': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pull,
+                    request_deserializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.PullRequest.FromString,
+                    response_serializer=zoho_dot_notifier_dot_v1_dot_notifier__pb2.PullResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -719,6 +823,168 @@ class NotifierService:
             '/zoho.notifier.v1.NotifierService/WatchNotifications',
             zoho_dot_notifier_dot_v1_dot_notifier__pb2.WatchNotificationsRequest.SerializeToString,
             zoho_dot_notifier_dot_v1_dot_notifier__pb2.NotificationEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateConsumer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/CreateConsumer',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.CreateConsumerRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsumer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/GetConsumer',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.GetConsumerRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConsumers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/ListConsumers',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListConsumersRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.ListConsumersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConsumer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/DeleteConsumer',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteConsumerRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.DeleteConsumerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SeekConsumer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zoho.notifier.v1.NotifierService/SeekConsumer',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.SeekConsumerRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.Consumer.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pull(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/zoho.notifier.v1.NotifierService/Pull',
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.PullRequest.SerializeToString,
+            zoho_dot_notifier_dot_v1_dot_notifier__pb2.PullResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,6 +74,22 @@ class NotifierServiceStub:
     """The retained backlog after a cursor (or from the call, or from the earliest), then
     the live tail: every event once, in the order received.
     """
+    CreateConsumer: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.CreateConsumerRequest, _notifier_pb2.Consumer]
+    """---- Consumers (kept together at the end of the service) ----
+    A consumer is a named position in the event log held by the notifier: events are
+    delivered at least once to its Pull streams (shared by every replica), acknowledged
+    by cursor, delivered again when nacked or past the ack deadline, one at a time per
+    record in log order.
+    """
+    GetConsumer: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.GetConsumerRequest, _notifier_pb2.Consumer]
+    ListConsumers: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.ListConsumersRequest, _notifier_pb2.ListConsumersResponse]
+    DeleteConsumer: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.DeleteConsumerRequest, _notifier_pb2.DeleteConsumerResponse]
+    SeekConsumer: _grpc.UnaryUnaryMultiCallable[_notifier_pb2.SeekConsumerRequest, _notifier_pb2.Consumer]
+    """Moves the consumer's position: what follows it is delivered again."""
+    Pull: _grpc.StreamStreamMultiCallable[_notifier_pb2.PullRequest, _notifier_pb2.PullResponse]
+    """The first request names consumer_id (and max_outstanding); any request may ack and
+    nack cursors; each response carries events and their delivery attempts.
+    """
 
 @_typing.type_check_only
 class NotifierServiceAsyncStub(NotifierServiceStub):
@@ -120,6 +136,22 @@ class NotifierServiceAsyncStub(NotifierServiceStub):
     WatchNotifications: _aio.UnaryStreamMultiCallable[_notifier_pb2.WatchNotificationsRequest, _notifier_pb2.NotificationEvent]  # type: ignore[assignment]
     """The retained backlog after a cursor (or from the call, or from the earliest), then
     the live tail: every event once, in the order received.
+    """
+    CreateConsumer: _aio.UnaryUnaryMultiCallable[_notifier_pb2.CreateConsumerRequest, _notifier_pb2.Consumer]  # type: ignore[assignment]
+    """---- Consumers (kept together at the end of the service) ----
+    A consumer is a named position in the event log held by the notifier: events are
+    delivered at least once to its Pull streams (shared by every replica), acknowledged
+    by cursor, delivered again when nacked or past the ack deadline, one at a time per
+    record in log order.
+    """
+    GetConsumer: _aio.UnaryUnaryMultiCallable[_notifier_pb2.GetConsumerRequest, _notifier_pb2.Consumer]  # type: ignore[assignment]
+    ListConsumers: _aio.UnaryUnaryMultiCallable[_notifier_pb2.ListConsumersRequest, _notifier_pb2.ListConsumersResponse]  # type: ignore[assignment]
+    DeleteConsumer: _aio.UnaryUnaryMultiCallable[_notifier_pb2.DeleteConsumerRequest, _notifier_pb2.DeleteConsumerResponse]  # type: ignore[assignment]
+    SeekConsumer: _aio.UnaryUnaryMultiCallable[_notifier_pb2.SeekConsumerRequest, _notifier_pb2.Consumer]  # type: ignore[assignment]
+    """Moves the consumer's position: what follows it is delivered again."""
+    Pull: _aio.StreamStreamMultiCallable[_notifier_pb2.PullRequest, _notifier_pb2.PullResponse]  # type: ignore[assignment]
+    """The first request names consumer_id (and max_outstanding); any request may ack and
+    nack cursors; each response carries events and their delivery attempts.
     """
 
 class NotifierServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -254,6 +286,58 @@ class NotifierServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_notifier_pb2.NotificationEvent], _abc.AsyncIterator[_notifier_pb2.NotificationEvent]]:
         """The retained backlog after a cursor (or from the call, or from the earliest), then
         the live tail: every event once, in the order received.
+        """
+
+    @_abc_1.abstractmethod
+    def CreateConsumer(
+        self,
+        request: _notifier_pb2.CreateConsumerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.Consumer, _abc.Awaitable[_notifier_pb2.Consumer]]:
+        """---- Consumers (kept together at the end of the service) ----
+        A consumer is a named position in the event log held by the notifier: events are
+        delivered at least once to its Pull streams (shared by every replica), acknowledged
+        by cursor, delivered again when nacked or past the ack deadline, one at a time per
+        record in log order.
+        """
+
+    @_abc_1.abstractmethod
+    def GetConsumer(
+        self,
+        request: _notifier_pb2.GetConsumerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.Consumer, _abc.Awaitable[_notifier_pb2.Consumer]]: ...
+
+    @_abc_1.abstractmethod
+    def ListConsumers(
+        self,
+        request: _notifier_pb2.ListConsumersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.ListConsumersResponse, _abc.Awaitable[_notifier_pb2.ListConsumersResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteConsumer(
+        self,
+        request: _notifier_pb2.DeleteConsumerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.DeleteConsumerResponse, _abc.Awaitable[_notifier_pb2.DeleteConsumerResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SeekConsumer(
+        self,
+        request: _notifier_pb2.SeekConsumerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_notifier_pb2.Consumer, _abc.Awaitable[_notifier_pb2.Consumer]]:
+        """Moves the consumer's position: what follows it is delivered again."""
+
+    @_abc_1.abstractmethod
+    def Pull(
+        self,
+        request_iterator: _MaybeAsyncIterator[_notifier_pb2.PullRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_notifier_pb2.PullResponse], _abc.AsyncIterator[_notifier_pb2.PullResponse]]:
+        """The first request names consumer_id (and max_outstanding); any request may ack and
+        nack cursors; each response carries events and their delivery attempts.
         """
 
 def add_NotifierServiceServicer_to_server(servicer: NotifierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
