@@ -10,8 +10,8 @@ from notifier.app import NotifierApp
 from notifier.consumers.config import ConsumersConfig
 from servicekit.runner import running
 from tests.consumers.helpers import SUB, append, create, get
-from tests.notifier.helpers import bad_fields, error_info, reason
 from tests.plugins.notifier_fixtures import events_config, notifier_config
+from tests.rpc_errors import bad_fields, error_info, reason
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 

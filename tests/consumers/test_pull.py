@@ -11,7 +11,7 @@ import pytest
 
 from notifier.consumers import metrics
 from tests.consumers.helpers import Puller, append, create, get, new_event, until
-from tests.notifier.helpers import bad_fields, reason
+from tests.rpc_errors import bad_fields, reason
 
 
 async def test_backlog_then_live_events_acked_on_the_stream(notifier) -> None:

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from notifier.events.retention import Pruner
 from tests.consumers.helpers import Puller, append, create, get, until
-from tests.notifier.helpers import bad_fields
+from tests.rpc_errors import bad_fields
 from zoho.notifier.v1 import notifier_pb2
 
 

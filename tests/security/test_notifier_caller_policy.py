@@ -127,6 +127,50 @@ async def test_an_explicit_policy_is_applied_to_unary_and_streaming_rpcs(
     assert error_info(caught.value).metadata["caller"] == "notifier"
 
 
+async def _refusal(call: Any) -> str:
+    try:
+        await call
+    except grpc.aio.AioRpcError as refused:
+        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused.details()
+        info = error_info(refused)
+        return f"{info.reason}:{info.metadata.get('grant') or info.metadata['method']}"
+    return "OK"
+
+
+async def _pull_once(stub: notifier_pb2_grpc.NotifierServiceStub, consumer_id: str) -> str:
+    """OK when the Pull is served (stays open), else the refusal's reason."""
+    call = stub.Pull(timeout=10)
+    await call.write(notifier_pb2.PullRequest(consumer_id=consumer_id, max_outstanding=1))
+    ended = asyncio.ensure_future(call.code())
+    try:
+        await asyncio.wait_for(asyncio.shield(ended), 1.0)
+    except TimeoutError:
+        return "OK"
+    finally:
+        call.cancel()
+        await asyncio.gather(ended, return_exceptions=True)
+    return await _refusal(call.read())
+
+
+async def test_a_consumer_over_every_user_needs_the_all_users_grant(
+    mutual_notifier, pki: Pki
+) -> None:
+    stub = await mutual_notifier()
+    every_user = notifier_pb2.CreateConsumerRequest(consumer_id="everyone")
+    assert await _refusal(stub(pki.stranger).CreateConsumer(every_user, timeout=10)) == (
+        "PERMISSION_DENIED:AllUsers")
+    assert await _refusal(stub(pki.operator).CreateConsumer(every_user, timeout=10)) == "OK"
+    one_user = notifier_pb2.CreateConsumerRequest(consumer_id="demo-only", user_id="demo")
+    assert await _refusal(stub(pki.stranger).CreateConsumer(one_user, timeout=10)) == "OK"
+    # Reading an every-user consumer is gated as creating one is; a one-user one is not.
+    assert await _pull_once(stub(pki.stranger), "everyone") == "PERMISSION_DENIED:AllUsers"
+    assert await _pull_once(stub(pki.operator), "everyone") == "OK"
+    assert await _pull_once(stub(pki.stranger), "demo-only") == "OK"
+    seek = notifier_pb2.SeekConsumerRequest(consumer_id="everyone", from_earliest=True)
+    assert await _refusal(stub(pki.stranger).SeekConsumer(seek, timeout=10)) == (
+        "PERMISSION_DENIED:AllUsers")
+
+
 @pytest.mark.parametrize(
     ("env", "why"),
     [
