@@ -62,9 +62,11 @@ class Keeper:
         self.clock = clock
         self.store = KeeperStore(engine)
         zoho = ZohoSide(notifications, keys, public_url)
-        gaps = Gaps(writer)
-        self.renewer = Renewer(self.store, zoho, gaps, config, ttl_seconds)
-        self.reconciler = Reconciler(self.store, zoho, gaps, self.renewer, ttl_seconds, forget)
+        self.gaps = Gaps(writer)
+        self.renewer = Renewer(self.store, zoho, self.gaps, config, ttl_seconds)
+        self.reconciler = Reconciler(
+            self.store, zoho, self.gaps, self.renewer, ttl_seconds, forget
+        )
         self._limit = asyncio.Semaphore(config.concurrency)
         # One Zoho call per user at a time from this replica: CRM's concurrency limit is
         # per org, as low as 5 on the Free edition.
