@@ -24,7 +24,8 @@ from tests.plugins.broker_fixtures import TEST_KEY, test_database_kind
 from zoho.notifier.v1 import notifier_pb2_grpc
 
 NOTIFIER_TABLES = (
-    "notifier_events, notifier_subscriptions, notifier_keeper_subscriptions, notifier_keeper_users"
+    "notifier_events, notifier_subscriptions, notifier_keeper_subscriptions, notifier_keeper_users,"
+    " notifier_capture_cursors, notifier_capture_orgs, notifier_capture_credits"
 )
 
 
