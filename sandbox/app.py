@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sandbox import accounts, consent, crm, demo, desk
+from sandbox import accounts, consent, crm, demo, desk, desk_records
 from sandbox.control import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
 from sandbox.deliver_to import LOOPBACK, DeliverTo
 from sandbox.demo import DemoSizes
@@ -41,6 +41,8 @@ def create_app(
     revoke.add_route("POST", accounts.revoke)
     consent.add_routes(app)
     crm.add_routes(app)
+    # Before desk's own routes: those end with a catch-all.
+    desk_records.add_routes(app)
     desk.add_routes(app)
     add_control_routes(app)
     return app
@@ -51,7 +53,12 @@ def seed(app: web.Application, *, with_demo: bool) -> None:
     state.clear()
     if with_demo:
         sizes = app[DEMO_SIZES_KEY]
-        demo.seed_demo(state, crm_items=sizes.crm_items, desk_webhooks=sizes.desk_webhooks)
+        demo.seed_demo(
+            state,
+            crm_items=sizes.crm_items,
+            desk_webhooks=sizes.desk_webhooks,
+            records=sizes.records,
+        )
 
 
 def format_origin(host: str, port: int) -> str:

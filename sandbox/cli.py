@@ -15,6 +15,7 @@ from sandbox.app import run_sandbox
 from sandbox.control import Network, parse_networks
 from sandbox.deliver_to import LOOPBACK, DeliverTo
 from sandbox.demo import DemoSizes
+from sandbox.demo_records import DEFAULT_DEMO_RECORDS
 
 DEFAULT_LISTEN = "127.0.0.1:8780"
 
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-demo", action="store_true", help="start without the demo tenant")
     parser.add_argument("--demo-crm-items", type=int, default=demo.DEFAULT_CRM_ITEMS)
     parser.add_argument("--demo-desk-webhooks", type=int, default=demo.DEFAULT_DESK_WEBHOOKS)
+    parser.add_argument(
+        "--demo-records",
+        type=int,
+        default=DEFAULT_DEMO_RECORDS,
+        help="demo records per CRM module (Leads, Contacts, Accounts, Deals) and of Desk "
+        "tickets and contacts",
+    )
     parser.add_argument(
         "--log-level",
         default="WARNING",
@@ -135,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.trickle < 0:
         print("zoho-sandbox: --trickle must be >= 0", file=sys.stderr)
         return 2
-    if args.demo_crm_items < 0 or args.demo_desk_webhooks < 0:
+    if min(args.demo_crm_items, args.demo_desk_webhooks, args.demo_records) < 0:
         print("zoho-sandbox: demo sizes must be >= 0", file=sys.stderr)
         return 2
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
     logging.basicConfig(level=args.log_level, handlers=[handler])
-    sizes = DemoSizes(args.demo_crm_items, args.demo_desk_webhooks)
+    sizes = DemoSizes(args.demo_crm_items, args.demo_desk_webhooks, args.demo_records)
     try:
         asyncio.run(
             serve(

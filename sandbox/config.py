@@ -41,6 +41,25 @@ class Config:
     desk_delivery_timeout_seconds: float = 5.0
     # CRM affected_fields: "names" (["Company"]) or "by_record" ([{"<id>": ["Company"]}]).
     crm_affected_fields_shape: str = "names"
+    # Get Records / deleted records: If-Modified-Since keeps records modified in that very
+    # second ("inclusive", as integrations observe) or only later ones ("after", the spec's
+    # wording "modified after").
+    crm_if_modified_since: str = "inclusive"
+    # Nothing modified since If-Modified-Since: 204 (the spec) or 304 (integrations handle it).
+    crm_not_modified_304: bool = False
+    # Get Records page tokens live this long (info.page_token_expiry).
+    crm_page_token_ttl_seconds: float = 86400.0
+    # Records page tokens reach (Zoho: 100,000); lower it to provoke PAGINATION_LIMIT_EXCEEDED.
+    crm_page_token_record_limit: int = 100_000
+    # Permanently deleted records: "null" deleted_by/created_by/display_name (the spec's
+    # example) or "objects" (its schema marks them required).
+    crm_deleted_permanent_users: str = "null"
+    # GET /api/v1/tickets/{id} of a trashed ticket: "show" it (isTrashed true) or answer
+    # "not_found" (404 URL_NOT_FOUND), as for a ticket deleted for good.
+    desk_trashed_ticket: str = "show"
+    # API credits: the edition of an org no test has configured. "none" counts calls but
+    # never refuses one (long benchmarks of other parts must keep running).
+    credits_default_edition: str = "none"
 
 
 # Settings that take one of a few strings.
@@ -49,4 +68,15 @@ CONFIG_CHOICES: dict[str, tuple[str, ...]] = {
     "crm_throttle_code": ("RATE_LIMIT_EXCEEDED", "TOO_MANY_REQUESTS"),
     "crm_write_without_expiry": ("one_hour", "keep"),
     "crm_affected_fields_shape": ("names", "by_record"),
+    "crm_if_modified_since": ("inclusive", "after"),
+    "crm_deleted_permanent_users": ("null", "objects"),
+    "desk_trashed_ticket": ("show", "not_found"),
+    "credits_default_edition": (
+        "none",
+        "free",
+        "standard",
+        "professional",
+        "enterprise",
+        "ultimate",
+    ),
 }

@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sandbox import control_events, demo
+from sandbox import control_events, control_records, demo
 from sandbox.control_args import ControlError
 from sandbox.control_args import body_of as _body
 from sandbox.control_args import get as _get
@@ -24,10 +24,17 @@ from sandbox.desk_validation import WebhookError, build_webhook
 from sandbox.faults import FaultError
 from sandbox.http import DEMO_SIZES_KEY, BadJson, json_response, state_of
 from sandbox.middleware import CONTROL_PREFIX
+from sandbox.records import RecordError
 from sandbox.state import CONFIG_CHOICES, Config, RefreshToken, SandboxState
 
 POSITIVE_SETTINGS = frozenset(
-    {"delivery_concurrency", "crm_delivery_timeout_seconds", "desk_delivery_timeout_seconds"}
+    {
+        "delivery_concurrency",
+        "crm_delivery_timeout_seconds",
+        "desk_delivery_timeout_seconds",
+        "crm_page_token_ttl_seconds",
+        "crm_page_token_record_limit",
+    }
 )
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 CONTROL_NETWORKS_KEY = web.AppKey("control_networks", tuple[Network, ...])
@@ -58,7 +65,7 @@ async def control_guard(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     except (web.HTTPNotFound, web.HTTPMethodNotAllowed):
         return json_response({"error": f"no control call {request.method} {request.path}"}, 404)
-    except (ControlError, FaultError, WatchError, WebhookError, BadJson) as exc:
+    except (ControlError, FaultError, WatchError, WebhookError, BadJson, RecordError) as exc:
         return json_response({"error": str(exc)}, 400)
 
 
@@ -97,6 +104,7 @@ async def reset(request: web.Request) -> web.Response:
             state,
             crm_items=_get(body, "crm_items", int, sizes.crm_items),
             desk_webhooks=_get(body, "desk_webhooks", int, sizes.desk_webhooks),
+            records=_get(body, "records", int, sizes.records),
         )
     return json_response({"ok": True})
 
@@ -376,3 +384,4 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get(p + "calls", calls)
     r.add_post(p + "calls/clear", clear_calls)
     control_events.add_routes(app, p)
+    control_records.add_routes(app, p)

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from sandbox.control_client_events import DeliveryRecord, EventsControl
+from sandbox.control_client_records import RecordsControl
 
 __all__ = ["Call", "DeliveryRecord", "MintStats", "SandboxControl", "SandboxControlError"]
 
@@ -66,7 +67,7 @@ class MintStats:
 _UNSET: Any = object()
 
 
-class SandboxControl(EventsControl):
+class SandboxControl(EventsControl, RecordsControl):
     """Typed wrapper over the control API. Use as an async context manager, or call `aclose`."""
 
     def __init__(
@@ -122,14 +123,25 @@ class SandboxControl(EventsControl):
         return bool((await self._call("GET", "health"))["ok"])
 
     async def reset(
-        self, *, demo: bool = True, crm_items: int | None = None, desk_webhooks: int | None = None
+        self,
+        *,
+        demo: bool = True,
+        crm_items: int | None = None,
+        desk_webhooks: int | None = None,
+        records: int | None = None,
     ) -> None:
-        """Forget everything (tokens, faults, counters, clock offset); re-seed the demo tenant
-        unless `demo=False`. Sizes default to the server's `--demo-*` flags."""
+        """Forget everything (tokens, faults, counters, clock offset, records); re-seed the
+        demo tenant unless `demo=False`. Sizes default to the server's `--demo-*` flags;
+        `records` per CRM module and of Desk tickets and contacts."""
         await self._call(
             "POST",
             "reset",
-            {"demo": demo, "crm_items": crm_items, "desk_webhooks": desk_webhooks},
+            {
+                "demo": demo,
+                "crm_items": crm_items,
+                "desk_webhooks": desk_webhooks,
+                "records": records,
+            },
         )
 
     async def now(self) -> float:

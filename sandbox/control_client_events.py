@@ -15,7 +15,7 @@ class DeliveryRecord:
     app: str  # "crm" or "desk"
     subscription: str  # channel id or webhook id
     url: str
-    status: int | str  # receiver's status, or "timeout", "error", "blocked"
+    status: int | str  # receiver's status, or "timeout", "error", "blocked", "dropped"
     latency_ms: float
     attempt: int
     note: str  # "", "duplicate", "wrong_url"
@@ -56,6 +56,8 @@ class EventsControl:
         event: str | None = None,
         related: list[dict[str, Any]] | None = None,
         source_id: str | None = None,
+        permanent: bool | None = None,
+        at: float | None = None,
         wait: bool = True,
         timeout: float = 30.0,
     ) -> list[DeliveryRecord]:
@@ -64,7 +66,10 @@ class EventsControl:
         webhook (app "desk"; `org_id`, default the demo org; `module` an entity such as
         "Ticket", or `event` such as "Ticket_Thread_Add"). A record is an id or
         `{"id", "values": {...}, "prev": {...}}`. `related`: `[{"module", "ids"}]` for CRM's
-        related-record callbacks. With `wait`, returns the deliveries once all are done."""
+        related-record callbacks. The records change first (an insert may give no id: the
+        sandbox picks one); a delete goes to the recycle bin/trash, or for good with
+        `permanent`; `at`: the change's sandbox time (default now). With `wait`, returns the
+        deliveries once all are done."""
         body = {
             "app": app,
             "module": module,
@@ -76,6 +81,8 @@ class EventsControl:
             "event": event,
             "related": related,
             "source_id": source_id,
+            "permanent": permanent,
+            "at": at,
             "wait": wait,
             "timeout": timeout,
         }
@@ -109,23 +116,36 @@ class EventsControl:
         url: str | None = None,
         retries: int = 0,
         backoff_ms: int = 0,
+        probability: float | None = None,
+        seed: int | None = None,
+        start: float | None = None,
+        end: float | None = None,
+        seconds: float | None = None,
     ) -> dict[str, Any]:
         """A fault on the next `count` deliveries (None: until cleared): duplicate, reorder,
-        delay (delay_ms), wrong_url (url), retry (retries, backoff_ms)."""
-        result: dict[str, Any] = await self._call(
-            "POST",
-            "deliveries/faults",
-            {
-                "kind": kind,
-                "count": count,
-                "app": app,
-                "subscription": subscription,
-                "delay_ms": delay_ms,
-                "url": url,
-                "retries": retries,
-                "backoff_ms": backoff_ms,
-            },
-        )
+        delay (delay_ms), wrong_url (url), retry (retries, backoff_ms), drop (nothing sent).
+        `drop` also takes `probability` with `seed`, or a window of sandbox time (`start`,
+        `end`, or `seconds` from now); those last until cleared unless `count` (drops) is
+        given other than 1."""
+        body: dict[str, Any] = {
+            "kind": kind,
+            "count": count,
+            "app": app,
+            "subscription": subscription,
+            "delay_ms": delay_ms,
+            "url": url,
+            "retries": retries,
+            "backoff_ms": backoff_ms,
+            "probability": probability,
+            "seed": seed,
+            "start": start,
+            "end": end,
+            "seconds": seconds,
+        }
+        windowed = probability is not None or start is not None or seconds is not None
+        if windowed and count == 1:
+            del body["count"]
+        result: dict[str, Any] = await self._call("POST", "deliveries/faults", body)
         return result
 
     async def clear_deliveries(self) -> None:

@@ -20,10 +20,16 @@ from sandbox.http import json_response, state_of
 from sandbox.state import SandboxState
 
 OPERATIONS = ("insert", "update", "delete")
+# Desk events that change the records the sandbox keeps (tickets, contacts).
+DESK_RECORD_EVENTS = {
+    f"{entity}_{action}": (module, operation)
+    for entity, module in (("Ticket", "tickets"), ("Contact", "contacts"))
+    for operation, action in ACTION_OF.items()
+}
 MAX_WAIT_SECONDS = 60.0
 
 
-def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _records(body: dict[str, Any], operation: str) -> list[dict[str, Any]]:
     raw = get(body, "records", list)
     if not raw:
         raise ControlError("'records' must name at least one record")
@@ -31,7 +37,11 @@ def _records(body: dict[str, Any]) -> list[dict[str, Any]]:
     for one in raw:
         if isinstance(one, str | int) and not isinstance(one, bool):
             one = {"id": str(one)}
-        if not isinstance(one, dict) or not isinstance(one.get("id"), str | int):
+        # An insert may leave the id to the sandbox.
+        id_ok = isinstance(one, dict) and (
+            isinstance(one.get("id"), str | int) or (operation == "insert" and "id" not in one)
+        )
+        if not id_ok:
             raise ControlError("each record is an id or {'id', 'values', 'prev'}")
         for key in ("values", "prev"):
             if one.get(key) is not None and not isinstance(one[key], dict):
@@ -45,8 +55,10 @@ def make_deliveries(state: SandboxState, body: dict[str, Any]) -> list[Delivery]
     operation = get(body, "operation", str, "update")
     if operation not in OPERATIONS:
         raise ControlError(f"'operation' must be one of {OPERATIONS}")
-    records = _records(body)
+    records = _records(body, operation)
     fields = str_list(body, "fields", [])
+    permanent = get(body, "permanent", bool, False)
+    at = float(get(body, "at", (int, float), state.clock.now()))
     if app == "crm":
         module = get(body, "module", str)
         if module not in demo.CRM_MODULES:
@@ -62,6 +74,10 @@ def make_deliveries(state: SandboxState, body: dict[str, Any]) -> list[Delivery]
         user = state.users.get(get(body, "user", str, demo.DEMO_USER))
         if user is None:
             raise ControlError("unknown user")
+        # The records change first: whoever reads them after the callback sees the change.
+        records = state.records.crm_change(
+            user, module, operation, records, int(at), permanent=permanent
+        )
         change = CrmChange(module, operation, records, fields, related)
         return crm_deliveries(state, user, change)
     if app == "desk":
@@ -72,6 +88,11 @@ def make_deliveries(state: SandboxState, body: dict[str, Any]) -> list[Delivery]
         if event is None:
             event = f"{get(body, 'module', str)}_{ACTION_OF[operation]}"
         source = get(body, "source_id", str, None)
+        held = DESK_RECORD_EVENTS.get(event)
+        if held is not None:
+            records = state.records.desk_change(
+                org.id, held[0], held[1], records, int(at * 1000), permanent=permanent
+            )
         return desk_deliveries(state, org, DeskChange(event, records, fields, source))
     raise ControlError("'app' must be 'crm' or 'desk'")
 
@@ -107,16 +128,30 @@ async def deliveries(request: web.Request) -> web.Response:
 
 async def add_delivery_fault(request: web.Request) -> web.Response:
     body = await body_of(request)
+    state = state_of(request)
+    start = get(body, "start", (int, float), None)
+    end = get(body, "end", (int, float), None)
+    seconds = get(body, "seconds", (int, float), None)
+    if seconds is not None:
+        # A window from now: "the receiver is unreachable for the next N seconds".
+        start = state.clock.now() if start is None else start
+        end = start + seconds
+    windowed = start is not None or get(body, "probability", (int, float), None) is not None
     try:
-        fault = state_of(request).deliveries.faults.add(
+        fault = state.deliveries.faults.add(
             get(body, "kind", str),
-            count=get(body, "count", int, None) if "count" in body else 1,
+            # A window or a probability lasts until cleared unless a count is given.
+            count=get(body, "count", int, None) if "count" in body or windowed else 1,
             app=get(body, "app", str, None),
             subscription=get(body, "subscription", str, None),
             delay_ms=get(body, "delay_ms", int, 0),
             url=get(body, "url", str, None),
             retries=get(body, "retries", int, 0),
             backoff_ms=get(body, "backoff_ms", int, 0),
+            probability=get(body, "probability", (int, float), None),
+            seed=get(body, "seed", int, None),
+            start=start,
+            end=end,
         )
     except DeliveryFaultError as exc:
         raise ControlError(str(exc)) from None

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import crm_org, demo
+from sandbox import crm_deleted, crm_org, crm_records, demo
 from sandbox.crm_auth import authorize, param_error
 from sandbox.crm_store import CrmStore, WatchItem
 from sandbox.crm_validation import (
@@ -221,9 +221,7 @@ async def write_watch(request: web.Request) -> web.Response:
     state = state_of(request)
     record = record_of(request)
     if record is not None:
-        record.channel_ids = [
-            str(raw.get("channel_id")) for raw in items if isinstance(raw, dict)
-        ]
+        record.channel_ids = [str(raw.get("channel_id")) for raw in items if isinstance(raw, dict)]
     access.user.crm.expire(state.clock.now())
     apply = APPLY[request.method]
     results = []
@@ -299,6 +297,11 @@ def add_routes(app: web.Application) -> None:
     users.add_route("GET", crm_org.get_users)
     org = app.router.add_resource("/crm/v8/org", name="crm.org")
     org.add_route("GET", crm_org.get_org)
+    # After the fixed paths above: {module} would match them too.
+    records = app.router.add_resource("/crm/v8/{module}", name="crm.records")
+    records.add_route("GET", crm_records.get_records)
+    deleted = app.router.add_resource("/crm/v8/{module}/deleted", name="crm.deleted")
+    deleted.add_route("GET", crm_deleted.get_deleted)
     # Registered last so the routes above win; wrong methods on them land here too.
     other = app.router.add_resource("/crm/{tail:.*}", name="crm.unknown")
     other.add_route("*", crm_not_found)

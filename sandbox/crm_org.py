@@ -73,6 +73,3 @@ async def get_org(request: web.Request) -> web.Response:
         "type": "production",
     }
     return json_response({"org": [org]})
-
-
-

@@ -46,8 +46,14 @@ class Delivery:
 
 
 class Deliverer:
-    def __init__(self, deliver_to: DeliverTo, concurrency: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        deliver_to: DeliverTo,
+        concurrency: Callable[[], int],
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.deliver_to = deliver_to
+        self._now = now  # the sandbox clock, for drop faults' windows
         self.faults = DeliveryFaults()
         self.log = DeliveryLog()
         self._concurrency = concurrency
@@ -107,7 +113,14 @@ class Deliverer:
         delivery.done = loop.create_future()
         self._pending.add(delivery.done)
         delivery.done.add_done_callback(self._pending.discard)
-        delivery.plan = self.faults.plan_for(delivery.app, delivery.subscription)
+        delivery.plan = self.faults.plan_for(delivery.app, delivery.subscription, self._now())
+        if delivery.plan.drop:
+            # Lost at Zoho's end: nothing is sent, the loss is logged and counted.
+            outcome = self.log.record(
+                next(self._seq), delivery, delivery.url, "dropped", 0.0, 1, ""
+            )
+            delivery.done.set_result([outcome])
+            return delivery.done
         if delivery.plan.delay_seconds:
             # Sent apart from its lane, so later deliveries overtake it.
             self._spawn(self._delayed(delivery))

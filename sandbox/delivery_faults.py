@@ -8,15 +8,20 @@ deliveries (of one app or subscription, if named), as Zoho's own misbehaviour wo
 - `wrong_url`: sent to `url` instead (still only to hosts --deliver-to allows).
 - `retry`: a failed delivery is tried again up to `retries` times, `backoff_ms` apart
   (Zoho does not retry; this models a receiver-side proxy or a future Zoho that does).
+- `drop`: nothing is sent (the record still changed), logged with status "dropped", as Zoho
+  loses callbacks: the next `count`; or each with `probability` (drawn from `seed`, at most
+  `count` drops, null: unlimited); or every one between sandbox times `start` and `end` ("the
+  receiver was unreachable").
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass
+import random
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("duplicate", "reorder", "delay", "wrong_url", "retry")
+KINDS = ("duplicate", "reorder", "delay", "wrong_url", "retry", "drop")
 
 
 class DeliveryFaultError(ValueError):
@@ -34,9 +39,27 @@ class DeliveryFault:
     url: str | None = None
     retries: int = 0
     backoff_ms: int = 0
+    probability: float | None = None  # drop: each delivery with this chance
+    seed: int | None = None
+    start: float | None = None  # drop: a window of sandbox time
+    end: float | None = None
+    dropped: int = 0
+    _rng: random.Random | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        shown = asdict(self)
+        shown.pop("_rng")
+        return shown
+
+    def drops(self, now: float) -> bool:
+        """Does this drop fault take a delivery made at `now`?"""
+        if self.start is not None and not self.start <= now < (self.end or float("inf")):
+            return False
+        if self.probability is not None:
+            if self._rng is None:
+                self._rng = random.Random(self.seed)
+            return self._rng.random() < self.probability
+        return True
 
     def matches(self, app: str, subscription: str) -> bool:
         return (self.app is None or self.app == app) and (
@@ -54,6 +77,7 @@ class DeliveryPlan:
     url: str | None = None
     retries: int = 0
     backoff_seconds: float = 0.0
+    drop: bool = False
 
 
 class DeliveryFaults:
@@ -82,18 +106,31 @@ class DeliveryFaults:
             raise DeliveryFaultError("wrong_url needs an http(s) url")
         if kind == "retry" and options.get("retries", 0) < 1:
             raise DeliveryFaultError("retry needs retries >= 1")
+        probability = options.get("probability")
+        if probability is not None and not 0 < probability <= 1:
+            raise DeliveryFaultError("probability must be in (0, 1]")
+        start, end = options.get("start"), options.get("end")
+        if start is not None and end is not None and end <= start:
+            raise DeliveryFaultError("end must be after start")
+        if kind != "drop" and (probability is not None or start is not None):
+            raise DeliveryFaultError("probability and start/end are options of drop")
         fault = DeliveryFault(next(self._ids), kind, count, **options)
         self._faults.append(fault)
         return fault
 
-    def plan_for(self, app: str, subscription: str) -> DeliveryPlan:
+    def plan_for(self, app: str, subscription: str, now: float) -> DeliveryPlan:
         plan = DeliveryPlan()
         if not self._faults:
             return plan
         for fault in self._faults:
             if not fault.matches(app, subscription):
                 continue
-            if fault.kind == "duplicate":
+            if fault.kind == "drop":
+                if plan.drop or not fault.drops(now):
+                    continue
+                plan.drop = True
+                fault.dropped += 1
+            elif fault.kind == "duplicate":
                 plan.duplicate = True
             elif fault.kind == "reorder":
                 plan.reorder = True
@@ -105,5 +142,9 @@ class DeliveryFaults:
                 plan.retries, plan.backoff_seconds = fault.retries, fault.backoff_ms / 1000
             if fault.remaining is not None:
                 fault.remaining -= 1
-        self._faults = [f for f in self._faults if f.remaining is None or f.remaining > 0]
+        self._faults = [
+            f
+            for f in self._faults
+            if (f.remaining is None or f.remaining > 0) and (f.end is None or f.end > now)
+        ]
         return plan

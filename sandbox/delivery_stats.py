@@ -113,7 +113,7 @@ class DeliveryLog:
             stats.delivered += 1
         else:
             stats.failed += 1
-        if status != "blocked":
+        if status not in ("blocked", "dropped"):
             stats.latencies_ms.append(latency_ms)
         return outcome
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sandbox.clock import iso_millis_z, iso_with_offset
 from sandbox.crm_store import WatchItem
+from sandbox.demo_records import DEFAULT_DEMO_RECORDS, seed_records
 from sandbox.desk_store import DeskOrg, Webhook
 from sandbox.state import SandboxState
 
@@ -29,6 +30,12 @@ DEMO_SCOPES = (
     "ZohoCRM.org.READ",
     "Desk.basic.READ",
     "Desk.webhooks.READ",
+    # Reading records back (change capture): Get Records, deleted records, COQL, Desk search.
+    "ZohoCRM.modules.READ",
+    "ZohoCRM.coql.READ",
+    "Desk.tickets.READ",
+    "Desk.contacts.READ",
+    "Desk.search.READ",
 )
 DEFAULT_CRM_ITEMS = 250
 DEFAULT_DESK_WEBHOOKS = 5
@@ -67,6 +74,7 @@ WEEK = 7 * 24 * 3600
 class DemoSizes:
     crm_items: int = DEFAULT_CRM_ITEMS
     desk_webhooks: int = DEFAULT_DESK_WEBHOOKS
+    records: int = DEFAULT_DEMO_RECORDS  # per CRM module, and of Desk tickets and contacts
 
 
 def watch_item(
@@ -243,6 +251,7 @@ def seed_demo(
     *,
     crm_items: int = DEFAULT_CRM_ITEMS,
     desk_webhooks: int = DEFAULT_DESK_WEBHOOKS,
+    records: int = DEFAULT_DEMO_RECORDS,
 ) -> None:
     state.add_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
     user = state.add_user(DEMO_USER, "demo@sandbox.example")
@@ -263,3 +272,4 @@ def seed_demo(
     )
     org.is_default = True
     generate_webhooks(state, org, desk_webhooks)
+    seed_records(state.records, user, org.id, records, state.clock.now())

@@ -15,9 +15,24 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sandbox.accounts import THROTTLE_BODY
+from sandbox.credits import (
+    HEADER,
+    WINDOW_SECONDS,
+    OrgCredits,
+    credits_of,
+    remaining_header,
+)
 from sandbox.errors import crm_error, desk_error, internal_error, throttled
 from sandbox.faults import Fault
-from sandbox.http import RECORD_KEY, json_response, oauth_token, public_origin, state_of
+from sandbox.http import (
+    RECORD_KEY,
+    json_response,
+    oauth_token,
+    public_origin,
+    request_origin,
+    state_of,
+)
+from sandbox.records import crm_org_key
 
 log = logging.getLogger("sandbox")
 CONTROL_PREFIX = "/_sandbox/"
@@ -41,6 +56,50 @@ def family_of(route: str) -> str:
     if route.startswith("desk."):
         return "desk"
     return "accounts"
+
+
+def metered_org(request: web.Request, family: str, org_id: str | None) -> OrgCredits | None:
+    """The org whose credits this call spends: CRM, the token's user's org; Desk, the orgId
+    named (a known org). None for calls without a live token, which Zoho cannot bill."""
+    if family not in ("crm", "desk"):
+        return None
+    token = oauth_token(request)
+    if token is None:
+        return None
+    state = state_of(request)
+    access = state.authenticate(token, request_origin(request))
+    if access is None:
+        return None
+    if family == "crm":
+        key = crm_org_key(access.user)
+    elif org_id is not None and org_id in state.desk_orgs:
+        key = org_id
+    else:
+        return None
+    return state.credits.org(family, key, state.config.credits_default_edition)
+
+
+def too_many_requests(family: str, why: str, org: OrgCredits, now: float) -> web.Response:
+    if family == "desk":
+        return desk_error(
+            429, "TOO_MANY_REQUESTS", "You have exceeded the API request limit. Try again later."
+        )
+    if why == "concurrency":
+        return crm_error(
+            429,
+            "TOO_MANY_REQUESTS",
+            "The number of concurrent API requests has exceeded the allowed limit.",
+            {"concurrency_limit": org.concurrency()},
+        )
+    # Credits come back as the oldest spent ones leave the rolling 24 hours.
+    oldest = org.spent[0][0] if org.spent else now
+    retry = max(1, int(oldest + WINDOW_SECONDS - now))
+    return crm_error(
+        429,
+        "TOO_MANY_REQUESTS",
+        "The number of API requests has exceeded the allowed limit.",
+        {"retry_after": retry},
+    )
 
 
 def not_found(family: str) -> web.Response:
@@ -134,6 +193,18 @@ async def zoho_middleware(request: web.Request, handler: Handler) -> web.StreamR
     )
     request[RECORD_KEY] = record
     latency_ms, fault = state.faults.take(route)
+    metered = metered_org(request, family, org_id)
+    if metered is not None:
+        refusal = state.credits.admit(metered, state.clock.now())
+        if refusal is not None:
+            metered.rejected[refusal] += 1
+            answer = too_many_requests(family, refusal, metered, state.clock.now())
+            record.status = answer.status
+            return answer
+    # A hang models a stuck connection, not a call Zoho is working on.
+    in_flight = metered is not None and (fault is None or fault.kind != "hang")
+    if in_flight and metered is not None:
+        metered.in_flight += 1
     try:
         if latency_ms:
             await asyncio.sleep(latency_ms / 1000)
@@ -154,6 +225,15 @@ async def zoho_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # Nothing can be written; returning a response would only make aiohttp try to write
         # to the dead transport.
         raise asyncio.CancelledError from None
+    finally:
+        if in_flight and metered is not None:
+            metered.in_flight -= 1
+    if metered is not None:
+        now = state.clock.now()
+        metered.spend(now, route, credits_of(request))
+        remaining = remaining_header(metered, now)
+        if remaining is not None:
+            response.headers[HEADER] = remaining
     record.status = response.status
     return response
 

@@ -15,12 +15,14 @@ from typing import Literal
 from sandbox.clock import Clock
 from sandbox.config import CONFIG_CHOICES, Config
 from sandbox.counters import CallLog
+from sandbox.credits import CreditBook
 from sandbox.crm_store import CrmStore
 from sandbox.deliver_to import DeliverTo
 from sandbox.delivery import Deliverer
 from sandbox.desk_store import DeskOrg
 from sandbox.faults import FaultBook
 from sandbox.jwt_keys import SigningKey
+from sandbox.records import RecordStore
 
 __all__ = ["CONFIG_CHOICES", "AccessToken", "Config", "SandboxState", "User"]
 
@@ -107,9 +109,14 @@ class SandboxState:
         self.config = Config()
         self.faults = FaultBook()
         self.calls = CallLog()
-        self.deliveries = Deliverer(DeliverTo(), lambda: self.config.delivery_concurrency)
+        self.credits = CreditBook()
+        self.deliveries = Deliverer(
+            DeliverTo(), lambda: self.config.delivery_concurrency, self.clock.now
+        )
         # Desk signs its callbacks (X-ZDesk-JWT); one key per process, kept across resets.
         self.signing_key = SigningKey()
+        # Zoho's records per org (see sandbox/records.py); emptied by clear().
+        self.records = RecordStore()
         # The origin the server bound, set by the app once listening; api_domain and
         # resource_uri default to it.
         self.origin = "http://127.0.0.1:8780"
@@ -121,6 +128,7 @@ class SandboxState:
         self.clock.reset()
         self.faults.clear()
         self.calls.clear()
+        self.credits.clear()
         self.deliveries.clear()
         self.clients: dict[str, Client] = {}
         self.users: dict[str, User] = {}
@@ -128,6 +136,7 @@ class SandboxState:
         self.access_tokens: dict[str, AccessToken] = {}
         self.grant_codes: dict[str, GrantCode] = {}
         self.desk_orgs: dict[str, DeskOrg] = {}
+        self.records.clear()
         # Why a token stopped working, so the control API can explain a 401.
         self.dead_tokens: dict[str, DeadReason] = {}
         self._crm_user_seq = 0

@@ -108,7 +108,7 @@ async def test_desk_writes_with_older_scopes(
 async def test_calls_counts_and_clear(sandbox: SandboxControl, http: httpx.AsyncClient):
     token = await access_token(http, sandbox)
     await http.get(f"{sandbox.origin}/crm/v8/actions/watch", headers=auth(token))
-    await http.get(f"{sandbox.origin}/crm/v8/unknown", headers=auth(token))
+    await http.get(f"{sandbox.origin}/crm/v8/unknown/path", headers=auth(token))
     assert await sandbox.call_counts() == {"token": 1, "crm.watch": 1, "crm.unknown": 1}
     assert [c.route for c in await sandbox.calls()] == ["token", "crm.watch", "crm.unknown"]
     await sandbox.clear_calls()

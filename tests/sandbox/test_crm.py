@@ -404,7 +404,7 @@ async def test_current_user(sandbox: SandboxControl, http, token):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/crm/v8/Leads"), ("GET", "/crm/v2/actions/watch"), ("POST", "/crm/v8/users")],
+    [("GET", "/crm/v8/Leads/1/2"), ("GET", "/crm/v2/actions/watch"), ("POST", "/crm/v8/users")],
 )
 async def test_unknown_urls(sandbox: SandboxControl, http, token, method, path):
     response = await http.request(method, f"{sandbox.origin}{path}", headers=auth(token))
