@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from sandbox import accounts, consent, crm, demo, desk, desk_records
+from sandbox import accounts, consent, crm, crm_coql, demo, desk, desk_records
 from sandbox.control import CONTROL_NETWORKS_KEY, Network, add_control_routes, control_guard
 from sandbox.deliver_to import LOOPBACK, DeliverTo
 from sandbox.demo import DemoSizes
 from sandbox.http import DEMO_SIZES_KEY, STATE_KEY
 from sandbox.middleware import zoho_middleware
+from sandbox.records import crm_org_key
 from sandbox.state import SandboxState
 
 
@@ -34,12 +35,18 @@ def create_app(
         await app[STATE_KEY].deliveries.close()
 
     app.on_cleanup.append(close_deliveries)
+    # COQL reads the same records Get Records answers with (merged here for issue 25's
+    # end-to-end tests; sandbox-records and sandbox-coql each left this unwired).
+    app[crm_coql.RECORDS_SOURCE] = lambda access, module: app[STATE_KEY].records.crm_records(
+        crm_org_key(access.user), module
+    )
 
     token = app.router.add_resource("/oauth/v2/token", name="token")
     token.add_route("POST", accounts.token)
     revoke = app.router.add_resource("/oauth/v2/token/revoke", name="revoke")
     revoke.add_route("POST", accounts.revoke)
     consent.add_routes(app)
+    crm_coql.add_routes(app)  # before crm's /crm/{tail} catch-all
     crm.add_routes(app)
     # Before desk's own routes: those end with a catch-all.
     desk_records.add_routes(app)
