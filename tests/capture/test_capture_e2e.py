@@ -1,0 +1,135 @@
+"""Change capture end to end: the sandbox as Zoho (records, COQL, deleted records, Desk
+search, credits, dropped callbacks), a real notifier with its broker, events read through
+WatchNotifications."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+
+from sqlalchemy import select
+
+from notifier.capture.models import CaptureCursor
+from tests.capture.conftest import SETTLE, SWEEP, Captured
+from tests.live.helpers import crm_subscription
+from zoho.notifier.v1 import notifier_pb2 as pb
+
+RECOVERED = pb.EVENT_ORIGIN_RECOVERED
+CALLBACK = pb.EVENT_ORIGIN_CALLBACK
+
+
+def ours(deliveries: list, sub: pb.Subscription) -> list:
+    return [d for d in deliveries if d.subscription == sub.zoho_id]
+
+
+def ids(delivery) -> list[str]:
+    return json.loads(delivery.body)["ids"]
+
+
+def _changes(events: list[pb.NotificationEvent]) -> list[tuple[str, str, int]]:
+    return [(e.operation, e.record_id, e.origin) for e in events if e.operation != "gap"]
+
+
+async def test_a_dropped_callback_is_recovered_by_the_sweep_once(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+    await captured.advance(SETTLE + 1)  # enrolled, read back once: nothing new
+    await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+    lost = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "Lost"}}]), sub)
+    told = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "Told"}}]), sub)
+    assert [d.status for d in lost] == ["dropped"] and [d.status for d in told] == [200]
+    lost_id = ids(lost[0])[0]
+    told_id = ids(told[0])[0]
+    before = (await sandbox.credits("crm"))["used"]
+
+    await captured.advance(SWEEP + SETTLE)
+    events = await captured.events(sub.subscription_id, 2)
+    assert sorted(_changes(events)) == sorted(
+        [("create", told_id, CALLBACK), ("create", lost_id, RECOVERED)]
+    )
+    recovered = next(e for e in events if e.origin == RECOVERED)
+    assert recovered.module == "Leads" and not recovered.HasField("values")
+    assert recovered.record_modified_time.seconds > 0
+    # One COQL call (1 credit at LIMIT 200) and one deleted-records page read it back.
+    assert (await sandbox.credits("crm"))["used"] - before <= 3
+    covered = (await captured.subscription(sub.subscription_id)).covered_until
+    assert covered.ToDatetime(tzinfo=UTC).timestamp() >= await sandbox.now() - SETTLE - 2
+
+    # Swept again later: nothing is emitted twice.
+    await captured.advance(SWEEP + SETTLE)
+    again = await captured.events(sub.subscription_id, 2)
+    assert len(_changes(again)) == 2
+
+
+async def test_deletes_are_recovered_with_the_id_only(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.delete",))
+    records = (await sandbox.records("crm", "Leads", full=True))["records"]
+    record_id = records[0]["id"]
+    await captured.advance(SETTLE + 1)
+    await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+    gone = ours(await sandbox.change_records("crm", "Leads", "delete", [record_id]), sub)
+    assert [d.status for d in gone] == ["dropped"]
+    await captured.advance(SWEEP + SETTLE)
+    events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("delete", record_id, RECOVERED)]
+    assert not events[0].HasField("values") and not events[0].affected_fields
+
+
+async def test_a_create_only_subscription_recovers_creations_only(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
+    await captured.advance(SETTLE + 1)
+    records = (await sandbox.records("crm", "Leads", full=True))["records"]
+    old_id = records[0]["id"]
+    await sandbox.delivery_fault("drop", count=None, subscription=sub.zoho_id)
+    made = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "N"}}]), sub)
+    await sandbox.change_records("crm", "Leads", "update", [{"id": old_id,
+                                                             "values": {"Company": "E"}}])
+    new_id = ids(made[0])[0]
+    await captured.advance(SWEEP + SETTLE)
+    events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", new_id, RECOVERED)]
+
+
+async def test_at_start_every_watermark_is_behind_and_caught_up(
+    captured: Captured, sandbox, connect_subscriber, broker, notifier_database_url
+) -> None:
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+    await captured.advance(SETTLE + 1)
+    # The notifier is down (nobody answers the callback): Zoho loses it.
+    await captured.handle.app.stop(0)
+    made = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "D"}}]), sub)
+    assert [d.status for d in made] != [200]
+    await sandbox.advance_clock(SETTLE + 1)
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 sweep_seconds=0) as restarted:
+        await restarted.capture.settle()
+        events = await restarted.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", ids(made[0])[0], RECOVERED)]
+
+
+async def test_watermarks_are_per_module(captured: Captured, sandbox, connect_subscriber) -> None:
+    await connect_subscriber()
+    sub, _ = await crm_subscription(
+        captured.handle, sandbox, events=("Leads.create", "Deals.edit")
+    )
+    await captured.advance(SETTLE + 1)
+    async with captured.handle.app.live.engine.connect() as conn:
+        modules = (await conn.execute(
+            select(CaptureCursor.module).where(CaptureCursor.subscription_id == sub.subscription_id)
+        )).scalars().all()
+    assert sorted(modules) == ["Deals", "Leads"]
