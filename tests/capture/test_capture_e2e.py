@@ -133,3 +133,60 @@ async def test_watermarks_are_per_module(captured: Captured, sandbox, connect_su
             select(CaptureCursor.module).where(CaptureCursor.subscription_id == sub.subscription_id)
         )).scalars().all()
     assert sorted(modules) == ["Deals", "Leads"]
+
+
+async def test_spent_credits_announce_one_gap_then_the_window_is_read_when_they_return(
+    sandbox, broker, notifier_database_url, connect_subscriber
+) -> None:
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    # Two credits a day: the first read (deleted records + one COQL call) spends them.
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 credits_per_day=2) as captured:
+        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+        await captured.advance(SETTLE + 1)
+        await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+        made = ours(await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": "Broke"}}]), sub)
+        await captured.advance(SWEEP + SETTLE)
+        await captured.advance(SWEEP + SETTLE)  # a retry: no second gap event
+        events = await captured.events(sub.subscription_id, 1)
+        gaps = [e for e in events if e.operation == "gap"]
+        assert [g.gap_reason for g in gaps] == ["CREDITS_EXHAUSTED"]
+        assert _changes(events) == []
+        stuck = await captured.subscription(sub.subscription_id)
+        assert "CREDITS_EXHAUSTED" in stuck.last_error
+        assert stuck.status == pb.SUBSCRIPTION_STATUS_ACTIVE
+        assert stuck.covered_until.ToDatetime(tzinfo=UTC) <= gaps[0].missed_from.ToDatetime(
+            tzinfo=UTC)
+
+        await captured.advance(86400 + 60)  # the day's spends age out; the retry is due
+        events = await captured.events(sub.subscription_id, 2)
+        assert _changes(events) == [("create", ids(made[0])[0], RECOVERED)]
+        assert (await captured.subscription(sub.subscription_id)).last_error == ""
+
+
+async def test_without_read_scopes_callbacks_flow_and_one_gap_names_the_scope(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
+
+    await connect_subscriber(scopes=[s for s in SUBSCRIBING_SCOPES if s != "ZohoCRM.modules.READ"])
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+    before = len(await sandbox.calls("crm.coql"))
+    await captured.advance(SETTLE + 1)
+    told = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "Still"}}]), sub)
+    await captured.advance(SWEEP + SETTLE)
+    events = await captured.events(sub.subscription_id, 2)
+    assert [(e.operation, e.gap_reason) for e in events if e.operation == "gap"] == [
+        ("gap", "MISSING_SCOPE")
+    ]
+    assert _changes(events) == [("create", ids(told[0])[0], CALLBACK)]
+    got = await captured.subscription(sub.subscription_id)
+    assert "MISSING_SCOPE" in got.last_error and "ZohoCRM.modules.READ" in got.last_error
+    assert got.status == pb.SUBSCRIPTION_STATUS_ACTIVE
+    assert got.covered_until == got.created_time
+    # Zoho was never asked for what the grant cannot read.
+    assert len(await sandbox.calls("crm.coql")) == before
