@@ -190,3 +190,80 @@ async def test_without_read_scopes_callbacks_flow_and_one_gap_names_the_scope(
     assert got.covered_until == got.created_time
     # Zoho was never asked for what the grant cannot read.
     assert len(await sandbox.calls("crm.coql")) == before
+
+
+async def test_a_dropped_desk_ticket_change_is_recovered_with_the_record(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    from tests.live.helpers import desk_subscription
+
+    await connect_subscriber()
+    sub, _ = await desk_subscription(captured.handle)
+    await captured.advance(SETTLE + 1)
+    await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+    lost = ours(await sandbox.change_records(
+        "desk", "Ticket", "insert", [{"values": {"subject": "Printer on fire"}}]), sub)
+    assert [d.status for d in lost] == ["dropped"]
+    ticket = json.loads(lost[0].body)[0]["payload"]
+    await captured.advance(SWEEP + SETTLE)
+    events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("Ticket_Add", ticket["id"], RECOVERED)]
+    assert events[0].values["subject"] == "Printer on fire"
+    modified = events[0].record_modified_time.ToDatetime(tzinfo=UTC)
+    assert modified.isoformat()[:19] == events[0].values["modifiedTime"][:19]
+
+
+async def test_a_channel_deleted_behind_our_back_is_read_back_on_repair_without_a_gap(
+    sandbox, broker, notifier_database_url, connect_subscriber
+) -> None:
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    # No periodic sweep: only the keeper's repair can make it read back.
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 sweep_seconds=0) as captured:
+        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+        keeper = captured.handle.app.keeper
+        assert keeper is not None
+        await keeper.settle()
+        await captured.advance(SETTLE + 1)
+        await captured.stub.DisableCrmChannels(
+            pb.DisableCrmChannelsRequest(user_id="demo", channel_ids=[sub.zoho_id]), timeout=10
+        )
+        unheard = await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": "Unheard"}}])
+        assert ours(unheard, sub) == []  # no channel: no callback
+        record_id = max(
+            (await sandbox.records("crm", "Leads", full=True))["records"],
+            key=lambda r: int(r["id"]),
+        )["id"]
+        await sandbox.advance_clock(keeper.config.reconcile_seconds + 1)
+        await keeper.settle()  # the reconcile puts the channel back and reports the gap
+        await captured.advance(SETTLE + 1)
+        events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", record_id, RECOVERED)]
+    assert [e for e in events if e.operation == "gap"] == []
+
+
+async def test_callback_server_time_and_modified_time_agree_within_the_match_tolerance(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    """What events/dedupe.py assumes (MATCH_SECONDS), measured in the sandbox: a callback's
+    server_time lies at or after the record's Modified_Time, by less than the tolerance."""
+    from notifier.capture.crm_reads import parse_time
+    from notifier.events.dedupe import MATCH_SECONDS
+
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+    told = []
+    for n in range(5):
+        told += ours(await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": f"M{n}"}}]), sub)
+    records = {r["id"]: r for r in (await sandbox.records("crm", "Leads", full=True))["records"]}
+    gaps = []
+    for delivery in told:
+        body = json.loads(delivery.body)
+        modified = parse_time(records[body["ids"][0]]["Modified_Time"])
+        assert modified is not None
+        gaps.append(body["server_time"] / 1000 - modified.timestamp())
+    assert all(0 <= gap < MATCH_SECONDS for gap in gaps), gaps
