@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox import coql, demo
+from sandbox import coql, credits, demo
 from sandbox.auth import has_scope
 from sandbox.crm_auth import authorize
 from sandbox.errors import crm_error
@@ -104,6 +104,8 @@ async def post_coql(request: web.Request) -> web.Response:
         )
     if not can_read_module(access, query.module):
         return scope_mismatch()
+    # Zoho prices a COQL call by its LIMIT (merge glue: sandbox-records' credit counter).
+    credits.charge(request, coql.credits_for(query))
     source = request.app.get(RECORDS_SOURCE, _no_records)
 
     def records_of(module: str) -> Iterable[Mapping[str, Any]]:
