@@ -104,6 +104,8 @@ class NotifierApp:
                 self.live.tail.wake, config=config.capture, clock=clock,
             )
             gaps.read_back = self.capture.read_back
+            if self.keeper is not None:
+                self.capture.reader.user_lock = self.keeper.user_lock
         servicer = NotifierServicer(self.notifications, self.subscriptions, self.live.watches)
         self.server = GrpcServer(
             config.listen,

@@ -4,11 +4,12 @@ under the fence)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from notifier.broker_client import BrokerToken
 from notifier.capture import metrics
@@ -29,6 +30,7 @@ from servicekit.origins import OriginPolicy
 from zoho.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
 # A read's token session and Zoho calls end within this (the lease is renewed per page).
 READ_SECONDS = 600.0
@@ -91,6 +93,18 @@ class CaptureRead:
                     self._claimed.row.subscription_id, what, self._claimed.row.module)
 
 
+class _OneCallAtATime(TokenSession):
+    """The read's token session, each Zoho call under the user's lock."""
+
+    def __init__(self, session: TokenSession, lock: asyncio.Lock) -> None:
+        super().__init__(session._broker, session.user_id, session.app_type, session.deadline)
+        self._lock = lock
+
+    async def run(self, call: Callable[[BrokerToken], Awaitable[T]]) -> T:
+        async with self._lock:
+            return await super().run(call)
+
+
 class Reader:
     def __init__(
         self, notifications: Notifications, crm: CrmReads, desk: DeskReads,
@@ -102,6 +116,11 @@ class Reader:
         self._policy = policy
         self._budget = budget
         self._clock = clock
+        # The keeper's per-user lock when it runs (Keeper.user_lock), else this one's.
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.user_lock: Callable[[str, str], asyncio.Lock] = (
+            lambda user, app: self._locks.setdefault((user, app), asyncio.Lock())
+        )
         # (user, grant) -> the CRM org key; (user, grant, module) -> (fields, until).
         self._orgs: dict[tuple[str, str], str] = {}
         self._fields: dict[tuple[str, str, str], tuple[list[str], float]] = {}
@@ -109,7 +128,10 @@ class Reader:
     async def read(self, read: CaptureRead, *, sweeping: bool) -> str:
         """Reads the window; returns the outcome for metrics (read, low_credits)."""
         row = read.row
-        session = self._notifications.session(row.user_id, _APP[row.app_type], read.deadline)
+        session = _OneCallAtATime(
+            self._notifications.session(row.user_id, _APP[row.app_type], read.deadline),
+            self.user_lock(row.user_id, row.app_type),
+        )
         grant = await session.grant()
         if row.app_type == "crm":
             read.org_key = await self._crm_org(session, grant, read)

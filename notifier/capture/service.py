@@ -74,6 +74,7 @@ class Capture:
         self._task = BackgroundTask("capture")
         self._wake = asyncio.Event()
         self._summary_at = 0.0
+        self._gap_reasons: set[str] = set()
 
     async def start(self) -> None:
         await self.clock.sync()
@@ -232,8 +233,10 @@ class Capture:
             worst[app] = max(worst.get(app, 0.0), lag)
         for app, lag in worst.items():
             metrics.MAX_LAG.labels(app).set(lag)
-        for reason, count in gaps.items():
-            metrics.OPEN_GAPS.labels(reason).set(count)
+        # A reason no window fails for any more reads 0, not its last count.
+        self._gap_reasons.update(gaps)
+        for reason in self._gap_reasons:
+            metrics.OPEN_GAPS.labels(reason).set(gaps.get(reason, 0))
         await self.budget.prune(now)
 
 

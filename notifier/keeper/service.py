@@ -162,9 +162,14 @@ class Keeper:
         self._pending[key] = task
         task.add_done_callback(lambda _: self._pending.pop(key, None))
 
+    def user_lock(self, user_id: str, app: str) -> asyncio.Lock:
+        """One Zoho call per user and app at a time from this replica, the keeper's and
+        change capture's together (CRM's calls-in-flight cap is per org)."""
+        return self._user_locks.setdefault((user_id, app), asyncio.Lock())
+
     @contextlib.asynccontextmanager
     async def _calling(self, user_id: str, app: str) -> Any:
-        lock = self._user_locks.setdefault((user_id, app), asyncio.Lock())
+        lock = self.user_lock(user_id, app)
         async with lock, self._limit:
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)
