@@ -133,7 +133,7 @@ async def _by_coql(
             (t, str(r.get("id"))) for r in rows
             if (t := parse_time(r.get("Modified_Time"))) is not None and str(r.get("id")).isdigit()
         ]
-        if (len(rows) < limit and not batch.more) or not keyed:
+        if not batch.more or not keyed:
             await window.save(_found(window, rows, values), window.until)
             return
         # Every second before the last row's is wholly read; that second may hold more.

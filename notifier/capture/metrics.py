@@ -13,9 +13,9 @@ RECOVERED = Counter(
 )
 READS = Counter(
     "notifier_capture_reads_total",
-    "Window read-backs by app and outcome (read, nothing_new, skipped_low_credits, the "
-    "error reason that stopped one)",
-    ["app", "outcome"],
+    "Window read-backs by app, cause (sweep, start, gap, retry) and outcome (read, "
+    "skipped_low_credits, lost_lease, or the error reason that stopped one)",
+    ["app", "cause", "outcome"],
 )
 CALLS = Counter(
     "notifier_capture_zoho_calls_total", "Read-back calls to Zoho, by org key", ["org"]

@@ -43,13 +43,14 @@ class CaptureRead:
 
     def __init__(
         self, store: CaptureStore, claimed: Claimed, until: datetime, heard: set[str], *,
-        lease: timedelta, wake_tail: Callable[[], None],
+        lease: timedelta, wake_tail: Callable[[], None], clock: Clock,
     ) -> None:
         row = claimed.row
         self._store = store
         self._claimed = claimed
         self._lease = lease
         self._wake_tail = wake_tail
+        self._clock = clock
         self.start: datetime = row.covered_until
         self.until = until
         self.covered: datetime = row.covered_until
@@ -76,7 +77,8 @@ class CaptureRead:
         covered = max(self.covered, covered) if covered else self.covered
         stored = await self._store.commit(
             self._claimed, events, covered, datetime.now(UTC),
-            lease_until=datetime.now(UTC) + self._lease,
+            # Each page renews the claim, on the clock claims are made on (Zoho's).
+            lease_until=self._clock.now() + self._lease,
         )
         self.covered = covered
         self.recovered += len(stored)

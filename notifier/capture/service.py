@@ -168,11 +168,13 @@ class Capture:
             self.store, claimed, until,
             heard(row.app_type, json.loads(row.events)).get(row.module, set()),
             lease=timedelta(seconds=self.config.lease_seconds), wake_tail=self._wake_tail,
+            clock=self.clock,
         )
         async with self._limit:
             try:
                 outcome = await self.reader.read(read, sweeping=row.cause == "sweep")
             except LostLease:
+                metrics.READS.labels(row.app_type, row.cause, "lost_lease").inc()
                 log.info("%s/%s: another replica took the window over", row.subscription_id,
                          row.module)
                 return
@@ -183,7 +185,7 @@ class Capture:
                 log.exception("reading back %s/%s failed", row.subscription_id, row.module)
                 await self._failed(claimed, read, ServiceError(type(failed).__name__))
                 return
-        metrics.READS.labels(row.app_type, outcome).inc()
+        metrics.READS.labels(row.app_type, row.cause, outcome).inc()
         if read.recovered:
             metrics.RECOVERED.labels(row.app_type, row.module, row.cause).inc(read.recovered)
             log.info("subscription %s: %d %s change(s) read back (%s, %s .. %s)",
@@ -220,7 +222,7 @@ class Capture:
             attempts=attempts, gap_announced=row.gap_announced or announce,
             read_at=now + timedelta(seconds=max(wait, 1.0)), cause="retry",
         )
-        metrics.READS.labels(row.app_type, reason).inc()
+        metrics.READS.labels(row.app_type, row.cause, reason).inc()
         log.warning("subscription %s: %s could not be read back from %s (%s, attempt %d)",
                     row.subscription_id, row.module, read.covered.isoformat(), reason, attempts)
 

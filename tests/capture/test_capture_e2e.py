@@ -5,7 +5,7 @@ WatchNotifications."""
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -267,3 +267,54 @@ async def test_callback_server_time_and_modified_time_agree_within_the_match_tol
         assert modified is not None
         gaps.append(body["server_time"] / 1000 - modified.timestamp())
     assert all(0 <= gap < MATCH_SECONDS for gap in gaps), gaps
+
+
+async def _bulk_unheard(sandbox, count: int) -> set[str]:
+    """`count` Leads created with no callback at all (as if every one was lost)."""
+    now = await sandbox.now()
+    await sandbox.bulk_changes("crm", "Leads", generate={
+        "count": count, "operation": "insert", "start": now - 30, "end": now - 1,
+    }, callbacks=False)
+    records = (await sandbox.records("crm", "Leads", full=True))["records"]
+    return {r["id"] for r in records
+            if datetime.fromisoformat(r["Created_Time"]).timestamp() >= int(now) - 31}
+
+
+async def test_a_window_past_coqls_2000_rows_is_read_by_key_at_600_records_a_credit(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
+    await captured.advance(SETTLE + 1)
+    await sandbox.advance_clock(40)
+    made = await _bulk_unheard(sandbox, 6200)
+    before = len(await sandbox.calls("crm.coql"))
+    credits = (await sandbox.credits("crm"))["used"]
+    await captured.advance(SWEEP)
+    events = await captured.events(sub.subscription_id, len(made))
+    assert {e.record_id for e in events if e.origin == RECOVERED} == made
+    assert len(events) == len(made)
+    # LIMIT 200 first (1 credit), then 2,000-row pages keyed on (Modified_Time, id), the
+    # last one ending on more_records false.
+    assert len(await sandbox.calls("crm.coql")) - before == 4
+    spent = (await sandbox.credits("crm"))["used"] - credits
+    assert len(made) / spent >= 600
+
+
+async def test_get_records_resumes_from_the_last_key_when_its_page_token_runs_out(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
+
+    # No COQL scope: Get Records, whose page tokens reach only 1,000 records here.
+    await connect_subscriber(scopes=[s for s in SUBSCRIBING_SCOPES if s != "ZohoCRM.coql.READ"])
+    await sandbox.configure(crm_page_token_record_limit=1000)
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
+    await captured.advance(SETTLE + 1)
+    await sandbox.advance_clock(40)
+    made = await _bulk_unheard(sandbox, 2500)
+    await captured.advance(SWEEP)
+    events = await captured.events(sub.subscription_id, len(made))
+    assert {e.record_id for e in events} == made and len(events) == len(made)
+    refused = [c for c in await sandbox.calls() if c.status == 400 and "Leads" in c.path]
+    assert refused, "the token's reach ended at least once and the read went on"
