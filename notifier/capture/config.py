@@ -57,6 +57,9 @@ class CaptureConfig:
             tick_seconds=env.number(
                 "NOTIFIER_CAPTURE_TICK_SECONDS", d.tick_seconds, minimum=0.01, maximum=600.0
             ),
+            lease_seconds=env.number(
+                "NOTIFIER_CAPTURE_LEASE_SECONDS", d.lease_seconds, minimum=1.0, maximum=86400.0
+            ),
             retry_base_seconds=env.number(
                 "NOTIFIER_CAPTURE_RETRY_SECONDS", d.retry_base_seconds, minimum=0.01,
                 maximum=86400.0,
