@@ -256,10 +256,13 @@ async def run(args: argparse.Namespace) -> bool:
                 # Time is compressed 60-fold: let due read-backs happen before it moves on
                 # (else a loaded host's lag of seconds reads as minutes of lateness).
                 await _caught_up(engine, now, args.step_wait)
-            # The end: one sweep and the settle margin later, everything is read back.
-            end = await control.advance_clock(args.sweep + 60)
-            offset[0] = end - time.time()
-            clock.note(end)
+            # The end: one sweep and the settle margin later (in steps, as before: a jump
+            # would count as lateness), everything is read back.
+            for _ in range(math.ceil((args.sweep + 60) / args.step)):
+                end = await control.advance_clock(args.step)
+                offset[0] = end - time.time()
+                clock.note(end)
+                await _caught_up(engine, end, args.step_wait)
             deadline = time.monotonic() + args.drain_seconds
             while time.monotonic() < deadline:
                 async with engine.connect() as conn:

@@ -318,3 +318,29 @@ async def test_get_records_resumes_from_the_last_key_when_its_page_token_runs_ou
     assert {e.record_id for e in events} == made and len(events) == len(made)
     refused = [c for c in await sandbox.calls() if c.status == 400 and "Leads" in c.path]
     assert refused, "the token's reach ended at least once and the read went on"
+
+
+async def test_zoho_failing_is_retried_then_announced_once_and_read_when_it_answers(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
+    await captured.advance(SETTLE + 1)
+    covered = (await captured.subscription(sub.subscription_id)).covered_until
+    await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+    lost = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "Late"}}]), sub)
+    await sandbox.fault("crm.coql", "status_500", count=None)
+    await captured.advance(SWEEP + SETTLE)  # attempt 1 (each retried within by zoho_http)
+    await captured.advance(30)  # attempt 2
+    got = await captured.subscription(sub.subscription_id)
+    assert got.covered_until == covered  # never past what was read
+    assert "ZOHO_UNAVAILABLE" in got.last_error
+    await captured.advance(60)  # attempt 3: announced, once
+    await captured.advance(120)  # attempt 4: not announced again
+    await sandbox.clear_faults("crm.coql")
+    await captured.advance(240)
+    events = await captured.events(sub.subscription_id, 2)
+    assert [e.gap_reason for e in events if e.operation == "gap"] == ["ZOHO_UNAVAILABLE"]
+    assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
+    assert (await captured.subscription(sub.subscription_id)).last_error == ""
