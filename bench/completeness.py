@@ -106,16 +106,14 @@ def _reads(ports: list[int]) -> dict[str, float]:
 
 
 async def _caught_up(engine: Any, now: float, limit: float) -> None:
-    """Until no window is due and unclaimed (at most `limit` wall seconds)."""
+    """Until no window is due or being read (at most `limit` wall seconds)."""
     deadline = time.monotonic() + limit
     at = datetime.fromtimestamp(now, UTC)
     while time.monotonic() < deadline:
         async with engine.connect() as conn:
             due = (await conn.execute(
                 select(func.count()).select_from(CaptureCursor).where(
-                    CaptureCursor.read_at <= at,
-                    (CaptureCursor.lease_until.is_(None)) | (CaptureCursor.lease_until <= at),
-                ))).scalar_one()
+                    CaptureCursor.read_at <= at))).scalar_one()
         if not due:
             return
         await asyncio.sleep(0.2)

@@ -194,8 +194,10 @@ class Capture:
         if row.failing_reason:
             log.info("subscription %s: %s read back again after %s", row.subscription_id,
                      row.module, row.failing_reason)
+        # The next sweep counts from when this read began, so a slow read does not
+        # stretch the period (one that took longer is due again at once).
         await self.store.finish(
-            claimed, read_at=self._next_sweep(self.clock.now()), cause="sweep", attempts=0,
+            claimed, read_at=self._next_sweep(now), cause="sweep", attempts=0,
             failing_reason=None, gap_announced=False,
         )
         if row.failing_reason:
