@@ -344,3 +344,34 @@ async def test_zoho_failing_is_retried_then_announced_once_and_read_when_it_answ
     assert [e.gap_reason for e in events if e.operation == "gap"] == ["ZOHO_UNAVAILABLE"]
     assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
     assert (await captured.subscription(sub.subscription_id)).last_error == ""
+
+
+async def test_below_zohos_credit_floor_sweeps_stop_but_gap_windows_are_read(
+    sandbox, broker, notifier_database_url, connect_subscriber
+) -> None:
+    from types import SimpleNamespace
+
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    # Zoho's allowance of 5: once half is spent it sends X-API-CREDITS-REMAINING, below
+    # the floor of 10 from the first read on.
+    await sandbox.set_credits("crm", allowance=5)
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 sweep_floor_credits=10) as captured:
+        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
+        await captured.advance(SETTLE + 1)
+        assert (await sandbox.credits("crm"))["used"] >= 3
+        await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+        lost = ours(await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": "Frugal"}}]), sub)
+        used = (await sandbox.credits("crm"))["used"]
+        await captured.advance(SWEEP + SETTLE)
+        assert (await sandbox.credits("crm"))["used"] == used  # the sweep did not call Zoho
+        # A gap (as the keeper reports one) is read back all the same.
+        await captured.capture.read_back(
+            SimpleNamespace(id=sub.subscription_id), since=None, until=datetime.now(UTC)
+        )
+        await captured.capture.settle()
+        events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
