@@ -75,6 +75,7 @@ class Capture:
         self._wake = asyncio.Event()
         self._summary_at = 0.0
         self._gap_reasons: set[str] = set()
+        self._lagging: set[str] = set()
 
     async def start(self) -> None:
         await self.clock.sync()
@@ -231,10 +232,15 @@ class Capture:
     async def _publish(self, now: datetime) -> None:
         lags, gaps = await self.store.summary()
         worst: dict[str, float] = {}
+        current = set()
         for subscription_id, app, covered in lags:
             lag = (now - covered).total_seconds()
             metrics.LAG.labels(subscription_id).set(lag)
+            current.add(subscription_id)
             worst[app] = max(worst.get(app, 0.0), lag)
+        for gone in self._lagging - current:  # deleted subscriptions leave the gauge
+            metrics.LAG.remove(gone)
+        self._lagging = current
         for app, lag in worst.items():
             metrics.MAX_LAG.labels(app).set(lag)
         # A reason no window fails for any more reads 0, not its last count.

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from notifier.capture import metrics
 from notifier.capture.models import CaptureCursor
 from tests.capture.conftest import SETTLE, SWEEP, Captured
 from tests.live.helpers import crm_subscription
@@ -45,9 +46,11 @@ async def test_a_dropped_callback_is_recovered_by_the_sweep_once(
     lost_id = ids(lost[0])[0]
     told_id = ids(told[0])[0]
     before = (await sandbox.credits("crm"))["used"]
+    swept = metrics.RECOVERED.labels("crm", "Leads", "sweep")._value.get()
 
     await captured.advance(SWEEP + SETTLE)
     events = await captured.events(sub.subscription_id, 2)
+    assert metrics.RECOVERED.labels("crm", "Leads", "sweep")._value.get() - swept == 1
     assert sorted(_changes(events)) == sorted(
         [("create", told_id, CALLBACK), ("create", lost_id, RECOVERED)]
     )
