@@ -94,6 +94,11 @@ def _rows(
                 "change_kind": kind,
                 "change_time": dedupe.change_time(event) if kind else None,
                 "origin": event.origin or None,
+                # Whether a read-back may already have stored this change (dedupe.py).
+                "late": event.origin == notifier_pb2.EVENT_ORIGIN_CALLBACK
+                and kind is not None
+                and (at := dedupe.change_time(event)) is not None
+                and received_at - at >= dedupe.LATE_CALLBACK,
             }
         )
     return rows, blobs
@@ -170,7 +175,7 @@ class EventLog:
         assert not self.postgres, "on PostgreSQL, append through writer_connection()"
         async with conn.begin():
             # A late callback of a change a read-back already stored is dropped.
-            callbacks = [row for row in rows if row["origin"] == notifier_pb2.EVENT_ORIGIN_CALLBACK]
+            callbacks = [row for row in rows if row["late"]]
             told = await dedupe.already_told(
                 conn, callbacks, origin=notifier_pb2.EVENT_ORIGIN_RECOVERED
             )

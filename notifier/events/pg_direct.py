@@ -28,10 +28,11 @@ inserted AS (
     SELECT t.k, t.s, t.u, t.a, %(at)s, t.e, t.rid, t.kind, t.ct, t.o
     FROM held, unnest(%(keys)s::text[], %(subs)s::text[], %(users)s::text[],
                       %(apps)s::int4[], %(events)s::bytea[], %(records)s::text[],
-                      %(kinds)s::text[], %(times)s::timestamptz[], %(origins)s::int4[])
-               AS t(k, s, u, a, e, rid, kind, ct, o)
+                      %(kinds)s::text[], %(times)s::timestamptz[], %(origins)s::int4[],
+                      %(late)s::bool[])
+               AS t(k, s, u, a, e, rid, kind, ct, o, late)
     -- A late callback of a change a read-back already stored is dropped (dedupe.py).
-    WHERE t.o IS DISTINCT FROM 1 OR t.kind IS NULL OR NOT EXISTS (
+    WHERE NOT t.late OR NOT EXISTS (
         SELECT FROM notifier_events r WHERE r.origin = 2 AND {match})
     ON CONFLICT DO NOTHING
     RETURNING cursor, dedupe_key
@@ -71,6 +72,7 @@ class PostgresAppend:
             "kinds": [row["change_kind"] for row in rows],
             "times": [row["change_time"] for row in rows],
             "origins": [row["origin"] for row in rows],
+            "late": [row["late"] for row in rows],
             "match": dedupe.MATCH_SECONDS,
             "stale": stale,
             "channel": NOTIFY_CHANNEL,
