@@ -13,11 +13,14 @@ import httpx
 
 from notifier import authz
 from notifier.broker_client import BrokerClient
+from notifier.capture.service import Capture
 from notifier.config import NotifierConfig
 from notifier.crm import CrmClient
 from notifier.desk import DeskClient
 from notifier.events.wire import add_notifier_service
 from notifier.health import BrokerHealthWatch
+from notifier.keeper.clock import SystemClock
+from notifier.keeper.gaps import Gaps
 from notifier.keeper.service import Keeper
 from notifier.live import LiveEvents
 from notifier.notifications import DeskOrgCache, Notifications
@@ -101,6 +104,19 @@ class NotifierApp:
                 public_url=lambda: self.live.public_url,
                 forget=self.live.directory.forget,
             )
+        self.capture: Capture | None = None
+        if config.capture.enabled:
+            # Zoho's clock as the keeper follows it: windows are cut on Zoho's time.
+            clock = self.keeper.clock if self.keeper is not None else SystemClock()
+            gaps = self.keeper.gaps if self.keeper is not None else Gaps(self.live.writer)
+            self.capture = Capture(
+                self.live.log, self.notifications, zoho, self.policy, gaps,
+                self.live.tail.wake, config=config.capture, clock=clock,
+            )
+            gaps.read_back = self.capture.read_back
+            self.live.outages.read_back = self.capture.read_back
+            if self.keeper is not None:
+                self.capture.reader.user_lock = self.keeper.user_lock
         servicer = NotifierServicer(
             self.notifications, self.subscriptions, self.live.watches, self.live.consumers
         )
@@ -131,10 +147,14 @@ class NotifierApp:
         self.health.start()
         if self.keeper is not None:
             await self.keeper.start()
+        if self.capture is not None:
+            await self.capture.start()
         return address
 
     async def close(self) -> None:
         """Everything but the server (run_until_signal stops that, draining calls first)."""
+        if self.capture is not None:
+            await self.capture.stop()
         if self.keeper is not None:
             await self.keeper.stop()
         await self.live.stop()

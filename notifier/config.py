@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from notifier.capture.config import CaptureConfig
 from notifier.consumers.config import ConsumersConfig
 from notifier.database import DATABASE
 from notifier.database import DEFAULT_URL as DEFAULT_DATABASE_URL
@@ -179,6 +180,7 @@ class NotifierConfig:
     streams: StreamLimits = field(default_factory=StreamLimits)
     events: EventsConfig = field(default_factory=EventsConfig)
     keeper: KeeperConfig = field(default_factory=KeeperConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
 
     @property
     def metrics_port(self) -> int:
@@ -259,6 +261,7 @@ class NotifierConfig:
             ),
             events=EventsConfig.from_env(env),
             keeper=KeeperConfig.from_env(env),
+            capture=CaptureConfig.from_env(env),
         )
 
 

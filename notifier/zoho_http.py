@@ -63,7 +63,9 @@ class ZohoCall:
 @dataclass(frozen=True)
 class ZohoReply:
     status: int
-    body: Any  # parsed JSON; None for 204 or an empty body
+    body: Any  # parsed JSON; None for 204, 304 or an empty body
+    # X-API-CREDITS-REMAINING, which CRM sends once half the day's credits are spent.
+    credits_remaining: int | None = None
 
 
 class ZohoHttp:
@@ -109,7 +111,10 @@ class ZohoHttp:
             # A create may have happened before the 5xx: only idempotent calls resend.
             raise Transient(f"HTTP {status}", may_have_taken_effect=True)
         if 200 <= status < 300:
-            return ZohoReply(status, _json_or_none(call, response))
+            return ZohoReply(status, _json_or_none(call, response), _credits(response))
+        if status == 304:
+            # Get Records with If-Modified-Since: nothing changed since (no Location).
+            return ZohoReply(status, None, _credits(response))
         if 300 <= status < 400:
             # Redirects are never followed: a token must not travel to a host we did not pick.
             raise ZohoBadResponse(
@@ -148,6 +153,11 @@ def _json_or_none(call: ZohoCall, response: httpx.Response) -> Any:
         raise ZohoBadResponse(
             f"Zoho answered {call.endpoint} with a body that is not JSON", endpoint=call.endpoint
         ) from None
+
+
+def _credits(response: httpx.Response) -> int | None:
+    raw = response.headers.get("X-API-CREDITS-REMAINING", "").strip()
+    return int(raw) if raw.isdigit() else None
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:

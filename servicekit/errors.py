@@ -99,6 +99,21 @@ class ZohoThrottled(ServiceError):
         )
 
 
+class CreditsExhausted(ServiceError):
+    """The notifier's read-back budget (NOTIFIER_RECOVERY_CREDITS_PER_DAY) is spent for
+    now, or Zoho's X-API-CREDITS-REMAINING says none are left: a window waits (as a gap
+    event's gap_reason and in last_error) until credits come back."""
+
+    reason = "CREDITS_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(
+            message,
+            metadata={"retry_after_seconds": str(math.ceil(retry_after))},
+            retry_after=retry_after,
+        )
+
+
 class ZohoUnavailable(ServiceError):
     reason = "ZOHO_UNAVAILABLE"
 

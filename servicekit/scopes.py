@@ -54,3 +54,27 @@ def missing_scope(granted: Sequence[str], app_type: int, *, has_desk_org: bool) 
         if not covers(granted, DESK_ORG_LOOKUP):
             return DESK_ORG_LOOKUP
     return None
+
+# Change capture's reads (notifier/capture/, docs/zoho.md section 6). The CRM module scope
+# may also be granted per module (ZohoCRM.modules.Leads.READ): crm_read_missing.
+CRM_MODULES_READ = "ZohoCRM.modules.READ"
+CRM_COQL_READ = "ZohoCRM.coql.READ"
+CRM_ORG_READ = "ZohoCRM.org.READ"
+CRM_SETTINGS_READ = "ZohoCRM.settings.fields.READ"
+DESK_SEARCH_READ = "Desk.search.READ"
+# Desk's read scope per resource change capture reads back.
+DESK_RESOURCE_READ = {
+    "Ticket": "Desk.tickets.READ",
+    "Contact": "Desk.contacts.READ",
+    "Account": "Desk.contacts.READ",
+}
+
+
+def crm_read_missing(granted: Sequence[str], module: str) -> str | None:
+    """The scope a read-back of `module` lacks (None: it may read, or the grant's scopes
+    are unknown and Zoho's own answer will tell)."""
+    if not granted:
+        return None
+    if covers(granted, CRM_MODULES_READ) or covers(granted, f"ZohoCRM.modules.{module}.READ"):
+        return None
+    return CRM_MODULES_READ

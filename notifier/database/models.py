@@ -59,6 +59,9 @@ class SubscriptionRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Change capture's watermark (notifier/capture/): the least of its modules'. Null
+    # until the first read-back: then it is the creation time.
+    covered_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EventRow(Base):
@@ -69,6 +72,7 @@ class EventRow(Base):
     __table_args__ = (
         Index("ix_notifier_events_user_cursor", "user_id", "cursor"),
         Index("ix_notifier_events_received", "received_at"),
+        Index("ix_notifier_events_record", "subscription_id", "record_id"),
         {"sqlite_autoincrement": True},
     )
 
@@ -81,6 +85,14 @@ class EventRow(Base):
     app_type: Mapped[int] = mapped_column(Integer, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     event: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # What change capture matches a read-back against (notifier/capture/dedupe.py): one
+    # change of one record is one event, from a callback or read back, whichever came
+    # first. Null on gap events. change_time: Zoho's time of the change (a callback's
+    # server_time or the record's modified time; a recovered event's Modified_Time).
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    change_kind: Mapped[str | None] = mapped_column(String(1))  # events/dedupe.py kind_of
+    change_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    origin: Mapped[int | None] = mapped_column(Integer)
 
 
 class OutageRow(Base):

@@ -17,12 +17,12 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database.models import EventLogState, EventRow, SubscriptionRow
-from notifier.events import pg_direct
+from notifier.events import dedupe, pg_direct
 from notifier.events.cursor import format_cursor
 from notifier.events.pg_direct import PostgresAppend
 from zoho.notifier.v1 import notifier_pb2
@@ -83,6 +83,7 @@ def _rows(
         event.ClearField("cursor")
         blob = event.SerializeToString()
         blobs.setdefault(new.dedupe_key, blob)
+        kind = dedupe.kind_of(event.operation) if event.record_id else None
         rows.append(
             {
                 "dedupe_key": new.dedupe_key,
@@ -91,6 +92,15 @@ def _rows(
                 "app_type": event.app_type,
                 "received_at": received_at,
                 "event": blob,
+                "record_id": event.record_id or None,
+                "change_kind": kind,
+                "change_time": dedupe.change_time(event) if kind else None,
+                "origin": event.origin or None,
+                # Whether a read-back may already have stored this change (dedupe.py).
+                "late": event.origin == notifier_pb2.EVENT_ORIGIN_CALLBACK
+                and kind is not None
+                and (at := dedupe.change_time(event)) is not None
+                and received_at - at >= dedupe.LATE_CALLBACK,
             }
         )
     return rows, blobs
@@ -166,6 +176,14 @@ class EventLog:
         # append is PostgresAppend's one statement (lock, insert, touch, NOTIFY).
         assert not self.postgres, "on PostgreSQL, append through writer_connection()"
         async with conn.begin():
+            # A late callback of a change a read-back already stored is dropped.
+            callbacks = [row for row in rows if row["late"]]
+            told = await dedupe.already_told(
+                conn, callbacks, origin=notifier_pb2.EVENT_ORIGIN_RECOVERED
+            )
+            rows = [row for row in rows if row["dedupe_key"] not in told]
+            if not rows:
+                return []
             # One statement for the batch; a dedupe key already stored is skipped.
             result = await conn.execute(
                 self._insert(EventRow)
@@ -181,6 +199,42 @@ class EventLog:
                     .values(last_event_time=received_at)
                 )
         return returned
+
+    async def append_recovered(
+        self, conn: AsyncConnection, events: Sequence[NewEvent], received_at: datetime
+    ) -> list[Logged]:
+        """Change capture's append, inside the caller's transaction (which also moves its
+        watermark, so both commit or neither): cursors drawn under the same lock as
+        `append`'s, and a change some stored event already tells is skipped
+        (events/dedupe.py). The caller wakes the tail once committed."""
+        if not events:
+            return []
+        rows, blobs = _rows(events, received_at)
+        if self.postgres:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _APPEND_LOCK})
+        told = await dedupe.already_told(conn, rows, origin=None)
+        rows = [row for row in rows if row["dedupe_key"] not in told]
+        if not rows:
+            return []
+        result = await conn.execute(
+            self._insert(EventRow)
+            .on_conflict_do_nothing()
+            .returning(EventRow.cursor, EventRow.dedupe_key),
+            rows,
+        )
+        returned = sorted((cursor, key) for cursor, key in result.all())
+        if self.postgres and returned:
+            await conn.execute(
+                text("SELECT pg_notify(:channel, '')"), {"channel": pg_direct.NOTIFY_CHANNEL}
+            )
+        by_key = {new.dedupe_key: new.event for new in events}
+        return [
+            Logged(
+                cursor, by_key[key].user_id, by_key[key].app_type, by_key[key].subscription_id,
+                with_cursor(cursor, blobs[key]),
+            )
+            for cursor, key in returned
+        ]
 
     async def read_after(
         self,

@@ -13,6 +13,8 @@ from typing import Any
 
 import psycopg
 
+from notifier.events import dedupe
+
 NOTIFY_CHANNEL = "notifier_events"
 
 # Every inserted row joins `held`, so the lock is taken before the first cursor is drawn
@@ -21,10 +23,17 @@ _APPEND = """
 WITH held AS MATERIALIZED (SELECT pg_advisory_xact_lock(%(lock)s)),
 inserted AS (
     INSERT INTO notifier_events
-        (dedupe_key, subscription_id, user_id, app_type, received_at, event)
-    SELECT t.k, t.s, t.u, t.a, %(at)s, t.e
+        (dedupe_key, subscription_id, user_id, app_type, received_at, event,
+         record_id, change_kind, change_time, origin)
+    SELECT t.k, t.s, t.u, t.a, %(at)s, t.e, t.rid, t.kind, t.ct, t.o
     FROM held, unnest(%(keys)s::text[], %(subs)s::text[], %(users)s::text[],
-                      %(apps)s::int4[], %(events)s::bytea[]) AS t(k, s, u, a, e)
+                      %(apps)s::int4[], %(events)s::bytea[], %(records)s::text[],
+                      %(kinds)s::text[], %(times)s::timestamptz[], %(origins)s::int4[],
+                      %(late)s::bool[])
+               AS t(k, s, u, a, e, rid, kind, ct, o, late)
+    -- A late callback of a change a read-back already stored is dropped (dedupe.py).
+    WHERE NOT t.late OR NOT EXISTS (
+        SELECT FROM notifier_events r WHERE r.origin = 2 AND {match})
     ON CONFLICT DO NOTHING
     RETURNING cursor, dedupe_key
 ),
@@ -36,7 +45,7 @@ notified AS MATERIALIZED (
     SELECT pg_notify(%(channel)s, '') FROM (SELECT FROM inserted LIMIT 1) AS one
 )
 SELECT inserted.cursor, inserted.dedupe_key FROM inserted, notified
-"""
+""".replace("{match}", dedupe.PG_MATCH)  # events/dedupe.py's rule, a constant
 
 
 class PostgresAppend:
@@ -62,6 +71,12 @@ class PostgresAppend:
             "users": [row["user_id"] for row in rows],
             "apps": [row["app_type"] for row in rows],
             "events": [row["event"] for row in rows],
+            "records": [row["record_id"] for row in rows],
+            "kinds": [row["change_kind"] for row in rows],
+            "times": [row["change_time"] for row in rows],
+            "origins": [row["origin"] for row in rows],
+            "late": [row["late"] for row in rows],
+            "match": dedupe.MATCH_SECONDS,
             "stale": stale,
             "channel": NOTIFY_CHANNEL,
         }

@@ -135,6 +135,22 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _iso_time(value: Any) -> timestamp_pb2.Timestamp | None:
+    """Zoho's ISO-8601 record times (CRM `Modified_Time` with an offset, Desk
+    `modifiedTime` with milliseconds and Z); None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(parsed.astimezone(UTC))
+    return stamp
+
+
 def _struct(value: Any) -> struct_pb2.Struct | None:
     if not isinstance(value, dict) or not value:
         return None
@@ -239,10 +255,15 @@ def _crm_built(
             operation=operation,
             record_id=record_id,
             affected_fields=fields.of(record_id),
+            origin=notifier_pb2.EVENT_ORIGIN_CALLBACK,
         )
-        values = _struct(values_by_id.get(record_id))
+        raw_values = values_by_id.get(record_id) or {}
+        values = _struct(raw_values)
         if values is not None:
             event.values.CopyFrom(values)
+            modified = _iso_time(raw_values.get("Modified_Time"))
+            if modified is not None:
+                event.record_modified_time.CopyFrom(modified)
         if event_time is not None:
             event.event_time.CopyFrom(event_time)
         budget.event(event)
@@ -280,7 +301,11 @@ def _desk_built(subscriber: Subscriber, body: Sequence[Any], budget: _Budget) ->
             operation=event_type,
             record_id=record_id,
             affected_fields=sorted(previous) if isinstance(previous, dict) else [],
+            origin=notifier_pb2.EVENT_ORIGIN_CALLBACK,
         )
+        modified = _iso_time(payload.get("modifiedTime"))
+        if modified is not None:
+            event.record_modified_time.CopyFrom(modified)
         values = _struct(payload)
         if values is not None:
             event.values.CopyFrom(values)

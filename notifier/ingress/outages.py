@@ -24,7 +24,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +80,10 @@ class Outages:
         self._started: datetime | None = None
         self._refused = 0
         self._probe: asyncio.Task[None] | None = None
+        # Change capture (notifier/capture/), when this process runs it: each subscription
+        # is read back over the window instead of told of a gap (SPEC, complete change
+        # capture); an ingress-only replica announces gaps as before.
+        self.read_back: Callable[..., Awaitable[None]] | None = None
 
     @property
     def open(self) -> bool:
@@ -150,17 +154,23 @@ class Outages:
                 .where(s.status.in_(_ANNOUNCED_STATUSES), s.created_at <= window.ended_at)
                 .order_by(s.id)
             )).all()
-        events = [
-            gap_event(row, window.started_at, window.ended_at, key=f"outage:{window.id}:{row.id}")
-            for row in rows
-        ]
-        for start in range(0, len(events), ANNOUNCE_BATCH):
-            await self._writer.append(events[start:start + ANNOUNCE_BATCH])
+        if self.read_back is not None:
+            for row in rows:
+                await self.read_back(row, since=window.started_at, until=window.ended_at)
+        else:
+            events = [
+                gap_event(row, window.started_at, window.ended_at,
+                          key=f"outage:{window.id}:{row.id}")
+                for row in rows
+            ]
+            for start in range(0, len(events), ANNOUNCE_BATCH):
+                await self._writer.append(events[start:start + ANNOUNCE_BATCH])
         async with self._engine.begin() as conn:
             await conn.execute(
                 update(OutageRow).where(OutageRow.id == window.id)
                 .values(announced_at=datetime.now(UTC))
             )
-        log.warning("told %d subscriptions' watchers of the deliveries refused between %s "
-                    "and %s", len(rows), window.started_at.isoformat(),
+        done = "told the watchers of" if self.read_back is None else "read back"
+        log.warning("%s %d subscriptions over the deliveries refused between %s and %s",
+                    done, len(rows), window.started_at.isoformat(),
                     window.ended_at.isoformat())

@@ -5,6 +5,7 @@ to a sync that resumes later, and fans out to every replica)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,9 +27,12 @@ def _stamp(value: datetime) -> Timestamp:
     return stamp
 
 
-def gap_event(row: Any, since: datetime, until: datetime, *, key: str = "") -> NewEvent:
+def gap_event(
+    row: Any, since: datetime, until: datetime, *, key: str = "", reason: str = ""
+) -> NewEvent:
     """The gap notice for subscription `row` (id, user_id, app_type) over since..until;
-    `key`: its dedupe key when the same window may be announced twice (a restart)."""
+    `key`: its dedupe key when the same window may be announced twice (a restart);
+    `reason` (gap_reason): why the window could not be read back."""
     event = notifier_pb2.NotificationEvent(
         subscription_id=row.id,
         user_id=row.user_id,
@@ -38,6 +42,7 @@ def gap_event(row: Any, since: datetime, until: datetime, *, key: str = "") -> N
         missed_from=_stamp(since),
         missed_until=_stamp(until),
         event_time=_stamp(until),
+        gap_reason=reason,
     )
     key = key or f"gap:{row.id}:{int(since.timestamp())}:{int(until.timestamp())}"
     return NewEvent(key, event)
@@ -46,11 +51,26 @@ def gap_event(row: Any, since: datetime, until: datetime, *, key: str = "") -> N
 class Gaps:
     def __init__(self, writer: EventWriter) -> None:
         self._writer = writer
+        # Change capture (notifier/capture/), when it runs: a gap the keeper sees is read
+        # back at once, and announced only if it cannot be (SPEC, complete change capture).
+        self.read_back: Callable[..., Awaitable[None]] | None = None
 
-    async def emit(self, row: Any, *, since: datetime | None, until: datetime) -> None:
+    async def seen(self, row: Any, *, since: datetime | None, until: datetime) -> None:
+        """The keeper saw a window callbacks may not cover (a lapse, a repair)."""
+        if self.read_back is not None:
+            await self.read_back(row, since=since, until=until)
+        else:
+            await self.emit(row, since=since, until=until)
+
+    async def emit(
+        self, row: Any, *, since: datetime | None, until: datetime, reason: str = ""
+    ) -> None:
+        """A gap event: changes between the two times may be missing from the log;
+        `reason` (gap_reason) says why they could not be read back."""
         since = since or until
-        await self._writer.append([gap_event(row, since, until)])
+        await self._writer.append([gap_event(row, since, until, reason=reason)])
         log.warning(
-            "subscription %s: events between %s and %s may have been missed",
+            "subscription %s: events between %s and %s may have been missed%s",
             row.id, since.isoformat(), until.isoformat(),
+            f" ({reason}: not read back yet)" if reason else "",
         )

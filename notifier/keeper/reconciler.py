@@ -98,7 +98,7 @@ class Reconciler:
                     row.id, renew_at=self._renewer.next_due(row, expiry, now), attempts=0,
                     verified_at=now,
                 )
-                await self._gaps.emit(row, since=row.verified_at, until=now)
+                await self._gaps.seen(row, since=row.verified_at, until=now)
             log.warning("crm channel of %s was %s at Zoho: %s", row.id, problem, outcome)
             metrics.REPAIRS.labels("crm", problem, outcome).inc()
         await self._store.mark_verified(healthy, now)
@@ -142,7 +142,7 @@ class Reconciler:
                 await self._desk_repair(row, problem, now)
                 repaired += 1
                 verified.append((row.id, row.version))
-                await self._gaps.emit(row, since=row.verified_at, until=now)
+                await self._gaps.seen(row, since=row.verified_at, until=now)
             except Exception as failed:  # recorded; the next reconcile tries again
                 log.warning("repair of %s failed: %s", row.id, type(failed).__name__)
                 outcome = "failed"

@@ -82,7 +82,7 @@ class Renewer:
             if label == "renewed" and (
                 row.id in lapsed or (row.expires_at is not None and row.expires_at <= now)
             ):
-                await self._gaps.emit(row, since=row.verified_at or row.expires_at, until=now)
+                await self._gaps.seen(row, since=row.verified_at or row.expires_at, until=now)
                 metrics.REPAIRS.labels("crm", "missing", "repaired").inc()
                 label = "recreated"
             labels.append(label)

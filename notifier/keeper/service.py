@@ -67,10 +67,12 @@ class Keeper:
             notifications, keys, public_url,
             call_seconds=config.zoho_call_seconds, grant_seconds=config.grant_check_seconds,
         )
-        gaps = Gaps(writer)
-        self.renewer = Renewer(self.store, zoho, gaps, config, ttl_seconds)
-        self.reconciler = Reconciler(self.store, zoho, gaps, self.renewer, ttl_seconds, forget)
-        self.half_made = HalfMade(self.store, zoho, gaps, forget)
+        self.gaps = Gaps(writer)
+        self.renewer = Renewer(self.store, zoho, self.gaps, config, ttl_seconds)
+        self.reconciler = Reconciler(
+            self.store, zoho, self.gaps, self.renewer, ttl_seconds, forget
+        )
+        self.half_made = HalfMade(self.store, zoho, self.gaps, forget)
         self._limit = asyncio.Semaphore(config.concurrency)
         # One Zoho call per user at a time from this replica: CRM's concurrency limit is
         # per org, as low as 5 on the Free edition.
@@ -175,9 +177,14 @@ class Keeper:
         self._pending[key] = task
         task.add_done_callback(lambda _: self._pending.pop(key, None))
 
+    def user_lock(self, user_id: str, app: str) -> asyncio.Lock:
+        """One Zoho call per user and app at a time from this replica, the keeper's and
+        change capture's together (CRM's calls-in-flight cap is per org)."""
+        return self._user_locks.setdefault((user_id, app), asyncio.Lock())
+
     @contextlib.asynccontextmanager
     async def _calling(self, user_id: str, app: str) -> Any:
-        lock = self._user_locks.setdefault((user_id, app), asyncio.Lock())
+        lock = self.user_lock(user_id, app)
         async with lock, self._limit:
             self._in_flight += 1
             self._peak = max(self._peak, self._in_flight)

@@ -63,4 +63,6 @@ def subscription(row: Stored) -> notifier_pb2.Subscription:
         zoho_id=row.zoho_id or "",
         notify_on_related_action=row.notify_on_related_action,
         return_affected_field_values=row.return_affected_field_values,
+        # Change capture's watermark; until its first read-back, the creation time.
+        covered_until=_stamp(row.covered_until or row.created_at),
     )

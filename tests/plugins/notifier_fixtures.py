@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from notifier.app import NotifierApp
+from notifier.capture.config import CaptureConfig
 from notifier.config import EventsConfig, NotifierConfig, RetryPolicy
 from notifier.database import DATABASE
 from servicekit.config import ListenAddress
@@ -24,7 +25,8 @@ from zoho.notifier.v1 import notifier_pb2_grpc
 
 NOTIFIER_TABLES = (
     "notifier_events, notifier_subscriptions, notifier_keeper_subscriptions, notifier_keeper_users,"
-    " notifier_outages, notifier_consumers, notifier_consumer_deliveries"
+    " notifier_outages, notifier_consumers, notifier_consumer_deliveries,"
+    " notifier_capture_cursors, notifier_capture_orgs, notifier_capture_credits"
 )
 
 
@@ -136,6 +138,9 @@ def notifier_config(
             request_timeout_seconds=5.0,
         ),
         "health_interval_seconds": 0.1,
+        # Change capture reads Zoho back on its own schedule: only its tests turn it on
+        # (tests/capture/), so the others see the events their callbacks bring, no more.
+        "capture": CaptureConfig(enabled=False),
     }
     settings.update(overrides)
     return NotifierConfig(**settings)  # type: ignore[arg-type]

@@ -41,6 +41,27 @@ SUBSCRIPTION_STATUS_REAUTH_REQUIRED: SubscriptionStatus.ValueType  # 2
 SUBSCRIPTION_STATUS_FAILING: SubscriptionStatus.ValueType  # 3
 Global___SubscriptionStatus: _TypeAlias = SubscriptionStatus  # noqa: Y015
 
+class _EventOrigin:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EventOriginEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventOrigin.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EVENT_ORIGIN_UNSPECIFIED: _EventOrigin.ValueType  # 0
+    EVENT_ORIGIN_CALLBACK: _EventOrigin.ValueType  # 1
+    """Zoho called the ingress."""
+    EVENT_ORIGIN_RECOVERED: _EventOrigin.ValueType  # 2
+    """Read back from Zoho because no callback brought it."""
+
+class EventOrigin(_EventOrigin, metaclass=_EventOriginEnumTypeWrapper): ...
+
+EVENT_ORIGIN_UNSPECIFIED: EventOrigin.ValueType  # 0
+EVENT_ORIGIN_CALLBACK: EventOrigin.ValueType  # 1
+"""Zoho called the ingress."""
+EVENT_ORIGIN_RECOVERED: EventOrigin.ValueType  # 2
+"""Read back from Zoho because no callback brought it."""
+Global___EventOrigin: _TypeAlias = EventOrigin  # noqa: Y015
+
 @_typing.final
 class ListNotificationsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -791,6 +812,7 @@ class Subscription(_message.Message):
     ZOHO_ID_FIELD_NUMBER: _builtins.int
     NOTIFY_ON_RELATED_ACTION_FIELD_NUMBER: _builtins.int
     RETURN_AFFECTED_FIELD_VALUES_FIELD_NUMBER: _builtins.int
+    COVERED_UNTIL_FIELD_NUMBER: _builtins.int
     subscription_id: _builtins.str
     user_id: _builtins.str
     app_type: _common_pb2.AppType.ValueType
@@ -812,6 +834,13 @@ class Subscription(_message.Message):
     def last_event_time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def created_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def covered_until(self) -> _timestamp_pb2.Timestamp:
+        """Every change of the kinds this subscription's events name, made between its
+        creation and this time by Zoho's clock, is in the event log (from a callback or
+        read back). Stays put while a window cannot be read back.
+        """
+
     def __init__(
         self,
         *,
@@ -828,10 +857,11 @@ class Subscription(_message.Message):
         zoho_id: _builtins.str = ...,
         notify_on_related_action: _builtins.bool = ...,
         return_affected_field_values: _builtins.bool = ...,
+        covered_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_time", b"created_time", "expires_at", b"expires_at", "last_event_time", b"last_event_time", "last_renewed_time", b"last_renewed_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["covered_until", b"covered_until", "created_time", b"created_time", "expires_at", b"expires_at", "last_event_time", b"last_event_time", "last_renewed_time", b"last_renewed_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_type", b"app_type", "created_time", b"created_time", "events", b"events", "expires_at", b"expires_at", "last_error", b"last_error", "last_event_time", b"last_event_time", "last_renewed_time", b"last_renewed_time", "notify_on_related_action", b"notify_on_related_action", "return_affected_field_values", b"return_affected_field_values", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id", "zoho_id", b"zoho_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_type", b"app_type", "covered_until", b"covered_until", "created_time", b"created_time", "events", b"events", "expires_at", b"expires_at", "last_error", b"last_error", "last_event_time", b"last_event_time", "last_renewed_time", b"last_renewed_time", "notify_on_related_action", b"notify_on_related_action", "return_affected_field_values", b"return_affected_field_values", "status", b"status", "subscription_id", b"subscription_id", "user_id", b"user_id", "zoho_id", b"zoho_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1003,6 +1033,9 @@ class NotificationEvent(_message.Message):
     RECEIVED_TIME_FIELD_NUMBER: _builtins.int
     MISSED_FROM_FIELD_NUMBER: _builtins.int
     MISSED_UNTIL_FIELD_NUMBER: _builtins.int
+    ORIGIN_FIELD_NUMBER: _builtins.int
+    RECORD_MODIFIED_TIME_FIELD_NUMBER: _builtins.int
+    GAP_REASON_FIELD_NUMBER: _builtins.int
     cursor: _builtins.str
     """Opaque; pass it as after_cursor to resume right after this event."""
     subscription_id: _builtins.str
@@ -1013,6 +1046,14 @@ class NotificationEvent(_message.Message):
     operation: _builtins.str
     """CRM create/edit/delete; Desk the event type (Ticket_Add)."""
     record_id: _builtins.str
+    origin: Global___EventOrigin.ValueType
+    """How this event reached the notifier: a callback, or read back from Zoho because no
+    callback brought it. One change of one record is one event either way.
+    """
+    gap_reason: _builtins.str
+    """operation "gap": why the window could not be read back, as an error reason
+    (MISSING_SCOPE, CREDITS_EXHAUSTED, ZOHO_REJECTED, ...).
+    """
     @_builtins.property
     def affected_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -1039,6 +1080,12 @@ class NotificationEvent(_message.Message):
 
     @_builtins.property
     def missed_until(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def record_modified_time(self) -> _timestamp_pb2.Timestamp:
+        """The record's Modified_Time (CRM) or modifiedTime (Desk) when known; always set on
+        recovered events (for a recovered delete, Zoho's deleted_time).
+        """
+
     def __init__(
         self,
         *,
@@ -1056,10 +1103,13 @@ class NotificationEvent(_message.Message):
         received_time: _timestamp_pb2.Timestamp | None = ...,
         missed_from: _timestamp_pb2.Timestamp | None = ...,
         missed_until: _timestamp_pb2.Timestamp | None = ...,
+        origin: Global___EventOrigin.ValueType = ...,
+        record_modified_time: _timestamp_pb2.Timestamp | None = ...,
+        gap_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "missed_from", b"missed_from", "missed_until", b"missed_until", "previous", b"previous", "received_time", b"received_time", "values", b"values"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "missed_from", b"missed_from", "missed_until", b"missed_until", "previous", b"previous", "received_time", b"received_time", "record_modified_time", b"record_modified_time", "values", b"values"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected_fields", b"affected_fields", "app_type", b"app_type", "cursor", b"cursor", "event_time", b"event_time", "missed_from", b"missed_from", "missed_until", b"missed_until", "module", b"module", "operation", b"operation", "previous", b"previous", "received_time", b"received_time", "record_id", b"record_id", "subscription_id", b"subscription_id", "user_id", b"user_id", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["affected_fields", b"affected_fields", "app_type", b"app_type", "cursor", b"cursor", "event_time", b"event_time", "gap_reason", b"gap_reason", "missed_from", b"missed_from", "missed_until", b"missed_until", "module", b"module", "operation", b"operation", "origin", b"origin", "previous", b"previous", "received_time", b"received_time", "record_id", b"record_id", "record_modified_time", b"record_modified_time", "subscription_id", b"subscription_id", "user_id", b"user_id", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
