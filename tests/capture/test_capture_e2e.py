@@ -201,7 +201,7 @@ async def test_a_dropped_desk_ticket_change_is_recovered_with_the_record(
     from tests.live.helpers import desk_subscription
 
     await connect_subscriber()
-    sub, _ = await desk_subscription(captured.handle)
+    sub, _ = await desk_subscription(captured.handle, sandbox)
     await captured.advance(SETTLE + 1)
     await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
     lost = ours(await sandbox.change_records(

@@ -19,6 +19,7 @@ from notifier.database import DATABASE
 from notifier.database.models import EventRow, SubscriptionRow
 from notifier.events.log import EventLog
 from notifier.ingress.callbacks import Subscriber, crm_events
+from notifier.ingress.limits import DeliveryLimits
 from servicekit.errors import CreditsExhausted
 from zoho.notifier.v1 import notifier_pb2 as pb
 
@@ -47,7 +48,8 @@ async def _callback(event_log: EventLog, record_id: str, server_time: datetime) 
     connection = await event_log.writer_connection()
     try:
         stored = await event_log.append(
-            crm_events(Subscriber(SUB, "demo"), body), datetime.now(UTC), connection
+            list(crm_events(Subscriber(SUB, "demo"), body, DeliveryLimits())),
+            datetime.now(UTC), connection,
         )
     finally:
         await connection.close()
