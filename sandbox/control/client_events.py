@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox.control.calls import ControlCalls
+
 
 @dataclass(frozen=True)
 class DeliveryRecord:
@@ -32,17 +34,7 @@ class DeliveryRecord:
 _UNSET: Any = object()
 
 
-class EventsControl:
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        raise NotImplementedError
-
+class EventsControl(ControlCalls):
     async def change_records(
         self,
         app: str,

@@ -5,18 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.control.calls import ControlCalls
 
-class RecordsControl:
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        params: dict[str, str] | None = None,
-        timeout: float | None = None,
-    ) -> Any:
-        raise NotImplementedError
 
+class RecordsControl(ControlCalls):
     async def bulk_changes(
         self,
         app: str,

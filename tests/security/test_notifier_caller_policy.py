@@ -65,10 +65,8 @@ async def mutual_notifier(sandbox, broker, pki: Pki) -> AsyncIterator[Callable[.
         await app.stop(0)
 
 
-async def _watch(stub: notifier_pb2_grpc.NotifierServiceStub, user_id: str) -> str:
+async def _open_or_refused(call: Any) -> str:
     """OK when the stream stays open (waiting for events), else the refusal's reason."""
-    call = stub.WatchNotifications(notifier_pb2.WatchNotificationsRequest(user_id=user_id),
-                                   timeout=10)
     ended = asyncio.ensure_future(call.code())
     try:
         await asyncio.wait_for(asyncio.shield(ended), 1.0)
@@ -77,13 +75,30 @@ async def _watch(stub: notifier_pb2_grpc.NotifierServiceStub, user_id: str) -> s
     finally:
         call.cancel()
         await asyncio.gather(ended, return_exceptions=True)
+    answer = await _refusal(call.read())
+    assert answer != "OK", "the stream ended without an error"
+    return answer
+
+
+async def _refusal(call: Any) -> str:
     try:
-        await call.read()
+        await call
     except grpc.aio.AioRpcError as refused:
         assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused.details()
         info = error_info(refused)
         return f"{info.reason}:{info.metadata.get('grant') or info.metadata['method']}"
-    raise AssertionError("the stream ended without an error")
+    return "OK"
+
+
+async def _watch(stub: notifier_pb2_grpc.NotifierServiceStub, user_id: str) -> str:
+    return await _open_or_refused(stub.WatchNotifications(
+        notifier_pb2.WatchNotificationsRequest(user_id=user_id), timeout=10))
+
+
+async def _pull_once(stub: notifier_pb2_grpc.NotifierServiceStub, consumer_id: str) -> str:
+    call = stub.Pull(timeout=10)
+    await call.write(notifier_pb2.PullRequest(consumer_id=consumer_id, max_outstanding=1))
+    return await _open_or_refused(call)
 
 
 async def _list(stub: notifier_pb2_grpc.NotifierServiceStub) -> str:
@@ -125,31 +140,6 @@ async def test_an_explicit_policy_is_applied_to_unary_and_streaming_rpcs(
             user_id="demo", subscription_id="sub_" + "0" * 24), timeout=10)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_info(caught.value).metadata["caller"] == "notifier"
-
-
-async def _refusal(call: Any) -> str:
-    try:
-        await call
-    except grpc.aio.AioRpcError as refused:
-        assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused.details()
-        info = error_info(refused)
-        return f"{info.reason}:{info.metadata.get('grant') or info.metadata['method']}"
-    return "OK"
-
-
-async def _pull_once(stub: notifier_pb2_grpc.NotifierServiceStub, consumer_id: str) -> str:
-    """OK when the Pull is served (stays open), else the refusal's reason."""
-    call = stub.Pull(timeout=10)
-    await call.write(notifier_pb2.PullRequest(consumer_id=consumer_id, max_outstanding=1))
-    ended = asyncio.ensure_future(call.code())
-    try:
-        await asyncio.wait_for(asyncio.shield(ended), 1.0)
-    except TimeoutError:
-        return "OK"
-    finally:
-        call.cancel()
-        await asyncio.gather(ended, return_exceptions=True)
-    return await _refusal(call.read())
 
 
 async def test_a_consumer_over_every_user_needs_the_all_users_grant(
