@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database import DATABASE
 from notifier.database.models import (
@@ -19,6 +19,21 @@ from notifier.database.models import (
     SubscriptionRow,
 )
 from servicekit import sealing
+from servicekit.errors import TooManySubscriptions
+
+# pg_advisory_xact_lock's first key for the per-user cap (any constant, the same in every
+# replica); the second is the user id's hash.
+_CAP_LOCK_SPACE = 0x5C_A9
+
+
+async def _live_count(conn: AsyncConnection, user_id: str) -> int:
+    counted = await conn.execute(
+        select(func.count()).select_from(SubscriptionRow).where(
+            SubscriptionRow.user_id == user_id, SubscriptionRow.status != STATUS_DELETED
+        )
+    )
+    return int(counted.scalar_one())
+
 
 # A subscription as read: its columns by name (a Core row, not an ORM object).
 Stored = Row[Any]
@@ -46,13 +61,25 @@ class SubscriptionStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def insert(self, **values: Any) -> None:
+    async def insert(self, *, cap: int | None = None, **values: Any) -> None:
+        """With `cap`: TooManySubscriptions, and nothing written, if the user would then
+        have more than `cap` live subscriptions. Creates racing in any replica are counted
+        one after another: on PostgreSQL under a lock per user, on SQLite under the write
+        lock the insert takes (the count comes after it, in the same transaction)."""
         now = datetime.now(UTC)
         values["events"] = json.dumps(list(values["events"]))
+        user_id = str(values["user_id"])
         async with self.engine.begin() as conn:
+            if cap is not None and self.engine.dialect.name == "postgresql":
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:space, hashtext(:user))"),
+                    {"space": _CAP_LOCK_SPACE, "user": user_id},
+                )
             await conn.execute(
                 insert(SubscriptionRow).values(created_at=now, updated_at=now, **values)
             )
+            if cap is not None and await _live_count(conn, user_id) > cap:
+                raise TooManySubscriptions(user_id, cap)  # rolls the insert back
 
     async def change(self, subscription_id: str, **values: Any) -> None:
         async with self.engine.begin() as conn:
@@ -81,12 +108,7 @@ class SubscriptionStore:
     async def count(self, user_id: str) -> int:
         """The user's subscriptions that are not deleted (pending ones too)."""
         async with self.engine.connect() as conn:
-            counted = await conn.execute(
-                select(func.count()).select_from(SubscriptionRow).where(
-                    SubscriptionRow.user_id == user_id, SubscriptionRow.status != STATUS_DELETED
-                )
-            )
-            return int(counted.scalar_one())
+            return await _live_count(conn, user_id)
 
     async def get(self, user_id: str, subscription_id: str) -> Stored | None:
         """The user's live subscription (deleted ones are not found)."""
