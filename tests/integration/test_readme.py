@@ -20,10 +20,23 @@ BROKER, NOTIFIER = "127.0.0.1:50051", "127.0.0.1:50052"
 
 
 def readme_grpcurl_commands() -> list[str]:
-    """Every `grpcurl ...` in the README's shell blocks, continuation lines joined."""
+    """Every `grpcurl ...` in the README's shell blocks, continuation lines joined; a
+    pipeline into grpcurl (`{ echo ...; } |` then `grpcurl -d @ ...`) is one command, kept
+    with its newlines for bash."""
     blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), flags=re.S)
     text = "\n".join(blocks).replace("\\\n", " ")
-    return [line.strip() for line in text.splitlines() if line.strip().startswith("grpcurl ")]
+    commands: list[str] = []
+    pending: list[str] = []
+    for line in (raw.strip() for raw in text.splitlines()):
+        if pending or line.startswith("{ "):
+            pending.append(line)
+            if line.startswith("grpcurl "):
+                commands.append("\n".join(pending))
+                pending = []
+        elif line.startswith("grpcurl "):
+            commands.append(line)
+    assert not pending, f"a pipeline that feeds no grpcurl: {pending}"
+    return commands
 
 
 def readme_error_example() -> list[str]:
@@ -39,10 +52,16 @@ def test_every_readme_grpcurl_command_works_as_written(
     commands = readme_grpcurl_commands()
     assert len(commands) >= 6, commands
     for command in commands:
-        argv = shlex.split(
-            command.replace(BROKER, stack.broker_targets[0]).replace(NOTIFIER,
-                                                                    stack.notifier_target)
-        )
+        here = command.replace(BROKER, stack.broker_targets[0]).replace(
+            NOTIFIER, stack.notifier_target)
+        if "\n" in here:
+            # The consumer's Pull fed by a pipeline: run as written, by bash.
+            script = here.replace("grpcurl ", f"{project_command('grpcurl')} ")
+            done = subprocess.run(["bash", "-c", script], capture_output=True, text=True,
+                                  timeout=60, check=False)
+            assert done.returncode == 0 and not done.stderr.strip(), f"{command}\n{done.stderr}"
+            continue
+        argv = shlex.split(here)
         argv[0] = project_command("grpcurl")
         if "WatchNotifications" in command:
             # A live watch stays open: it must still be streaming, without an error, later.
@@ -65,14 +84,20 @@ def test_every_readme_grpcurl_command_works_as_written(
         else:
             assert done.returncode == 0, f"{command}\n{done.stderr}"
             assert done.stdout.strip(), command
-    _delete_subscriptions(stack.notifier_target)
+    _clean_up(stack.notifier_target)
 
 
-def _delete_subscriptions(target: str) -> None:
-    """The walkthrough's CreateSubscription made a CRM channel: the stack is shared by
-    the integration tests, which count the demo's channels."""
+def _clean_up(target: str) -> None:
+    """The walkthrough's CreateSubscription made a CRM channel and its CreateConsumer a
+    consumer: the stack is shared by the integration tests, which count the demo's
+    channels."""
     with grpc.insecure_channel(target) as channel:
         stub = notifier_pb2_grpc.NotifierServiceStub(channel)
+        consumer = stub.GetConsumer(notifier_pb2.GetConsumerRequest(consumer_id="crm-sync"),
+                                    timeout=10)
+        assert consumer.consumer_id == "crm-sync"
+        stub.DeleteConsumer(notifier_pb2.DeleteConsumerRequest(consumer_id="crm-sync"),
+                            timeout=10)
         listed = stub.ListSubscriptions(
             notifier_pb2.ListSubscriptionsRequest(user_id="demo"), timeout=10)
         for sub in listed.subscriptions:
