@@ -79,7 +79,7 @@ def postgres_database(prefix: str = "bench") -> Iterator[str]:
 
 
 def broker_env(sandbox_origin: str, database_url: str, **extra: str) -> dict[str, str]:
-    from sandbox.demo import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     from servicekit.sealing import new_key_spec
 
     return {
