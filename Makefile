@@ -46,9 +46,9 @@ test: $(STAMP) lint deadcode typecheck protos-check proto-lint ops-check
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 	$(MAKE) --no-print-directory compose-test
 
-## The inner loop: SQLite, no test marked slow, faults or fuzz (make test runs them all).
+## The inner loop: SQLite, no test marked slow, faults or fuzz, no ops-check (make test runs them all).
 test-fast: $(STAMP)
-	TEST_DATABASE=sqlite $(BIN)/pytest -q -m "not slow and not faults and not fuzz" --ignore=tests/integration
+	TEST_DATABASE=sqlite $(BIN)/pytest -q -m "not slow and not faults and not fuzz" --ignore=tests/integration --ignore=tests/ops
 
 test-sqlite: $(STAMP)
 	TEST_DATABASE=sqlite $(BIN)/pytest -q --ignore=tests/ops

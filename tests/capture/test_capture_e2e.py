@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from notifier.capture import metrics
@@ -283,6 +284,7 @@ async def _bulk_unheard(sandbox, count: int) -> set[str]:
             if datetime.fromisoformat(r["Created_Time"]).timestamp() >= int(now) - 31}
 
 
+@pytest.mark.slow
 async def test_a_window_past_coqls_2000_rows_is_read_by_key_at_600_records_a_credit(
     captured: Captured, sandbox, connect_subscriber
 ) -> None:
@@ -304,6 +306,7 @@ async def test_a_window_past_coqls_2000_rows_is_read_by_key_at_600_records_a_cre
     assert len(made) / spent >= 600
 
 
+@pytest.mark.slow
 async def test_get_records_resumes_from_the_last_key_when_its_page_token_runs_out(
     captured: Captured, sandbox, connect_subscriber
 ) -> None:

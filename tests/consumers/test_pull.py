@@ -234,6 +234,7 @@ async def test_pull_streams_count_against_the_stream_caps(
             await first.stop()
 
 
+@pytest.mark.slow
 async def test_a_pull_reader_that_stops_reading_is_ended_consumer_stalled(
     sandbox, broker, notifier_database_url
 ) -> None:

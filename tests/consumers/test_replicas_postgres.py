@@ -66,6 +66,7 @@ async def _drain(stubs, pulls, newest: int, limit: float):  # type: ignore[no-un
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@pytest.mark.slow
 async def test_four_pulls_over_two_replicas_share_the_events_in_record_order(
     broker, shared_database
 ) -> None:

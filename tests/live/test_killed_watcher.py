@@ -11,6 +11,8 @@ import asyncio
 import logging
 import sys
 
+import pytest
+
 from servicekit import metrics
 from tests.live.helpers import crm_subscription
 from tests.plugins.zoho_callbacks import crm_body
@@ -36,6 +38,7 @@ def _handled(code: str) -> float:
     return metrics.RPCS.labels(METHOD, code, "")._value.get()  # no ErrorInfo: reason ""
 
 
+@pytest.mark.slow
 async def test_a_watcher_killed_mid_stream_is_cancelled_without_a_traceback(
     notifier, sandbox, connect_subscriber, callbacks, caplog
 ) -> None:

@@ -16,6 +16,9 @@ import pytest
 from tests.plugins.broker_fixtures import TEST_KEY
 from tests.plugins.processes import REPO_ROOT
 
+# Each starts and stops a real process: in make test, not the inner loop.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def taken() -> Iterator[str]:

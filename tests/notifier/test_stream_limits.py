@@ -179,6 +179,7 @@ async def test_a_stream_waiting_for_something_to_send_is_not_stalled(bounded, sa
     assert len(items) == 250
 
 
+@pytest.mark.slow
 async def test_one_address_with_a_connection_per_stalled_stream_gets_its_share_only(
     bounded,
 ) -> None:

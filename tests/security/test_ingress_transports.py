@@ -62,6 +62,7 @@ def _post(path: str, body: bytes) -> bytes:
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
+@pytest.mark.slow
 async def test_idle_slow_header_and_kept_alive_idle_connections_are_closed(
     notifier, sandbox, connect_subscriber
 ) -> None:
@@ -123,6 +124,7 @@ async def test_past_the_caps_the_longest_waiting_connection_gives_way(
 
 
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux's prlimit")
+@pytest.mark.slow
 async def test_under_a_256_file_limit_300_idle_sockets_do_not_stop_real_callbacks(
     notifier, sandbox, connect_subscriber, callbacks, notifier_database_url
 ) -> None:
