@@ -108,15 +108,18 @@ class DeskKeys:
 
 def _check_json_depth(token: str) -> None:
     """PyJWT parses the header and claims with json.loads, whose RecursionError on deep
-    nesting is no PyJWTError: both parts pass the shared depth bound first."""
+    nesting is no PyJWTError: both parts pass the shared depth bound first (checked on
+    the bytes, not parsed: PyJWT parses them next)."""
     parts = token.split(".")
     if len(parts) != 3:
         raise JwtRejected("not a JWT")
     for part in parts[:2]:
         try:
-            bounded_json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+            raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         except (binascii.Error, ValueError):
             raise JwtRejected("not a JWT") from None
+        if bounded_json.nests_deeper_than(raw, bounded_json.MAX_DEPTH):
+            raise JwtRejected("not a JWT")
 
 
 async def verify(
