@@ -155,8 +155,13 @@ class Consumers:
         self.registry.wake(consumer_id)
         return view
 
-    async def open_pull(self, consumer_id: str, max_outstanding: int) -> PullSession:
+    async def open_pull(
+        self, consumer_id: str, max_outstanding: int,
+        *, may_read: Callable[[ConsumerState], None] = lambda _consumer: None,
+    ) -> PullSession:
+        """`may_read` sees the consumer as read here and raises to refuse the caller."""
         consumer = await self.store.get(consumer_id)
+        may_read(consumer)
         return PullSession(
             consumer, max_outstanding, acks=self.acks, tail=self._tail,
             registry=self.registry, poll_seconds=self._config.poll_seconds, clock=self._clock,

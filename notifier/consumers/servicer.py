@@ -14,6 +14,7 @@ from notifier.authz import require_all_users
 from notifier.consumers import converters, validation
 from notifier.consumers.pulls import PullSession
 from notifier.consumers.service import Consumers
+from notifier.consumers.store import ConsumerState
 from servicekit import page_tokens
 from servicekit.error_status import rpc_errors
 from servicekit.errors import InvalidArgument
@@ -26,10 +27,7 @@ class ConsumerRpcs:
     _consumers: Consumers
 
     async def _check_reader(self, consumer_id: str, method: str) -> None:
-        """A consumer over every user's events is read (pulled, sought) only by a caller
-        that may read every user's, as such a watch (NOTIFIER_CALLER_POLICY)."""
-        if not (await self._consumers.store.get(consumer_id)).user_id:
-            require_all_users(method)
+        _may_read(await self._consumers.store.get(consumer_id), method)
 
     @rpc_errors
     async def CreateConsumer(
@@ -90,9 +88,9 @@ class ConsumerRpcs:
         if first is None:
             raise InvalidArgument([("consumer_id", "the first PullRequest must name the consumer")])
         acks, nacks = validation.pull_request(first, first=True)
-        await self._check_reader(first.consumer_id, "Pull")
         session = await self._consumers.open_pull(
-            first.consumer_id, first.max_outstanding or converters.DEFAULT_MAX_OUTSTANDING
+            first.consumer_id, first.max_outstanding or converters.DEFAULT_MAX_OUTSTANDING,
+            may_read=lambda consumer: _may_read(consumer, "Pull"),
         )
         reader = asyncio.ensure_future(_read(requests, session))
         try:
@@ -112,6 +110,13 @@ class ConsumerRpcs:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             session.close()
+
+
+def _may_read(consumer: ConsumerState, method: str) -> None:
+    """A consumer over every user's events is read (pulled, sought) only by a caller that
+    may read every user's, as such a watch (NOTIFIER_CALLER_POLICY)."""
+    if not consumer.user_id:
+        require_all_users(method)
 
 
 async def _read(requests: AsyncIterator[notifier_pb2.PullRequest], session: PullSession) -> None:
