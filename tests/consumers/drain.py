@@ -47,12 +47,14 @@ async def seed(database_url: str, count: int, records: int, batch: int = 1000) -
 
 @dataclass
 class DrainingPull:
-    """A Pull that acks each response's events as soon as it has them."""
+    """A Pull that acks each response's events as soon as it has them (once `gate` is
+    set, when there is one: holding acks keeps this stream's share outstanding)."""
 
     stub: Any
     consumer_id: str
     number: int
     max_outstanding: int = 100
+    gate: asyncio.Event | None = None
     received: list[Reception] = field(default_factory=list)
     error: grpc.aio.AioRpcError | None = None
 
@@ -70,6 +72,8 @@ class DrainingPull:
                                            strict=True):
                     self.received.append(
                         Reception(event.cursor, event.record_id, attempts, now, self.number))
+                if self.gate is not None:
+                    await self.gate.wait()
                 await call.write(notifier_pb2.PullRequest(
                     ack_cursors=[event.cursor for event in response.events]))
         except grpc.aio.AioRpcError as error:

@@ -56,14 +56,10 @@ def replicas(database_url: str, broker_address: str, count: int) -> Iterator[lis
             process.terminate()
 
 
-async def _drain(stubs, pulls, newest: int, limit: float):  # type: ignore[no-untyped-def]
-    tasks = [pull.start() for pull in pulls]
+async def _until_acked(stub, newest: int, limit: float):  # type: ignore[no-untyped-def]
     async with asyncio.timeout(limit):
-        while (await get(stubs[0])).acked_until != format_cursor(newest):
+        while (await get(stub)).acked_until != format_cursor(newest):
             await asyncio.sleep(0.1)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.mark.slow
@@ -74,13 +70,25 @@ async def test_four_pulls_over_two_replicas_share_the_events_in_record_order(
         channels = [grpc.aio.insecure_channel(p.address) for p in processes]
         stubs = [notifier_pb2_grpc.NotifierServiceStub(c) for c in channels]
         await create(stubs[0], "sync", ack_deadline_seconds=30)
-        pulls = [DrainingPull(stubs[i % 2], "sync", i, max_outstanding=20) for i in range(4)]
+        # Each stream holds its acks until all four have a share: 4 x 5 outstanding is
+        # fewer than the 30 records, so a stream that connects last still finds events
+        # free to lease, however fast the first ones are.
+        gate = asyncio.Event()
+        pulls = [DrainingPull(stubs[i % 2], "sync", i, max_outstanding=5, gate=gate)
+                 for i in range(4)]
         newest = await seed(shared_database, 600, records=30)
-        await _drain(stubs, pulls, newest, limit=60)
+        tasks = [pull.start() for pull in pulls]
+        async with asyncio.timeout(30):
+            while not all(pull.received for pull in pulls):
+                await asyncio.sleep(0.05)
+        gate.set()
+        await _until_acked(stubs[0], newest, limit=60)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         receptions = [r for p in pulls for r in p.received]
         verdict = judge(receptions, {format_cursor(c) for c in range(1, newest + 1)}, set())
         assert (verdict.lost, verdict.duplicates, verdict.order_breaks) == (0, 0, 0)
-        assert all(pull.received for pull in pulls), "every stream took a share"
         assert (await get(stubs[1])).backlog == 0
         for channel in channels:
             await channel.close()

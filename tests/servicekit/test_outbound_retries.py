@@ -209,7 +209,10 @@ async def test_it_never_sleeps_past_the_deadline() -> None:
             with pytest.raises(GaveUp) as caught:
                 await send(sender_for(client, attempts=10, base=0.1, cap=5.0, sleep=sleep),
                            Deadline(0.5))
-        assert time.monotonic() - started < 0.5
+        # The pauses it chose fit in the half second; the wall clock only guards against
+        # a sleep through one of the 5 s caps (this machine is too noisy for a tight bound).
+        assert sum(sleep.pauses) < 0.5
+        assert time.monotonic() - started < 2.5
         assert len(seen) == len(sleep.pauses) + 1
         assert not caught.value.out_of_time
 
