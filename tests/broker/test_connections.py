@@ -270,14 +270,14 @@ async def test_create_connection_works_within_the_callers_deadline(broker: Broke
     from servicekit.errors import DeadlineExceeded, ZohoUnavailable
 
     code = await broker.sandbox.grant_code(user="slow", redirect_uri=REDIRECT)
-    await broker.sandbox.latency("token", 3000, count=None)
+    await broker.sandbox.latency("token", 8000, count=None)
     request = CreateRequest(user_id="slow", accounts_server=broker.sandbox.origin,
                             api_domain="", scopes=[], desk_org_id="", redirect_uri=REDIRECT,
                             authorization_code=code)
     started = time.monotonic()
     with pytest.raises((ZohoUnavailable, DeadlineExceeded)):
         await broker.broker.connections.create(request, Deadline(0.5))
-    assert time.monotonic() - started < 2.5, "Zoho was given more than the caller's time"
+    assert time.monotonic() - started < 5.0, "Zoho was given more than the caller's time"
     await broker.sandbox.clear_faults()
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await broker.stub.GetConnection(broker_pb2.GetConnectionRequest(user_id="slow"))

@@ -36,13 +36,15 @@ async def test_fault_until_cleared(sandbox: SandboxControl, http: httpx.AsyncCli
 
 @pytest.mark.slow
 async def test_latency(sandbox: SandboxControl, http: httpx.AsyncClient):
-    await sandbox.latency("token", 300, count=1)
+    # A second's delay, once: the second call's bound is loose enough for a loaded machine
+    # and still far below the delay it must not have had.
+    await sandbox.latency("token", 1000, count=1)
     started = time.monotonic()
     assert (await refresh(http, sandbox)).status_code == 200
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 1.0
     started = time.monotonic()
     await refresh(http, sandbox)
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 0.8
 
 
 @pytest.mark.slow

@@ -179,7 +179,7 @@ async def test_an_attempt_is_cut_at_the_callers_deadline_and_not_retried() -> No
         with pytest.raises(GaveUp) as caught:
             await send(sender_for(client, attempt_timeout=5.0), Deadline(0.3))
         took = time.monotonic() - started
-    assert len(calls) == 1 and 0.25 < took < 1.0
+    assert len(calls) == 1 and 0.25 < took < 3.0  # cut at 0.3 s, far from the 5 s attempt
     assert caught.value.out_of_time and caught.value.may_have_taken_effect
 
 
