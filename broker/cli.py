@@ -8,11 +8,12 @@ import asyncio
 import logging
 import sys
 
-from broker import key_maintenance, operator_cli
+from broker import operator_cli
 from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
-from broker.models import DATABASE
-from broker.store import ConnectionStore
+from broker.storage import key_maintenance
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.tables import DATABASE
 from servicekit import tracing
 from servicekit.config import ConfigError
 from servicekit.database import DatabaseUnusable

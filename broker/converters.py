@@ -7,8 +7,8 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from broker.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
-from broker.records import Connection
+from broker.storage.records import Connection
+from broker.storage.tables import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
 from broker.tokens import IssuedAccessToken
 from zoho.broker.v1 import broker_pb2
 

@@ -15,10 +15,10 @@ from prometheus_client import Counter
 from broker.accounts_errors import audit_outcome, domain_error
 from broker.config import BrokerConfig
 from broker.connection_cache import ConnectionCache
-from broker.lease import RefreshLease
 from broker.mint_budget import MintBudget, check_not_throttled
-from broker.records import AuditEntry, Connection, token_hash
-from broker.store import ConnectionStore
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.lease import RefreshLease
+from broker.storage.records import AuditEntry, Connection, token_hash
 from broker.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
 from servicekit.deadline import Deadline
 from servicekit.errors import (
