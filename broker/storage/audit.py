@@ -1,5 +1,5 @@
 """The audit table: one row per call to Zoho's token endpoint, never a token, only hashes.
-The mint budget (broker/mint_budget.py) is counted from it, by mint_times."""
+The mint budget (broker/core/mint_budget.py) is counted from it, by mint_times."""
 
 from __future__ import annotations
 

@@ -124,8 +124,8 @@ def test_the_process_exits_2_naming_the_variable(
 ) -> None:
     # One row under a key the process will not have.
     async def seed() -> None:
+        from broker.core.tokens import utc_now
         from broker.storage.records import AuditEntry, NewConnection
-        from broker.tokens import utc_now
 
         store = ConnectionStore(DATABASE.make_async_engine(database_url), KeyRing.parse(TEST_KEY))
         now = utc_now()
