@@ -4,18 +4,16 @@ The mint budget (broker/core/mint_budget.py) is counted from it, by mint_times."
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from broker.storage.records import AuditEntry
-from broker.storage.tables import MINTING_OUTCOMES, RefreshAudit
+from broker.storage.tables import MINTING_OUTCOMES, audit_table
 
 if TYPE_CHECKING:
     from broker.storage.connection_store import ConnectionStore
-
-audit_table = cast(Table, RefreshAudit.__table__)
 
 
 async def write(db: AsyncConnection, entry: AuditEntry, now: datetime) -> None:

@@ -12,9 +12,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import (
     DatabaseError,
     DBAPIError,
@@ -36,13 +35,12 @@ from broker.storage.records import (
     token_hash,
 )
 from broker.storage.sealed_columns import KeyRing, SealedColumns
-from broker.storage.tables import STATUS_ACTIVE, ZohoConnection
+from broker.storage.tables import STATUS_ACTIVE, connections_table
 from servicekit.database import describe_fault
 from servicekit.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-connections_table = cast(Table, ZohoConnection.__table__)
 _conn = connections_table
 
 

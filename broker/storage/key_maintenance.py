@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import or_, select, update
 
-from broker.storage.connection_store import ConnectionStore, connections_table
+from broker.storage.connection_store import ConnectionStore
 from broker.storage.sealed_columns import ENV_VAR
+from broker.storage.tables import connections_table
 from servicekit.config import ConfigError
 from servicekit.errors import DecryptError
 

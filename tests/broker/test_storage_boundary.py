@@ -60,7 +60,7 @@ def test_no_sql_outside_storage(module: Path) -> None:
     "from sqlalchemy import update\n",
     "import sqlalchemy.ext.asyncio\n",
     "def f():\n    from sqlalchemy.exc import IntegrityError\n",
-    "from broker.storage.connection_store import connections_table\n",
+    "from broker.storage.tables import connections_table\n",
     "async def f(store):\n    async with store.writing() as db:\n        pass\n",
     "async def f(engine):\n    async with engine.begin() as db:\n        await db.execute(q)\n",
 ])
