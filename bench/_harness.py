@@ -63,7 +63,7 @@ def postgres_database(prefix: str = "bench") -> Iterator[str]:
     """A fresh, migrated `bench_*` database, dropped afterwards. Yields its SQLAlchemy URL."""
     import psycopg
 
-    from broker.models import DATABASE
+    from broker.storage.tables import DATABASE
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:

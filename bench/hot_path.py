@@ -187,7 +187,7 @@ class _sqlite:
         self.url = f"sqlite:///{tmp}/bench.db"
 
     def __enter__(self) -> str:
-        from broker.models import DATABASE
+        from broker.storage.tables import DATABASE
         DATABASE.migrate(self.url)
         return self.url
 

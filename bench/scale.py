@@ -7,8 +7,9 @@ errors, and the peak RSS (VmHWM) of every process.
 Processes: the sandbox, one broker (`python -m broker`, PostgreSQL) and one notifier
 (`python -m notifier`); this script is the client. The streamed users are real: a sandbox
 refresh token each, imported with CreateConnection, 250 CRM watch items each (2 pages).
-The rest of the table is written straight through `broker.store.ConnectionStore.put` with
-the broker's key (encrypted like any row). Targets: no errors, every stream complete, each
+The rest of the table is written straight through
+`broker.storage.connection_store.ConnectionStore.put` with the broker's key (encrypted like
+any row). Targets: no errors, every stream complete, each
 process's peak RSS <= 300 MB.
 """
 
@@ -26,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h
 import grpc
 
-from broker.models import DATABASE
-from broker.records import AuditEntry, NewConnection
-from broker.sealed_columns import load_key_ring
-from broker.store import ConnectionStore
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.records import AuditEntry, NewConnection
+from broker.storage.sealed_columns import load_key_ring
+from broker.storage.tables import DATABASE
 from sandbox.control.client import SandboxControl
 from sandbox.demo.tenant import DEMO_SCOPES
 from servicekit.sealing import new_key_spec

@@ -166,7 +166,7 @@ def main() -> int:
         sandbox = h.Service("sandbox", {}, "--listen", "127.0.0.1:0")
         started.append(sandbox)
         url = f"sqlite:///{tmp}/broker.db"
-        from broker.models import DATABASE
+        from broker.storage.tables import DATABASE
         DATABASE.migrate(url)
         broker = h.Service("broker", h.broker_env(sandbox.origin, url))
         started.append(broker)

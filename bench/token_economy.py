@@ -146,7 +146,7 @@ def mint_gaps(database_url: str) -> dict[str, list[float]]:
     """Seconds between consecutive successful refreshes of each connection (audit table)."""
     from sqlalchemy import create_engine, text
 
-    from broker.models import DATABASE
+    from broker.storage.tables import DATABASE
     engine = create_engine(DATABASE.sync_url(database_url))
     with engine.connect() as conn:
         rows = conn.execute(text(

@@ -7,19 +7,19 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from broker import key_maintenance
 from broker.authz import parse_policy
 from broker.config import BrokerConfig
-from broker.connection_cache import ConnectionCache
-from broker.connections import ConnectionService
-from broker.mint_budget import MintBudget
-from broker.models import DATABASE, PROBE_QUERY
-from broker.refresher import Refresher
-from broker.sealed_columns import KeyRing, load_key_ring
+from broker.core.connection_cache import ConnectionCache
+from broker.core.connections import ConnectionService
+from broker.core.mint_budget import MintBudget
+from broker.core.refresher import Refresher
+from broker.core.tokens import TokenService, utc_now
+from broker.core.zoho_accounts import AccountsClient
 from broker.servicer import TokenBrokerServicer
-from broker.store import ConnectionStore
-from broker.tokens import TokenService, utc_now
-from broker.zoho_accounts import AccountsClient
+from broker.storage import key_maintenance
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.sealed_columns import KeyRing, load_key_ring
+from broker.storage.tables import DATABASE, PROBE_QUERY
 from servicekit import services
 from servicekit.caller_policy import CallerPolicyInterceptor
 from servicekit.errors import Unavailable

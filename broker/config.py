@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from broker.models import DATABASE
+from broker.storage.tables import DATABASE
 from servicekit.config import ConfigError, Env, ListenAddress, SharedSettings
 from servicekit.tls import ServerTls
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
-from broker.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
-from broker.records import Connection
-from broker.tokens import IssuedAccessToken
+from broker.core.tokens import IssuedAccessToken
+from broker.storage.records import Connection
+from broker.storage.tables import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
 from zoho.broker.v1 import broker_pb2
 
 _STATUS = {

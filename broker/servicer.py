@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 
 from broker import converters, validation
-from broker.connections import ConnectionService, CreateRequest
-from broker.tokens import TokenService
+from broker.core.connections import ConnectionService, CreateRequest
+from broker.core.tokens import TokenService
 from servicekit.deadline import Deadline
 from servicekit.error_status import rpc_errors
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.connections import MAX_PAGE_SIZE
+from broker.core.connections import MAX_PAGE_SIZE
 from servicekit import identifiers
 from servicekit.errors import Violations
 from servicekit.validation import check_app_type, check_user_id

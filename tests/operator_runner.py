@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from broker import cli as broker_cli
+from broker.operator import cli as broker_cli
 
 
 @dataclass

@@ -265,7 +265,7 @@ async def test_create_connection_works_within_the_callers_deadline(broker: Broke
     whatever the caller's deadline; now the caller's, capped at 15 s."""
     import time
 
-    from broker.connections import CreateRequest
+    from broker.core.connections import CreateRequest
     from servicekit.deadline import Deadline
     from servicekit.errors import DeadlineExceeded, ZohoUnavailable
 

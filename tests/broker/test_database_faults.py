@@ -21,8 +21,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from broker.models import DATABASE, PROBE_QUERY
-from broker.sealed_columns import KeyRing, load_key_ring
+from broker.storage.sealed_columns import KeyRing, load_key_ring
+from broker.storage.tables import DATABASE, PROBE_QUERY
 from servicekit.config import ConfigError
 from servicekit.key_file import key_file_for
 from servicekit.sealing import new_key_spec
@@ -99,7 +99,7 @@ async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serv
     # The start checks pass: the damage is met by calls only.
     DATABASE.check_usable(url, PROBE_QUERY)
 
-    caplog.set_level(logging.ERROR, logger="broker.store")
+    caplog.set_level(logging.ERROR, logger="broker.storage.connection_store")
     handle = await make_broker(BROKER_DATABASE_URL=url)
     for user in ("alice", "bob", "nobody"):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -108,7 +108,7 @@ async def test_a_corrupted_index_is_backend_unavailable_logged_once_and_not_serv
         error = seen(caught.value)
         assert error.code == grpc.StatusCode.UNAVAILABLE, error
         assert error.reason == "BACKEND_UNAVAILABLE"
-    logged = [r.getMessage() for r in caplog.records if r.name == "broker.store"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "broker.storage.connection_store"]
     assert len(logged) == 1, logged
     assert "damaged" in logged[0] and "malformed" in logged[0]
     health = health_pb2_grpc.HealthStub(handle.channel)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import key_maintenance
 from broker.config import BrokerConfig
-from broker.models import DATABASE
-from broker.sealed_columns import KeyRing, load_key_ring
-from broker.store import ConnectionStore
+from broker.storage import key_maintenance
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.sealed_columns import KeyRing, load_key_ring
+from broker.storage.tables import DATABASE
 from servicekit.config import ConfigError, Env
 from servicekit.errors import DecryptError
 from servicekit.sealing import new_key_spec

@@ -279,7 +279,7 @@ async def test_every_refresh_leaves_an_audit_row_without_tokens(broker: BrokerHa
     reply = await broker.stub.GetToken(get())
     from sqlalchemy import select
 
-    from broker.models import RefreshAudit
+    from broker.storage.tables import RefreshAudit
 
     async with broker.broker.engine.connect() as conn:
         rows = (await conn.execute(select(RefreshAudit).order_by(RefreshAudit.id))).all()

@@ -20,7 +20,7 @@ import grpc
 import psycopg
 import pytest
 
-from broker.records import Connection
+from broker.storage.records import Connection
 from sandbox.control.client import SandboxControl
 from tests.plugins import broker_fixtures
 from tests.plugins.broker_fixtures import POSTGRES_ADMIN_URL, MakeBroker

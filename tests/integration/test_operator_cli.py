@@ -15,7 +15,7 @@ import grpc
 import httpx
 import pytest
 
-from broker.operator_cli import explain
+from broker.operator.explanations import explain
 from sandbox.control.client import SandboxControl
 from sandbox.demo.tenant import DEMO_CLIENT_ID
 from tests.integration.stack import Stack

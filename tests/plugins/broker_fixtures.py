@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from broker.app import Broker
 from broker.config import BrokerConfig
-from broker.models import DATABASE
+from broker.storage.tables import DATABASE
 from sandbox.control.client import SandboxControl
 from sandbox.demo.tenant import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_REFRESH_TOKEN, DEMO_SCOPES
 from servicekit.config import Env

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
-from broker.models import DATABASE
+from broker.storage.tables import DATABASE
 from notifier.app import NotifierApp
 from sandbox.control.client import SandboxControl
 from tests.plugins.broker_fixtures import BrokerHandle, MakeBroker, ManualClock

@@ -18,12 +18,12 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
-from broker import key_maintenance
 from broker.app import Broker
 from broker.config import BrokerConfig
-from broker.models import DATABASE
-from broker.sealed_columns import KeyRing
-from broker.store import ConnectionStore
+from broker.storage import key_maintenance
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.sealed_columns import KeyRing
+from broker.storage.tables import DATABASE
 from sandbox.control.client import SandboxControl
 from servicekit.config import ConfigError, Env
 from servicekit.sealing import new_key_spec
@@ -124,8 +124,8 @@ def test_the_process_exits_2_naming_the_variable(
 ) -> None:
     # One row under a key the process will not have.
     async def seed() -> None:
-        from broker.records import AuditEntry, NewConnection
-        from broker.tokens import utc_now
+        from broker.core.tokens import utc_now
+        from broker.storage.records import AuditEntry, NewConnection
 
         store = ConnectionStore(DATABASE.make_async_engine(database_url), KeyRing.parse(TEST_KEY))
         now = utc_now()

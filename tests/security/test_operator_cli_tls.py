@@ -10,7 +10,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from broker.operator_words import explain
+from broker.operator.explanations import explain
 from sandbox.control.client import SandboxControl
 from tests.operator_runner import zoho_broker
 from tests.plugins.broker_fixtures import MakeBroker

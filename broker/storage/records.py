@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from broker.models import STATUS_ACTIVE
+from broker.storage.tables import STATUS_ACTIVE
 
 
 def token_hash(token: str) -> str:

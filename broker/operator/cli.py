@@ -1,5 +1,5 @@
 """`zoho-broker`: serve (the default), migrate, reencrypt, new-key; and the operator's
-connect / connections commands (broker/operator_cli.py), which talk to a running broker."""
+connect / connections commands (connection_commands.py), which talk to a running broker."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import asyncio
 import logging
 import sys
 
-from broker import key_maintenance, operator_cli
 from broker.app import Broker, key_ring
 from broker.config import BrokerConfig
-from broker.models import DATABASE
-from broker.store import ConnectionStore
+from broker.operator import connection_commands
+from broker.storage import key_maintenance
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.tables import DATABASE
 from servicekit import tracing
 from servicekit.config import ConfigError
 from servicekit.database import DatabaseUnusable
@@ -70,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     new_key = commands.add_parser("new-key", help="print a new KEY_ID:KEY for the key ring")
     new_key.add_argument("key_id", nargs="?", default="k1")
-    operator_cli.add_commands(commands)
+    connection_commands.add_commands(commands)
     parser.add_argument("--no-migrate", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if getattr(args, "operator_command", None) is not None:
-        return operator_cli.run(args)
+        return connection_commands.run(args)
     if args.command == "new-key":
         print(new_key_spec(args.key_id))
         return 0

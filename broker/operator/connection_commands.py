@@ -24,14 +24,14 @@ from typing import Any, Literal
 import grpc
 from google.protobuf import json_format
 
-from broker.consent_flow import (
+from broker.operator.consent_flow import (
     DEFAULT_ACCOUNTS_SERVER,
     DEFAULT_SCOPES,
     CallbackServer,
     ConsentError,
     authorization_url,
 )
-from broker.operator_words import explain
+from broker.operator.explanations import explain
 from servicekit.config import ConfigError, parse_listen
 from servicekit.tls import ClientTls
 from zoho.broker.v1 import broker_pb2, broker_pb2_grpc

@@ -1,10 +1,10 @@
-"""Zoho accounts-server failures (broker/zoho_accounts.py's exceptions) as the broker's
+"""Zoho accounts-server failures (zoho_accounts.py's exceptions) as the broker's
 domain errors: the one mapping, used on connect (connections.py) and on refresh
 (refresher.py)."""
 
 from __future__ import annotations
 
-from broker.zoho_accounts import (
+from broker.core.zoho_accounts import (
     AccountsError,
     AccountsUnavailable,
     ClientRejected,

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from broker.models import Base
+from broker.storage.tables import Base
 
 attributes = context.config.attributes
 context.configure(

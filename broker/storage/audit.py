@@ -1,21 +1,19 @@
 """The audit table: one row per call to Zoho's token endpoint, never a token, only hashes.
-The mint budget is counted from it (mint_budget.py)."""
+The mint budget (broker/core/mint_budget.py) is counted from it, by mint_times."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Table, insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from broker.models import RefreshAudit
-from broker.records import AuditEntry
+from broker.storage.records import AuditEntry
+from broker.storage.tables import MINTING_OUTCOMES, audit_table
 
 if TYPE_CHECKING:
-    from broker.store import ConnectionStore
-
-audit_table = cast(Table, RefreshAudit.__table__)
+    from broker.storage.connection_store import ConnectionStore
 
 
 async def write(db: AsyncConnection, entry: AuditEntry, now: datetime) -> None:
@@ -39,6 +37,24 @@ async def record(store: ConnectionStore, entry: AuditEntry, now: datetime) -> No
     """Adds the row in a transaction of its own (a call whose outcome changed no row)."""
     async with store.writing() as db:
         await write(db, entry, now)
+
+
+async def mint_times(
+    store: ConnectionStore, refresh_token_hash: str, since: datetime
+) -> list[datetime]:
+    """When Zoho may have minted tokens for this refresh token since `since`, oldest first
+    (the rows whose outcome is one of MINTING_OUTCOMES)."""
+    query = (
+        select(audit_table.c.created_at)
+        .where(
+            audit_table.c.refresh_token_hash == refresh_token_hash,
+            audit_table.c.created_at > since,
+            audit_table.c.outcome.in_(MINTING_OUTCOMES),
+        )
+        .order_by(audit_table.c.created_at)
+    )
+    async with store.reading() as db:
+        return [value for (value,) in (await db.execute(query)).all()]
 
 
 def lost(entry: AuditEntry) -> AuditEntry:

@@ -1,13 +1,14 @@
 """Key maintenance of the stored tokens: the start-up check that the key ring opens them,
 and re-encryption under the ring's first key (rotation: add a key, re-encrypt, drop the
-old one). Sealing itself is broker/sealed_columns.py; this holds the queries and the procedure."""
+old one). Sealing itself is sealed_columns.py; this holds the queries and the procedure."""
 
 from __future__ import annotations
 
 from sqlalchemy import or_, select, update
 
-from broker.sealed_columns import ENV_VAR
-from broker.store import ConnectionStore, connections_table
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.sealed_columns import ENV_VAR
+from broker.storage.tables import connections_table
 from servicekit.config import ConfigError
 from servicekit.errors import DecryptError
 

@@ -9,18 +9,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from broker import audit
-from broker.accounts_errors import domain_error
-from broker.connection_cache import ConnectionCache
-from broker.mint_budget import MintBudget, check_not_throttled
-from broker.records import AuditEntry, Connection, NewConnection, token_hash
-from broker.store import ConnectionStore
-from broker.zoho_accounts import (
+from broker.core.accounts_errors import domain_error
+from broker.core.connection_cache import ConnectionCache
+from broker.core.mint_budget import MintBudget, check_not_throttled
+from broker.core.zoho_accounts import (
     AccountsClient,
     AccountsError,
     AccountsTokenResponse,
     AccountsUnavailable,
 )
+from broker.storage import audit
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.records import AuditEntry, Connection, NewConnection, token_hash
 from servicekit import page_tokens
 from servicekit.deadline import Deadline
 from servicekit.errors import (

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
-from broker.records import Connection
-from broker.store import ConnectionStore
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.records import Connection
 from servicekit.deadline import Deadline
 from servicekit.errors import NotConnected, ServiceError, Unavailable
 from servicekit.singleflight import SingleFlight

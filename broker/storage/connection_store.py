@@ -1,9 +1,9 @@
 """Reading, creating and deleting connection rows, and the database's faults as callers
 see them (an outage or a damaged database is UNAVAILABLE).
 
-The rest of the broker's table access has its own file: the token columns' sealing
-(sealed_columns.py), the refresh lease (lease.py), audit rows (audit.py), the mint budget
-(mint_budget.py), key checks and re-encryption (key_maintenance.py).
+The rest of the broker's table access has its own file in this package: the token columns'
+sealing (sealed_columns.py), the refresh lease (lease.py), audit rows and the mint budget's
+count over them (audit.py), key checks and re-encryption (key_maintenance.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import (
     DatabaseError,
     DBAPIError,
@@ -26,9 +25,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from broker import audit
-from broker.models import STATUS_ACTIVE, ZohoConnection
-from broker.records import (
+from broker.storage import audit
+from broker.storage.records import (
     AuditEntry,
     Connection,
     NewConnection,
@@ -36,13 +34,13 @@ from broker.records import (
     just_minted,
     token_hash,
 )
-from broker.sealed_columns import KeyRing, SealedColumns
+from broker.storage.sealed_columns import KeyRing, SealedColumns
+from broker.storage.tables import STATUS_ACTIVE, connections_table
 from servicekit.database import describe_fault
 from servicekit.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-connections_table = cast(Table, ZohoConnection.__table__)
 _conn = connections_table
 
 

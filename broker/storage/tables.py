@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from servicekit.database import ServiceDatabase, UTCDateTime
 
-__all__ = ["DATABASE", "PROBE_QUERY", "Base", "RefreshAudit", "UTCDateTime", "ZohoConnection"]
+__all__ = ["DATABASE", "PROBE_QUERY", "Base", "RefreshAudit", "UTCDateTime", "ZohoConnection",
+           "audit_table", "connections_table"]
 
 DATABASE = ServiceDatabase("BROKER_DATABASE_URL", Path(__file__).with_name("migrations"))
 # Read at start: a database the broker cannot use stops it there, not at the first call.
@@ -78,6 +80,10 @@ class RefreshAudit(Base):
     replica: Mapped[str] = mapped_column(String(64), nullable=False)
     detail: Mapped[str | None] = mapped_column(String(200))
 
+
+# The tables as the statements in this package name them (Core, not the ORM).
+connections_table = cast(Table, ZohoConnection.__table__)
+audit_table = cast(Table, RefreshAudit.__table__)
 
 # Outcomes after which Zoho may have minted a token: they count against the budget.
 MINTING_OUTCOMES = ("success", "lost_lease", "unknown")

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
-from broker.audit import audit_table
-from broker.models import MINTING_OUTCOMES
-from broker.store import ConnectionStore
+from broker.storage import audit
+from broker.storage.connection_store import ConnectionStore
 from servicekit.errors import THROTTLE_SOURCE_BUDGET, THROTTLE_SOURCE_ZOHO, ZohoThrottled
 
 
@@ -22,17 +19,7 @@ class MintBudget:
 
     async def mints_since(self, refresh_token_hash: str, since: datetime) -> list[datetime]:
         """When Zoho may have minted tokens for this refresh token since `since`, oldest first."""
-        query = (
-            select(audit_table.c.created_at)
-            .where(
-                audit_table.c.refresh_token_hash == refresh_token_hash,
-                audit_table.c.created_at > since,
-                audit_table.c.outcome.in_(MINTING_OUTCOMES),
-            )
-            .order_by(audit_table.c.created_at)
-        )
-        async with self.store.reading() as db:
-            return [value for (value,) in (await db.execute(query)).all()]
+        return await audit.mint_times(self.store, refresh_token_hash, since)
 
     async def check(self, refresh_token_hash: str, now: datetime) -> None:
         """Refuses a call to Zoho's token endpoint for this refresh token once the budget

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import or_, update
 
-from broker import audit
-from broker.models import STATUS_REAUTH_REQUIRED
-from broker.records import AuditEntry, Connection, join_scopes, just_minted, token_hash
-from broker.store import ConnectionStore, connections_table
+from broker.storage import audit
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.records import AuditEntry, Connection, join_scopes, just_minted, token_hash
+from broker.storage.tables import STATUS_REAUTH_REQUIRED, connections_table
 
 _conn = connections_table
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from broker.config import BrokerConfig
-from broker.connection_cache import CACHE, ConnectionCache
-from broker.records import Connection
-from broker.refresher import Refresher
+from broker.core.connection_cache import CACHE, ConnectionCache
+from broker.core.refresher import Refresher
+from broker.storage.records import Connection
 from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import (

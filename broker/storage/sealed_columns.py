@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from broker.records import Connection, from_row
+from broker.storage.records import Connection, from_row
 from servicekit import sealing
 
 # The key ring's variable: servicekit.sealing's AES-256-GCM ring (format and binding there).

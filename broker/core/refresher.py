@@ -1,6 +1,7 @@
 """Refreshing a connection's access token at Zoho: one refresh per connection in this
-process (SingleFlight) and across replicas (the fenced lease, lease.py), within the mint
-budget (mint_budget.py), saved with its audit row and put in this process's copy."""
+process (SingleFlight) and across replicas (the fenced lease, broker/storage/lease.py),
+within the mint budget (mint_budget.py), saved with its audit row and put in this
+process's copy."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from datetime import datetime, timedelta
 
 from prometheus_client import Counter
 
-from broker.accounts_errors import audit_outcome, domain_error
 from broker.config import BrokerConfig
-from broker.connection_cache import ConnectionCache
-from broker.lease import RefreshLease
-from broker.mint_budget import MintBudget, check_not_throttled
-from broker.records import AuditEntry, Connection, token_hash
-from broker.store import ConnectionStore
-from broker.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
+from broker.core.accounts_errors import audit_outcome, domain_error
+from broker.core.connection_cache import ConnectionCache
+from broker.core.mint_budget import MintBudget, check_not_throttled
+from broker.core.zoho_accounts import AccountsClient, AccountsError, InvalidGrant, Throttled
+from broker.storage.connection_store import ConnectionStore
+from broker.storage.lease import RefreshLease
+from broker.storage.records import AuditEntry, Connection, token_hash
 from servicekit.deadline import Deadline
 from servicekit.errors import (
     NotConnected,

@@ -7,7 +7,7 @@ Revises:
 import sqlalchemy as sa
 from alembic import op
 
-from broker.models import UTCDateTime
+from broker.storage.tables import UTCDateTime
 
 revision = "0001"
 down_revision = None
