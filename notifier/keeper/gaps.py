@@ -11,14 +11,13 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from notifier import app_types
 from notifier.events.log import NewEvent
 from notifier.events.writer import EventWriter
-from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
 log = logging.getLogger(__name__)
 GAP = "gap"
-_APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
 
 
 def _stamp(value: datetime) -> Timestamp:
@@ -36,8 +35,8 @@ def gap_event(
     event = notifier_pb2.NotificationEvent(
         subscription_id=row.id,
         user_id=row.user_id,
-        app_type=_APP[row.app_type],
-        module=row.app_type,
+        app_type=row.app_type,
+        module=app_types.name(row.app_type),
         operation=GAP,
         missed_from=_stamp(since),
         missed_until=_stamp(until),

@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from notifier import app_types
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING, SubscriptionRow
 from notifier.keeper import metrics
 from notifier.keeper.gaps import Gaps
@@ -52,14 +54,14 @@ class HalfMade:
 
     async def resolve(self, row: Any, now: datetime) -> str:
         """Finishes or removes one half-made subscription; returns which."""
-        if row.app_type == "crm":
+        if row.app_type == CRM:
             outcome = await self._crm(row, now)
         else:
             outcome = await self._desk(row, now)
         self._forget(row.id)
-        metrics.REPAIRS.labels(row.app_type, "half_made", outcome).inc()
+        metrics.REPAIRS.labels(app_types.name(row.app_type), "half_made", outcome).inc()
         log.warning("subscription %s (%s) was left half-made by a crash: %s", row.id,
-                    row.app_type, outcome)
+                    app_types.name(row.app_type), outcome)
         return outcome
 
     async def _crm(self, row: Any, now: datetime) -> str:

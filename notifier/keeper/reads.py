@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier.app_types import CRM, AppType
 from notifier.database.models import (
     STATUS_ACTIVE,
     STATUS_FAILING,
@@ -38,7 +39,7 @@ class KeeperReads:
         query = (
             _kept_rows()
             .where(
-                k.app_type == "crm",
+                k.app_type == CRM,
                 k.renew_at <= now,
                 or_(k.lease_until.is_(None), k.lease_until <= now),
                 s.status.in_((STATUS_ACTIVE, STATUS_FAILING)),
@@ -60,7 +61,7 @@ class KeeperReads:
         async with self.engine.connect() as conn:
             return list((await conn.execute(query)).all())
 
-    async def user_subscriptions(self, user_id: str, app_type: str) -> Sequence[Due]:
+    async def user_subscriptions(self, user_id: str, app_type: AppType) -> Sequence[Due]:
         s = SubscriptionRow
         query = (
             _kept_rows()
@@ -81,7 +82,7 @@ class KeeperReads:
             soonest = (
                 await conn.execute(
                     select(func.min(s.expires_at)).where(
-                        and_(s.app_type == "crm", s.status.in_(KEPT))
+                        and_(s.app_type == CRM, s.status.in_(KEPT))
                     )
                 )
             ).scalar()

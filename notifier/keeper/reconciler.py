@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from notifier import app_types
+from notifier.app_types import CRM, AppType
 from notifier.database.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
 from notifier.keeper import metrics
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.renewer import Renewer
 from notifier.keeper.store import KeeperStore
-from notifier.keeper.zoho_side import CRM, DESK, ZohoSide
+from notifier.keeper.zoho_side import ZohoSide
 from notifier.subscriptions import at_zoho
 from notifier.subscriptions.store import events_of
 from servicekit import scopes
@@ -37,16 +39,15 @@ class Reconciler:
         self._ttl = timedelta(seconds=ttl_seconds)
         self._forget = forget
 
-    async def check_connection(self, user_id: str, app: str) -> None:
+    async def check_connection(self, user_id: str, app: AppType) -> None:
         """The broker only (never Zoho): raises while the connection cannot work."""
-        app_type = CRM if app == "crm" else DESK
-        grant = await self._zoho.n.session(user_id, app_type, self._zoho.grant_deadline()).grant()
-        needed = (scopes.CRM_READ, scopes.CRM_UPDATE) if app == "crm" else (scopes.DESK_READ,)
+        grant = await self._zoho.n.session(user_id, app, self._zoho.grant_deadline()).grant()
+        needed = (scopes.CRM_READ, scopes.CRM_UPDATE) if app == CRM else (scopes.DESK_READ,)
         for scope in needed:
             if grant.scopes and not covers(grant.scopes, scope):
-                raise MissingScope(scope, user_id=user_id, app=app)
+                raise MissingScope(scope, user_id=user_id, app=app_types.name(app))
 
-    async def reconcile(self, user_id: str, app: str, now: datetime) -> int:
+    async def reconcile(self, user_id: str, app: AppType, now: datetime) -> int:
         """Returns how many subscriptions were repaired."""
         rows = await self._store.user_subscriptions(user_id, app)
         if not rows:
@@ -56,7 +57,7 @@ class Reconciler:
             if row.status == STATUS_REAUTH_REQUIRED:
                 # The connection works again: the subscription is checked like any other.
                 await self._store.change(row.id, now, status=STATUS_ACTIVE, last_error=None)
-        if app == "crm":
+        if app == CRM:
             return await self._crm(user_id, rows, now)
         return await self._desk(user_id, rows, now)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_ACTIVE, STATUS_FAILING, STATUS_REAUTH_REQUIRED
 from notifier.keeper import metrics
 from notifier.keeper.config import KeeperConfig
@@ -133,9 +134,9 @@ class Renewer:
 
     async def _block(self, user_id: str, failed: BaseException, now: datetime) -> None:
         log.warning("renewals of %s blocked: %s", user_id, reason_of(failed))
-        await self._store.set_status(user_id, "crm", STATUS_REAUTH_REQUIRED, describe(failed), now)
+        await self._store.set_status(user_id, CRM, STATUS_REAUTH_REQUIRED, describe(failed), now)
         await self._store.block_user(
-            user_id, "crm", reason_of(failed),
+            user_id, CRM, reason_of(failed),
             now + timedelta(seconds=self._config.blocked_probe_seconds),
         )
 

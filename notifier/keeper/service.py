@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier import app_types
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_REAUTH_REQUIRED
 from notifier.events.writer import EventWriter
 from notifier.keeper import metrics
@@ -76,7 +78,7 @@ class Keeper:
         self._limit = asyncio.Semaphore(config.concurrency)
         # One Zoho call per user at a time from this replica: CRM's concurrency limit is
         # per org, as low as 5 on the Free edition.
-        self._user_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._user_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._in_flight = 0
         self._peak = 0
@@ -177,13 +179,13 @@ class Keeper:
         self._pending[key] = task
         task.add_done_callback(lambda _: self._pending.pop(key, None))
 
-    def user_lock(self, user_id: str, app: str) -> asyncio.Lock:
+    def user_lock(self, user_id: str, app: int) -> asyncio.Lock:
         """One Zoho call per user and app at a time from this replica, the keeper's and
         change capture's together (CRM's calls-in-flight cap is per org)."""
         return self._user_locks.setdefault((user_id, app), asyncio.Lock())
 
     @contextlib.asynccontextmanager
-    async def _calling(self, user_id: str, app: str) -> Any:
+    async def _calling(self, user_id: str, app: int) -> Any:
         lock = self.user_lock(user_id, app)
         async with lock, self._limit:
             self._in_flight += 1
@@ -198,7 +200,7 @@ class Keeper:
 
     async def _renew_user(self, user_id: str, rows: list[Any]) -> None:
         """All of a user's due channels: one claim, one pass, one finish."""
-        async with self._calling(user_id, "crm"):
+        async with self._calling(user_id, CRM):
             now = self.clock.now()  # the tick synced the clock just before
             until = now + timedelta(seconds=self.config.lease_seconds)
             fences = await self.store.claim_rows(
@@ -240,10 +242,12 @@ class Keeper:
             await self.store.finish_user(
                 row.user_id, row.app_type, fence, blocked=None, reconcile_at=now + self._period
             )
-        metrics.RECONCILES.labels(row.app_type, "repaired" if repaired else "ok").inc()
+        metrics.RECONCILES.labels(
+            app_types.name(row.app_type), "repaired" if repaired else "ok"
+        ).inc()
         if row.blocked:
             log.info("user %s (%s) connected again: subscriptions kept again",
-                     row.user_id, row.app_type)
+                     row.user_id, app_types.name(row.app_type))
 
     async def _reconcile_failed(
         self, row: Any, fence: int, now: datetime, failed: BaseException
@@ -266,9 +270,9 @@ class Keeper:
                 reconcile_at=now + timedelta(seconds=retry),
             )
             outcome = "retry"
-            log.warning("reconcile of %s (%s) failed: %s", row.user_id, row.app_type,
-                        describe(failed))
-        metrics.RECONCILES.labels(row.app_type, outcome).inc()
+            log.warning("reconcile of %s (%s) failed: %s", row.user_id,
+                        app_types.name(row.app_type), describe(failed))
+        metrics.RECONCILES.labels(app_types.name(row.app_type), outcome).inc()
 
     async def _publish(self, now: datetime) -> None:
         counts, soonest = await self.store.summary()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier import crm
+from notifier.app_types import CRM, DESK
 from notifier.notifications import Notifications
 from notifier.queries import ListQuery
 from notifier.subscriptions import at_zoho
@@ -17,11 +18,8 @@ from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import ZohoRejected
 from servicekit.sealing import KeyRing
-from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-CRM = common_pb2.APP_TYPE_CRM
-DESK = common_pb2.APP_TYPE_DESK
 # A renewal PUT carries as many channels as any CRM write may (crm.py; docs/zoho.md).
 WRITE_ITEMS = crm.MAX_WRITE_ITEMS
 

@@ -9,6 +9,8 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from notifier import app_types
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_DELETED, STATUS_PENDING
 from notifier.notifications import Notifications
 from notifier.queries import SubscriptionQuery
@@ -26,13 +28,9 @@ from servicekit.errors import (
 )
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing
-from zoho.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
-CRM = common_pb2.APP_TYPE_CRM
-DESK = common_pb2.APP_TYPE_DESK
-APP_NAMES: dict[int, str] = {CRM: "crm", DESK: "desk"}
 # A create's calls to Zoho end by then, whatever the caller's deadline: the keeper
 # resolves a row still pending after keeper/half_made.py's PENDING_GRACE (60 s) as left
 # by a crash, and must not race a create still in flight.
@@ -76,7 +74,7 @@ class Subscriptions:
         grant = await self._n.session(user_id, app_type, deadline).grant()
         # No scopes recorded: unknown, Zoho's own answer will tell.
         if grant.scopes and not covers(grant.scopes, needed):
-            raise MissingScope(needed, user_id=user_id, app=APP_NAMES[app_type])
+            raise MissingScope(needed, user_id=user_id, app=app_types.name(app_type))
 
     async def create(
         self, request: SubscriptionQuery, deadline: Deadline
@@ -92,7 +90,7 @@ class Subscriptions:
         common = {
             "id": subscription_id,
             "user_id": request.user_id,
-            "app_type": APP_NAMES[request.app_type],
+            "app_type": request.app_type,
             "events": list(request.events),
             "status": STATUS_PENDING,
             "secret_digest": at_zoho.secret_digest(secret),
@@ -210,7 +208,7 @@ class Subscriptions:
     async def delete(self, user_id: str, subscription_id: str, deadline: Deadline) -> None:
         row = await self.get(user_id, subscription_id)
         try:
-            if row.app_type == "crm":
+            if row.app_type == CRM:
                 results = await self._n.crm_disable_channels(user_id, [row.zoho_id], deadline)
                 refused = [
                     r for r in results if r.status != "success" and r.code != "NOT_SUBSCRIBED"
