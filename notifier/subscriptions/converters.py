@@ -8,7 +8,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from notifier.database import models
 from notifier.queries import SubscriptionQuery, WatchQuery
-from notifier.subscriptions.store import Stored, events_of
+from notifier.subscriptions.records import Subscription
 from zoho.notifier.v1 import notifier_pb2
 
 _STATUS = {
@@ -46,12 +46,12 @@ def create_query(request: notifier_pb2.CreateSubscriptionRequest) -> Subscriptio
     )
 
 
-def subscription(row: Stored) -> notifier_pb2.Subscription:
+def subscription(row: Subscription) -> notifier_pb2.Subscription:
     return notifier_pb2.Subscription(
         subscription_id=row.id,
         user_id=row.user_id,
         app_type=row.app_type,
-        events=events_of(row),
+        events=row.events,
         status=_STATUS.get(row.status, notifier_pb2.SUBSCRIPTION_STATUS_UNSPECIFIED),
         expires_at=_stamp(row.expires_at),
         last_renewed_time=_stamp(row.last_renewed_time),

@@ -15,7 +15,8 @@ from notifier.database.models import STATUS_DELETED, STATUS_PENDING
 from notifier.notifications import Notifications
 from notifier.queries import SubscriptionQuery
 from notifier.subscriptions import at_zoho, validation
-from notifier.subscriptions.store import Stored, SubscriptionStore
+from notifier.subscriptions.records import Subscription
+from notifier.subscriptions.store import SubscriptionStore
 from servicekit import page_tokens, scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import (
@@ -78,7 +79,7 @@ class Subscriptions:
 
     async def create(
         self, request: SubscriptionQuery, deadline: Deadline
-    ) -> Stored:
+    ) -> Subscription:
         # A cheap refusal first (no broker call, no row) for a user already at the cap.
         if await self._store.count(request.user_id) >= self._max_per_user:
             raise TooManySubscriptions(request.user_id, self._max_per_user)
@@ -188,7 +189,7 @@ class Subscriptions:
                 metadata={"subscription_id": subscription_id},
             )
 
-    async def get(self, user_id: str, subscription_id: str) -> Stored:
+    async def get(self, user_id: str, subscription_id: str) -> Subscription:
         row = await self._store.get(user_id, subscription_id)
         if row is None or row.status == STATUS_PENDING:
             raise _not_found(subscription_id)
@@ -196,7 +197,7 @@ class Subscriptions:
 
     async def page(
         self, user_id: str, page_size: int, page_token: str
-    ) -> tuple[Sequence[Stored], str]:
+    ) -> tuple[Sequence[Subscription], str]:
         limit = page_size or validation.DEFAULT_PAGE_SIZE
         after = validation.page_start(page_token)
         if after is None:
@@ -209,7 +210,7 @@ class Subscriptions:
         row = await self.get(user_id, subscription_id)
         try:
             if row.app_type == CRM:
-                results = await self._n.crm_disable_channels(user_id, [row.zoho_id], deadline)
+                results = await self._n.crm_disable_channels(user_id, [row.channel_id], deadline)
                 refused = [
                     r for r in results if r.status != "success" and r.code != "NOT_SUBSCRIBED"
                 ]
