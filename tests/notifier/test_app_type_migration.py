@@ -14,12 +14,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, select, text
 
 from notifier.app_types import CRM, DESK
 from notifier.capture.models import CaptureCursor
 from notifier.database import DATABASE
+from notifier.database.models import Base
 from notifier.keeper.reads import KeeperReads
 from notifier.subscriptions import converters
 from notifier.subscriptions.store import SubscriptionStore
@@ -98,6 +101,20 @@ def _old_rows(url: str) -> None:
     engine.dispose()
 
 
+def _schema_drift(url: str) -> list[object]:
+    """How the migrated tables differ from what the models declare (types included)."""
+    engine = create_engine(DATABASE.sync_url(url))
+    try:
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return [
+                diff for diff in compare_metadata(context, Base.metadata)
+                if not (diff[0] == "remove_table" and diff[1].name == DATABASE.version_table)
+            ]
+    finally:
+        engine.dispose()
+
+
 def _raw_app_types(url: str) -> dict[str, list[object]]:
     engine = create_engine(DATABASE.sync_url(url))
     try:
@@ -118,6 +135,8 @@ async def test_old_words_are_read_back_as_numbers_and_downgrade_restores_them(
     _old_rows(empty_url)
 
     DATABASE.migrate(empty_url)  # to head, as every replica does at start
+
+    assert _schema_drift(empty_url) == []
 
     assert _raw_app_types(empty_url) == {
         "notifier_subscriptions": [1, 2],
