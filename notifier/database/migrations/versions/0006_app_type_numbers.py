@@ -3,6 +3,10 @@ the keeper's two tables and change capture's cursors held the words "crm"/"desk"
 the event log and the consumers held the number (notifier/app_types.py says why the
 number)
 
+Not safe while an earlier release's notifier serves: it reads 1 as "not crm" (its ingress
+refuses CRM deliveries, its keeper may take a CRM user for a Desk one). docs/operations.md
+says how to upgrade across it.
+
 Revision ID: n0006_app_type_numbers
 Revises: n0005_capture
 """
