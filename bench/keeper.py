@@ -29,6 +29,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from notifier.app_types import CRM
 from notifier.database.models import EventRow, SubscriptionRow
 from notifier.keeper.models import KeeperSubscription, KeeperUser
 from tests.integration.stack import free_port
@@ -92,7 +93,7 @@ class Run:
         s = SubscriptionRow
         async with self.engine.connect() as conn:
             return int((await conn.execute(select(func.count()).select_from(s).where(
-                s.app_type == "crm", s.status != "deleted", s.expires_at <= now))).scalar() or 0)
+                s.app_type == CRM, s.status != "deleted", s.expires_at <= now))).scalar() or 0)
 
     async def leases_of(self, pid: int) -> tuple[int, int]:
         """(renewal leases, per-user reconcile leases) the replica holds."""

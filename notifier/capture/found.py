@@ -11,13 +11,12 @@ from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from notifier.app_types import CRM
 from notifier.capture.scope import crm_operation, desk_operation
 from notifier.events.dedupe import CREATED, DELETED, EDITED
 from notifier.events.log import NewEvent
-from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-_APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
 # Zoho's record times are whole seconds (CRM): a record modified a second or more after
 # its creation was edited.
 _EDITED_AFTER = timedelta(seconds=1)
@@ -54,14 +53,14 @@ def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
 
 def to_event(row: Any, module: str, found: Found) -> NewEvent:
     """`row`: the cursor row joined with its subscription (capture/store.py `due`)."""
-    if row.app_type == "crm":
+    if row.app_type == CRM:
         operation = crm_operation(found.kind)
     else:
         operation = desk_operation(module, found.kind)
     event = notifier_pb2.NotificationEvent(
         subscription_id=row.subscription_id,
         user_id=row.user_id,
-        app_type=_APP[row.app_type],
+        app_type=row.app_type,
         module=module,
         operation=operation,
         record_id=found.record_id,

@@ -30,7 +30,7 @@ class CaptureCursor(Base):
     # CRM module API name (Leads) or Desk resource (Ticket, Contact).
     module: Mapped[str] = mapped_column(String(100), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), nullable=False)
-    app_type: Mapped[str] = mapped_column(String(8), nullable=False)
+    app_type: Mapped[int] = mapped_column(Integer, nullable=False)
     covered_until: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     # When this module is next read back (a sweep, a retry, or at once for a gap).

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from notifier import app_types
+from notifier.app_types import CRM
 from notifier.broker_client import BrokerToken
 from notifier.capture import metrics
 from notifier.capture.credits import CreditBudget
@@ -27,11 +29,9 @@ from servicekit import identifiers, scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import DeskOrgUnresolved, MissingScope, ServiceError
 from servicekit.origins import OriginPolicy
-from zoho.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
 # A read's token session and Zoho calls end within this (the lease is renewed per page).
 READ_SECONDS = 600.0
 FIELDS_TTL = 3600.0
@@ -90,7 +90,7 @@ class CaptureRead:
             await self.remaining_seen(credits)
 
     def malformed(self, what: str) -> None:
-        metrics.MALFORMED.labels(self._claimed.row.app_type).inc()
+        metrics.MALFORMED.labels(app_types.name(self._claimed.row.app_type)).inc()
         log.warning("subscription %s: %s read back from %s (skipped)",
                     self._claimed.row.subscription_id, what, self._claimed.row.module)
 
@@ -119,8 +119,8 @@ class Reader:
         self._budget = budget
         self._clock = clock
         # The keeper's per-user lock when it runs (Keeper.user_lock), else this one's.
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self.user_lock: Callable[[str, str], asyncio.Lock] = (
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self.user_lock: Callable[[str, int], asyncio.Lock] = (
             lambda user, app: self._locks.setdefault((user, app), asyncio.Lock())
         )
         # (user, grant) -> the CRM org key; (user, grant, module) -> (fields, until).
@@ -131,11 +131,11 @@ class Reader:
         """Reads the window; returns the outcome for metrics (read, low_credits)."""
         row = read.row
         session = _OneCallAtATime(
-            self._notifications.session(row.user_id, _APP[row.app_type], read.deadline),
+            self._notifications.session(row.user_id, row.app_type, read.deadline),
             self.user_lock(row.user_id, row.app_type),
         )
         grant = await session.grant()
-        if row.app_type == "crm":
+        if row.app_type == CRM:
             read.org_key = await self._crm_org(session, grant, read)
         else:
             org_id = row.desk_org_id or grant.desk_org_id
@@ -145,7 +145,7 @@ class Reader:
         self._bind_budget(read)
         if sweeping and not await self._budget.sweeping_allowed(read.org_key, self._clock.now()):
             return "skipped_low_credits"
-        if row.app_type == "crm":
+        if row.app_type == CRM:
             await self._read_crm(session, grant, read)
         else:
             await self._read_desk(session, grant, read)

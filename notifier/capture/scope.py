@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from notifier.app_types import CRM
 from notifier.capture.desk_reads import SEARCH_PATHS
 from notifier.events.dedupe import CREATED, DELETED, EDITED
 
@@ -15,13 +16,13 @@ _CRM_ACTIONS = {
 _DESK_ACTIONS = {"Add": CREATED, "Update": EDITED, "Delete": DELETED}
 
 
-def heard(app_type: str, events: Sequence[str]) -> dict[str, set[str]]:
+def heard(app_type: int, events: Sequence[str]) -> dict[str, set[str]]:
     """Module -> the kinds of change of its records the events name. Desk events about
     something else than the record itself (Ticket_Thread_Add, ...) and Desk resources
     search cannot read are left out: callbacks alone carry those."""
     kinds: dict[str, set[str]] = {}
     for event in events:
-        if app_type == "crm":
+        if app_type == CRM:
             module, _, action = event.rpartition(".")
             if module and action in _CRM_ACTIONS:
                 kinds.setdefault(module, set()).update(_CRM_ACTIONS[action])
@@ -32,7 +33,7 @@ def heard(app_type: str, events: Sequence[str]) -> dict[str, set[str]]:
     return kinds
 
 
-def covered_modules(app_type: str, events: Sequence[str]) -> list[str]:
+def covered_modules(app_type: int, events: Sequence[str]) -> list[str]:
     return sorted(heard(app_type, events))
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from notifier import app_types
+from notifier.app_types import AppType
 from notifier.capture import metrics
 from notifier.capture.config import CaptureConfig
 from notifier.capture.credits import CreditBudget
@@ -175,7 +177,7 @@ class Capture:
             try:
                 outcome = await self.reader.read(read, sweeping=row.cause == "sweep")
             except LostLease:
-                metrics.READS.labels(row.app_type, row.cause, "lost_lease").inc()
+                metrics.READS.labels(app_types.name(row.app_type), row.cause, "lost_lease").inc()
                 log.info("%s/%s: another replica took the window over", row.subscription_id,
                          row.module)
                 return
@@ -186,9 +188,11 @@ class Capture:
                 log.exception("reading back %s/%s failed", row.subscription_id, row.module)
                 await self._failed(claimed, read, ServiceError(type(failed).__name__))
                 return
-        metrics.READS.labels(row.app_type, row.cause, outcome).inc()
+        metrics.READS.labels(app_types.name(row.app_type), row.cause, outcome).inc()
         if read.recovered:
-            metrics.RECOVERED.labels(row.app_type, row.module, row.cause).inc(read.recovered)
+            metrics.RECOVERED.labels(
+                app_types.name(row.app_type), row.module, row.cause
+            ).inc(read.recovered)
             log.info("subscription %s: %d %s change(s) read back (%s, %s .. %s)",
                      row.subscription_id, read.recovered, row.module, row.cause,
                      row.covered_until.isoformat(), read.covered.isoformat())
@@ -225,13 +229,13 @@ class Capture:
             attempts=attempts, gap_announced=row.gap_announced or announce,
             read_at=now + timedelta(seconds=max(wait, 1.0)), cause="retry",
         )
-        metrics.READS.labels(row.app_type, row.cause, reason).inc()
+        metrics.READS.labels(app_types.name(row.app_type), row.cause, reason).inc()
         log.warning("subscription %s: %s could not be read back from %s (%s, attempt %d)",
                     row.subscription_id, row.module, read.covered.isoformat(), reason, attempts)
 
     async def _publish(self, now: datetime) -> None:
         lags, gaps = await self.store.summary()
-        worst: dict[str, float] = {}
+        worst: dict[int, float] = {}
         current = set()
         for subscription_id, app, covered in lags:
             lag = (now - covered).total_seconds()
@@ -242,7 +246,7 @@ class Capture:
             metrics.LAG.remove(gone)
         self._lagging = current
         for app, lag in worst.items():
-            metrics.MAX_LAG.labels(app).set(lag)
+            metrics.MAX_LAG.labels(app_types.name(app)).set(lag)
         # A reason no window fails for any more reads 0, not its last count.
         self._gap_reasons.update(gaps)
         for reason in self._gap_reasons:
@@ -253,7 +257,7 @@ class Capture:
 class _Subscription:
     """What Gaps.emit reads of a subscription."""
 
-    def __init__(self, subscription_id: str, user_id: str, app_type: str) -> None:
+    def __init__(self, subscription_id: str, user_id: str, app_type: AppType) -> None:
         self.id = subscription_id
         self.user_id = user_id
         self.app_type = app_type

@@ -215,7 +215,7 @@ class CaptureStore:
         async with self.engine.begin() as conn:
             await self._sync_subscription(conn, subscription_id, clear_error=True)
 
-    async def summary(self) -> tuple[list[tuple[str, str, datetime]], dict[str, int]]:
+    async def summary(self) -> tuple[list[tuple[str, int, datetime]], dict[str, int]]:
         """(subscription, app, least watermark) per captured subscription, and how many
         windows wait per failing reason (open gap windows)."""
         c, s = CaptureCursor, SubscriptionRow

@@ -36,7 +36,8 @@ class SubscriptionRow(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), nullable=False)
-    app_type: Mapped[str] = mapped_column(String(8), nullable=False)  # crm | desk
+    # The contract's AppType number, as in every notifier table (notifier/app_types.py).
+    app_type: Mapped[int] = mapped_column(Integer, nullable=False)
     events: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     # The CRM channel_id or the Desk webhook id.

@@ -15,6 +15,7 @@ from cachetools import TTLCache
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier.app_types import AppType
 from notifier.database.models import STATUS_DELETED, STATUS_PENDING, SubscriptionRow
 from notifier.ingress.outages import DATABASE_FAULTS, DatabaseDown
 from servicekit.deadline import Deadline
@@ -32,7 +33,7 @@ _UNKNOWN = object()  # not cached (None is cached: no such subscription)
 class KnownSubscription:
     id: str
     user_id: str
-    app_type: str
+    app_type: AppType
     zoho_id: str
     secret_digest: str
     deleted: bool

@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from notifier import app_types
 from notifier.events.log import NewEvent
 from notifier.events.writer import EventWriter
 from notifier.ingress import desk_jwt
@@ -225,7 +226,7 @@ class Ingress:
         if not identifiers.is_subscription_id(subscription_id):
             return None
         known = await self._directory.lookup(subscription_id)
-        return known if known is not None and known.app_type == app else None
+        return known if known is not None and app_types.name(known.app_type) == app else None
 
     async def _commit(self, app: str, events: list[Any]) -> web.Response:
         try:

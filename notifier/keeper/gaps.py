@@ -7,18 +7,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from notifier import app_types
+from notifier.app_types import AppType
 from notifier.events.log import NewEvent
 from notifier.events.writer import EventWriter
-from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
 log = logging.getLogger(__name__)
 GAP = "gap"
-_APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
 
 
 def _stamp(value: datetime) -> Timestamp:
@@ -27,8 +27,20 @@ def _stamp(value: datetime) -> Timestamp:
     return stamp
 
 
+class Announced(Protocol):
+    """What a gap notice names of its subscription: the keeper's records, change
+    capture's cursor, the ingress's outage rows all have it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def app_type(self) -> AppType: ...
+
+
 def gap_event(
-    row: Any, since: datetime, until: datetime, *, key: str = "", reason: str = ""
+    row: Announced, since: datetime, until: datetime, *, key: str = "", reason: str = ""
 ) -> NewEvent:
     """The gap notice for subscription `row` (id, user_id, app_type) over since..until;
     `key`: its dedupe key when the same window may be announced twice (a restart);
@@ -36,8 +48,8 @@ def gap_event(
     event = notifier_pb2.NotificationEvent(
         subscription_id=row.id,
         user_id=row.user_id,
-        app_type=_APP[row.app_type],
-        module=row.app_type,
+        app_type=row.app_type,
+        module=app_types.name(row.app_type),
         operation=GAP,
         missed_from=_stamp(since),
         missed_until=_stamp(until),
@@ -55,7 +67,7 @@ class Gaps:
         # back at once, and announced only if it cannot be (SPEC, complete change capture).
         self.read_back: Callable[..., Awaitable[None]] | None = None
 
-    async def seen(self, row: Any, *, since: datetime | None, until: datetime) -> None:
+    async def seen(self, row: Announced, *, since: datetime | None, until: datetime) -> None:
         """The keeper saw a window callbacks may not cover (a lapse, a repair)."""
         if self.read_back is not None:
             await self.read_back(row, since=since, until=until)
@@ -63,7 +75,7 @@ class Gaps:
             await self.emit(row, since=since, until=until)
 
     async def emit(
-        self, row: Any, *, since: datetime | None, until: datetime, reason: str = ""
+        self, row: Announced, *, since: datetime | None, until: datetime, reason: str = ""
     ) -> None:
         """A gap event: changes between the two times may be missing from the log;
         `reason` (gap_reason) says why they could not be read back."""

@@ -13,19 +13,21 @@ marked deleted (a Desk delivery to it is then 410, and Desk drops the webhook)."
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
+from notifier import app_types
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_ACTIVE, STATUS_DELETED, STATUS_PENDING, SubscriptionRow
 from notifier.keeper import metrics
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import ZohoSide
 from notifier.subscriptions import at_zoho
-from notifier.subscriptions.store import events_of
+from notifier.subscriptions.records import Subscription
 from servicekit.errors import NotFound
 
 log = logging.getLogger(__name__)
@@ -41,32 +43,33 @@ class HalfMade:
         self._gaps = gaps
         self._forget = forget
 
-    async def due(self, now: datetime, limit: int) -> Sequence[Any]:
+    async def due(self, now: datetime, limit: int) -> list[Subscription]:
         """Pending rows older than the grace, oldest first."""
         s = SubscriptionRow
         async with self._store.engine.connect() as conn:
-            return list((await conn.execute(
+            rows = (await conn.execute(
                 select(s).where(s.status == STATUS_PENDING, s.created_at <= now - PENDING_GRACE)
                 .order_by(s.created_at).limit(limit)
-            )).all())
+            )).all()
+        return [Subscription.of(row) for row in rows]
 
-    async def resolve(self, row: Any, now: datetime) -> str:
+    async def resolve(self, row: Subscription, now: datetime) -> str:
         """Finishes or removes one half-made subscription; returns which."""
-        if row.app_type == "crm":
+        if row.app_type == CRM:
             outcome = await self._crm(row, now)
         else:
             outcome = await self._desk(row, now)
         self._forget(row.id)
-        metrics.REPAIRS.labels(row.app_type, "half_made", outcome).inc()
+        metrics.REPAIRS.labels(app_types.name(row.app_type), "half_made", outcome).inc()
         log.warning("subscription %s (%s) was left half-made by a crash: %s", row.id,
-                    row.app_type, outcome)
+                    app_types.name(row.app_type), outcome)
         return outcome
 
-    async def _crm(self, row: Any, now: datetime) -> str:
-        seen = (await self._zoho.crm_channels(row.user_id)).get(row.zoho_id)
+    async def _crm(self, row: Subscription, now: datetime) -> str:
+        seen = (await self._zoho.crm_channels(row.user_id)).get(row.channel_id)
         if (
             seen is not None
-            and seen.events == set(events_of(row))
+            and seen.events == set(row.events)
             and seen.notify_url == self._zoho.crm_url(row)
             and (seen.expires_at is None or seen.expires_at > now)
         ):
@@ -75,18 +78,18 @@ class HalfMade:
         if seen is not None:
             # Ours by its id and URL, but not as asked: nothing may keep calling for it.
             await self._zoho.n.crm_disable_channels(
-                row.user_id, [row.zoho_id], self._zoho.call_deadline()
+                row.user_id, [row.channel_id], self._zoho.call_deadline()
             )
         return await self._remove(row, now)
 
-    async def _desk(self, row: Any, now: datetime) -> str:
+    async def _desk(self, row: Subscription, now: datetime) -> str:
         prefix = self._zoho.desk_url_prefix(row)
         ours = [hook for hook in (await self._zoho.desk_webhooks(row.user_id)).values()
                 if hook.url.startswith(prefix)]
         asked = [
             hook for hook in ours
             if at_zoho.secret_matches(hook.url[len(prefix):], row.secret_digest)
-            and hook.is_enabled and set(hook.subscriptions) == set(events_of(row))
+            and hook.is_enabled and set(hook.subscriptions) == set(row.events)
         ]
         kept = asked[0] if asked else None
         for hook in ours:
@@ -103,7 +106,7 @@ class HalfMade:
             jwks_url=at_zoho.desk_jwks_url(origin),
         )
 
-    async def _finish(self, row: Any, now: datetime, **values: Any) -> str:
+    async def _finish(self, row: Subscription, now: datetime, **values: Any) -> str:
         if not await self._settle(row.id, now, status=STATUS_ACTIVE, last_renewed_time=now,
                                   last_error=None, **values):
             return "settled_elsewhere"
@@ -111,7 +114,7 @@ class HalfMade:
         await self._gaps.emit(row, since=row.created_at, until=now)
         return "finished"
 
-    async def _remove(self, row: Any, now: datetime) -> str:
+    async def _remove(self, row: Subscription, now: datetime) -> str:
         if not await self._settle(row.id, now, status=STATUS_DELETED, deleted_at=now,
                                   secret_sealed=None):
             return "settled_elsewhere"

@@ -25,7 +25,7 @@ class KeeperSubscription(Base):
 
     subscription_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), nullable=False)
-    app_type: Mapped[str] = mapped_column(String(8), nullable=False)
+    app_type: Mapped[int] = mapped_column(Integer, nullable=False)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     # CRM: when the channel is next renewed (its spread due time, or a retry).
     renew_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -41,7 +41,7 @@ class KeeperUser(Base):
     __table_args__ = (Index("ix_notifier_keeper_users_due", "reconcile_at"),)
 
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    app_type: Mapped[str] = mapped_column(String(8), primary_key=True)
+    app_type: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     reconcile_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     lease_owner: Mapped[str | None] = mapped_column(String(64))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier.app_types import CRM, AppType
 from notifier.database.models import (
     STATUS_ACTIVE,
     STATUS_FAILING,
@@ -16,13 +15,15 @@ from notifier.database.models import (
     SubscriptionRow,
 )
 from notifier.keeper.models import KeeperSubscription, KeeperUser
+from notifier.keeper.records import Kept, KeptUser
 
 KEPT = (STATUS_ACTIVE, STATUS_FAILING, STATUS_REAUTH_REQUIRED)
-Due = Row[Any]
 
 
-def _kept_rows() -> Any:  # a Select whose rows are `Due`
-    """A subscription with the keeper's bookkeeping for it (the shape of `Due`)."""
+def _kept_rows() -> Select[
+    SubscriptionRow, int, str | None, int, datetime | None, datetime | None
+]:
+    """A subscription with the keeper's bookkeeping for it (the columns of `Kept`)."""
     k = KeeperSubscription
     return select(SubscriptionRow, k.version, k.lease_owner, k.attempts, k.verified_at,
                   k.renew_at).join(k, k.subscription_id == SubscriptionRow.id)
@@ -32,13 +33,13 @@ class KeeperReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def due_renewals(self, now: datetime, limit: int) -> Sequence[Due]:
+    async def due_renewals(self, now: datetime, limit: int) -> list[Kept]:
         k = KeeperSubscription
         s = SubscriptionRow
         query = (
             _kept_rows()
             .where(
-                k.app_type == "crm",
+                k.app_type == CRM,
                 k.renew_at <= now,
                 or_(k.lease_until.is_(None), k.lease_until <= now),
                 s.status.in_((STATUS_ACTIVE, STATUS_FAILING)),
@@ -47,9 +48,10 @@ class KeeperReads:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())
+            rows = (await conn.execute(query)).all()
+        return [Kept.of(row) for row in rows]
 
-    async def due_users(self, now: datetime, limit: int) -> Sequence[Due]:
+    async def due_users(self, now: datetime, limit: int) -> list[KeptUser]:
         u = KeeperUser
         query = (
             select(u)
@@ -58,16 +60,18 @@ class KeeperReads:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())
+            rows = (await conn.execute(query)).all()
+        return [KeptUser.of(row) for row in rows]
 
-    async def user_subscriptions(self, user_id: str, app_type: str) -> Sequence[Due]:
+    async def user_subscriptions(self, user_id: str, app_type: AppType) -> list[Kept]:
         s = SubscriptionRow
         query = (
             _kept_rows()
             .where(s.user_id == user_id, s.app_type == app_type, s.status.in_(KEPT))
         )
         async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())
+            rows = (await conn.execute(query)).all()
+        return [Kept.of(row) for row in rows]
 
     async def summary(self) -> tuple[dict[str, int], datetime | None]:
         """Subscriptions by status, and the earliest CRM expiry among kept ones."""
@@ -81,7 +85,7 @@ class KeeperReads:
             soonest = (
                 await conn.execute(
                     select(func.min(s.expires_at)).where(
-                        and_(s.app_type == "crm", s.status.in_(KEPT))
+                        and_(s.app_type == CRM, s.status.in_(KEPT))
                     )
                 )
             ).scalar()

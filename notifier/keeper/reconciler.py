@@ -4,18 +4,19 @@ be. Channels and webhooks the notifier did not create are not touched."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
+from notifier import app_types
+from notifier.app_types import CRM, AppType
 from notifier.database.models import STATUS_ACTIVE, STATUS_REAUTH_REQUIRED
 from notifier.keeper import metrics
 from notifier.keeper.gaps import Gaps
+from notifier.keeper.records import Kept
 from notifier.keeper.renewer import Renewer
 from notifier.keeper.store import KeeperStore
-from notifier.keeper.zoho_side import CRM, DESK, ZohoSide
+from notifier.keeper.zoho_side import ZohoSide
 from notifier.subscriptions import at_zoho
-from notifier.subscriptions.store import events_of
 from servicekit import scopes
 from servicekit.errors import MissingScope
 from servicekit.scopes import covers
@@ -28,7 +29,7 @@ EXPIRY_SLACK = timedelta(seconds=5)
 class Reconciler:
     def __init__(
         self, store: KeeperStore, zoho: ZohoSide, gaps: Gaps, renewer: Renewer,
-        ttl_seconds: float, forget: Any,
+        ttl_seconds: float, forget: Callable[[str], None],
     ) -> None:
         self._store = store
         self._zoho = zoho
@@ -37,16 +38,15 @@ class Reconciler:
         self._ttl = timedelta(seconds=ttl_seconds)
         self._forget = forget
 
-    async def check_connection(self, user_id: str, app: str) -> None:
+    async def check_connection(self, user_id: str, app: AppType) -> None:
         """The broker only (never Zoho): raises while the connection cannot work."""
-        app_type = CRM if app == "crm" else DESK
-        grant = await self._zoho.n.session(user_id, app_type, self._zoho.grant_deadline()).grant()
-        needed = (scopes.CRM_READ, scopes.CRM_UPDATE) if app == "crm" else (scopes.DESK_READ,)
+        grant = await self._zoho.n.session(user_id, app, self._zoho.grant_deadline()).grant()
+        needed = (scopes.CRM_READ, scopes.CRM_UPDATE) if app == CRM else (scopes.DESK_READ,)
         for scope in needed:
             if grant.scopes and not covers(grant.scopes, scope):
-                raise MissingScope(scope, user_id=user_id, app=app)
+                raise MissingScope(scope, user_id=user_id, app=app_types.name(app))
 
-    async def reconcile(self, user_id: str, app: str, now: datetime) -> int:
+    async def reconcile(self, user_id: str, app: AppType, now: datetime) -> int:
         """Returns how many subscriptions were repaired."""
         rows = await self._store.user_subscriptions(user_id, app)
         if not rows:
@@ -56,22 +56,22 @@ class Reconciler:
             if row.status == STATUS_REAUTH_REQUIRED:
                 # The connection works again: the subscription is checked like any other.
                 await self._store.change(row.id, now, status=STATUS_ACTIVE, last_error=None)
-        if app == "crm":
+        if app == CRM:
             return await self._crm(user_id, rows, now)
         return await self._desk(user_id, rows, now)
 
-    async def _crm(self, user_id: str, rows: Sequence[Any], now: datetime) -> int:
+    async def _crm(self, user_id: str, rows: Sequence[Kept], now: datetime) -> int:
         channels = await self._zoho.crm_channels(user_id)
         repaired = 0
         healthy: list[tuple[str, int]] = []
         for row in rows:
             if row.lease_owner is not None and row.renew_at is not None and row.renew_at <= now:
                 continue  # being renewed right now
-            seen = channels.get(row.zoho_id)
+            seen = channels.get(row.channel_id)
             problem = None
             if seen is None or (seen.expires_at is not None and seen.expires_at <= now):
                 problem = "missing"
-            elif seen.events != set(events_of(row)) or seen.notify_url != self._zoho.crm_url(row):
+            elif seen.events != set(row.events) or seen.notify_url != self._zoho.crm_url(row):
                 problem = "changed"
             if problem is None:
                 if await self._crm_expiry(row, seen.expires_at if seen else None, now):
@@ -104,7 +104,7 @@ class Reconciler:
         await self._store.mark_verified(healthy, now)
         return repaired
 
-    async def _crm_expiry(self, row: Any, expires_at: datetime | None, now: datetime) -> bool:
+    async def _crm_expiry(self, row: Kept, expires_at: datetime | None, now: datetime) -> bool:
         """Zoho's expiry is the truth: a write without channel_expiry may have moved it
         earlier, and the renewal must come before it. True: as we had it (verified)."""
         if expires_at is None:
@@ -119,7 +119,7 @@ class Reconciler:
             return False
         return True
 
-    async def _desk(self, user_id: str, rows: Sequence[Any], now: datetime) -> int:
+    async def _desk(self, user_id: str, rows: Sequence[Kept], now: datetime) -> int:
         webhooks = await self._zoho.desk_webhooks(user_id)
         repaired = 0
         verified: list[tuple[str, int]] = []
@@ -130,7 +130,7 @@ class Reconciler:
                 problem = "missing"
             elif not seen.is_enabled:
                 problem = "disabled"
-            elif set(seen.subscriptions) != set(events_of(row)) or not self._url_is_ours(
+            elif set(seen.subscriptions) != set(row.events) or not self._url_is_ours(
                 row, seen.url
             ):
                 problem = "changed"
@@ -151,13 +151,13 @@ class Reconciler:
         await self._store.mark_verified(verified, now)
         return repaired
 
-    def _url_is_ours(self, row: Any, url: str) -> bool:
+    def _url_is_ours(self, row: Kept, url: str) -> bool:
         prefix = self._zoho.desk_url_prefix(row)
         if not url.startswith(prefix):
             return False
         return at_zoho.secret_matches(url[len(prefix):], row.secret_digest)
 
-    async def _desk_repair(self, row: Any, problem: str, now: datetime) -> None:
+    async def _desk_repair(self, row: Kept, problem: str, now: datetime) -> None:
         # Only the secret's digest is kept, so the URL is rebuilt with a fresh secret.
         secret = at_zoho.new_secret()
         old_digest = row.secret_digest
@@ -174,7 +174,7 @@ class Reconciler:
                     status=STATUS_ACTIVE, last_error=None,
                 )
             else:
-                await self._zoho.n.desk_update(row.user_id, row.zoho_id, body, deadline)
+                await self._zoho.n.desk_update(row.user_id, row.zoho_id or "", body, deadline)
         except BaseException:
             await self._store.change(row.id, now,
                                      secret_digest=old_digest)

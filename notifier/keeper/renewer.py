@@ -13,15 +13,17 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_ACTIVE, STATUS_FAILING, STATUS_REAUTH_REQUIRED
 from notifier.keeper import metrics
 from notifier.keeper.config import KeeperConfig
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.outcomes import Kind, describe, kind_of, reason_of, retry_after
+from notifier.keeper.records import Kept
 from notifier.keeper.store import KeeperStore, Outcome, renew_at
 from notifier.keeper.zoho_side import WRITE_ITEMS, ZohoSide
+from notifier.subscriptions.records import Subscription
 
 log = logging.getLogger(__name__)
 # Per row of a write: None (done), Zoho's code for its item, or the call's failure.
@@ -30,7 +32,7 @@ Result = str | BaseException | None
 
 @dataclass
 class Claimed:
-    row: Any
+    row: Kept
     fence: int
     took_over: bool
 
@@ -47,7 +49,7 @@ class Renewer:
         self._ttl = timedelta(seconds=ttl_seconds)
         self._before = timedelta(seconds=config.renew_before_seconds)
 
-    def next_due(self, row: Any, expires_at: datetime, now: datetime) -> datetime:
+    def next_due(self, row: Subscription, expires_at: datetime, now: datetime) -> datetime:
         return max(now, renew_at(row.id, expires_at, self._before, now))
 
     async def renew_user(
@@ -91,7 +93,7 @@ class Renewer:
         return labels
 
     async def _write(
-        self, user_id: str, rows: Sequence[Any], expiry: datetime
+        self, user_id: str, rows: Sequence[Kept], expiry: datetime
     ) -> tuple[dict[str, Result], set[str]]:
         """One PUT (and one POST for those gone at Zoho): per row its result, and the ids
         that were gone."""
@@ -133,9 +135,9 @@ class Renewer:
 
     async def _block(self, user_id: str, failed: BaseException, now: datetime) -> None:
         log.warning("renewals of %s blocked: %s", user_id, reason_of(failed))
-        await self._store.set_status(user_id, "crm", STATUS_REAUTH_REQUIRED, describe(failed), now)
+        await self._store.set_status(user_id, CRM, STATUS_REAUTH_REQUIRED, describe(failed), now)
         await self._store.block_user(
-            user_id, "crm", reason_of(failed),
+            user_id, CRM, reason_of(failed),
             now + timedelta(seconds=self._config.blocked_probe_seconds),
         )
 
@@ -149,7 +151,7 @@ class Renewer:
             return {}
         found = {}
         for c in taken:
-            seen = channels.get(c.row.zoho_id)
+            seen = channels.get(c.row.channel_id)
             if seen is None or seen.expires_at is None or seen.expires_at - now <= self._before:
                 continue
             found[c.row.id] = (Outcome(

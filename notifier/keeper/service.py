@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier import app_types
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_REAUTH_REQUIRED
 from notifier.events.writer import EventWriter
 from notifier.keeper import metrics
@@ -24,10 +26,12 @@ from notifier.keeper.gaps import Gaps
 from notifier.keeper.half_made import HalfMade
 from notifier.keeper.outcomes import Kind, describe, kind_of, reason_of
 from notifier.keeper.reconciler import Reconciler
+from notifier.keeper.records import Kept, KeptUser
 from notifier.keeper.renewer import Claimed, Renewer
 from notifier.keeper.store import KeeperStore
 from notifier.keeper.zoho_side import WRITE_ITEMS, ZohoSide
 from notifier.notifications import Notifications
+from notifier.subscriptions.records import Subscription
 from servicekit.background import BackgroundTask
 from servicekit.replica import replica_id
 from servicekit.sealing import KeyRing
@@ -76,7 +80,7 @@ class Keeper:
         self._limit = asyncio.Semaphore(config.concurrency)
         # One Zoho call per user at a time from this replica: CRM's concurrency limit is
         # per org, as low as 5 on the Free edition.
-        self._user_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._user_locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._pending: dict[str, asyncio.Task[None]] = {}
         self._in_flight = 0
         self._peak = 0
@@ -149,19 +153,19 @@ class Keeper:
         if enrol:
             await self.store.enrol(now, self._before, self._period)
         if half_made:
-            for row in await self.half_made.due(now, self.config.concurrency * 4):
-                key = f"half:{row.id}"
+            for pending in await self.half_made.due(now, self.config.concurrency * 4):
+                key = f"half:{pending.id}"
                 if key not in self._pending:
-                    self._spawn(key, self._resolve_half_made(row))
+                    self._spawn(key, self._resolve_half_made(pending))
         room = self.config.concurrency * 4 - len(self._pending)
         if room > 0:
-            for row in await self.store.due_users(now, room):
-                key = f"user:{row.app_type}:{row.user_id}"
+            for user in await self.store.due_users(now, room):
+                key = f"user:{user.app_type}:{user.user_id}"
                 if key not in self._pending:
-                    self._spawn(key, self._reconcile_user(row))
+                    self._spawn(key, self._reconcile_user(user))
         room = self.config.concurrency * 4 - len(self._pending)
         if room > 0:
-            by_user: dict[str, list[Any]] = {}
+            by_user: dict[str, list[Kept]] = {}
             for row in await self.store.due_renewals(now, room * WRITE_ITEMS):
                 by_user.setdefault(row.user_id, []).append(row)
             for user_id, rows in by_user.items():
@@ -177,13 +181,13 @@ class Keeper:
         self._pending[key] = task
         task.add_done_callback(lambda _: self._pending.pop(key, None))
 
-    def user_lock(self, user_id: str, app: str) -> asyncio.Lock:
+    def user_lock(self, user_id: str, app: int) -> asyncio.Lock:
         """One Zoho call per user and app at a time from this replica, the keeper's and
         change capture's together (CRM's calls-in-flight cap is per org)."""
         return self._user_locks.setdefault((user_id, app), asyncio.Lock())
 
     @contextlib.asynccontextmanager
-    async def _calling(self, user_id: str, app: str) -> Any:
+    async def _calling(self, user_id: str, app: int) -> Any:
         lock = self.user_lock(user_id, app)
         async with lock, self._limit:
             self._in_flight += 1
@@ -196,9 +200,9 @@ class Keeper:
                 self._in_flight -= 1
                 metrics.IN_FLIGHT.set(self._in_flight)
 
-    async def _renew_user(self, user_id: str, rows: list[Any]) -> None:
+    async def _renew_user(self, user_id: str, rows: list[Kept]) -> None:
         """All of a user's due channels: one claim, one pass, one finish."""
-        async with self._calling(user_id, "crm"):
+        async with self._calling(user_id, CRM):
             now = self.clock.now()  # the tick synced the clock just before
             until = now + timedelta(seconds=self.config.lease_seconds)
             fences = await self.store.claim_rows(
@@ -215,7 +219,7 @@ class Keeper:
         for outcome in outcomes:
             metrics.RENEWALS.labels(outcome).inc()
 
-    async def _resolve_half_made(self, row: Any) -> None:
+    async def _resolve_half_made(self, row: Subscription) -> None:
         async with self._calling(row.user_id, row.app_type):
             try:
                 await self.half_made.resolve(row, self.clock.now())
@@ -223,7 +227,7 @@ class Keeper:
                 log.warning("half-made subscription %s not resolved yet: %s", row.id,
                             describe(failed))
 
-    async def _reconcile_user(self, row: Any) -> None:
+    async def _reconcile_user(self, row: KeptUser) -> None:
         async with self._calling(row.user_id, row.app_type):
             now = self.clock.now()  # the tick synced the clock just before
             until = now + timedelta(seconds=self.config.lease_seconds)
@@ -240,13 +244,15 @@ class Keeper:
             await self.store.finish_user(
                 row.user_id, row.app_type, fence, blocked=None, reconcile_at=now + self._period
             )
-        metrics.RECONCILES.labels(row.app_type, "repaired" if repaired else "ok").inc()
+        metrics.RECONCILES.labels(
+            app_types.name(row.app_type), "repaired" if repaired else "ok"
+        ).inc()
         if row.blocked:
             log.info("user %s (%s) connected again: subscriptions kept again",
-                     row.user_id, row.app_type)
+                     row.user_id, app_types.name(row.app_type))
 
     async def _reconcile_failed(
-        self, row: Any, fence: int, now: datetime, failed: BaseException
+        self, row: KeptUser, fence: int, now: datetime, failed: BaseException
     ) -> None:
         kind = kind_of(failed)
         if kind is Kind.BLOCKED:
@@ -266,9 +272,9 @@ class Keeper:
                 reconcile_at=now + timedelta(seconds=retry),
             )
             outcome = "retry"
-            log.warning("reconcile of %s (%s) failed: %s", row.user_id, row.app_type,
-                        describe(failed))
-        metrics.RECONCILES.labels(row.app_type, outcome).inc()
+            log.warning("reconcile of %s (%s) failed: %s", row.user_id,
+                        app_types.name(row.app_type), describe(failed))
+        metrics.RECONCILES.labels(app_types.name(row.app_type), outcome).inc()
 
     async def _publish(self, now: datetime) -> None:
         counts, soonest = await self.store.summary()

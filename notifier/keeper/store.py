@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from notifier.app_types import CRM, AppType
 from notifier.database.models import SubscriptionRow
 from notifier.keeper.models import KeeperSubscription, KeeperUser
 from notifier.keeper.reads import KEPT, KeeperReads
@@ -98,7 +99,7 @@ class KeeperStore(KeeperReads):
                         "app_type": row.app_type,
                         "version": 0,
                         "renew_at": renew_at(row.id, row.expires_at, renew_before, now)
-                        if row.app_type == "crm"
+                        if row.app_type == CRM
                         else None,
                         "attempts": 0,
                         "verified_at": row.last_renewed_time or now,
@@ -172,7 +173,7 @@ class KeeperStore(KeeperReads):
     # ---- users ---------------------------------------------------------------------------
 
     async def claim_user(
-        self, user_id: str, app_type: str, version: int, owner: str, until: datetime,
+        self, user_id: str, app_type: AppType, version: int, owner: str, until: datetime,
         now: datetime,
     ) -> int | None:
         async with self.engine.begin() as conn:
@@ -181,14 +182,14 @@ class KeeperStore(KeeperReads):
         return next(iter(won.values()), None)
 
     async def finish_user(
-        self, user_id: str, app_type: str, fence: int, **values: Any
+        self, user_id: str, app_type: AppType, fence: int, **values: Any
     ) -> bool:
         async with self.engine.begin() as conn:
             won = await _fenced(conn, KeeperUser, [(user_id, app_type, fence)],
                                 **_RELEASE, **values)
         return bool(won)
 
-    async def block_user(self, user_id: str, app_type: str, reason: str, at: datetime) -> None:
+    async def block_user(self, user_id: str, app_type: AppType, reason: str, at: datetime) -> None:
         """Zoho is not called for the user until a probe at the broker succeeds."""
         u = KeeperUser
         async with self.engine.begin() as conn:
@@ -199,7 +200,7 @@ class KeeperStore(KeeperReads):
             )
 
     async def set_status(
-        self, user_id: str, app_type: str, status: str, last_error: str | None, now: datetime
+        self, user_id: str, app_type: AppType, status: str, last_error: str | None, now: datetime
     ) -> None:
         s = SubscriptionRow
         async with self.engine.begin() as conn:

@@ -9,19 +9,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from notifier import crm
+from notifier.app_types import CRM, DESK
 from notifier.notifications import Notifications
 from notifier.queries import ListQuery
 from notifier.subscriptions import at_zoho
-from notifier.subscriptions.store import events_of
+from notifier.subscriptions.records import Subscription
 from servicekit import scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import ZohoRejected
 from servicekit.sealing import KeyRing
-from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
 
-CRM = common_pb2.APP_TYPE_CRM
-DESK = common_pb2.APP_TYPE_DESK
 # A renewal PUT carries as many channels as any CRM write may (crm.py; docs/zoho.md).
 WRITE_ITEMS = crm.MAX_WRITE_ITEMS
 
@@ -59,28 +57,32 @@ class ZohoSide:
         """For one question to the broker (KeeperConfig.grant_check_seconds)."""
         return Deadline(self._grant_seconds)
 
-    def crm_item(self, row: Any, expiry: datetime) -> dict[str, Any]:
+    def crm_item(self, row: Subscription, expiry: datetime) -> dict[str, Any]:
         """The channel as the create made it (at_zoho.py), with a new expiry."""
         return at_zoho.crm_watch_item(
             public_url=self._public_url(),
             subscription_id=row.id,
-            channel_id=row.zoho_id,
-            events=events_of(row),
+            channel_id=row.channel_id,
+            events=row.events,
             expiry=expiry,
-            token=self._keys.decrypt(row.secret_sealed, context=at_zoho.sealing_context(row.id)),
+            token=self._keys.decrypt(
+                row.secret_sealed or "", context=at_zoho.sealing_context(row.id)
+            ),
             notify_on_related_action=row.notify_on_related_action,
             return_affected_field_values=row.return_affected_field_values,
         )
 
-    def crm_url(self, row: Any) -> str:
+    def crm_url(self, row: Subscription) -> str:
         return at_zoho.crm_notify_url(self._public_url(), row.id)
 
-    async def crm_put(self, row: Any, expiry: datetime, *, method: str = "PUT") -> str | None:
+    async def crm_put(
+        self, row: Subscription, expiry: datetime, *, method: str = "PUT"
+    ) -> str | None:
         """None on success, else Zoho's code for the item (NOT_SUBSCRIBED: gone)."""
         return (await self.crm_write(row.user_id, [row], expiry, method=method))[0]
 
     async def crm_write(
-        self, user_id: str, rows: Sequence[Any], expiry: datetime, *, method: str = "PUT"
+        self, user_id: str, rows: Sequence[Subscription], expiry: datetime, *, method: str = "PUT"
     ) -> list[str | None]:
         """One call for up to WRITE_ITEMS of a user's channels: per row, None on success or
         Zoho's code for its item (a 207 answers some of each)."""
@@ -126,13 +128,13 @@ class ZohoSide:
                 found[item.desk.id] = item.desk
         return found
 
-    def desk_body(self, row: Any, secret: str) -> dict[str, Any]:
+    def desk_body(self, row: Subscription, secret: str) -> dict[str, Any]:
         """As the subscription's create sent it (at_zoho.py), with `secret` in the URL."""
         return at_zoho.desk_webhook_body(
-            public_url=self._public_url(), subscription_id=row.id, events=events_of(row),
+            public_url=self._public_url(), subscription_id=row.id, events=row.events,
             secret=secret,
         )
 
-    def desk_url_prefix(self, row: Any) -> str:
+    def desk_url_prefix(self, row: Subscription) -> str:
         return at_zoho.desk_webhook_url(self._public_url(), row.id, "")
 

@@ -8,11 +8,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from notifier.database import models
 from notifier.queries import SubscriptionQuery, WatchQuery
-from notifier.subscriptions.store import Stored, events_of
-from zoho.common.v1 import common_pb2
+from notifier.subscriptions.records import Subscription
 from zoho.notifier.v1 import notifier_pb2
 
-_APP = {"crm": common_pb2.APP_TYPE_CRM, "desk": common_pb2.APP_TYPE_DESK}
 _STATUS = {
     models.STATUS_ACTIVE: notifier_pb2.SUBSCRIPTION_STATUS_ACTIVE,
     models.STATUS_REAUTH_REQUIRED: notifier_pb2.SUBSCRIPTION_STATUS_REAUTH_REQUIRED,
@@ -48,12 +46,12 @@ def create_query(request: notifier_pb2.CreateSubscriptionRequest) -> Subscriptio
     )
 
 
-def subscription(row: Stored) -> notifier_pb2.Subscription:
+def subscription(row: Subscription) -> notifier_pb2.Subscription:
     return notifier_pb2.Subscription(
         subscription_id=row.id,
         user_id=row.user_id,
-        app_type=_APP[row.app_type],
-        events=events_of(row),
+        app_type=row.app_type,
+        events=row.events,
         status=_STATUS.get(row.status, notifier_pb2.SUBSCRIPTION_STATUS_UNSPECIFIED),
         expires_at=_stamp(row.expires_at),
         last_renewed_time=_stamp(row.last_renewed_time),

@@ -9,11 +9,14 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from notifier import app_types
+from notifier.app_types import CRM
 from notifier.database.models import STATUS_DELETED, STATUS_PENDING
 from notifier.notifications import Notifications
 from notifier.queries import SubscriptionQuery
 from notifier.subscriptions import at_zoho, validation
-from notifier.subscriptions.store import Stored, SubscriptionStore
+from notifier.subscriptions.records import Subscription
+from notifier.subscriptions.store import SubscriptionStore
 from servicekit import page_tokens, scopes
 from servicekit.deadline import Deadline
 from servicekit.errors import (
@@ -26,13 +29,9 @@ from servicekit.errors import (
 )
 from servicekit.scopes import covers
 from servicekit.sealing import KeyRing
-from zoho.common.v1 import common_pb2
 
 log = logging.getLogger(__name__)
 
-CRM = common_pb2.APP_TYPE_CRM
-DESK = common_pb2.APP_TYPE_DESK
-APP_NAMES: dict[int, str] = {CRM: "crm", DESK: "desk"}
 # A create's calls to Zoho end by then, whatever the caller's deadline: the keeper
 # resolves a row still pending after keeper/half_made.py's PENDING_GRACE (60 s) as left
 # by a crash, and must not race a create still in flight.
@@ -76,11 +75,11 @@ class Subscriptions:
         grant = await self._n.session(user_id, app_type, deadline).grant()
         # No scopes recorded: unknown, Zoho's own answer will tell.
         if grant.scopes and not covers(grant.scopes, needed):
-            raise MissingScope(needed, user_id=user_id, app=APP_NAMES[app_type])
+            raise MissingScope(needed, user_id=user_id, app=app_types.name(app_type))
 
     async def create(
         self, request: SubscriptionQuery, deadline: Deadline
-    ) -> Stored:
+    ) -> Subscription:
         # A cheap refusal first (no broker call, no row) for a user already at the cap.
         if await self._store.count(request.user_id) >= self._max_per_user:
             raise TooManySubscriptions(request.user_id, self._max_per_user)
@@ -92,7 +91,7 @@ class Subscriptions:
         common = {
             "id": subscription_id,
             "user_id": request.user_id,
-            "app_type": APP_NAMES[request.app_type],
+            "app_type": request.app_type,
             "events": list(request.events),
             "status": STATUS_PENDING,
             "secret_digest": at_zoho.secret_digest(secret),
@@ -190,7 +189,7 @@ class Subscriptions:
                 metadata={"subscription_id": subscription_id},
             )
 
-    async def get(self, user_id: str, subscription_id: str) -> Stored:
+    async def get(self, user_id: str, subscription_id: str) -> Subscription:
         row = await self._store.get(user_id, subscription_id)
         if row is None or row.status == STATUS_PENDING:
             raise _not_found(subscription_id)
@@ -198,7 +197,7 @@ class Subscriptions:
 
     async def page(
         self, user_id: str, page_size: int, page_token: str
-    ) -> tuple[Sequence[Stored], str]:
+    ) -> tuple[Sequence[Subscription], str]:
         limit = page_size or validation.DEFAULT_PAGE_SIZE
         after = validation.page_start(page_token)
         if after is None:
@@ -210,8 +209,8 @@ class Subscriptions:
     async def delete(self, user_id: str, subscription_id: str, deadline: Deadline) -> None:
         row = await self.get(user_id, subscription_id)
         try:
-            if row.app_type == "crm":
-                results = await self._n.crm_disable_channels(user_id, [row.zoho_id], deadline)
+            if row.app_type == CRM:
+                results = await self._n.crm_disable_channels(user_id, [row.channel_id], deadline)
                 refused = [
                     r for r in results if r.status != "success" and r.code != "NOT_SUBSCRIBED"
                 ]

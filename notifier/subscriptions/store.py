@@ -1,14 +1,14 @@
-"""Subscription rows: written before Zoho is asked (pending), then made active or removed.
-Their channel tokens are sealed with NOTIFIER_ENCRYPTION_KEY's ring (load_keys)."""
+"""Subscription rows: written before Zoho is asked (pending), then made active or removed;
+read as records (records.py). Their channel tokens are sealed with NOTIFIER_ENCRYPTION_KEY's
+ring (load_keys)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.database import DATABASE
@@ -18,6 +18,7 @@ from notifier.database.models import (
     STATUS_PENDING,
     SubscriptionRow,
 )
+from notifier.subscriptions.records import Subscription
 from servicekit import sealing
 from servicekit.errors import TooManySubscriptions
 
@@ -35,10 +36,6 @@ async def _live_count(conn: AsyncConnection, user_id: str) -> int:
     return int(counted.scalar_one())
 
 
-# A subscription as read: its columns by name (a Core row, not an ORM object).
-Stored = Row[Any]
-
-
 class NotifierKeyRing(sealing.KeyRing):
     env_var = "NOTIFIER_ENCRYPTION_KEY"
 
@@ -50,11 +47,6 @@ def load_keys(spec: str, database_url: str) -> NotifierKeyRing:
         NotifierKeyRing, spec, sqlite_path=DATABASE.sqlite_file(database_url),
         sealed_in=("notifier_subscriptions", "secret_sealed"),
     )
-
-
-def events_of(row: Stored) -> list[str]:
-    events: list[str] = json.loads(row.events)
-    return events
 
 
 class SubscriptionStore:
@@ -110,7 +102,7 @@ class SubscriptionStore:
         async with self.engine.connect() as conn:
             return await _live_count(conn, user_id)
 
-    async def get(self, user_id: str, subscription_id: str) -> Stored | None:
+    async def get(self, user_id: str, subscription_id: str) -> Subscription | None:
         """The user's live subscription (deleted ones are not found)."""
         async with self.engine.connect() as conn:
             row = (
@@ -122,9 +114,9 @@ class SubscriptionStore:
                     )
                 )
             ).first()
-        return row
+        return None if row is None else Subscription.of(row)
 
-    async def page(self, user_id: str, after: str, limit: int) -> Sequence[Stored]:
+    async def page(self, user_id: str, after: str, limit: int) -> list[Subscription]:
         query = (
             select(SubscriptionRow)
             .where(SubscriptionRow.user_id == user_id, SubscriptionRow.status != STATUS_DELETED)
@@ -134,4 +126,5 @@ class SubscriptionStore:
         if after:
             query = query.where(SubscriptionRow.id > after)
         async with self.engine.connect() as conn:
-            return list((await conn.execute(query)).all())
+            rows = (await conn.execute(query)).all()
+        return [Subscription.of(row) for row in rows]

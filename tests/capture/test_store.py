@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from notifier.app_types import CRM
 from notifier.capture.credits import CreditBudget
 from notifier.capture.found import Found, to_event
 from notifier.capture.store import CaptureStore, LostLease
@@ -34,7 +35,7 @@ async def event_log(notifier_database_url: str) -> AsyncIterator[EventLog]:
     now = datetime.now(UTC)
     async with engine.begin() as conn:
         await conn.execute(insert(SubscriptionRow).values(
-            id=SUB, user_id="demo", app_type="crm", events=json.dumps(["Leads.all"]),
+            id=SUB, user_id="demo", app_type=CRM, events=json.dumps(["Leads.all"]),
             status="active", secret_digest="0" * 64, notify_on_related_action=False,
             return_affected_field_values=False, created_at=CREATED, updated_at=now,
         ))

@@ -53,7 +53,7 @@ async def test_no_minted_secret_is_in_any_answer_event_error_or_log(
     await callbacks.desk(url, [desk_event("Ticket_Add", "2")])
     # A gap (the keeper's and the outage notice) carries the subscription as well.
     now = datetime.now(UTC)
-    row = SimpleNamespace(id=desk.subscription_id, user_id="demo", app_type="desk")
+    row = SimpleNamespace(id=desk.subscription_id, user_id="demo", app_type=DESK)
     await notifier.app.live.writer.append([gap_event(row, now, now)])
     await watcher.wait_for(3)
     await watcher.stop()
