@@ -381,3 +381,42 @@ async def test_below_zohos_credit_floor_sweeps_stop_but_gap_windows_are_read(
         await captured.capture.settle()
         events = await captured.events(sub.subscription_id, 1)
     assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
+
+
+async def test_an_ingress_outage_window_is_read_back_instead_of_announced_as_a_gap(
+    sandbox, broker, notifier_database_url, connect_subscriber
+) -> None:
+    """The ingress refused deliveries while its database was down (a window written to
+    notifier_outages): with capture on, announcing the window reads each subscription
+    back, so the change Zoho could not deliver arrives RECOVERED and no gap is told."""
+    from sqlalchemy import insert
+
+    from notifier.database.models import OutageRow
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    # No periodic sweep: only the outage's read-back can bring the change back.
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 sweep_seconds=0) as captured:
+        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+        await captured.advance(SETTLE + 1)
+        started = datetime.now(UTC)
+        # What Zoho saw of the outage: its delivery refused, never retried.
+        await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+        refused = ours(await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": "Refused"}}]), sub)
+        assert [d.status for d in refused] == ["dropped"]
+        record_id = ids(refused[0])[0]
+        engine = captured.handle.app.live.engine
+        async with engine.begin() as conn:
+            await conn.execute(insert(OutageRow).values(
+                replica="ingress:1", started_at=started, ended_at=datetime.now(UTC),
+                refused=1))
+        assert await captured.handle.app.live.outages.announce() == 1
+        await captured.advance(SETTLE + 1)
+        events = await captured.events(sub.subscription_id, 1)
+        async with engine.connect() as conn:
+            announced = (await conn.execute(select(OutageRow.announced_at))).scalar_one()
+    assert _changes(events) == [("create", record_id, RECOVERED)]
+    assert [e for e in events if e.operation == "gap"] == []
+    assert announced is not None
