@@ -19,6 +19,11 @@ RPC_LATENCY = Histogram(
 OPEN_STREAMS = Gauge(
     "grpc_server_open_streams", "Server streams open now (those under stream limits)"
 )
+# What grpc.health.v1 answers for each service this process serves: 1 SERVING, 0 NOT_SERVING
+# (the notifier without a broker, a replica draining). Probes see it; this lets an alert too.
+HEALTH_SERVING = Gauge(
+    "grpc_health_serving", "1 while the service's health status is SERVING, else 0", ["service"]
+)
 ZOHO_CALLS = Counter("zoho_http_requests_total", "Calls to Zoho", ["endpoint", "status"])
 ZOHO_LATENCY = Histogram("zoho_http_request_seconds", "Latency of calls to Zoho", ["endpoint"])
 

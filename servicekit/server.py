@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from servicekit import tracing
 from servicekit.calls import RequestContextInterceptor
 from servicekit.config import ListenAddress, check_bindable, listen_failed
+from servicekit.metrics import HEALTH_SERVING
 from servicekit.streams import StreamLimits
 
 log = logging.getLogger(__name__)
@@ -113,12 +114,15 @@ class GrpcServer:
             else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         await self.health.set(service_name, status)
+        HEALTH_SERVING.labels(service_name).set(1 if serving else 0)
 
     async def stop(self, grace: float | None = None) -> None:
         if self.server is None:
             return
         # NOT_SERVING first, so health checkers stop routing to us while calls drain.
         await self.health.enter_graceful_shutdown()
+        for service in self.services:
+            HEALTH_SERVING.labels(service.name).set(0)
         await self.server.stop(self.grace_seconds if grace is None else grace)
         self.server = None
 

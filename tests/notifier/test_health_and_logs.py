@@ -10,6 +10,7 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import REGISTRY
 
 from notifier.app import NotifierApp
 from servicekit.services import NOTIFIER_SERVICE_NAME as SERVICE_NAME
@@ -54,12 +55,20 @@ async def test_not_serving_while_the_broker_is_down_and_serving_once_it_is_back(
     await app.start()
     try:
         await wait_for_health(app.server.address, NOT_SERVING)
+        # What an alert reads (grpc_health_serving) follows what the probe is told.
+        assert serving_gauge() == 0
         broker = await make_broker(BROKER_LISTEN=f"127.0.0.1:{port}")
         await wait_for_health(app.server.address, SERVING)
+        assert serving_gauge() == 1
         await broker.broker.stop(0)
         await wait_for_health(app.server.address, NOT_SERVING)
+        assert serving_gauge() == 0
     finally:
         await app.stop(0)
+
+
+def serving_gauge() -> float | None:
+    return REGISTRY.get_sample_value("grpc_health_serving", {"service": SERVICE_NAME})
 
 
 @pytest.mark.slow
