@@ -110,6 +110,20 @@ class CreditBudget:
             ).scalar_one()
         return int(used)
 
+    async def remaining(self, now: datetime) -> dict[str, int]:
+        """What each org that ever spent may still spend in the rolling 24 hours (metrics)."""
+        async with self.engine.connect() as conn:
+            orgs = (await conn.execute(select(CreditOrg.org_key))).scalars().all()
+            spent = {
+                org: int(used or 0)
+                for org, used in await conn.execute(
+                    select(CreditSpend.org_key, func.sum(CreditSpend.credits))
+                    .where(CreditSpend.spent_at > now - WINDOW)
+                    .group_by(CreditSpend.org_key)
+                )
+            }
+        return {org: max(self.per_day - spent.get(org, 0), 0) for org in orgs}
+
     async def prune(self, now: datetime) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(delete(CreditSpend).where(CreditSpend.spent_at <= now - WINDOW))

@@ -23,6 +23,17 @@ CALLS = Counter(
 CREDITS = Counter(
     "notifier_capture_credits_total", "API credits read-backs spent, by org key", ["org"]
 )
+# What the shared ledger (credits.py) leaves of NOTIFIER_RECOVERY_CREDITS_PER_DAY in the
+# rolling 24 hours: every replica publishes the same figure, so alerts take min over them.
+CREDITS_REMAINING = Gauge(
+    "notifier_capture_credits_remaining",
+    "API credits read-backs may still spend in the rolling 24 hours, by org key",
+    ["org"],
+)
+CREDITS_PER_DAY = Gauge(
+    "notifier_capture_credits_per_day",
+    "The read-back budget per org and rolling 24 hours (NOTIFIER_RECOVERY_CREDITS_PER_DAY)",
+)
 MALFORMED = Counter(
     "notifier_capture_malformed_records_total",
     "Records read back that could not be used (no id or no modified time), by app",

@@ -78,6 +78,7 @@ class Capture:
         self._summary_at = 0.0
         self._gap_reasons: set[str] = set()
         self._lagging: set[str] = set()
+        self._lagging_apps: set[int] = set()
 
     async def start(self) -> None:
         await self.clock.sync()
@@ -147,7 +148,7 @@ class Capture:
                 task.add_done_callback(self._forget(key))
         if time.monotonic() >= self._summary_at:
             self._summary_at = time.monotonic() + SUMMARY_SECONDS
-            await self._publish(now)
+            await self.publish(now)
 
     def _forget(self, key: tuple[str, str]) -> Callable[[asyncio.Task[None]], None]:
         def forget(_: asyncio.Task[None]) -> None:
@@ -233,7 +234,9 @@ class Capture:
         log.warning("subscription %s: %s could not be read back from %s (%s, attempt %d)",
                     row.subscription_id, row.module, read.covered.isoformat(), reason, attempts)
 
-    async def _publish(self, now: datetime) -> None:
+    async def publish(self, now: datetime) -> None:
+        """The gauges every replica publishes alike from the shared database (alerts take
+        max/min over replicas): watermark lag, open gap windows, credits left."""
         lags, gaps = await self.store.summary()
         worst: dict[int, float] = {}
         current = set()
@@ -247,10 +250,18 @@ class Capture:
         self._lagging = current
         for app, lag in worst.items():
             metrics.MAX_LAG.labels(app_types.name(app)).set(lag)
+        # An app with no captured subscription left has no lag, not its last one (which
+        # would hold a lag alert firing for ever).
+        for app in self._lagging_apps - set(worst):
+            metrics.MAX_LAG.remove(app_types.name(app))
+        self._lagging_apps = set(worst)
         # A reason no window fails for any more reads 0, not its last count.
         self._gap_reasons.update(gaps)
         for reason in self._gap_reasons:
             metrics.OPEN_GAPS.labels(reason).set(gaps.get(reason, 0))
+        metrics.CREDITS_PER_DAY.set(self.budget.per_day)
+        for org, left in (await self.budget.remaining(now)).items():
+            metrics.CREDITS_REMAINING.labels(org).set(left)
         await self.budget.prune(now)
 
 
