@@ -1,8 +1,10 @@
 """The alert rules (deploy/prometheus/) and the dashboard (deploy/grafana/) name only what the
 services export: a broker, a notifier and an ingress-only notifier run as real processes,
 are driven through a token refresh and a cache hit, a listing, a subscription that the
-keeper repairs and renews, and callbacks stored and refused; then every expression's metric
-names, label names and exact label values are looked up in their /metrics."""
+keeper repairs and renews, callbacks stored and refused, a callback Zoho drops that change
+capture reads back, a grant without the read scope whose window stays open, and a consumer
+pulled with a nack; then every expression's metric names, label names and exact label
+values are looked up in their /metrics."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import yaml
 from sandbox.control.client import SandboxControl
 from servicekit import services
 from servicekit.error_status import CODES
+from tests.consumers.helpers import Puller
 from tests.ops.promql_names import PROMETHEUS_SERIES, Exported, exact_values, names_in, problems
 from tests.plugins.broker_fixtures import TEST_KEY
 from tests.plugins.live_fixtures import SUBSCRIBING_SCOPES
@@ -37,6 +40,7 @@ DASHBOARD = REPO_ROOT / "deploy/grafana/dashboards/zoho-connect.json"
 SERVICE_SOURCES = ("broker", "notifier", "servicekit")
 CRM = common_pb2.APP_TYPE_CRM
 DAY = 86400.0
+NO_READ_SCOPES = [s for s in SUBSCRIBING_SCOPES if s != "ZohoCRM.modules.READ"]
 
 
 def rule_expressions(path: Path = RULES) -> dict[str, str]:
@@ -104,6 +108,7 @@ def stack(
             "NOTIFIER_KEEPER_TICK_SECONDS": "0.2",
             "NOTIFIER_HEALTH_INTERVAL_SECONDS": "0.2",
             "NOTIFIER_GRACE_SECONDS": "0",
+            "NOTIFIER_CONSUMER_METRICS_SECONDS": "0.2",
         })
         started.append(notifier)
         yield Stack(broker, notifier, ingress, {
@@ -142,11 +147,19 @@ async def drive_traffic(stack: Stack, sandbox: SandboxControl) -> None:
     refresh_token = await sandbox.add_refresh_token(
         scopes=SUBSCRIBING_SCOPES, lifetimes=[60, 3600]
     )
+    # A user whose grant may subscribe but not read records: change capture cannot read
+    # its window back, which stays open as MISSING_SCOPE.
+    await sandbox.add_user("noread")
+    unreadable = await sandbox.add_refresh_token(user="noread", scopes=NO_READ_SCOPES)
     async with grpc.aio.insecure_channel(stack.broker.address) as channel:
         broker = broker_pb2_grpc.TokenBrokerServiceStub(channel)
         await broker.CreateConnection(broker_pb2.CreateConnectionRequest(
             user_id="demo", accounts_server=sandbox.origin, refresh_token=refresh_token,
             api_domain=sandbox.origin, scopes=SUBSCRIBING_SCOPES,
+        ), timeout=10)
+        await broker.CreateConnection(broker_pb2.CreateConnectionRequest(
+            user_id="noread", accounts_server=sandbox.origin, refresh_token=unreadable,
+            api_domain=sandbox.origin, scopes=NO_READ_SCOPES,
         ), timeout=10)
         for _ in range(2):
             await broker.GetToken(broker_pb2.GetTokenRequest(user_id="demo", app_type=CRM),
@@ -170,6 +183,17 @@ async def drive_traffic(stack: Stack, sandbox: SandboxControl) -> None:
             refused = await http.post(f"{stack.ingress.origin}/callbacks/crm/{'9' * 20}",
                                       json=crm_body({**channel_at_zoho, "token": "x"}, ["1"]))
         assert (stored.status_code, refused.status_code) == (200, 401)
+        # A change whose callback Zoho drops: only a read-back brings it. Made a second
+        # after subscribing: Zoho's times are whole seconds, and a record created in the
+        # subscription's own second is taken as made before it.
+        await sandbox.advance_clock(2)
+        await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+        dropped = await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": "Dropped"}}]
+        )
+        assert [d.status for d in dropped if d.subscription == sub.zoho_id] == ["dropped"]
+        await notifier.CreateSubscription(notifier_pb2.CreateSubscriptionRequest(
+            user_id="noread", app_type=CRM, events=["Leads.all"]), timeout=10)
         # Six days on by Zoho's clock the channel is due for renewal (whenever the keeper
         # enrolled it: its due time follows from the expiry).
         await sandbox.advance_clock(6 * DAY + 3600)
@@ -180,6 +204,25 @@ async def drive_traffic(stack: Stack, sandbox: SandboxControl) -> None:
             user_id="demo", channel_ids=[sub.zoho_id]), timeout=10)
         await sandbox.advance_clock(3600 + 60)
         await until_sampled(stack, "notifier_keeper_repairs_total")
+        await until_sampled(stack, "notifier_capture_recovered_events_total")
+        await pull_with_a_nack(notifier)
+
+
+async def pull_with_a_nack(notifier: notifier_pb2_grpc.NotifierServiceStub) -> None:
+    """A consumer of everything in the log: one event nacked and delivered again, then
+    every event acknowledged but the last, so its backlog and age stay on."""
+    await notifier.CreateConsumer(notifier_pb2.CreateConsumerRequest(
+        consumer_id="ops-check", from_earliest=True), timeout=10)
+    pull = Puller(notifier, "ops-check", max_outstanding=1)
+    try:
+        [(first, attempts)] = await pull.wait_for(1)
+        await pull.nack(first.cursor)
+        again = await pull.wait_for(2)
+        assert (again[1][0].cursor, again[1][1]) == (first.cursor, attempts + 1)
+        await pull.ack(first.cursor)
+        await pull.wait_for(3)
+    finally:
+        await pull.stop()
 
 
 def _literal_in_sources(value: str) -> bool:
