@@ -38,7 +38,12 @@ def kinds_of(
     already holds is then dropped by events/dedupe.py), and an edit (when modified after
     it was created). Both when both apply: two changes, each told at most once."""
     kinds = []
-    if CREATED in heard and created is not None and created >= subscribed_at:
+    # Zoho's created time is whole seconds, the subscription's is not: a record made in the
+    # subscription's own second, after it, reads as earlier. Counting that whole second
+    # in may also tell a creation made just before the subscription (a consumer applying
+    # the stream upserts it); leaving it out loses a creation for good.
+    since = subscribed_at.replace(microsecond=0)
+    if CREATED in heard and created is not None and created >= since:
         kinds.append(CREATED)
     if EDITED in heard and (created is None or modified - created >= _EDITED_AFTER):
         kinds.append(EDITED)
