@@ -84,11 +84,15 @@ class CaptureStore:
 
     async def want_at(self, subscription_id: str, at: datetime, cause: str) -> None:
         """A gap the keeper or ingress saw: read the subscription back at `at` (as
-        `all_due_at`, the gap's end plus the settle margin), overdue modules too."""
+        `all_due_at`, the gap's end plus the settle margin), overdue modules too. A read
+        already wanted for a gap is not put off again: gaps reported one after another
+        must not keep it from ever coming due."""
+        c = CaptureCursor
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(CaptureCursor)
-                .where(CaptureCursor.subscription_id == subscription_id)
+                update(c)
+                .where(c.subscription_id == subscription_id,
+                       or_(c.read_at > at, c.cause != cause))
                 .values(read_at=at, cause=cause)
             )
 

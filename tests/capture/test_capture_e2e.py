@@ -438,3 +438,26 @@ async def test_below_zohos_credit_floor_sweeps_stop_but_gap_windows_are_read(
         await captured.advance(SETTLE + 1)  # the gap read waits out the settle margin
         events = await captured.events(sub.subscription_id, 1)
     assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
+
+
+async def test_gaps_reported_one_after_another_do_not_put_the_read_off(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    """Each gap read waits out the settle margin; a second gap reported meanwhile must not
+    push the first one's read further away (reported often enough, it never came)."""
+    from types import SimpleNamespace
+
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
+    await captured.advance(SETTLE + 1)
+    await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+    lost = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "Twice reported"}}]), sub)
+    await captured.advance(SETTLE + 1)
+    gap = SimpleNamespace(id=sub.subscription_id)
+    await captured.capture.read_back(gap, since=None, until=datetime.now(UTC))
+    await captured.advance(SETTLE - 1)  # not due yet (and the notifier's clock follows)
+    await captured.capture.read_back(gap, since=None, until=datetime.now(UTC))
+    await captured.advance(2)  # the first report's read is due now; the sweep is not
+    events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
