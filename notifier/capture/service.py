@@ -84,8 +84,9 @@ class Capture:
         await self.clock.sync()
         now = self.clock.now()
         await self.store.enrol(now)
-        # This replica may have been down: every watermark is behind until read.
-        await self.store.all_due_now(now, "start")
+        # This replica may have been down: every watermark is behind until read, up to
+        # now (the ingress is back): so once the settle margin has passed now.
+        await self.store.all_due_at(now + self._settle, "start")
         self._task.start(self._run())
 
     async def stop(self) -> None:
@@ -103,7 +104,8 @@ class Capture:
         reading must start; `since`/`until` are logged."""
         log.info("subscription %s: reading back %s .. %s (gap)", row.id,
                  since.isoformat() if since else "creation", until.isoformat())
-        await self.store.want_now(row.id, self.clock.now(), "gap")
+        # Read up to now (the channel is back): once the settle margin has passed it.
+        await self.store.want_at(row.id, self.clock.now() + self._settle, "gap")
         self.wake()
 
     async def settle(self, limit: float = 30.0) -> None:
@@ -156,6 +158,10 @@ class Capture:
 
         return forget
 
+    @property
+    def _settle(self) -> timedelta:
+        return timedelta(seconds=self.config.settle_seconds)
+
     def _next_sweep(self, now: datetime) -> datetime:
         sweep = self.config.sweep_seconds
         return now + (timedelta(seconds=sweep) if sweep > 0 else NEVER)
@@ -164,7 +170,7 @@ class Capture:
         row = claimed.row
         now = self.clock.now()
         # Never the newest seconds: their callbacks may still be on their way.
-        until = floor_second(now - timedelta(seconds=self.config.settle_seconds))
+        until = floor_second(now - self._settle)
         if until <= row.covered_until:
             await self.store.finish(claimed, read_at=self._next_sweep(now), cause="sweep")
             return

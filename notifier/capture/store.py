@@ -74,24 +74,26 @@ class CaptureStore:
                 await conn.execute(self._insert(c).on_conflict_do_nothing(), rows)
         return len(rows)
 
-    async def all_due_now(self, now: datetime, cause: str) -> None:
-        """At start: every watermark is behind (this replica may have been down)."""
+    async def all_due_at(self, at: datetime, cause: str) -> None:
+        """At start: every watermark is behind (this replica may have been down). Every
+        module is read at `at`, overdue ones too: a read covers only up to its start less
+        the settle margin, so the caller passes the moment the gap ended plus that margin
+        for the read to reach it (read at once, its last seconds would wait a sweep)."""
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(CaptureCursor).where(CaptureCursor.read_at > now)
-                .values(read_at=now, cause=cause)
-            )
+            await conn.execute(update(CaptureCursor).values(read_at=at, cause=cause))
 
-    async def want_now(self, subscription_id: str, now: datetime, cause: str) -> None:
-        """A gap the keeper or ingress saw: read the subscription back at once."""
+    async def want_at(self, subscription_id: str, at: datetime, cause: str) -> None:
+        """A gap the keeper or ingress saw: read the subscription back at `at` (as
+        `all_due_at`, the gap's end plus the settle margin), overdue modules too. A read
+        already wanted for a gap is not put off again: gaps reported one after another
+        must not keep it from ever coming due."""
+        c = CaptureCursor
         async with self.engine.begin() as conn:
             await conn.execute(
-                update(CaptureCursor)
-                .where(
-                    CaptureCursor.subscription_id == subscription_id,
-                    CaptureCursor.read_at > now,
-                )
-                .values(read_at=now, cause=cause)
+                update(c)
+                .where(c.subscription_id == subscription_id,
+                       or_(c.read_at > at, c.cause != cause))
+                .values(read_at=at, cause=cause)
             )
 
     async def due(self, now: datetime, limit: int) -> list[Row[Any]]:

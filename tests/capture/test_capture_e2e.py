@@ -121,7 +121,30 @@ async def test_at_start_every_watermark_is_behind_and_caught_up(
     await sandbox.advance_clock(SETTLE + 1)
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  sweep_seconds=0) as restarted:
-        await restarted.capture.settle()
+        await restarted.advance(SETTLE + 1)  # the start read waits out the settle margin
+        events = await restarted.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", ids(made[0])[0], RECOVERED)]
+
+
+async def test_a_change_in_the_last_seconds_before_a_start_is_read_back_without_a_sweep(
+    captured: Captured, sandbox, connect_subscriber, broker, notifier_database_url
+) -> None:
+    """The start read reaches the moment the notifier came back: a change lost just before
+    it (within the settle margin) does not wait for a sweep (there is none here)."""
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+    await captured.advance(SETTLE + 1)
+    await captured.handle.app.stop(0)
+    await sandbox.advance_clock(SETTLE + 1)
+    made = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "Last second"}}]), sub)
+    assert [d.status for d in made] != [200]
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 sweep_seconds=0) as restarted:
+        await restarted.capture.settle()  # at start: not yet, the margin has not passed
+        await restarted.advance(SETTLE + 1)
         events = await restarted.events(sub.subscription_id, 1)
     assert _changes(events) == [("create", ids(made[0])[0], RECOVERED)]
 
@@ -247,6 +270,40 @@ async def test_a_channel_deleted_behind_our_back_is_read_back_on_repair_without_
         events = await captured.events(sub.subscription_id, 1)
     assert _changes(events) == [("create", record_id, RECOVERED)]
     assert [e for e in events if e.operation == "gap"] == []
+
+
+async def test_a_change_just_before_a_channel_is_repaired_is_read_back_without_a_sweep(
+    sandbox, broker, notifier_database_url, connect_subscriber
+) -> None:
+    """The repair's read reaches the moment the channel was back: a change made while it
+    was missing, within the settle margin of the repair, does not wait for a sweep."""
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 sweep_seconds=0) as captured:
+        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+        keeper = captured.handle.app.keeper
+        assert keeper is not None
+        await keeper.settle()
+        await captured.advance(SETTLE + 1)
+        await captured.stub.DisableCrmChannels(
+            pb.DisableCrmChannelsRequest(user_id="demo", channel_ids=[sub.zoho_id]), timeout=10
+        )
+        await sandbox.advance_clock(keeper.config.reconcile_seconds - 1)
+        unheard = await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": "Just before"}}])
+        assert ours(unheard, sub) == []  # no channel: no callback
+        record_id = max(
+            (await sandbox.records("crm", "Leads", full=True))["records"],
+            key=lambda r: int(r["id"]),
+        )["id"]
+        await sandbox.advance_clock(2)
+        await keeper.settle()  # the repair, a second after the change
+        await captured.capture.settle()
+        await captured.advance(SETTLE + 1)
+        events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", record_id, RECOVERED)]
 
 
 async def test_callback_server_time_and_modified_time_agree_within_the_match_tolerance(
@@ -378,7 +435,7 @@ async def test_below_zohos_credit_floor_sweeps_stop_but_gap_windows_are_read(
         await captured.capture.read_back(
             SimpleNamespace(id=sub.subscription_id), since=None, until=datetime.now(UTC)
         )
-        await captured.capture.settle()
+        await captured.advance(SETTLE + 1)  # the gap read waits out the settle margin
         events = await captured.events(sub.subscription_id, 1)
     assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
 
@@ -420,3 +477,26 @@ async def test_an_ingress_outage_window_is_read_back_instead_of_announced_as_a_g
     assert _changes(events) == [("create", record_id, RECOVERED)]
     assert [e for e in events if e.operation == "gap"] == []
     assert announced is not None
+
+
+async def test_gaps_reported_one_after_another_do_not_put_the_read_off(
+    captured: Captured, sandbox, connect_subscriber
+) -> None:
+    """Each gap read waits out the settle margin; a second gap reported meanwhile must not
+    push the first one's read further away (reported often enough, it never came)."""
+    from types import SimpleNamespace
+
+    await connect_subscriber()
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
+    await captured.advance(SETTLE + 1)
+    await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
+    lost = ours(await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": "Twice reported"}}]), sub)
+    await captured.advance(SETTLE + 1)
+    gap = SimpleNamespace(id=sub.subscription_id)
+    await captured.capture.read_back(gap, since=None, until=datetime.now(UTC))
+    await captured.advance(SETTLE - 1)  # not due yet (and the notifier's clock follows)
+    await captured.capture.read_back(gap, since=None, until=datetime.now(UTC))
+    await captured.advance(2)  # the first report's read is due now; the sweep is not
+    events = await captured.events(sub.subscription_id, 1)
+    assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
