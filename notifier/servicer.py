@@ -221,7 +221,7 @@ class NotifierServicer(  # type: ignore[misc]
         # Headers now: a caller that has them knows every later event will reach it.
         await context.send_initial_metadata(())
         # The one place WatchNotifications writes: stream caps and stall timeouts go here.
-        # Each event is already serialized (its serializer passes bytes: events/wire.py).
+        # Each event is already serialized (its serializer passes bytes: service_handlers.py).
         async with aclosing(self._watches.stream(query, start)) as batches:
             async for batch in batches:
                 for wire in batch:

@@ -6,12 +6,13 @@ import re
 
 from servicekit.errors import InvalidArgument
 
+CURSOR_LENGTH = 16  # hex digits: every cursor has this length (events/wire.py counts on it)
 # Whole-matched: a regex ending in `$` would let "...\n" through.
-_CURSOR = re.compile(r"[0-9a-f]{16}")
+_CURSOR = re.compile(f"[0-9a-f]{{{CURSOR_LENGTH}}}")
 
 
 def format_cursor(position: int) -> str:
-    return f"{position:016x}"
+    return f"{position:0{CURSOR_LENGTH}x}"
 
 
 def parse_cursor(text: str, field: str = "after_cursor") -> int:

@@ -25,6 +25,7 @@ from notifier.database.models import EventLogState, EventRow, SubscriptionRow
 from notifier.events import dedupe, pg_direct
 from notifier.events.cursor import format_cursor
 from notifier.events.pg_direct import PostgresAppend
+from notifier.events.wire import with_cursor
 from zoho.notifier.v1 import notifier_pb2
 
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
@@ -41,12 +42,6 @@ class Logged(NamedTuple):
     app_type: int
     subscription_id: str
     wire: bytes
-
-
-def with_cursor(cursor: int, blob: bytes) -> bytes:
-    # NotificationEvent.cursor is field 1 (a 16-character string): a field appended to a
-    # serialized message is that field set (the last occurrence wins when parsed).
-    return blob + b"\x0a\x10" + format_cursor(cursor).encode()
 
 
 @dataclass(frozen=True)
