@@ -125,6 +125,19 @@ def stored_rows(
     return rows, blobs
 
 
+async def insert_new(
+    conn: AsyncConnection, dialect_insert: Callable[..., Any], rows: list[dict[str, Any]]
+) -> list[tuple[int, str]]:
+    """Inserts `rows` in one statement with the dialect's INSERT (`sqlite.insert` or
+    `postgresql.insert`); a dedupe key already stored is skipped. (cursor, key) of each."""
+    result = await conn.execute(
+        dialect_insert(EventRow).on_conflict_do_nothing()
+        .returning(EventRow.cursor, EventRow.dedupe_key),
+        rows,
+    )
+    return [(cursor, key) for cursor, key in result.all()]
+
+
 class EventLog(ABC):
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

@@ -21,9 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from notifier.database.models import EventRow
 from notifier.events import dedupe
-from notifier.events.log import EventLog, LogWriter, StoredRow
+from notifier.events.log import EventLog, LogWriter, StoredRow, insert_new
 
 NOTIFY_CHANNEL = "notifier_events"
 _APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
@@ -134,12 +133,7 @@ class PostgresEventLog(EventLog):
     async def _insert_returning(
         self, conn: AsyncConnection, rows: list[dict[str, Any]]
     ) -> list[tuple[int, str]]:
-        result = await conn.execute(
-            insert(EventRow).on_conflict_do_nothing()
-            .returning(EventRow.cursor, EventRow.dedupe_key),
-            rows,
-        )
-        return [(cursor, key) for cursor, key in result.all()]
+        return await insert_new(conn, insert, rows)
 
     async def _announce(self, conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})

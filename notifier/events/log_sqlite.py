@@ -14,19 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifier.database.models import EventRow, SubscriptionRow
 from notifier.events import dedupe
-from notifier.events.log import EventLog, LogWriter, StoredRow
+from notifier.events.log import EventLog, LogWriter, StoredRow, insert_new
 from zoho.notifier.v1 import notifier_pb2
-
-
-async def _insert_returning(
-    conn: AsyncConnection, rows: list[dict[str, Any]]
-) -> list[tuple[int, str]]:
-    # One statement for the batch; a dedupe key already stored is skipped.
-    result = await conn.execute(
-        insert(EventRow).on_conflict_do_nothing().returning(EventRow.cursor, EventRow.dedupe_key),
-        rows,
-    )
-    return [(cursor, key) for cursor, key in result.all()]
 
 
 class SqliteAppend:
@@ -48,7 +37,7 @@ class SqliteAppend:
             rows = [row for row in rows if row["dedupe_key"] not in told]
             if not rows:
                 return []
-            returned = await _insert_returning(conn, rows)
+            returned = await insert_new(conn, insert, rows)
             if returned and stale:
                 await conn.execute(
                     update(SubscriptionRow)
@@ -90,7 +79,7 @@ class SqliteEventLog(EventLog):
     async def _insert_returning(
         self, conn: AsyncConnection, rows: list[dict[str, Any]]
     ) -> list[tuple[int, str]]:
-        return await _insert_returning(conn, rows)
+        return await insert_new(conn, insert, rows)
 
     async def _announce(self, conn: AsyncConnection) -> None:
         pass  # no other replica shares a SQLite file
