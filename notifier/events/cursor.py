@@ -12,7 +12,7 @@ _CURSOR = re.compile(f"[0-9a-f]{{{CURSOR_LENGTH}}}")
 
 
 def format_cursor(position: int) -> str:
-    return f"{position:0{CURSOR_LENGTH}x}"
+    return f"{position:016x}"  # CURSOR_LENGTH digits, spelled out: one format per event
 
 
 def check_cursor(v: Violations, field: str, text: str) -> int | None:

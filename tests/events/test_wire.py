@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notifier.events.cursor import format_cursor
+from notifier.events.cursor import CURSOR_LENGTH, format_cursor
 from notifier.events.wire import pull_response, with_cursor
 from zoho.notifier.v1 import notifier_pb2 as pb
 
@@ -77,6 +77,7 @@ def test_the_cursor_is_appended_as_the_descriptor_numbers_it() -> None:
             expected.CopyFrom(event)
             expected.cursor = format_cursor(cursor)
             assert parsed == expected
+            assert len(format_cursor(cursor)) == CURSOR_LENGTH
             appended = fields(wire[len(blob):])
             assert appended == [
                 (number(EVENT, "cursor"), LENGTH_DELIMITED, format_cursor(cursor).encode())
