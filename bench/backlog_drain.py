@@ -76,11 +76,12 @@ async def _drain(address: str, count: int) -> float:
 
 async def _fill(url: str, count: int) -> None:
     from notifier.database import DATABASE
-    from notifier.events.log import EventLog, NewEvent
+    from notifier.events.log import NewEvent
+    from notifier.events.open_log import open_event_log
 
     DATABASE.migrate(url)
     engine = DATABASE.make_async_engine(url)
-    log = EventLog(engine)
+    log = open_event_log(engine)
     conn = await log.writer_connection()  # as the ingress's writer appends
     for start in range(0, count, 2000):
         batch = [NewEvent(f"k{i}", event(i)) for i in range(start, min(count, start + 2000))]

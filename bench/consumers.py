@@ -29,6 +29,7 @@ import psycopg
 from notifier.database import DATABASE
 from notifier.events.cursor import format_cursor
 from notifier.events.log import EventLog
+from notifier.events.open_log import open_event_log
 from tests.consumers.drain import DrainingPull, judge, seed
 from tests.consumers.helpers import new_event
 from tests.integration.stack import free_port
@@ -123,7 +124,7 @@ async def _redeliveries(url: str, stub: notifier_pb2_grpc.NotifierServiceStub, c
     silent = stub.Pull()
     await silent.write(notifier_pb2.PullRequest(consumer_id="redeliver", max_outstanding=1000))
     engine = DATABASE.make_async_engine(url)
-    log = EventLog(engine)
+    log = open_event_log(engine)
     conn = await log.writer_connection()
     waves = 5
     for wave in range(waves):
@@ -218,7 +219,7 @@ async def idle_consumers(args: argparse.Namespace, report: h.Report) -> None:
         notifier = _notifier(url, NOTIFIER_CONSUMER_METRICS_SECONDS="5")
         started.append(notifier)
         engine = DATABASE.make_async_engine(url)
-        log = EventLog(engine)
+        log = open_event_log(engine)
         conn = await log.writer_connection()
         async with grpc.aio.insecure_channel(notifier.address) as channel:
             stub = notifier_pb2_grpc.NotifierServiceStub(channel)

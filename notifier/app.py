@@ -17,13 +17,13 @@ from notifier.capture.service import Capture
 from notifier.config import NotifierConfig
 from notifier.crm import CrmClient
 from notifier.desk import DeskClient
-from notifier.events.wire import add_notifier_service
 from notifier.health import BrokerHealthWatch
 from notifier.keeper.clock import SystemClock
 from notifier.keeper.gaps import Gaps
 from notifier.keeper.service import Keeper
 from notifier.live import LiveEvents
 from notifier.notifications import DeskOrgCache, Notifications
+from notifier.service_handlers import add_notifier_service
 from notifier.servicer import NotifierServicer
 from notifier.subscriptions.service import Subscriptions
 from notifier.subscriptions.store import SubscriptionStore, load_keys

@@ -13,7 +13,8 @@ import httpx
 from notifier.config import EventsConfig
 from notifier.consumers.service import Consumers
 from notifier.database import DATABASE
-from notifier.events.log import EventLog
+from notifier.events.log_postgres import PostgresEventLog
+from notifier.events.open_log import open_event_log
 from notifier.events.pg_listen import PostgresListener
 from notifier.events.retention import Pruner
 from notifier.events.tail import LogTail
@@ -34,7 +35,7 @@ class LiveEvents:
     ) -> None:
         self.config = config
         self.engine = DATABASE.make_async_engine(config.database_url)
-        self.log = EventLog(self.engine)
+        self.log = open_event_log(self.engine)
         self.tail = LogTail(self.log, poll_seconds=config.poll_seconds)
         self.watches = Watches(self.log, self.tail)
         self.writer = EventWriter(self.log, on_committed=self.tail.committed)
@@ -59,7 +60,7 @@ class LiveEvents:
         )
         self._watch = watch
         self.listener: PostgresListener | None = None
-        if watch and self.log.postgres:
+        if watch and isinstance(self.log, PostgresEventLog):
             conninfo = DATABASE.sync_url(config.database_url).set(drivername="postgresql")
             self.listener = PostgresListener(
                 conninfo.render_as_string(hide_password=False), self.tail.wake

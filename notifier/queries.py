@@ -27,13 +27,3 @@ class SubscriptionQuery:
     notify_on_related_action: bool = False
     return_affected_field_values: bool = False
 
-
-@dataclass(frozen=True)
-class WatchQuery:
-    """A watch: which events (empty fields match all) and where it starts."""
-
-    user_id: str
-    app_type: int = 0
-    subscription_id: str = ""
-    after_cursor: str = ""  # resume after this cursor...
-    from_earliest: bool = False  # ...or from the oldest retained event; else from the call

@@ -14,6 +14,7 @@ from notifier.authz import require_all_users
 from notifier.consumers.service import Consumers
 from notifier.consumers.servicer import ConsumerRpcs
 from notifier.events.watch import Watches
+from notifier.events.watch_query import watch_query
 from notifier.notifications import Notifications
 from notifier.redaction import mask_notifications, mask_webhook
 from notifier.subscriptions import converters as subscription_converters
@@ -213,15 +214,14 @@ class NotifierServicer(  # type: ignore[misc]
     async def WatchNotifications(  # type: ignore[override]  # a coroutine that writes
         self, request: notifier_pb2.WatchNotificationsRequest, context: Ctx
     ) -> None:
-        subscription_validation.watch_request(request)
-        if not request.user_id:
+        query = watch_query(request)
+        if not query.user_id:
             require_all_users("WatchNotifications")
-        query = subscription_converters.watch_query(request)
         start = await self._watches.start_position(query)
         # Headers now: a caller that has them knows every later event will reach it.
         await context.send_initial_metadata(())
         # The one place WatchNotifications writes: stream caps and stall timeouts go here.
-        # Each event is already serialized (its serializer passes bytes: events/wire.py).
+        # Each event is already serialized (its serializer passes bytes: service_handlers.py).
         async with aclosing(self._watches.stream(query, start)) as batches:
             async for batch in batches:
                 for wire in batch:

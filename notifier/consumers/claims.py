@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.consumers import pg_claims
 from notifier.consumers.store import C, ConsumerState, D, E, lock, promote
-from notifier.events.log import EventLog, Logged, with_cursor
+from notifier.events.log import EventLog, Logged
+from notifier.events.wire import with_cursor
 from servicekit.errors import NotFound
 from zoho.notifier.v1 import notifier_pb2
 

@@ -1,5 +1,5 @@
 """A claim's hot statements on PostgreSQL, on psycopg directly inside the claim's own
-transaction (as events/pg_direct.py does for the log): arrays instead of one bind per
+transaction (as events/log_postgres.py does for the log): arrays instead of one bind per
 row and value, and leasing with its events' bytes in one round trip. SQLAlchemy's
 per-row handling cost several times the statements themselves."""
 

@@ -19,35 +19,13 @@ from datetime import UTC, datetime
 
 from notifier.consumers import metrics
 from notifier.consumers.acks import AckBatcher
-from notifier.consumers.claims import Claims, Leased
+from notifier.consumers.claims import Claims
 from notifier.consumers.gate import ClaimGate
 from notifier.consumers.store import ConsumerState
 from notifier.events.tail import LogTail
+from notifier.events.wire import pull_response
 
 _REPLICA = f"{socket.gethostname()[:30]}-{os.getpid()}"
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def pull_response(leased: list[Leased]) -> bytes:
-    """A serialized PullResponse built from the stored event bytes as they are (field 1,
-    repeated NotificationEvent; field 2, packed delivery_attempts)."""
-    out = bytearray()
-    for item in leased:
-        out += b"\x0a" + _varint(len(item.wire)) + item.wire
-    packed = b"".join(_varint(item.attempts) for item in leased)
-    out += b"\x12" + _varint(len(packed)) + packed
-    return bytes(out)
 
 
 class Registry:
@@ -173,7 +151,10 @@ class PullSession:
                     redelivered = sum(1 for item in claim.leased if item.attempts > 1)
                     metrics.DELIVERED.labels("redelivery").inc(redelivered)
                     metrics.DELIVERED.labels("first").inc(len(claim.leased) - redelivered)
-                    yield pull_response(claim.leased)
+                    yield pull_response(
+                        [item.wire for item in claim.leased],
+                        [item.attempts for item in claim.leased],
+                    )
                     continue
                 if claim.next_deadline is not None:
                     until = (claim.next_deadline - now).total_seconds()

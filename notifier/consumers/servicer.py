@@ -98,7 +98,7 @@ class ConsumerRpcs:
                 session.drain()
             session.settle(acks, nacks)
             await context.send_initial_metadata(())
-            # Each response is already serialized (events/wire.py passes bytes through).
+            # Each response is already serialized (notifier/service_handlers.py passes it through).
             async for response in session.responses():
                 await context.write(response)
                 if reader.done():

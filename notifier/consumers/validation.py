@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from notifier.events.cursor import parse_cursor
+from notifier.events.cursor import check_cursor
 from servicekit import identifiers, page_tokens
-from servicekit.errors import InvalidArgument, Violations
+from servicekit.errors import Violations
 from servicekit.validation import check_app_type, check_timestamp, check_user_id
 from zoho.notifier.v1 import notifier_pb2
 
@@ -33,16 +33,7 @@ def _start(v: Violations, which: str | None, request: notifier_pb2.CreateConsume
     if which == "start_time":
         check_timestamp(v, "start_time", request.start_time)
     elif which == "after_cursor":
-        _cursor(v, "after_cursor", request.after_cursor)
-
-
-def _cursor(v: Violations, field: str, value: str) -> int | None:
-    try:
-        return parse_cursor(value, field)
-    except InvalidArgument as bad:
-        for name, why in bad.violations:
-            v.add(name, why)
-    return None
+        check_cursor(v, "after_cursor", request.after_cursor)
 
 
 def create_request(request: notifier_pb2.CreateConsumerRequest) -> None:
@@ -115,7 +106,7 @@ def _cursors(v: Violations, field: str, values: Sequence[str]) -> list[int]:
         return []
     parsed = []
     for i, value in enumerate(values):
-        cursor = _cursor(v, f"{field}[{i}]", value)
+        cursor = check_cursor(v, f"{field}[{i}]", value)
         if cursor is not None:
             parsed.append(cursor)
     return parsed

@@ -70,7 +70,7 @@ def change_time(event: notifier_pb2.NotificationEvent) -> datetime | None:
 
 
 # The same rule as SQL over a candidate `t` (columns s, rid, kind, ct) and stored rows `r`,
-# for PostgreSQL's one-statement append (events/pg_direct.py) and the read-back's.
+# for PostgreSQL's one-statement append (events/log_postgres.py).
 PG_MATCH = """
     r.subscription_id = t.s AND r.record_id = t.rid AND (
         (t.kind = 'c' AND r.change_kind = 'c')

@@ -1,35 +1,34 @@
-"""The event log's storage: append (deduplicated, cursor order = commit order), read
-after a cursor, prune past the retention.
+"""The event log: append (deduplicated, cursor order = commit order), read after a
+cursor, prune past the retention. One interface, EventLog; a backend per database
+(events/log_sqlite.py, events/log_postgres.py), picked by events/open_log.py; one
+contract test for both (tests/events/test_log_contract.py).
 
 Cursors must be committed in the order they are assigned, or a reader could pass a
-cursor whose event is still uncommitted and never see it. SQLite has one writer at a
-time; on PostgreSQL every append takes one transaction-scoped advisory lock, so
-replicas' appends are serialised (events/writer.py batches them, so this is one lock
-per batch, not per event) and NOTIFY tells every replica once the batch is committed.
+cursor whose event is still uncommitted and never see it: each backend says how.
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from notifier.database.models import EventLogState, EventRow, SubscriptionRow
-from notifier.events import dedupe, pg_direct
+from notifier.database.models import EventLogState, EventRow
+from notifier.events import dedupe
 from notifier.events.cursor import format_cursor
-from notifier.events.pg_direct import PostgresAppend
+from notifier.events.wire import with_cursor
 from zoho.notifier.v1 import notifier_pb2
 
-_APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
-
 PruneHook = Callable[[AsyncConnection, int], Awaitable[None]]
+# (cursor, user_id, app_type, subscription_id, stored event) as a backend reads them.
+StoredRow = tuple[int, str, int, str, bytes]
 
 
 class Logged(NamedTuple):
@@ -41,12 +40,6 @@ class Logged(NamedTuple):
     app_type: int
     subscription_id: str
     wire: bytes
-
-
-def with_cursor(cursor: int, blob: bytes) -> bytes:
-    # NotificationEvent.cursor is field 1 (a 16-character string): a field appended to a
-    # serialized message is that field set (the last occurrence wins when parsed).
-    return blob + b"\x0a\x10" + format_cursor(cursor).encode()
 
 
 @dataclass(frozen=True)
@@ -68,8 +61,34 @@ class EventFilter:
             and (not self.subscription_id or event.subscription_id == self.subscription_id)
         )
 
+    def columns(self) -> dict[str, str | int]:
+        """The filter as column -> value to equal (the columns are notifier_events')."""
+        where: dict[str, str | int] = {}
+        if self.user_id:
+            where["user_id"] = self.user_id
+        if self.app_type:
+            where["app_type"] = self.app_type
+        if self.subscription_id:
+            where["subscription_id"] = self.subscription_id
+        return where
 
-def _rows(
+
+class LogWriter(Protocol):
+    """The writer's own connection, kept for every commit (events/writer.py)."""
+
+    async def insert(
+        self, rows: list[dict[str, Any]], stale: list[str], received_at: datetime
+    ) -> list[tuple[int, str]]:
+        """Stores `rows` in one transaction, committed when it returns: a dedupe key
+        already stored is skipped, and so is a late callback of a change a read-back
+        already stored (events/dedupe.py); `stale` subscriptions get last_event_time.
+        Returns (cursor, dedupe key) of each row stored."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def stored_rows(
     events: Sequence[NewEvent], received_at: datetime
 ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
     """The rows to insert, and each dedupe key's serialized event (without cursor)."""
@@ -106,135 +125,95 @@ def _rows(
     return rows, blobs
 
 
-class EventLog:
+async def insert_new(
+    conn: AsyncConnection, dialect_insert: Callable[..., Any], rows: list[dict[str, Any]]
+) -> list[tuple[int, str]]:
+    """Inserts `rows` in one statement with the dialect's INSERT (`sqlite.insert` or
+    `postgresql.insert`); a dedupe key already stored is skipped. (cursor, key) of each."""
+    result = await conn.execute(
+        dialect_insert(EventRow).on_conflict_do_nothing()
+        .returning(EventRow.cursor, EventRow.dedupe_key),
+        rows,
+    )
+    return [(cursor, key) for cursor, key in result.all()]
+
+
+class EventLog(ABC):
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.postgres = engine.dialect.name == "postgresql"
-        self._insert = postgresql.insert if self.postgres else sqlite.insert
         # subscription id -> when its last_event_time was last written (monotonic): it is
         # written at most once a second, not in every commit.
         self._touched: dict[str, float] = {}
 
-    async def writer_connection(self) -> AsyncConnection | PostgresAppend:
+    @abstractmethod
+    async def writer_connection(self) -> LogWriter:
         """A connection for the writer to keep and pass to every `append`."""
-        if self.postgres:
-            url = self.engine.url.set(drivername="postgresql")
-            return PostgresAppend(url.render_as_string(hide_password=False))
-        return await self.engine.connect()
+
+    @abstractmethod
+    async def _read(
+        self, after: int, through: int | None, where: dict[str, str | int], limit: int
+    ) -> Sequence[StoredRow]:
+        """Up to `limit` stored rows in (after, through], in cursor order, whose columns
+        equal `where`'s values."""
+
+    @abstractmethod
+    async def _serialise(self, conn: AsyncConnection) -> None:
+        """In the caller's transaction: no other append draws cursors until it commits."""
+
+    @abstractmethod
+    async def _insert_returning(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+    ) -> list[tuple[int, str]]:
+        """Inserts `rows` (a dedupe key already stored is skipped); (cursor, key) of each."""
+
+    @abstractmethod
+    async def _announce(self, conn: AsyncConnection) -> None:
+        """In the caller's transaction: other replicas' tails hear of it once committed."""
 
     async def append(
-        self,
-        events: Sequence[NewEvent],
-        received_at: datetime,
-        connection: AsyncConnection | PostgresAppend,
+        self, events: Sequence[NewEvent], received_at: datetime, connection: LogWriter
     ) -> list[Logged]:
         """Stores `events` in one transaction (a dedupe key already stored is skipped);
         returns the new ones with their cursors, in cursor order. Committed when it
         returns. `connection`: the writer's own, from `writer_connection` (saves a pool
-        checkout per commit; on PostgreSQL a PostgresAppend, one round trip per commit)."""
-        rows, blobs = _rows(events, received_at)
+        checkout per commit)."""
+        rows, blobs = stored_rows(events, received_at)
         now = time.monotonic()
         stale = sorted(
             # A keeper's "gap" notice is not an event from Zoho: last_event_time stays.
             {new.event.subscription_id for new in events if new.event.operation != "gap"}
             - {s for s, at in self._touched.items() if now - at < 1.0}
         )
-        if isinstance(connection, PostgresAppend):
-            returned = await connection.insert(rows, stale, received_at, _APPEND_LOCK)
-        else:
-            returned = await self._sqlite_append(connection, rows, stale, received_at)
+        returned = await connection.insert(rows, stale, received_at)
         if returned:
             self._touched.update(dict.fromkeys(stale, now))
             if len(self._touched) > 10_000:
                 self._touched.clear()
-        by_key: dict[str, notifier_pb2.NotificationEvent] = {}
-        for new in events:
-            by_key.setdefault(new.dedupe_key, new.event)
-        stored = []
-        for cursor, key in sorted(returned):
-            event = by_key[key]
-            event.cursor = format_cursor(cursor)
-            stored.append(
-                Logged(
-                    cursor,
-                    event.user_id,
-                    event.app_type,
-                    event.subscription_id,
-                    with_cursor(cursor, blobs[key]),
-                )
-            )
-        return stored
-
-    async def _sqlite_append(
-        self,
-        conn: AsyncConnection,
-        rows: list[dict[str, Any]],
-        stale: list[str],
-        received_at: datetime,
-    ) -> list[tuple[int, str]]:
-        # SQLite has one writer at a time, so no lock orders the cursors; PostgreSQL's
-        # append is PostgresAppend's one statement (lock, insert, touch, NOTIFY).
-        assert not self.postgres, "on PostgreSQL, append through writer_connection()"
-        async with conn.begin():
-            # A late callback of a change a read-back already stored is dropped.
-            callbacks = [row for row in rows if row["late"]]
-            told = await dedupe.already_told(
-                conn, callbacks, origin=notifier_pb2.EVENT_ORIGIN_RECOVERED
-            )
-            rows = [row for row in rows if row["dedupe_key"] not in told]
-            if not rows:
-                return []
-            # One statement for the batch; a dedupe key already stored is skipped.
-            result = await conn.execute(
-                self._insert(EventRow)
-                .on_conflict_do_nothing()
-                .returning(EventRow.cursor, EventRow.dedupe_key),
-                rows,
-            )
-            returned = [(cursor, key) for cursor, key in result.all()]
-            if returned and stale:
-                await conn.execute(
-                    update(SubscriptionRow)
-                    .where(SubscriptionRow.id.in_(stale))
-                    .values(last_event_time=received_at)
-                )
-        return returned
+        returned.sort()
+        by_key = _first_by_key(events)
+        for cursor, key in returned:
+            by_key[key].cursor = format_cursor(cursor)
+        return _logged(returned, by_key, blobs)
 
     async def append_recovered(
         self, conn: AsyncConnection, events: Sequence[NewEvent], received_at: datetime
     ) -> list[Logged]:
         """Change capture's append, inside the caller's transaction (which also moves its
-        watermark, so both commit or neither): cursors drawn under the same lock as
+        watermark, so both commit or neither): cursors drawn under the same rule as
         `append`'s, and a change some stored event already tells is skipped
         (events/dedupe.py). The caller wakes the tail once committed."""
         if not events:
             return []
-        rows, blobs = _rows(events, received_at)
-        if self.postgres:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _APPEND_LOCK})
+        rows, blobs = stored_rows(events, received_at)
+        await self._serialise(conn)
         told = await dedupe.already_told(conn, rows, origin=None)
         rows = [row for row in rows if row["dedupe_key"] not in told]
         if not rows:
             return []
-        result = await conn.execute(
-            self._insert(EventRow)
-            .on_conflict_do_nothing()
-            .returning(EventRow.cursor, EventRow.dedupe_key),
-            rows,
-        )
-        returned = sorted((cursor, key) for cursor, key in result.all())
-        if self.postgres and returned:
-            await conn.execute(
-                text("SELECT pg_notify(:channel, '')"), {"channel": pg_direct.NOTIFY_CHANNEL}
-            )
-        by_key = {new.dedupe_key: new.event for new in events}
-        return [
-            Logged(
-                cursor, by_key[key].user_id, by_key[key].app_type, by_key[key].subscription_id,
-                with_cursor(cursor, blobs[key]),
-            )
-            for cursor, key in returned
-        ]
+        returned = sorted(await self._insert_returning(conn, rows))
+        if returned:
+            await self._announce(conn)
+        return _logged(returned, _first_by_key(events), blobs)
 
     async def read_after(
         self,
@@ -244,32 +223,7 @@ class EventLog:
         *,
         through: int | None = None,
     ) -> list[Logged]:
-        where: dict[str, str | int] = {}
-        if event_filter.user_id:
-            where["user_id"] = event_filter.user_id
-        if event_filter.app_type:
-            where["app_type"] = event_filter.app_type
-        if event_filter.subscription_id:
-            where["subscription_id"] = event_filter.subscription_id
-        rows: Sequence[Any]
-        async with self.engine.connect() as conn:
-            if self.postgres:
-                raw = (await conn.get_raw_connection()).driver_connection
-                rows = await pg_direct.read_after(raw, after, through, where, limit)
-            else:
-                query = select(
-                    EventRow.cursor,
-                    EventRow.user_id,
-                    EventRow.app_type,
-                    EventRow.subscription_id,
-                    EventRow.event,
-                ).where(EventRow.cursor > after)
-                if through is not None:
-                    query = query.where(EventRow.cursor <= through)
-                for column, value in where.items():
-                    query = query.where(getattr(EventRow, column) == value)
-                query = query.order_by(EventRow.cursor).limit(limit)
-                rows = (await conn.execute(query)).all()
+        rows = await self._read(after, through, event_filter.columns(), limit)
         return [Logged(c, u, a, s, with_cursor(c, blob)) for c, u, a, s, blob in rows]
 
     async def bounds(self) -> tuple[int, int]:
@@ -302,3 +256,25 @@ class EventLog:
                 .values(pruned_through=last)
             )
         return result.rowcount or 0
+
+
+def _first_by_key(events: Sequence[NewEvent]) -> dict[str, notifier_pb2.NotificationEvent]:
+    by_key: dict[str, notifier_pb2.NotificationEvent] = {}
+    for new in events:
+        by_key.setdefault(new.dedupe_key, new.event)
+    return by_key
+
+
+def _logged(
+    returned: list[tuple[int, str]],
+    by_key: dict[str, notifier_pb2.NotificationEvent],
+    blobs: dict[str, bytes],
+) -> list[Logged]:
+    """The stored events as Logged, in the order of `returned` (cursor, dedupe key)."""
+    return [
+        Logged(
+            cursor, by_key[key].user_id, by_key[key].app_type, by_key[key].subscription_id,
+            with_cursor(cursor, blobs[key]),
+        )
+        for cursor, key in returned
+    ]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from notifier.events.pg_direct import NOTIFY_CHANNEL
+from notifier.events.log_postgres import NOTIFY_CHANNEL
 from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)

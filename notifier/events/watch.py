@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from notifier.events.cursor import parse_cursor
 from notifier.events.log import EventFilter, EventLog, Logged
 from notifier.events.tail import LogTail
-from notifier.queries import WatchQuery
+from notifier.events.watch_query import WatchQuery
 from servicekit.errors import CursorExpired
 
 BACKLOG_PAGE = 1000
@@ -27,11 +26,10 @@ class Watches:
 
     async def start_position(self, query: WatchQuery) -> int:
         pruned, newest = await self._log.bounds()
-        if query.after_cursor:
-            after = parse_cursor(query.after_cursor)
-            if after < pruned:
+        if query.after is not None:
+            if query.after < pruned:
                 raise CursorExpired()
-            return after
+            return query.after
         if query.from_earliest:
             return pruned
         # "From the call": what this replica's tail has seen may lag the database.

@@ -12,10 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from notifier.events.log import EventLog, Logged, NewEvent
-from notifier.events.pg_direct import PostgresAppend
+from notifier.events.log import EventLog, Logged, LogWriter, NewEvent
 from servicekit.background import BackgroundTask
 
 log = logging.getLogger(__name__)
@@ -36,7 +33,7 @@ class EventWriter:
         self._task = BackgroundTask("event-writer")
         # One connection kept for every commit (a pool checkout, and PostgreSQL's
         # pre-ping, per commit were a third of the writer's round trips).
-        self._conn: AsyncConnection | PostgresAppend | None = None
+        self._conn: LogWriter | None = None
 
     def start(self) -> None:
         self._task.start(self._run())

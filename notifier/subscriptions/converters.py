@@ -7,7 +7,7 @@ from datetime import datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from notifier.database import models
-from notifier.queries import SubscriptionQuery, WatchQuery
+from notifier.queries import SubscriptionQuery
 from notifier.subscriptions.records import Subscription
 from zoho.notifier.v1 import notifier_pb2
 
@@ -24,16 +24,6 @@ def _stamp(value: datetime | None) -> Timestamp | None:
     stamp = Timestamp()
     stamp.FromDatetime(value)
     return stamp
-
-
-def watch_query(request: notifier_pb2.WatchNotificationsRequest) -> WatchQuery:
-    return WatchQuery(
-        user_id=request.user_id,
-        app_type=request.app_type,
-        subscription_id=request.subscription_id,
-        after_cursor=request.after_cursor,
-        from_earliest=request.from_earliest,
-    )
 
 
 def create_query(request: notifier_pb2.CreateSubscriptionRequest) -> SubscriptionQuery:

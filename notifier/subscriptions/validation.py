@@ -1,11 +1,10 @@
-"""Checks of subscription and watch requests: every bad field named at once."""
+"""Checks of subscription requests: every bad field named at once."""
 
 from __future__ import annotations
 
-from notifier.events.cursor import parse_cursor
 from notifier.validation import check_crm_events
 from servicekit import identifiers, page_tokens
-from servicekit.errors import InvalidArgument, Violations
+from servicekit.errors import Violations
 from servicekit.validation import check_app_type, check_user_id
 from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2
@@ -44,7 +43,7 @@ def page_start(page_token: str) -> str | None:
     return page_tokens.read(page_token, identifiers.is_subscription_id)
 
 
-def _subscription_id(v: Violations, value: str, *, required: bool) -> None:
+def check_subscription_id(v: Violations, value: str, *, required: bool) -> None:
     if (value or required) and not identifiers.is_subscription_id(value):
         v.add("subscription_id", "required: a subscription id (sub_ and 24 hex digits)"
               if required else "not a subscription id (sub_ and 24 hex digits)")
@@ -80,7 +79,7 @@ def one_request(
 ) -> None:
     v = Violations()
     check_user_id(v, request.user_id)
-    _subscription_id(v, request.subscription_id, required=True)
+    check_subscription_id(v, request.subscription_id, required=True)
     v.raise_if_any()
 
 
@@ -91,21 +90,4 @@ def list_request(request: notifier_pb2.ListSubscriptionsRequest) -> None:
         v.add("page_size", f"must be between 0 ({DEFAULT_PAGE_SIZE}) and {MAX_PAGE_SIZE}")
     if page_start(request.page_token) is None:
         v.add("page_token", page_tokens.NOT_A_TOKEN)
-    v.raise_if_any()
-
-
-def watch_request(request: notifier_pb2.WatchNotificationsRequest) -> None:
-    v = Violations()
-    if request.user_id:  # empty: every user's events
-        check_user_id(v, request.user_id)
-    check_app_type(v, request.app_type, allow_unspecified=True)
-    _subscription_id(v, request.subscription_id, required=False)
-    if request.after_cursor:
-        try:
-            parse_cursor(request.after_cursor)
-        except InvalidArgument as bad:
-            for field, why in bad.violations:
-                v.add(field, why)
-        if request.from_earliest:
-            v.add("from_earliest", "give after_cursor or from_earliest, not both")
     v.raise_if_any()

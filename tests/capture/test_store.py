@@ -19,6 +19,7 @@ from notifier.capture.store import CaptureStore, LostLease
 from notifier.database import DATABASE
 from notifier.database.models import EventRow, SubscriptionRow
 from notifier.events.log import EventLog
+from notifier.events.open_log import open_event_log
 from notifier.ingress.callbacks import Subscriber, crm_events
 from notifier.ingress.limits import DeliveryLimits
 from servicekit.errors import CreditsExhausted
@@ -39,7 +40,7 @@ async def event_log(notifier_database_url: str) -> AsyncIterator[EventLog]:
             status="active", secret_digest="0" * 64, notify_on_related_action=False,
             return_affected_field_values=False, created_at=CREATED, updated_at=now,
         ))
-    yield EventLog(engine)
+    yield open_event_log(engine)
     await engine.dispose()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from notifier.database import DATABASE
-from notifier.events.log import EventLog
+from notifier.events.open_log import open_event_log
 from tests.consumers.helpers import new_event
 from zoho.notifier.v1 import notifier_pb2
 
@@ -31,7 +31,7 @@ async def seed(database_url: str, count: int, records: int, batch: int = 1000) -
     """`count` events over `records` records, appended as the writer does (one commit
     per batch; on PostgreSQL NOTIFY wakes every replica). Returns the newest cursor."""
     engine = DATABASE.make_async_engine(database_url)
-    log = EventLog(engine)
+    log = open_event_log(engine)
     conn = await log.writer_connection()
     newest = 0
     try:

@@ -43,12 +43,10 @@ async def lost(notifier, sandbox, connect_subscriber, tmp_path) -> Any:
     gone = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/notifier.db")
     live.directory._engine = gone
     live.log.engine = gone
-    live.log.postgres = False
     live.directory._cache.clear()
     await live.writer._drop_connection()
     yield notifier, channel, url
     live.directory._engine, live.log.engine = kept
-    live.log.postgres = kept[1].dialect.name == "postgresql"
     await gone.dispose()
 
 
@@ -113,7 +111,7 @@ async def test_rpcs_with_the_database_lost_are_unavailable_not_internal(
     gone = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/x.db")
     notifier.app.subscriptions._store.engine = gone
     live = notifier.app.live
-    live.log.engine, live.log.postgres = gone, False
+    live.log.engine = gone
     stub = notifier.stub
     calls = [
         stub.ListSubscriptions(pb.ListSubscriptionsRequest(user_id="demo"), timeout=10),

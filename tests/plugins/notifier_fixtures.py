@@ -92,7 +92,12 @@ def notifier_postgres(postgres_database: str) -> str:
 @pytest.fixture
 def notifier_database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     """A fresh, migrated notifier database for this test."""
-    if test_database_kind() == "postgres":
+    return fresh_notifier_database(test_database_kind(), request, tmp_path)
+
+
+def fresh_notifier_database(kind: str, request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A fresh, migrated notifier database of `kind` (sqlite or postgres)."""
+    if kind == "postgres":
         url: str = request.getfixturevalue("notifier_postgres")
         engine = create_engine(DATABASE.sync_url(url))
         with engine.begin() as conn:

@@ -1,21 +1,31 @@
-"""The event log's two hot paths on PostgreSQL, on psycopg directly (SQLAlchemy's row
-handling cost several times the query itself per event read).
+"""The event log on PostgreSQL. Every append takes one transaction-scoped advisory lock
+before it draws a cursor, so replicas' appends are serialised and cursor order is
+commit order (events/writer.py batches them, so this is one lock per batch, not per
+event); NOTIFY tells every replica once the batch is committed (events/pg_listen.py).
 
-The append is one round trip: advisory lock, insert, last_event_time and NOTIFY as one
-autocommit statement (its own transaction), where BEGIN, lock, INSERT, UPDATE, NOTIFY
-and COMMIT each waited for the server."""
+The two hot paths run on psycopg directly (SQLAlchemy's row handling cost several times
+the query itself per event read). The writer's append is one round trip: advisory
+lock, insert, last_event_time and NOTIFY as one autocommit statement (its own
+transaction), where BEGIN, lock, INSERT, UPDATE, NOTIFY and COMMIT each waited for the
+server."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from notifier.events import dedupe
+from notifier.events.log import EventLog, LogWriter, StoredRow, insert_new
 
 NOTIFY_CHANNEL = "notifier_events"
+_APPEND_LOCK = 0x4E_45_56  # any constant, the same in every replica
 
 # Every inserted row joins `held`, so the lock is taken before the first cursor is drawn
 # and held until the statement's transaction commits: cursor order = commit order.
@@ -56,7 +66,7 @@ class PostgresAppend:
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     async def insert(
-        self, rows: list[dict[str, Any]], stale: list[str], received_at: datetime, lock: int
+        self, rows: list[dict[str, Any]], stale: list[str], received_at: datetime
     ) -> list[tuple[int, str]]:
         if self._conn is None:
             # connect_timeout: a database host that vanished fails the commit, not hangs it.
@@ -64,7 +74,7 @@ class PostgresAppend:
                 self._conninfo, autocommit=True, connect_timeout=5
             )
         params = {
-            "lock": lock,
+            "lock": _APPEND_LOCK,
             "at": received_at,
             "keys": [row["dedupe_key"] for row in rows],
             "subs": [row["subscription_id"] for row in rows],
@@ -90,26 +100,40 @@ class PostgresAppend:
                 await conn.close()
 
 
-async def read_after(
-    conn: Any,  # a psycopg AsyncConnection: SQLAlchemy's driver_connection, typed Any
-    after: int,
-    through: int | None,
-    where: dict[str, str | int],
-    limit: int,
-) -> list[tuple[int, str, int, str, bytes]]:
-    """(cursor, user_id, app_type, subscription_id, event) after `after`, in cursor
-    order; `where`: column -> value to equal (column names from EventLog, not callers)."""
-    conditions = ["cursor > %(after)s"]
-    params: dict[str, Any] = {"after": after, "limit": limit}
-    if through is not None:
-        conditions.append("cursor <= %(through)s")
-        params["through"] = through
-    for column, value in where.items():
-        conditions.append(f"{column} = %({column})s")
-        params[column] = value
-    query = (
-        "SELECT cursor, user_id, app_type, subscription_id, event FROM notifier_events"  # noqa: S608  # the columns are EventLog's own
-        f" WHERE {' AND '.join(conditions)} ORDER BY cursor LIMIT %(limit)s"
-    )
-    cursor = await conn.execute(query, params, binary=True)
-    return await cursor.fetchall()
+class PostgresEventLog(EventLog):
+    async def writer_connection(self) -> LogWriter:
+        url = self.engine.url.set(drivername="postgresql")
+        return PostgresAppend(url.render_as_string(hide_password=False))
+
+    async def _read(
+        self, after: int, through: int | None, where: dict[str, str | int], limit: int
+    ) -> Sequence[StoredRow]:
+        """On the pool's psycopg connection, rows as psycopg reads them (binary)."""
+        conditions = ["cursor > %(after)s"]
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        if through is not None:
+            conditions.append("cursor <= %(through)s")
+            params["through"] = through
+        for column, value in where.items():
+            conditions.append(f"{column} = %({column})s")
+            params[column] = value
+        query = (
+            "SELECT cursor, user_id, app_type, subscription_id, event FROM notifier_events"  # noqa: S608  # the columns are EventFilter's own
+            f" WHERE {' AND '.join(conditions)} ORDER BY cursor LIMIT %(limit)s"
+        )
+        async with self.engine.connect() as conn:
+            raw: Any = (await conn.get_raw_connection()).driver_connection
+            cursor = await raw.execute(query, params, binary=True)
+            rows: list[StoredRow] = await cursor.fetchall()
+        return rows
+
+    async def _serialise(self, conn: AsyncConnection) -> None:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": _APPEND_LOCK})
+
+    async def _insert_returning(
+        self, conn: AsyncConnection, rows: list[dict[str, Any]]
+    ) -> list[tuple[int, str]]:
+        return await insert_new(conn, insert, rows)
+
+    async def _announce(self, conn: AsyncConnection) -> None:
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
