@@ -37,8 +37,13 @@ from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 ACK_DEADLINE = 10
 
 
-def _notifier(url: str, **extra: str) -> h.Service:
-    return h.Service("notifier", {
+def _notifier(url: str, profile: str = "", **extra: str) -> h.Service:
+    """`profile`: run it under `py-spy record` (pip install py-spy), raw stacks there."""
+    argv = None
+    if profile:
+        argv = [str(Path(sys.executable).with_name("py-spy")), "record", "--format", "raw",
+                "-o", profile, "--", sys.executable, "-m", "notifier"]
+    return h.Service("notifier", argv=argv, env={
         "NOTIFIER_LISTEN": "127.0.0.1:0", "NOTIFIER_BROKER_TARGET": "127.0.0.1:1",
         "NOTIFIER_DATABASE_URL": url,
         "NOTIFIER_ENCRYPTION_KEY": h.broker_env("http://x", url)["BROKER_ENCRYPTION_KEY"],
@@ -92,16 +97,21 @@ async def drain_and_redelivery(args: argparse.Namespace, report: h.Report) -> No
     with h.postgres_database("bench_consumers") as url, h.services() as started:
         DATABASE.migrate(url)
         newest = await seed(url, args.events, records=1000)
-        notifier = _notifier(url)
+        notifier = _notifier(url, args.profile)
         started.append(notifier)
         async with grpc.aio.insecure_channel(notifier.address) as channel:
             stub = notifier_pb2_grpc.NotifierServiceStub(channel)
+            # The notifier's CPU seconds per phase: how much of the wall time it worked.
+            cpu = h.cpu_seconds(notifier.pid)
             watch = await _watch_drain(stub, args.events)
+            watch_cpu, cpu = h.cpu_seconds(notifier.pid) - cpu, h.cpu_seconds(notifier.pid)
             pull, _ = await _pull_drain([stub], "drain", newest)
-            report.row("phase", "events", "seconds", "events/s")
+            pull_cpu = h.cpu_seconds(notifier.pid) - cpu
+            report.row("phase", "events", "seconds", "events/s", "notifier CPU s")
             report.row("WatchNotifications from_earliest", args.events, watch,
-                       args.events / watch)
-            report.row("consumer, 4 Pulls acking", args.events, pull, args.events / pull)
+                       args.events / watch, watch_cpu)
+            report.row("consumer, 4 Pulls acking", args.events, pull, args.events / pull,
+                       pull_cpu)
             ratio = watch / pull
             report.target("4 Pulls drain >= 0.7x one watch", ratio >= 0.7, f"{ratio:.2f}x")
             late = await _redeliveries(url, stub, args.redeliveries)
@@ -275,6 +285,8 @@ def main() -> int:
     parser.add_argument("--soak-seconds", type=float, default=600.0)
     parser.add_argument("--only", choices=["drain", "kill", "idle"], default="",
                         help="run one phase (drain includes the redelivery check)")
+    parser.add_argument("--profile", default="", metavar="PATH",
+                        help="the drain phase's notifier under py-spy: raw stacks to PATH")
     return 0 if asyncio.run(run(parser.parse_args())) else 1
 
 
