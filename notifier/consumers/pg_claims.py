@@ -5,8 +5,11 @@ per-row handling cost several times the statements themselves."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from notifier.events.log import EventFilter
 
 # The ready heads, oldest first, leased and returned with their stored events (NULL for
 # one retention pruned meanwhile: the pruner counts and deletes it).
@@ -102,3 +105,231 @@ async def ack(conn: Any, consumer_id: str, acks: list[tuple[int, int | None]]) -
         await conn.execute(_AFTER_ACKS, {"c": consumer_id, "keys": sorted(set(keys))},
                            prepare=True)
     return keys
+
+
+# ---- A whole claim in two round trips (claims.py, Claims._claim_postgres) ----
+#
+# First: lock the consumer, apply acks and nacks, and read the events past its read
+# position; then, once Python has keyed the new events by record, lease and insert and
+# commit. Each is sent as one psycopg pipeline: the statements run in order (each sees
+# the one before) and the client waits for the server once, not once per statement.
+# Scans of the consumer's rows start at its acked_until: the rows below it were deleted
+# by acks and are dead index entries until vacuum gets to them.
+
+_LOCK = """
+UPDATE notifier_consumers SET generation = generation WHERE id = %(c)s::varchar
+RETURNING id, user_id, app_type, subscription_id, ack_deadline_seconds, read_through,
+          acked_until, generation, expired_count, created_at
+"""
+
+# Acks delete their rows; each acked record's next row becomes its head, and acked_until
+# moves to just before the lowest row left (or to the read position when none is). The
+# statement's snapshot still shows the deleted rows, hence the NOT IN, and the consumer's
+# acked_until as it was (every row is above it).
+_SETTLE_ACKS = """
+WITH acked AS (
+    DELETE FROM notifier_consumer_deliveries AS d
+    USING unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
+    WHERE d.consumer_id = %(c)s::varchar AND d.attempts > 0 AND d.cursor = a.cursor
+      AND (a.generation IS NULL OR d.generation = a.generation)
+    RETURNING d.cursor, d.record_key
+), nexts AS (
+    SELECT min(x.cursor) AS cursor FROM notifier_consumer_deliveries AS x
+    WHERE x.consumer_id = %(c)s::varchar
+      AND x.record_key IN (SELECT record_key FROM acked)
+      AND x.cursor NOT IN (SELECT cursor FROM acked)
+    GROUP BY x.record_key
+), heads AS (
+    UPDATE notifier_consumer_deliveries AS d SET is_head = true FROM nexts
+    WHERE d.consumer_id = %(c)s::varchar AND d.cursor = nexts.cursor
+), moved AS (
+    UPDATE notifier_consumers SET acked_until = COALESCE(
+        (SELECT min(x.cursor) - 1 FROM notifier_consumer_deliveries AS x
+         WHERE x.consumer_id = %(c)s::varchar AND x.cursor NOT IN (SELECT cursor FROM acked)
+           AND x.cursor > (SELECT COALESCE(acked_until, 0) FROM notifier_consumers
+                           WHERE id = %(c)s::varchar)),
+        read_through)
+    WHERE id = %(c)s::varchar AND EXISTS (SELECT FROM acked)
+)
+SELECT count(*) FROM acked
+"""
+
+_NACK = """
+UPDATE notifier_consumer_deliveries AS d SET holder = NULL, deadline = NULL
+FROM unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
+WHERE d.consumer_id = %(c)s::varchar AND d.attempts > 0 AND d.cursor = a.cursor
+  AND (a.generation IS NULL OR d.generation = a.generation)
+"""
+
+_ROWS = "SELECT count(*) FROM notifier_consumer_deliveries WHERE consumer_id = %(c)s::varchar"
+
+# The events past the (locked) read position, while the consumer holds fewer than
+# `max_rows` rows; the filter conditions are added per consumer (_read_query).
+_READ = """
+SELECT cursor, user_id, app_type, subscription_id, event FROM notifier_events
+WHERE cursor > (SELECT read_through FROM notifier_consumers WHERE id = %(c)s::varchar)
+  AND cursor <= %(through)s::int8
+  AND (SELECT count(*) FROM notifier_consumer_deliveries
+       WHERE consumer_id = %(c)s::varchar) < %(max_rows)s::int8
+  {filters}
+ORDER BY cursor LIMIT %(limit)s::int8
+"""
+
+# Ready heads leased oldest first, then the new rows inserted: a new row is its record's
+# head when the record has no row yet and it is the record's first in the batch, and
+# the first heads among them take the room the ready ones left, leased as they are
+# inserted (one write per event, not an insert and an update).
+_LEASE_AND_INSERT = """
+WITH ready AS MATERIALIZED (
+    SELECT cursor FROM notifier_consumer_deliveries
+    WHERE consumer_id = %(c)s::varchar AND cursor > %(from)s::int8 AND is_head
+      AND (deadline IS NULL OR deadline <= %(now)s::timestamptz)
+    ORDER BY cursor LIMIT %(want)s::int8
+), leased AS (
+    UPDATE notifier_consumer_deliveries AS d
+    SET holder = %(holder)s::varchar, deadline = %(deadline)s::timestamptz,
+        attempts = d.attempts + 1
+    FROM ready WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ready.cursor
+    RETURNING d.cursor, d.attempts
+), new AS (
+    SELECT t.cursor, t.key, t.at,
+           row_number() OVER (PARTITION BY t.key ORDER BY t.cursor) = 1
+           AND NOT EXISTS (SELECT FROM notifier_consumer_deliveries AS x
+                           WHERE x.consumer_id = %(c)s::varchar AND x.record_key = t.key)
+           AS head
+    FROM unnest(%(cursors)s::int8[], %(keys)s::text[], %(ats)s::timestamptz[])
+         AS t(cursor, key, at)
+), ranked AS (
+    SELECT new.*, new.head AND row_number() OVER (PARTITION BY new.head ORDER BY new.cursor)
+           <= %(want)s::int8 - (SELECT count(*) FROM ready) AS lease
+    FROM new
+), inserted AS (
+    INSERT INTO notifier_consumer_deliveries
+        (consumer_id, cursor, generation, record_key, is_head, received_at, attempts,
+         holder, deadline)
+    SELECT %(c)s::varchar, r.cursor, %(generation)s::int4, r.key, r.head, r.at,
+           CASE WHEN r.lease THEN 1 ELSE 0 END,
+           CASE WHEN r.lease THEN %(holder)s::varchar END,
+           CASE WHEN r.lease THEN %(deadline)s::timestamptz END
+    FROM ranked AS r
+    RETURNING cursor, attempts
+)
+SELECT leased.cursor, leased.attempts, e.event
+FROM leased LEFT JOIN notifier_events AS e ON e.cursor = leased.cursor
+UNION ALL
+SELECT cursor, attempts, NULL FROM inserted WHERE attempts > 0
+"""
+
+# GREATEST: another replica's tail may be ahead of ours (it read further meanwhile).
+_ADVANCE = """
+UPDATE notifier_consumers SET read_through = GREATEST(read_through, %(position)s::int8)
+WHERE id = %(c)s::varchar
+"""
+
+# The earliest running lease, when this claim leased nothing (a Pull sleeps until then).
+_NEXT_DEADLINE = """
+SELECT min(deadline) FROM notifier_consumer_deliveries
+WHERE consumer_id = %(c)s::varchar AND cursor > %(from)s::int8 AND deadline IS NOT NULL
+"""
+
+
+def _read_query(event_filter: EventFilter) -> tuple[str, dict[str, Any]]:
+    conditions: list[str] = []
+    params: dict[str, Any] = {}
+    if event_filter.user_id:
+        conditions.append("AND user_id = %(user_id)s::varchar")
+        params["user_id"] = event_filter.user_id
+    if event_filter.app_type:
+        conditions.append("AND app_type = %(app_type)s::int4")
+        params["app_type"] = event_filter.app_type
+    if event_filter.subscription_id:
+        conditions.append("AND subscription_id = %(subscription_id)s::varchar")
+        params["subscription_id"] = event_filter.subscription_id
+    return _READ.replace("{filters}", " ".join(conditions)), params
+
+
+def _marked(acks: list[tuple[int, int | None]]) -> dict[str, Any]:
+    return {"cursors": [c for c, _ in acks], "generations": [g for _, g in acks]}
+
+
+@dataclass
+class Opened:
+    """What the first round trip found: the locked consumer (None: there is none), how
+    many open deliveries the acks closed, and the events read past its position (None:
+    not read, as it holds `max_rows` rows already or no read was asked)."""
+
+    row: tuple[Any, ...] | None
+    acked: int
+    read: list[tuple[int, str, int, str, bytes]] | None
+
+
+async def open_claim(
+    conn: Any, consumer_id: str, acks: list[tuple[int, int | None]],
+    nacks: list[tuple[int, int | None]], *, read: tuple[EventFilter, int, int, int] | None,
+) -> Opened:
+    """The first round trip (BEGIN included), leaving the transaction open. `read`: (the
+    filter the consumer is believed to have, through, limit, max_rows)."""
+    c = {"c": consumer_id}
+    settled = rows = events = None
+    # Leaving the block sends everything queued and collects every result: one wait.
+    async with conn.pipeline():
+        locked = await conn.execute(_LOCK, c, prepare=True)
+        if acks:
+            settled = await conn.execute(_SETTLE_ACKS, {**c, **_marked(acks)}, prepare=True)
+        if nacks:
+            await conn.execute(_NACK, {**c, **_marked(nacks)}, prepare=True)
+        if read is not None:
+            event_filter, through, limit, max_rows = read
+            query, params = _read_query(event_filter)
+            rows = await conn.execute(_ROWS, c, prepare=True)
+            events = await conn.execute(query, {
+                **c, **params, "through": through, "limit": limit, "max_rows": max_rows,
+            }, prepare=True, binary=True)
+    row = await locked.fetchone()
+    acked = (await settled.fetchone())[0] if settled is not None else 0
+    found = None
+    if read is not None and rows is not None and events is not None:
+        held = (await rows.fetchone())[0]
+        found = [(c, u, a, s, bytes(e)) for c, u, a, s, e in await events.fetchall()]
+        if held >= read[3]:
+            found = None
+    return Opened(row, int(acked), found)
+
+
+async def finish_claim(
+    conn: Any, consumer_id: str, *, holder: str, want: int, now: datetime,
+    deadline: datetime, acked_from: int, generation: int,
+    new: list[tuple[int, str, datetime]], position: int | None,
+) -> list[tuple[int, int, bytes | None]]:
+    """The second round trip, COMMIT included: leases up to `want` ready heads, inserts
+    `new` rows (cursor, record key, received_at), leasing the first heads among them in
+    the room left, and moves the read position to `position` (None: unmoved). Returns
+    the leased (cursor, attempts, the stored event; None when it is one of `new`, or
+    was pruned meanwhile)."""
+    c = {"c": consumer_id}
+    leasing = None
+    async with conn.pipeline():
+        if want > 0:
+            leasing = await conn.execute(_LEASE_AND_INSERT, {
+                **c, "from": acked_from, "now": now, "want": want, "holder": holder,
+                "deadline": deadline, "generation": generation,
+                "cursors": [n[0] for n in new], "keys": [n[1] for n in new],
+                "ats": [n[2] for n in new],
+            }, prepare=True)
+        if position is not None:
+            await conn.execute(_ADVANCE, {**c, "position": position}, prepare=True)
+        # As a statement, so that it goes with the others (commit() would wait on its own).
+        await conn.execute("COMMIT")
+    if leasing is None:
+        return []
+    return [(cursor, attempts, bytes(event) if event is not None else None)
+            for cursor, attempts, event in await leasing.fetchall()]
+
+
+async def next_deadline(conn: Any, consumer_id: str, acked_from: int) -> datetime | None:
+    """The consumer's earliest running lease (asked only when a claim leased nothing, as
+    its Pull is about to sleep until then anyway)."""
+    cursor = await conn.execute(_NEXT_DEADLINE, {"c": consumer_id, "from": acked_from},
+                                prepare=True)
+    row = await cursor.fetchone()
+    return row[0] if row else None
