@@ -233,10 +233,10 @@ class Claims:
             if position is not None and position > consumer.read_through:
                 consumer = replace(consumer, read_through=position)
             leased: list[Leased] = []
-            for cursor, attempts, blob in rows:
-                wire = wires.get(cursor) if blob is None else with_cursor(cursor, blob)
-                if wire is not None:  # None: retention pruned it; the pruner counts it
-                    leased.append(Leased(cursor, wire, attempts))
+            for cursor, attempts, stored in rows:
+                sent = wires.get(cursor) if stored is None else with_cursor(cursor, stored)
+                if sent is not None:  # None: retention pruned it; the pruner counts it
+                    leased.append(Leased(cursor, sent, attempts))
             next_deadline = None
             if not leased and not more:
                 next_deadline = await pg_claims.next_deadline(conn, consumer_id, acked_from)
@@ -278,10 +278,7 @@ class Claims:
                 if row["is_head"] and len(leased) < room:
                     row.update(holder=holder, deadline=deadline, attempts=1)
                     leased.append(Leased(item.cursor, item.wire, 1))
-            if self.postgres:
-                await pg_claims.insert(await _raw(conn), consumer.id, consumer.generation, new)
-            else:
-                await conn.execute(insert(D), new)
+            await conn.execute(insert(D), new)
         await conn.execute(update(C).where(C.id == consumer.id).values(read_through=position))
         return ConsumerState(**{**consumer.__dict__, "read_through": position}), leased
 
@@ -307,12 +304,6 @@ class Claims:
         """Leases up to `want` heads already in deliveries (nacked, lapsed, or read ahead
         earlier), with their events."""
         deadline = now + timedelta(seconds=consumer.ack_deadline_seconds)
-        if self.postgres:
-            rows = await pg_claims.lease(
-                await _raw(conn), consumer.id, holder, want, now, deadline
-            )
-            return [Leased(c, with_cursor(c, blob), attempts)
-                    for c, attempts, blob in rows if blob is not None]
         ready = (
             await conn.execute(
                 select(D.cursor, D.attempts)
