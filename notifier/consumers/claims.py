@@ -171,22 +171,25 @@ class Claims:
             consumer = await lock(conn, consumer_id)
             acked, unknown = await apply_settled(conn, consumer, settled)
             leased: list[Leased] = []
+            more = False
             if want > 0:
                 leased = await self._lease(conn, consumer, holder, want, now)
                 if len(leased) < want and consumer.read_through < through:
+                    before = consumer.read_through
                     consumer, fresh = await self._read_ahead(
                         conn, consumer, through, holder, want - len(leased), now
                     )
                     leased += fresh
+                    more = before < consumer.read_through < through
             next_deadline = None
-            if not leased:
+            if not leased and not more:
                 next_deadline = (
                     await conn.execute(
                         select(func.min(D.deadline))
                         .where(D.consumer_id == consumer_id, D.deadline.is_not(None))
                     )
                 ).scalar()
-        return Claim(consumer, leased, next_deadline, acked, unknown)
+        return Claim(consumer, leased, next_deadline, acked, unknown, more)
 
     async def _claim_postgres(
         self, consumer_id: str, *, holder: str, want: int, through: int, now: datetime,
