@@ -64,6 +64,23 @@ async def _acked_until(stub: notifier_pb2_grpc.NotifierServiceStub, name: str) -
     return consumer.acked_until
 
 
+def _postgres_cpu(url: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends connected to `url`'s database (the
+    notifier's pooled connections live through a phase; this machine's /proc)."""
+    plain = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain) as conn:
+        pids = [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    total = 0.0
+    for pid in pids:
+        try:
+            total += h.cpu_seconds(pid)
+        except OSError:
+            pass  # ended meanwhile
+    return total
+
+
 async def _watch_drain(stub: notifier_pb2_grpc.NotifierServiceStub, count: int) -> float:
     call = stub.WatchNotifications(notifier_pb2.WatchNotificationsRequest(from_earliest=True))
     started = time.perf_counter()
@@ -101,17 +118,22 @@ async def drain_and_redelivery(args: argparse.Namespace, report: h.Report) -> No
         started.append(notifier)
         async with grpc.aio.insecure_channel(notifier.address) as channel:
             stub = notifier_pb2_grpc.NotifierServiceStub(channel)
-            # The notifier's CPU seconds per phase: how much of the wall time it worked.
-            cpu = h.cpu_seconds(notifier.pid)
+            # CPU seconds per phase of the notifier and of its database backends: on a
+            # machine other work shares, what each drain cost, beside how long it took.
+            cpu, db_cpu = h.cpu_seconds(notifier.pid), _postgres_cpu(url)
             watch = await _watch_drain(stub, args.events)
-            watch_cpu, cpu = h.cpu_seconds(notifier.pid) - cpu, h.cpu_seconds(notifier.pid)
+            watch_cpu = h.cpu_seconds(notifier.pid) - cpu
+            watch_db = _postgres_cpu(url) - db_cpu
+            cpu, db_cpu = h.cpu_seconds(notifier.pid), _postgres_cpu(url)
             pull, _ = await _pull_drain([stub], "drain", newest)
             pull_cpu = h.cpu_seconds(notifier.pid) - cpu
-            report.row("phase", "events", "seconds", "events/s", "notifier CPU s")
+            pull_db = _postgres_cpu(url) - db_cpu
+            report.row("phase", "events", "seconds", "events/s", "notifier CPU s",
+                       "PostgreSQL CPU s")
             report.row("WatchNotifications from_earliest", args.events, watch,
-                       args.events / watch, watch_cpu)
+                       args.events / watch, watch_cpu, watch_db)
             report.row("consumer, 4 Pulls acking", args.events, pull, args.events / pull,
-                       pull_cpu)
+                       pull_cpu, pull_db)
             ratio = watch / pull
             report.target("4 Pulls drain >= 0.7x one watch", ratio >= 0.7, f"{ratio:.2f}x")
             late = await _redeliveries(url, stub, args.redeliveries)

@@ -205,7 +205,8 @@ class Claims:
         async with self.engine.connect() as sa:
             conn = await _raw(sa)
             opened = await pg_claims.open_claim(
-                conn, consumer_id, settled.acks, settled.nacks, read=read)
+                conn, consumer_id, settled.acks, settled.nacks, read=read, want=want,
+                now=now)
             if opened.row is None:
                 raise not_found(consumer_id)
             consumer = state(opened.row)

@@ -11,11 +11,14 @@ from typing import Any
 
 from notifier.events.log import EventFilter
 
-# Acks by cursor, each with the generation it was delivered in (NULL: any).
+# Acks by cursor, each with the generation it was delivered in (NULL: any). `cursor =
+# ANY` lets the rows be looked up by primary key: without it PostgreSQL may scan every
+# index entry of the consumer, the dead ones of every event it ever acked included.
 _ACK = """
 DELETE FROM notifier_consumer_deliveries AS d
 USING unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
-WHERE d.consumer_id = %(c)s::varchar AND d.attempts > 0 AND d.cursor = a.cursor
+WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ANY(%(cursors)s::int8[])
+  AND d.cursor = a.cursor AND d.attempts > 0
   AND (a.generation IS NULL OR d.generation = a.generation)
 RETURNING d.record_key
 """
@@ -77,12 +80,14 @@ _SETTLE_ACKS = """
 WITH acked AS (
     DELETE FROM notifier_consumer_deliveries AS d
     USING unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
-    WHERE d.consumer_id = %(c)s::varchar AND d.attempts > 0 AND d.cursor = a.cursor
+    WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ANY(%(cursors)s::int8[])
+      AND d.cursor = a.cursor AND d.attempts > 0
       AND (a.generation IS NULL OR d.generation = a.generation)
     RETURNING d.cursor, d.record_key
 ), nexts AS (
     SELECT min(x.cursor) AS cursor FROM notifier_consumer_deliveries AS x
-    WHERE x.consumer_id = %(c)s::varchar
+    WHERE x.consumer_id = %(c)s::varchar AND x.cursor > (
+        SELECT COALESCE(acked_until, 0) FROM notifier_consumers WHERE id = %(c)s::varchar)
       AND x.record_key IN (SELECT record_key FROM acked)
       AND x.cursor NOT IN (SELECT cursor FROM acked)
     GROUP BY x.record_key
@@ -104,22 +109,40 @@ SELECT count(*) FROM acked
 _NACK = """
 UPDATE notifier_consumer_deliveries AS d SET holder = NULL, deadline = NULL
 FROM unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
-WHERE d.consumer_id = %(c)s::varchar AND d.attempts > 0 AND d.cursor = a.cursor
+WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ANY(%(cursors)s::int8[])
+  AND d.cursor = a.cursor AND d.attempts > 0
   AND (a.generation IS NULL OR d.generation = a.generation)
 """
 
-_ROWS = "SELECT count(*) FROM notifier_consumer_deliveries WHERE consumer_id = %(c)s::varchar"
-
-# The events past the (locked) read position, while the consumer holds fewer than
-# `max_rows` rows; the filter conditions are added per consumer (_read_query).
+# Whether to read (the consumer holds fewer than `max_rows` rows, and fewer than `want`
+# of them are ready to lease: reading further ahead only makes rows every claim's scans
+# then walk) and, if so, the events past its (locked) read position: at least one row,
+# `reading` first in each; the filter conditions are added per consumer (_read_query).
 _READ = """
-SELECT cursor, user_id, app_type, subscription_id, event FROM notifier_events
-WHERE cursor > (SELECT read_through FROM notifier_consumers WHERE id = %(c)s::varchar)
-  AND cursor <= %(through)s::int8
-  AND (SELECT count(*) FROM notifier_consumer_deliveries
-       WHERE consumer_id = %(c)s::varchar) < %(max_rows)s::int8
-  {filters}
-ORDER BY cursor LIMIT %(limit)s::int8
+WITH c AS MATERIALIZED (
+    SELECT read_through, COALESCE(acked_until, 0) AS acked FROM notifier_consumers
+    WHERE id = %(c)s::varchar
+), held AS MATERIALIZED (
+    SELECT count(*) AS n FROM notifier_consumer_deliveries AS d, c
+    WHERE d.consumer_id = %(c)s::varchar AND d.cursor > c.acked
+), ready AS MATERIALIZED (
+    SELECT count(*) AS n FROM (
+        SELECT FROM notifier_consumer_deliveries AS d, c
+        WHERE d.consumer_id = %(c)s::varchar AND d.cursor > c.acked AND d.is_head
+          AND (d.deadline IS NULL OR d.deadline <= %(now)s::timestamptz)
+        LIMIT %(want)s::int8) AS r
+)
+SELECT held.n < %(max_rows)s::int8 AND ready.n < %(want)s::int8 AS reading,
+       ev.cursor, ev.user_id, ev.app_type, ev.subscription_id, ev.event
+FROM c CROSS JOIN held CROSS JOIN ready
+LEFT JOIN LATERAL (
+    SELECT ev.cursor, ev.user_id, ev.app_type, ev.subscription_id, ev.event
+    FROM notifier_events AS ev
+    WHERE held.n < %(max_rows)s::int8 AND ready.n < %(want)s::int8
+      AND ev.cursor > c.read_through AND ev.cursor <= %(through)s::int8 {filters}
+    ORDER BY ev.cursor LIMIT %(limit)s::int8
+) AS ev ON true
+ORDER BY ev.cursor
 """
 
 # Ready heads leased oldest first, then the new rows inserted: a new row is its record's
@@ -142,7 +165,8 @@ WITH ready AS MATERIALIZED (
     SELECT t.cursor, t.key, t.at,
            row_number() OVER (PARTITION BY t.key ORDER BY t.cursor) = 1
            AND NOT EXISTS (SELECT FROM notifier_consumer_deliveries AS x
-                           WHERE x.consumer_id = %(c)s::varchar AND x.record_key = t.key)
+                           WHERE x.consumer_id = %(c)s::varchar AND x.record_key = t.key
+                             AND x.cursor > %(from)s::int8)
            AS head
     FROM unnest(%(cursors)s::int8[], %(keys)s::text[], %(ats)s::timestamptz[])
          AS t(cursor, key, at)
@@ -184,13 +208,13 @@ def _read_query(event_filter: EventFilter) -> tuple[str, dict[str, Any]]:
     conditions: list[str] = []
     params: dict[str, Any] = {}
     if event_filter.user_id:
-        conditions.append("AND user_id = %(user_id)s::varchar")
+        conditions.append("AND ev.user_id = %(user_id)s::varchar")
         params["user_id"] = event_filter.user_id
     if event_filter.app_type:
-        conditions.append("AND app_type = %(app_type)s::int4")
+        conditions.append("AND ev.app_type = %(app_type)s::int4")
         params["app_type"] = event_filter.app_type
     if event_filter.subscription_id:
-        conditions.append("AND subscription_id = %(subscription_id)s::varchar")
+        conditions.append("AND ev.subscription_id = %(subscription_id)s::varchar")
         params["subscription_id"] = event_filter.subscription_id
     return _READ.replace("{filters}", " ".join(conditions)), params
 
@@ -203,7 +227,7 @@ def _marked(acks: list[tuple[int, int | None]]) -> dict[str, Any]:
 class Opened:
     """What the first round trip found: the locked consumer (None: there is none), how
     many open deliveries the acks closed, and the events read past its position (None:
-    not read, as it holds `max_rows` rows already or no read was asked)."""
+    not read: none asked, `max_rows` rows held already, or `want` ready without)."""
 
     row: tuple[Any, ...] | None
     acked: int
@@ -213,11 +237,12 @@ class Opened:
 async def open_claim(
     conn: Any, consumer_id: str, acks: list[tuple[int, int | None]],
     nacks: list[tuple[int, int | None]], *, read: tuple[EventFilter, int, int, int] | None,
+    want: int, now: datetime,
 ) -> Opened:
     """The first round trip (BEGIN included), leaving the transaction open. `read`: (the
     filter the consumer is believed to have, through, limit, max_rows)."""
     c = {"c": consumer_id}
-    settled = rows = events = None
+    settled = events = None
     # Leaving the block sends everything queued and collects every result: one wait.
     async with conn.pipeline():
         locked = await conn.execute(_LOCK, c, prepare=True)
@@ -228,18 +253,17 @@ async def open_claim(
         if read is not None:
             event_filter, through, limit, max_rows = read
             query, params = _read_query(event_filter)
-            rows = await conn.execute(_ROWS, c, prepare=True)
             events = await conn.execute(query, {
                 **c, **params, "through": through, "limit": limit, "max_rows": max_rows,
+                "want": want, "now": now,
             }, prepare=True, binary=True)
     row = await locked.fetchone()
     acked = (await settled.fetchone())[0] if settled is not None else 0
     found = None
-    if read is not None and rows is not None and events is not None:
-        held = (await rows.fetchone())[0]
-        found = [(c, u, a, s, bytes(e)) for c, u, a, s, e in await events.fetchall()]
-        if held >= read[3]:
-            found = None
+    if events is not None:
+        rows = await events.fetchall()
+        if rows and rows[0][0]:
+            found = [(c, u, a, s, bytes(e)) for _, c, u, a, s, e in rows if c is not None]
     return Opened(row, int(acked), found)
 
 
