@@ -11,17 +11,26 @@ from typing import Any
 
 from notifier.events.log import EventFilter
 
-# Acks by cursor, each with the generation it was delivered in (NULL: any). `cursor =
-# ANY` lets the rows be looked up by primary key: without it PostgreSQL may scan every
-# index entry of the consumer, the dead ones of every event it ever acked included.
+# The rows acks (or nacks) name by cursor, each with the generation it was delivered in
+# (NULL: any), found one primary-key lookup each: LIMIT keeps the lookup a nested loop,
+# as without it a planner that has no statistics for the table (autovacuum has not
+# analyzed it yet) joins by scanning every index entry of the consumer, the dead ones
+# of every event it ever acked included.
+_NAMED = """
+ARRAY(SELECT x.ctid
+      FROM unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
+      CROSS JOIN LATERAL (
+          SELECT d.ctid FROM notifier_consumer_deliveries AS d
+          WHERE d.consumer_id = %(c)s::varchar AND d.cursor = a.cursor AND d.attempts > 0
+            AND (a.generation IS NULL OR d.generation = a.generation)
+          LIMIT 1) AS x)
+"""
+
 _ACK = """
 DELETE FROM notifier_consumer_deliveries AS d
-USING unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
-WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ANY(%(cursors)s::int8[])
-  AND d.cursor = a.cursor AND d.attempts > 0
-  AND (a.generation IS NULL OR d.generation = a.generation)
+WHERE d.ctid = ANY({named})
 RETURNING d.record_key
-"""
+""".replace("{named}", _NAMED)
 
 # The acked records' next rows become their heads; acked_until moves to just before the
 # lowest row left (or to the read position when none is), a scan that starts at the old
@@ -30,9 +39,11 @@ _AFTER_ACKS = """
 WITH heads AS (
     UPDATE notifier_consumer_deliveries SET is_head = true
     WHERE consumer_id = %(c)s::varchar AND cursor IN (
-        SELECT min(cursor) FROM notifier_consumer_deliveries
-        WHERE consumer_id = %(c)s::varchar AND record_key = ANY(%(keys)s::text[])
-        GROUP BY record_key)
+        SELECT min(x.cursor) FROM notifier_consumer_deliveries AS x
+        WHERE x.consumer_id = %(c)s::varchar AND x.record_key = ANY(%(keys)s::text[])
+          AND x.cursor > (SELECT COALESCE(acked_until, 0) FROM notifier_consumers
+                          WHERE id = %(c)s::varchar)
+        GROUP BY x.record_key)
 )
 UPDATE notifier_consumers SET acked_until = COALESCE(
     (SELECT min(cursor) - 1 FROM notifier_consumer_deliveries
@@ -79,10 +90,7 @@ RETURNING id, user_id, app_type, subscription_id, ack_deadline_seconds, read_thr
 _SETTLE_ACKS = """
 WITH acked AS (
     DELETE FROM notifier_consumer_deliveries AS d
-    USING unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
-    WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ANY(%(cursors)s::int8[])
-      AND d.cursor = a.cursor AND d.attempts > 0
-      AND (a.generation IS NULL OR d.generation = a.generation)
+    WHERE d.ctid = ANY({named})
     RETURNING d.cursor, d.record_key
 ), nexts AS (
     SELECT min(x.cursor) AS cursor FROM notifier_consumer_deliveries AS x
@@ -104,15 +112,12 @@ WITH acked AS (
     WHERE id = %(c)s::varchar AND EXISTS (SELECT FROM acked)
 )
 SELECT count(*) FROM acked
-"""
+""".replace("{named}", _NAMED)
 
 _NACK = """
 UPDATE notifier_consumer_deliveries AS d SET holder = NULL, deadline = NULL
-FROM unnest(%(cursors)s::int8[], %(generations)s::int4[]) AS a(cursor, generation)
-WHERE d.consumer_id = %(c)s::varchar AND d.cursor = ANY(%(cursors)s::int8[])
-  AND d.cursor = a.cursor AND d.attempts > 0
-  AND (a.generation IS NULL OR d.generation = a.generation)
-"""
+WHERE d.ctid = ANY({named})
+""".replace("{named}", _NAMED)
 
 # Whether to read (the consumer holds fewer than `max_rows` rows, and fewer than `want`
 # of them are ready to lease: reading further ahead only makes rows every claim's scans
