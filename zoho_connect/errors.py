@@ -17,6 +17,7 @@ __all__ = [
     "AlreadyExistsError",
     "BackendUnavailableError",
     "ConsumerStalledError",
+    "CreditsExhaustedError",
     "CursorExpiredError",
     "DeadlineExceededError",
     "DeskOrgUnresolvedError",
@@ -32,6 +33,7 @@ __all__ = [
     "TokenUnreadableError",
     "TooManyConsumersError",
     "TooManyStreamsError",
+    "TooManySubscriptionsError",
     "TransportError",
     "ZohoBadResponseError",
     "ZohoRejectedError",
@@ -77,6 +79,14 @@ class MissingScopeError(NotifierError):
 
 class ZohoThrottledError(NotifierError):
     reason = reasons.ZohoThrottled.reason
+    retryable = True
+
+
+class CreditsExhaustedError(NotifierError):
+    """Change capture's read-back budget is spent for now; credits come back with time
+    (`retry_after`, from the status's RetryInfo)."""
+
+    reason = reasons.CreditsExhausted.reason
     retryable = True
 
 
@@ -145,6 +155,13 @@ class TooManyStreamsError(NotifierError):
     retryable = True
 
 
+class TooManySubscriptionsError(NotifierError):
+    """The user has as many subscriptions as allowed (metadata `limit`): delete one
+    first; retrying as it is does not help."""
+
+    reason = reasons.TooManySubscriptions.reason
+
+
 class ConsumerStalledError(NotifierError):
     """The server ended the stream because this side stopped reading: reading again helps."""
 
@@ -166,24 +183,11 @@ TRANSIENT_CODES = frozenset({
     grpc.StatusCode.ABORTED,
 })
 
+# Every class above, by its reason. A reason this client has no class for (a newer
+# server's) arrives as a plain NotifierError carrying that reason.
 BY_REASON: dict[str, type[NotifierError]] = {
     cls.reason: cls for cls in NotifierError.__subclasses__() if cls.reason
 }
-
-
-def _add_missing_reasons() -> None:
-    """A reason servicekit gained that has no class above still gets a type of its own
-    (`<ServiceErrorName>Error`, not retryable), so no reason falls back to NotifierError."""
-    for value in list(vars(reasons).values()):
-        if (isinstance(value, type) and issubclass(value, reasons.ServiceError)
-                and value.reason not in BY_REASON):
-            BY_REASON[value.reason] = type(
-                f"{value.__name__}Error", (NotifierError,),
-                {"reason": value.reason, "__module__": __name__},
-            )
-
-
-_add_missing_reasons()
 
 
 def error_from(failed: grpc.aio.AioRpcError) -> NotifierError:
@@ -206,5 +210,9 @@ def error_from(failed: grpc.aio.AioRpcError) -> NotifierError:
         if code in TRANSIENT_CODES:
             return TransportError(code, message, {}, retry_after)
         return NotifierError(code, message, {}, retry_after)
-    cls = BY_REASON.get(info.reason, NotifierError)
+    cls = BY_REASON.get(info.reason)
+    if cls is None:
+        unknown = NotifierError(code, message, dict(info.metadata), retry_after)
+        unknown.reason = info.reason
+        return unknown
     return cls(code, message, dict(info.metadata), retry_after)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +20,8 @@ from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from notifier.consumers import pg_claims
-from notifier.consumers.store import C, ConsumerState, D, E, lock, promote
-from notifier.events.log import EventLog, Logged
+from notifier.consumers.store import C, ConsumerState, D, E, lock, not_found, promote, state
+from notifier.events.log import EventFilter, EventLog, Logged
 from notifier.events.wire import with_cursor
 from servicekit.errors import NotFound
 from zoho.notifier.v1 import notifier_pb2
@@ -70,6 +70,9 @@ class Claim:
     next_deadline: datetime | None  # the earliest lease of this consumer still running
     acked: int = 0
     unknown_acks: int = 0
+    # More is waiting to be read from the log: claim again at once, without waiting for
+    # a wake-up (a read can find only events behind outstanding ones of their records).
+    more: bool = False
 
 
 def _cursor_match(cursors: Sequence[tuple[int, int | None]]) -> list[object]:
@@ -154,29 +157,96 @@ class Claims:
         through: int,
         now: datetime,
         settled: Settled,
+        known: ConsumerState | None = None,
     ) -> Claim:
         """Applies `settled`, then leases up to `want` events to `holder`; `through`: a
-        committed log position (the tail's), how far new events may be read."""
+        committed log position (the tail's), how far new events may be read; `known`:
+        the consumer as last seen (its filter, for PostgreSQL's read in the first round
+        trip)."""
+        if self.postgres:
+            return await self._claim_postgres(
+                consumer_id, holder=holder, want=want, through=through, now=now,
+                settled=settled, known=known,
+            )
         async with self.engine.begin() as conn:
             consumer = await lock(conn, consumer_id)
             acked, unknown = await apply_settled(conn, consumer, settled)
             leased: list[Leased] = []
+            more = False
             if want > 0:
                 leased = await self._lease(conn, consumer, holder, want, now)
                 if len(leased) < want and consumer.read_through < through:
+                    before = consumer.read_through
                     consumer, fresh = await self._read_ahead(
                         conn, consumer, through, holder, want - len(leased), now
                     )
                     leased += fresh
+                    more = before < consumer.read_through < through
             next_deadline = None
-            if not leased:
+            if not leased and not more:
                 next_deadline = (
                     await conn.execute(
                         select(func.min(D.deadline))
                         .where(D.consumer_id == consumer_id, D.deadline.is_not(None))
                     )
                 ).scalar()
-        return Claim(consumer, leased, next_deadline, acked, unknown)
+        return Claim(consumer, leased, next_deadline, acked, unknown, more)
+
+    async def _claim_postgres(
+        self, consumer_id: str, *, holder: str, want: int, through: int, now: datetime,
+        settled: Settled, known: ConsumerState | None,
+    ) -> Claim:
+        """The claim in two round trips (pg_claims.open_claim and finish_claim), where
+        one per statement cost more than the statements themselves."""
+        limit = min(READ_BATCH, max(want, 100))
+        read = None
+        if want > 0 and (known is None or known.read_through < through):
+            believed = known.filter if known is not None else EventFilter("", 0, "")
+            read = (believed, through, limit, MAX_ROWS)
+        async with self.engine.connect() as sa:
+            conn = await _raw(sa)
+            opened = await pg_claims.open_claim(
+                conn, consumer_id, settled.acks, settled.nacks, read=read, want=want,
+                now=now)
+            if opened.row is None:
+                raise not_found(consumer_id)
+            consumer = state(opened.row)
+            consumer = replace(consumer, created_at=consumer.created_at.astimezone(UTC))
+            found = opened.read
+            more = False
+            if found is not None and read is not None and consumer.filter != read[0]:
+                found, more = None, True  # not the filter it was read with: read again
+            position = None
+            new: list[tuple[int, str, datetime]] = []
+            wires: dict[int, bytes] = {}
+            if found is not None:
+                position = through if len(found) < limit else found[-1][0]
+                more = more or position < through
+                for cursor, _, _, _, blob in found:
+                    wire = with_cursor(cursor, blob)
+                    event = notifier_pb2.NotificationEvent.FromString(wire)
+                    new.append((cursor, record_key(event),
+                                event.received_time.ToDatetime(tzinfo=UTC)))
+                    wires[cursor] = wire
+            acked_from = consumer.acked_until or 0
+            deadline = now + timedelta(seconds=consumer.ack_deadline_seconds)
+            rows = await pg_claims.finish_claim(
+                conn, consumer_id, holder=holder, want=want, now=now, deadline=deadline,
+                acked_from=acked_from, generation=consumer.generation, new=new,
+                position=position,
+            )
+            if position is not None and position > consumer.read_through:
+                consumer = replace(consumer, read_through=position)
+            leased: list[Leased] = []
+            for cursor, attempts, stored in rows:
+                sent = wires.get(cursor) if stored is None else with_cursor(cursor, stored)
+                if sent is not None:  # None: retention pruned it; the pruner counts it
+                    leased.append(Leased(cursor, sent, attempts))
+            next_deadline = None
+            if not leased and not more:
+                next_deadline = await pg_claims.next_deadline(conn, consumer_id, acked_from)
+        return Claim(consumer, leased, next_deadline, opened.acked,
+                     len(settled.acks) - opened.acked, more)
 
     async def _read_ahead(
         self, conn: AsyncConnection, consumer: ConsumerState, through: int, holder: str,
@@ -213,10 +283,7 @@ class Claims:
                 if row["is_head"] and len(leased) < room:
                     row.update(holder=holder, deadline=deadline, attempts=1)
                     leased.append(Leased(item.cursor, item.wire, 1))
-            if self.postgres:
-                await pg_claims.insert(await _raw(conn), consumer.id, consumer.generation, new)
-            else:
-                await conn.execute(insert(D), new)
+            await conn.execute(insert(D), new)
         await conn.execute(update(C).where(C.id == consumer.id).values(read_through=position))
         return ConsumerState(**{**consumer.__dict__, "read_through": position}), leased
 
@@ -242,12 +309,6 @@ class Claims:
         """Leases up to `want` heads already in deliveries (nacked, lapsed, or read ahead
         earlier), with their events."""
         deadline = now + timedelta(seconds=consumer.ack_deadline_seconds)
-        if self.postgres:
-            rows = await pg_claims.lease(
-                await _raw(conn), consumer.id, holder, want, now, deadline
-            )
-            return [Leased(c, with_cursor(c, blob), attempts)
-                    for c, attempts, blob in rows if blob is not None]
         ready = (
             await conn.execute(
                 select(D.cursor, D.attempts)

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from notifier.consumers.acks import AckBatcher
 from notifier.consumers.claims import Claim, Claims, Settled
+from notifier.consumers.store import ConsumerState
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +33,14 @@ class _Ask:
 
 class ClaimGate:
     def __init__(
-        self, consumer_id: str, replica: str, *, claims: Claims, acks: AckBatcher,
+        self, consumer: ConsumerState, replica: str, *, claims: Claims, acks: AckBatcher,
         position: Callable[[], int], clock: Callable[[], datetime],
         on_acked: Callable[[str], None],
     ) -> None:
         """`position`: how far the log may be read (the tail's); `on_acked(consumer_id)`:
         acks were written (this replica's other Pulls may move on)."""
-        self.consumer_id = consumer_id
+        self.consumer_id = consumer.id
+        self._known = consumer  # as the last claim found it
         self.holder = f"{replica}-{uuid.uuid4().hex[:16]}"
         self._claims = claims
         self._acks = acks
@@ -71,12 +73,14 @@ class ClaimGate:
                 claim = await self._claims.claim(
                     self.consumer_id, holder=self.holder, want=sum(a.want for a in asks),
                     through=self._position(), now=self._clock(), settled=merged,
+                    known=self._known,
                 )
             except Exception as failed:
                 for ask in asks:
                     if not ask.answer.done():
                         ask.answer.set_exception(failed)
                 continue
+            self._known = claim.consumer
             self._acks.record(claim.acked, claim.unknown_acks)
             if claim.acked:
                 self._on_acked(self.consumer_id)

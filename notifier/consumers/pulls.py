@@ -41,13 +41,13 @@ class Registry:
         self._by_consumer: dict[str, set[PullSession]] = {}
         self._gates: dict[str, ClaimGate] = {}
 
-    def add(self, session: PullSession) -> ClaimGate:
+    def add(self, session: PullSession, consumer: ConsumerState) -> ClaimGate:
         self._by_consumer.setdefault(session.consumer_id, set()).add(session)
         metrics.PULLS.inc()
         gate = self._gates.get(session.consumer_id)
         if gate is None:
             gate = self._gates[session.consumer_id] = ClaimGate(
-                session.consumer_id, _REPLICA, claims=self._claims, acks=self._acks,
+                consumer, _REPLICA, claims=self._claims, acks=self._acks,
                 position=lambda: self._tail.position, clock=self._clock, on_acked=self.wake,
             )
         return gate
@@ -92,7 +92,7 @@ class PullSession:
         self._half_closed = False
         self._draining = False
         self._nudge = tail.subscribe(consumer.filter, wake=self.wake.set)
-        self._gate = registry.add(self)
+        self._gate = registry.add(self, consumer)
 
     def close(self) -> None:
         self._tail.unsubscribe(self._nudge)
@@ -156,6 +156,8 @@ class PullSession:
                         [item.attempts for item in claim.leased],
                     )
                     continue
+                if claim.more:
+                    continue  # more to read: no wake-up would come for it
                 if claim.next_deadline is not None:
                     until = (claim.next_deadline - now).total_seconds()
                     wait = min(wait, max(until, 0.0) + 0.01)

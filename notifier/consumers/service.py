@@ -178,7 +178,7 @@ class Consumers:
                     ) -> ConsumerView:
         if ranges is None:
             ranges = _Ranges(*await self._log.bounds(), self.store)
-            rows, oldest = await self.store.delivery_counts(consumer.id)
+            rows, oldest = await self.store.delivery_counts(consumer)
         else:
             rows, oldest = ranges.deliveries.get(consumer.id, (0, None))
         unread, start = await self._unread(consumer, ranges)

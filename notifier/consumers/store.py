@@ -172,13 +172,15 @@ class ConsumerStore:
             newest = (await conn.execute(select(func.max(E.cursor)))).scalar()
         return int(newest or 0)
 
-    async def delivery_counts(self, consumer_id: str) -> tuple[int, datetime | None]:
-        """(rows not acknowledged, the oldest one's received_at)."""
+    async def delivery_counts(self, consumer: ConsumerState) -> tuple[int, datetime | None]:
+        """(rows not acknowledged, the oldest one's received_at). Every row is above
+        acked_until: the scan starts there, not among the index entries of rows acks
+        deleted (dead until vacuum)."""
         async with self.engine.connect() as conn:
             count, oldest = (
                 await conn.execute(
                     select(func.count(), func.min(D.received_at))
-                    .where(D.consumer_id == consumer_id)
+                    .where(D.consumer_id == consumer.id, D.cursor > (consumer.acked_until or 0))
                 )
             ).one()
         return int(count), oldest

@@ -4,12 +4,14 @@ stream, redelivery, flow control, per-record order, streams sharing one consumer
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import grpc
 import pytest
 
 from notifier.consumers import metrics
+from notifier.consumers.claims import READ_BATCH
 from tests.consumers.helpers import Puller, append, create, get, new_event, until
 from tests.rpc_errors import bad_fields, reason
 
@@ -273,3 +275,17 @@ async def test_a_pull_reader_that_stops_reading_is_ended_consumer_stalled(
                 client.close()
             assert reply.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0]
             assert b"CONSUMER_STALLED" in reply.status_details
+
+
+async def test_a_read_of_only_waiting_events_reads_on_without_a_wake_up(notifier) -> None:
+    """More events behind a busy record than one claim reads: the claim says more is
+    waiting and the Pull claims again at once. Nothing else would wake it meanwhile (no
+    new event, no ack), and its poll is a minute."""
+    consumers = notifier.app.live.consumers
+    consumers._config = dataclasses.replace(consumers._config, poll_seconds=60.0)
+    await append(notifier, *["busy"] * (READ_BATCH + 50), "other")
+    await create(notifier.stub)
+    pull = Puller(notifier.stub, "sync", max_outstanding=100)
+    await pull.wait_for(2, limit=30)
+    assert pull.records == ["busy", "other"]
+    await pull.stop()

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import re
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 
 import zoho_connect
 from notifier.app import NotifierApp
@@ -18,6 +22,7 @@ from servicekit.config import ListenAddress
 from servicekit.runner import running
 from tests.consumers.helpers import Puller, append, create, get, until
 from tests.plugins.notifier_fixtures import NotifierHandle, notifier_config
+from zoho.common.v1 import common_pb2
 from zoho.notifier.v1 import notifier_pb2, notifier_pb2_grpc
 from zoho_connect import errors as client_errors
 
@@ -153,15 +158,70 @@ async def test_consume_of_an_unknown_consumer_is_not_found(notifier) -> None:
     assert missing.value.metadata["consumer_id"] == "nobody"
 
 
-def test_every_reason_has_one_typed_exception() -> None:
-    reasons = {
+def _readme_reasons() -> set[str]:
+    """The reasons of the README's error table (SPEC's and the services' own)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `([A-Z][A-Z_]+)` \| ([A-Z_]+) \|", readme, re.MULTILINE)
+    return {reason for reason, code in rows if code in grpc.StatusCode.__members__}
+
+
+def test_every_reason_has_a_class_of_its_own() -> None:
+    served = {
         cls.reason for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.ServiceError)
     }
-    assert reasons == set(client_errors.BY_REASON)
-    assert set(error_status.CODES) <= set(client_errors.BY_REASON)
-    for reason, cls in client_errors.BY_REASON.items():
-        assert cls.reason == reason
+    documented = _readme_reasons()
+    assert {"CREDITS_EXHAUSTED", "TOO_MANY_SUBSCRIPTIONS", "NOT_CONNECTED"} <= documented
+    # Declared in zoho_connect.errors by name (importable, typed), not made up at run time.
+    declared = {
+        cls.reason: name for name, cls in vars(client_errors).items()
+        if isinstance(cls, type) and issubclass(cls, client_errors.NotifierError)
+        and cls.reason and cls.__module__ == client_errors.__name__
+    }
+    assert sorted((served | documented) - set(declared)) == []
+    assert set(error_status.CODES) <= set(declared)
+    for reason, name in declared.items():
+        assert name in client_errors.__all__
+        assert client_errors.BY_REASON[reason].__name__ == name
+
+
+async def test_refusals_of_the_real_notifier_arrive_as_their_classes(
+    notifier, connect_subscriber
+) -> None:
+    await connect_subscriber()
+    notifier.app.subscriptions._max_per_user = 1
+    subscribe = notifier_pb2.CreateSubscriptionRequest(
+        user_id="demo", app_type=common_pb2.APP_TYPE_CRM, events=["Leads.all"])
+    await notifier.stub.CreateSubscription(subscribe, timeout=20)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await notifier.stub.CreateSubscription(subscribe, timeout=20)
+    capped = zoho_connect.error_from(refused.value)
+    assert type(capped) is client_errors.TooManySubscriptionsError
+    assert capped.code == grpc.StatusCode.RESOURCE_EXHAUSTED and not capped.retryable
+    assert capped.metadata["limit"] == "1"
+
+    await create(notifier.stub, "taken")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await create(notifier.stub, "taken")
+    assert type(zoho_connect.error_from(refused.value)) is client_errors.AlreadyExistsError
+    consumers = notifier.app.live.consumers
+    consumers._config = dataclasses.replace(consumers._config, max_consumers=1)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await create(notifier.stub, "another")
+    full = zoho_connect.error_from(refused.value)
+    assert type(full) is client_errors.TooManyConsumersError and full.metadata["limit"] == "1"
+
+
+def test_a_reason_this_client_does_not_know_keeps_its_name() -> None:
+    status = error_status.build_status(
+        grpc.StatusCode.FAILED_PRECONDITION, "from a newer server",
+        [error_details_pb2.ErrorInfo(reason="SOMETHING_NEW", domain=error_status.ERROR_DOMAIN)])
+    failed = grpc.aio.AioRpcError(
+        status.code, grpc.aio.Metadata(), grpc.aio.Metadata(*status.trailing_metadata),
+        details=status.details)
+    unknown = zoho_connect.error_from(failed)
+    assert type(unknown) is client_errors.NotifierError
+    assert unknown.reason == "SOMETHING_NEW" and not unknown.retryable
 
 
 def test_backoff_is_jittered_capped_and_honours_retry_info() -> None:
