@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -240,6 +241,30 @@ async def test_a_dropped_desk_ticket_change_is_recovered_with_the_record(
     assert modified.isoformat()[:19] == events[0].values["modifiedTime"][:19]
 
 
+async def channel_disabled_behind_our_back(captured: Captured, sandbox) -> tuple[Any, Any]:
+    """A Leads subscription, read back once, whose channel is then disabled at Zoho."""
+    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+    keeper = captured.handle.app.keeper
+    assert keeper is not None
+    await keeper.settle()
+    await captured.advance(SETTLE + 1)
+    await captured.stub.DisableCrmChannels(
+        pb.DisableCrmChannelsRequest(user_id="demo", channel_ids=[sub.zoho_id]), timeout=10
+    )
+    return sub, keeper
+
+
+async def unheard_insert(sandbox, sub: pb.Subscription, company: str) -> str:
+    """A Lead made while the subscription's channel is missing: no callback; its id."""
+    unheard = await sandbox.change_records(
+        "crm", "Leads", "insert", [{"values": {"Company": company}}])
+    assert ours(unheard, sub) == []  # no channel: no callback
+    return str(max(
+        (await sandbox.records("crm", "Leads", full=True))["records"],
+        key=lambda r: int(r["id"]),
+    )["id"])
+
+
 async def test_a_channel_deleted_behind_our_back_is_read_back_on_repair_without_a_gap(
     sandbox, broker, notifier_database_url, connect_subscriber
 ) -> None:
@@ -249,21 +274,8 @@ async def test_a_channel_deleted_behind_our_back_is_read_back_on_repair_without_
     # No periodic sweep: only the keeper's repair can make it read back.
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  sweep_seconds=0) as captured:
-        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-        keeper = captured.handle.app.keeper
-        assert keeper is not None
-        await keeper.settle()
-        await captured.advance(SETTLE + 1)
-        await captured.stub.DisableCrmChannels(
-            pb.DisableCrmChannelsRequest(user_id="demo", channel_ids=[sub.zoho_id]), timeout=10
-        )
-        unheard = await sandbox.change_records(
-            "crm", "Leads", "insert", [{"values": {"Company": "Unheard"}}])
-        assert ours(unheard, sub) == []  # no channel: no callback
-        record_id = max(
-            (await sandbox.records("crm", "Leads", full=True))["records"],
-            key=lambda r: int(r["id"]),
-        )["id"]
+        sub, keeper = await channel_disabled_behind_our_back(captured, sandbox)
+        record_id = await unheard_insert(sandbox, sub, "Unheard")
         await sandbox.advance_clock(keeper.config.reconcile_seconds + 1)
         await keeper.settle()  # the reconcile puts the channel back and reports the gap
         await captured.advance(SETTLE + 1)
@@ -282,22 +294,9 @@ async def test_a_change_just_before_a_channel_is_repaired_is_read_back_without_a
     await connect_subscriber()
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  sweep_seconds=0) as captured:
-        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-        keeper = captured.handle.app.keeper
-        assert keeper is not None
-        await keeper.settle()
-        await captured.advance(SETTLE + 1)
-        await captured.stub.DisableCrmChannels(
-            pb.DisableCrmChannelsRequest(user_id="demo", channel_ids=[sub.zoho_id]), timeout=10
-        )
+        sub, keeper = await channel_disabled_behind_our_back(captured, sandbox)
         await sandbox.advance_clock(keeper.config.reconcile_seconds - 1)
-        unheard = await sandbox.change_records(
-            "crm", "Leads", "insert", [{"values": {"Company": "Just before"}}])
-        assert ours(unheard, sub) == []  # no channel: no callback
-        record_id = max(
-            (await sandbox.records("crm", "Leads", full=True))["records"],
-            key=lambda r: int(r["id"]),
-        )["id"]
+        record_id = await unheard_insert(sandbox, sub, "Just before")
         await sandbox.advance_clock(2)
         await keeper.settle()  # the repair, a second after the change
         await captured.capture.settle()
