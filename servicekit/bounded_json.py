@@ -21,8 +21,6 @@ from typing import Any
 # levels is 64 protobuf messages, well inside the parser's 100.
 MAX_DEPTH = 32
 
-# After escaped backslashes and quotes are gone, every `"` opens or closes a string.
-_STRING = re.compile(rb'"[^"]*"')
 # Quotes and brackets only: the rest of the input cannot change how deep it nests.
 _NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"[]{}')
 # Objects and arrays alike: `{` as `[`, `}` as `]`.
@@ -39,8 +37,13 @@ def nests_deeper_than(raw: bytes, limit: int) -> bool:
     strings do not count), in time linear in its length whatever it holds."""
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return False
-    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    brackets = _STRING.sub(b"", unescaped.translate(None, _NOT_STRUCTURE)).translate(_ONE_KIND)
+    # Zoho's answers rarely hold a backslash: two passes over the whole body saved.
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in raw else raw
+    # With escaped quotes gone, every `"` opens or closes a string: split at the quotes,
+    # every other piece lies outside strings (from the first on). The same as removing
+    # each "..." with a regex, at half its cost on a CRM page of 200 channels.
+    outside = unescaped.translate(None, _NOT_STRUCTURE).split(b'"')[::2]
+    brackets = b"".join(outside).translate(_ONE_KIND)
     # Each pass (in C) removes the innermost level, one bracket pair per peak. Once a pass
     # removes few, few peaks are left, so few runs of brackets: those are counted in Python.
     removed = 0
