@@ -4,6 +4,7 @@ events.watch.Watches and (consumers/servicer.py's RPCs) consumers.service.Consum
 
 from __future__ import annotations
 
+import time
 from contextlib import aclosing
 from typing import Any, TypeAlias
 
@@ -13,6 +14,7 @@ from notifier import converters, validation
 from notifier.authz import require_all_users
 from notifier.consumers.service import Consumers
 from notifier.consumers.servicer import ConsumerRpcs
+from notifier.events import metrics as events_metrics
 from notifier.events.watch import Watches
 from notifier.events.watch_query import watch_query
 from notifier.notifications import Notifications
@@ -224,5 +226,9 @@ class NotifierServicer(  # type: ignore[misc]
         # Each event is already serialized (its serializer passes bytes: service_handlers.py).
         async with aclosing(self._watches.stream(query, start)) as batches:
             async for batch in batches:
-                for wire in batch:
-                    await context.write(wire)
+                for item in batch:
+                    await context.write(item.wire)
+                # Once written: a reader holding the stream back shows as lag too.
+                events_metrics.WATCH_LAG.observe(
+                    max(0.0, time.time() - batch[-1].received_at.timestamp())
+                )

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from notifier.capture.models import CaptureCursor
 from notifier.capture.scope import covered_modules
 from notifier.database.models import STATUS_ACTIVE, STATUS_FAILING, SubscriptionRow
+from notifier.events import metrics as events_metrics
 from notifier.events.log import EventLog, Logged, NewEvent
 
 # Subscriptions whose changes are read back: those Zoho may still be sending to (a
@@ -164,6 +165,8 @@ class CaptureStore:
             if moved.rowcount != 1:
                 raise LostLease(f"{row.subscription_id}/{row.module}")
             await self._sync_subscription(conn, row.subscription_id, clear_error=True)
+        if stored:
+            events_metrics.APPENDED.labels("recovered").inc(len(stored))
         return stored
 
     async def finish(self, claimed: Claimed, *, error: str | None = None, **cursor: Any) -> bool:

@@ -183,6 +183,7 @@ async def drive_traffic(stack: Stack, sandbox: SandboxControl) -> None:
             refused = await http.post(f"{stack.ingress.origin}/callbacks/crm/{'9' * 20}",
                                       json=crm_body({**channel_at_zoho, "token": "x"}, ["1"]))
         assert (stored.status_code, refused.status_code) == (200, 401)
+        await watch_one(notifier)
         # A change whose callback Zoho drops: only a read-back brings it. Made a second
         # after subscribing: Zoho's times are whole seconds, and a record created in the
         # subscription's own second is taken as made before it.
@@ -206,6 +207,18 @@ async def drive_traffic(stack: Stack, sandbox: SandboxControl) -> None:
         await until_sampled(stack, "notifier_keeper_repairs_total")
         await until_sampled(stack, "notifier_capture_recovered_events_total")
         await pull_with_a_nack(notifier)
+
+
+async def watch_one(notifier: notifier_pb2_grpc.NotifierServiceStub) -> None:
+    """A watch that reads the stored callback back, so the watch lag has an observation."""
+    watch = notifier.WatchNotifications(notifier_pb2.WatchNotificationsRequest(
+        user_id="demo", from_earliest=True), timeout=30)
+    try:
+        async for event in watch:
+            assert event.record_id == "5725767000000421001"
+            break
+    finally:
+        watch.cancel()
 
 
 async def pull_with_a_nack(notifier: notifier_pb2_grpc.NotifierServiceStub) -> None:
