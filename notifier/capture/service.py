@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -176,7 +175,7 @@ class Capture:
             return
         read = CaptureRead(
             self.store, claimed, until,
-            heard(row.app_type, json.loads(row.events)).get(row.module, set()),
+            heard(row.app_type, row.events).get(row.module, set()),
             lease=timedelta(seconds=self.config.lease_seconds), wake_tail=self._wake_tail,
             clock=self.clock,
         )

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.capture.models import CaptureCursor
+from notifier.capture.records import Window
 from notifier.capture.scope import covered_modules
 from notifier.database.models import STATUS_ACTIVE, STATUS_FAILING, SubscriptionRow
 from notifier.events import metrics as events_metrics
@@ -33,7 +34,7 @@ class LostLease(Exception):
 
 @dataclass(frozen=True)
 class Claimed:
-    row: Row[Any]  # the cursor, joined with its subscription's columns
+    row: Window
     fence: int
 
 
@@ -97,7 +98,7 @@ class CaptureStore:
                 .values(read_at=at, cause=cause)
             )
 
-    async def due(self, now: datetime, limit: int) -> list[Row[Any]]:
+    async def due(self, now: datetime, limit: int) -> list[Window]:
         c, s = CaptureCursor, SubscriptionRow
         query = (
             select(*c.__table__.columns, s.events, s.created_at,
@@ -111,11 +112,11 @@ class CaptureStore:
             .limit(limit)
         )
         async with self.engine.connect() as conn:
-            rows: list[Row[Any]] = list((await conn.execute(query)).all())  # type: ignore[arg-type]
-        return rows
+            rows = (await conn.execute(query)).all()
+        return [Window.of(row) for row in rows]
 
     async def claim(
-        self, rows: Sequence[Row[Any]], owner: str, until: datetime, now: datetime
+        self, rows: Sequence[Window], owner: str, until: datetime, now: datetime
     ) -> list[Claimed]:
         c = CaptureCursor
         keys = [(r.subscription_id, r.module, r.version) for r in rows]
