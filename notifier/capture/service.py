@@ -14,7 +14,6 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from notifier import app_types
 from notifier.app_types import AppType
@@ -28,7 +27,7 @@ from notifier.capture.scope import heard
 from notifier.capture.store import CaptureStore, Claimed, LostLease, floor_second
 from notifier.events.log import EventLog
 from notifier.keeper.clock import Clock
-from notifier.keeper.gaps import Gaps
+from notifier.keeper.gaps import Announced, Gaps
 from notifier.notifications import Notifications
 from notifier.zoho_http import ZohoHttp
 from servicekit.background import BackgroundTask
@@ -97,7 +96,9 @@ class Capture:
     def wake(self) -> None:
         self._wake.set()
 
-    async def read_back(self, row: Any, *, since: datetime | None, until: datetime) -> None:
+    async def read_back(
+        self, row: Announced, *, since: datetime | None, until: datetime
+    ) -> None:
         """A window the keeper saw callbacks could not cover (a lapse, a repair): read it
         back at once instead of only announcing it. The watermark already knows where
         reading must start; `since`/`until` are logged."""

@@ -24,15 +24,15 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from notifier.app_types import AppType
 from notifier.database.models import (
     STATUS_ACTIVE,
     STATUS_FAILING,
@@ -41,7 +41,7 @@ from notifier.database.models import (
     SubscriptionRow,
 )
 from notifier.events.writer import EventWriter
-from notifier.keeper.gaps import gap_event
+from notifier.keeper.gaps import ReadBack, Subscribed, gap_event
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,16 @@ REQUEST_FAULTS = (DatabaseDown, SQLAlchemyError, psycopg.Error)
 _STILL_DOWN = (SQLAlchemyError, psycopg.Error, OSError, TimeoutError)
 
 
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A notifier_ingress_outages window: deliveries were refused from `started_at` to
+    `ended_at` (the database was down) and it is not yet announced."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime
+
+
 def replica_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[-64:]
 
@@ -83,7 +93,7 @@ class Outages:
         # Change capture (notifier/capture/), when this process runs it: each subscription
         # is read back over the window instead of told of a gap (SPEC, complete change
         # capture); an ingress-only replica announces gaps as before.
-        self.read_back: Callable[..., Awaitable[None]] | None = None
+        self.read_back: ReadBack | None = None
 
     @property
     def open(self) -> bool:
@@ -138,22 +148,29 @@ class Outages:
     async def announce(self) -> int:
         """Every written window not yet announced (any replica's): a gap event on each
         subscription that existed by the window's end. Returns how many windows."""
+        o = OutageRow
         async with self._engine.connect() as conn:
-            windows = (await conn.execute(
-                select(OutageRow).where(OutageRow.announced_at.is_(None)).order_by(OutageRow.id)
-            )).all()
+            windows = [
+                Outage(*row) for row in await conn.execute(
+                    select(o.id, o.started_at, o.ended_at)
+                    .where(o.announced_at.is_(None)).order_by(o.id)
+                )
+            ]
         for window in windows:
             await self._announce(window)
         return len(windows)
 
-    async def _announce(self, window: Any) -> None:
+    async def _announce(self, window: Outage) -> None:
         s = SubscriptionRow
         async with self._engine.connect() as conn:
-            rows: Sequence[Any] = (await conn.execute(
-                select(s.id, s.user_id, s.app_type)
-                .where(s.status.in_(_ANNOUNCED_STATUSES), s.created_at <= window.ended_at)
-                .order_by(s.id)
-            )).all()
+            rows = [
+                Subscribed(sub_id, user_id, AppType(app_type))
+                for sub_id, user_id, app_type in await conn.execute(
+                    select(s.id, s.user_id, s.app_type)
+                    .where(s.status.in_(_ANNOUNCED_STATUSES), s.created_at <= window.ended_at)
+                    .order_by(s.id)
+                )
+            ]
         if self.read_back is not None:
             for row in rows:
                 await self.read_back(row, since=window.started_at, until=window.ended_at)

@@ -5,7 +5,7 @@ to a sync that resumes later, and fans out to every replica)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -39,6 +39,24 @@ class Announced(Protocol):
     def app_type(self) -> AppType: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """Just what a gap notice names: a subscription read for announcing alone."""
+
+    id: str
+    user_id: str
+    app_type: AppType
+
+
+class ReadBack(Protocol):
+    """Change capture's `read_back`: the window `since`..`until` of `row` read back from
+    Zoho instead of announced (notifier/capture/service.py)."""
+
+    async def __call__(
+        self, row: Announced, *, since: datetime | None, until: datetime
+    ) -> None: ...
+
+
 def gap_event(
     row: Announced, since: datetime, until: datetime, *, key: str = "", reason: str = ""
 ) -> NewEvent:
@@ -65,7 +83,7 @@ class Gaps:
         self._writer = writer
         # Change capture (notifier/capture/), when it runs: a gap the keeper sees is read
         # back at once, and announced only if it cannot be (SPEC, complete change capture).
-        self.read_back: Callable[..., Awaitable[None]] | None = None
+        self.read_back: ReadBack | None = None
 
     async def seen(self, row: Announced, *, since: datetime | None, until: datetime) -> None:
         """The keeper saw a window callbacks may not cover (a lapse, a repair)."""
