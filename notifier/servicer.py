@@ -4,7 +4,6 @@ events.watch.Watches and (consumers/servicer.py's RPCs) consumers.service.Consum
 
 from __future__ import annotations
 
-import time
 from contextlib import aclosing
 from typing import Any, TypeAlias
 
@@ -226,9 +225,7 @@ class NotifierServicer(  # type: ignore[misc]
         # Each event is already serialized (its serializer passes bytes: service_handlers.py).
         async with aclosing(self._watches.stream(query, start)) as batches:
             async for batch in batches:
-                for item in batch:
-                    await context.write(item.wire)
+                for wire in batch:
+                    await context.write(wire)
                 # Once written: a reader holding the stream back shows as lag too.
-                events_metrics.WATCH_LAG.observe(
-                    max(0.0, time.time() - batch[-1].received_at.timestamp())
-                )
+                events_metrics.observe_watch_lag(batch[-1])

@@ -27,9 +27,8 @@ from notifier.events.wire import with_cursor
 from zoho.notifier.v1 import notifier_pb2
 
 PruneHook = Callable[[AsyncConnection, int], Awaitable[None]]
-# (cursor, user_id, app_type, subscription_id, stored event, received_at) as a backend
-# reads them.
-StoredRow = tuple[int, str, int, str, bytes, datetime]
+# (cursor, user_id, app_type, subscription_id, stored event) as a backend reads them.
+StoredRow = tuple[int, str, int, str, bytes]
 
 
 class Logged(NamedTuple):
@@ -41,7 +40,6 @@ class Logged(NamedTuple):
     app_type: int
     subscription_id: str
     wire: bytes
-    received_at: datetime  # when it was stored (the watch lag is measured from it)
 
 
 @dataclass(frozen=True)
@@ -200,7 +198,7 @@ class EventLog(ABC):
             origins[event.origin] = origins.get(event.origin, 0) + 1
         for origin, count in origins.items():
             metrics.APPENDED.labels(metrics.ORIGINS.get(origin, "notice")).inc(count)
-        return _logged(returned, by_key, blobs, received_at)
+        return _logged(returned, by_key, blobs)
 
     async def append_recovered(
         self, conn: AsyncConnection, events: Sequence[NewEvent], received_at: datetime
@@ -221,7 +219,7 @@ class EventLog(ABC):
         if returned:
             await self._announce(conn)
         # Counted by the caller once its transaction commits (capture/store.py).
-        return _logged(returned, _first_by_key(events), blobs, received_at)
+        return _logged(returned, _first_by_key(events), blobs)
 
     async def read_after(
         self,
@@ -232,9 +230,7 @@ class EventLog(ABC):
         through: int | None = None,
     ) -> list[Logged]:
         rows = await self._read(after, through, event_filter.columns(), limit)
-        return [
-            Logged(c, u, a, s, with_cursor(c, blob), at) for c, u, a, s, blob, at in rows
-        ]
+        return [Logged(c, u, a, s, with_cursor(c, blob)) for c, u, a, s, blob in rows]
 
     async def bounds(self) -> tuple[int, int]:
         """(pruned_through, newest): every cursor at or below the first is gone; the
@@ -279,13 +275,12 @@ def _logged(
     returned: list[tuple[int, str]],
     by_key: dict[str, notifier_pb2.NotificationEvent],
     blobs: dict[str, bytes],
-    received_at: datetime,
 ) -> list[Logged]:
     """The stored events as Logged, in the order of `returned` (cursor, dedupe key)."""
     return [
         Logged(
             cursor, by_key[key].user_id, by_key[key].app_type, by_key[key].subscription_id,
-            with_cursor(cursor, blobs[key]), received_at,
+            with_cursor(cursor, blobs[key]),
         )
         for cursor, key in returned
     ]

@@ -118,8 +118,7 @@ class PostgresEventLog(EventLog):
             conditions.append(f"{column} = %({column})s")
             params[column] = value
         query = (
-            "SELECT cursor, user_id, app_type, subscription_id, event, received_at"  # noqa: S608  # the columns are EventFilter's own
-            " FROM notifier_events"
+            "SELECT cursor, user_id, app_type, subscription_id, event FROM notifier_events"  # noqa: S608  # the columns are EventFilter's own
             f" WHERE {' AND '.join(conditions)} ORDER BY cursor LIMIT %(limit)s"
         )
         async with self.engine.connect() as conn:

@@ -63,7 +63,6 @@ class SqliteEventLog(EventLog):
             EventRow.app_type,
             EventRow.subscription_id,
             EventRow.event,
-            EventRow.received_at,
         ).where(EventRow.cursor > after)
         if through is not None:
             query = query.where(EventRow.cursor <= through)

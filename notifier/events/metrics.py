@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Histogram
 
 from zoho.notifier.v1 import notifier_pb2
@@ -28,3 +30,11 @@ ORIGINS: dict[int, str] = {
     notifier_pb2.EVENT_ORIGIN_RECOVERED: "recovered",
     notifier_pb2.EVENT_ORIGIN_UNSPECIFIED: "notice",
 }
+
+
+def observe_watch_lag(wire: bytes) -> None:
+    """The lag of a batch a watch has just written, from its newest event (`wire`, as
+    stored: received_time is when the log stored it). Parsed once per batch, about a
+    microsecond, rather than a column more read and converted for every event."""
+    stored = notifier_pb2.NotificationEvent.FromString(wire).received_time.ToNanoseconds()
+    WATCH_LAG.observe(max(0.0, time.time() - stored / 1e9))

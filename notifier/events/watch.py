@@ -37,9 +37,9 @@ class Watches:
 
     async def stream(
         self, query: WatchQuery, start: int
-    ) -> AsyncGenerator[list[Logged], None]:
+    ) -> AsyncGenerator[list[bytes], None]:
         """Every matching event after `start` (from start_position), then the live tail,
-        in batches; each `wire` is the serialized NotificationEvent (events/wire.py)."""
+        each a serialized NotificationEvent (see events/wire.py)."""
         event_filter = EventFilter(query.user_id, query.app_type, query.subscription_id)
         last = start
         while True:
@@ -47,12 +47,12 @@ class Watches:
             try:
                 async for batch in self._backlog(last, subscription.since, event_filter):
                     last = batch[-1][0]
-                    yield batch
+                    yield [item.wire for item in batch]
                 while not subscription.overflowed:
                     fresh = [item for item in await subscription.take() if item[0] > last]
                     if fresh:
                         last = fresh[-1][0]
-                        yield fresh
+                        yield [item.wire for item in fresh]
             finally:
                 self._tail.unsubscribe(subscription)
 
