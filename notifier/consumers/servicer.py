@@ -66,6 +66,9 @@ class ConsumerRpcs:
         self, request: notifier_pb2.DeleteConsumerRequest, context: Ctx
     ) -> notifier_pb2.DeleteConsumerResponse:
         validation.one_request(request)
+        # Deleting a position over every user's events would take it from the callers
+        # that may read them: gated as reading it is. Get and List show counts, no events.
+        await self._check_reader(request.consumer_id, "DeleteConsumer")
         await self._consumers.delete(request.consumer_id)
         return notifier_pb2.DeleteConsumerResponse()
 

@@ -159,6 +159,14 @@ async def test_a_consumer_over_every_user_needs_the_all_users_grant(
     seek = notifier_pb2.SeekConsumerRequest(consumer_id="everyone", from_earliest=True)
     assert await _refusal(stub(pki.stranger).SeekConsumer(seek, timeout=10)) == (
         "PERMISSION_DENIED:AllUsers")
+    # Nor may it be deleted from under the callers that may read it.
+    delete = notifier_pb2.DeleteConsumerRequest(consumer_id="everyone")
+    assert await _refusal(stub(pki.stranger).DeleteConsumer(delete, timeout=10)) == (
+        "PERMISSION_DENIED:AllUsers")
+    assert await _pull_once(stub(pki.operator), "everyone") == "OK"
+    assert await _refusal(stub(pki.stranger).DeleteConsumer(
+        notifier_pb2.DeleteConsumerRequest(consumer_id="demo-only"), timeout=10)) == "OK"
+    assert await _refusal(stub(pki.operator).DeleteConsumer(delete, timeout=10)) == "OK"
 
 
 @pytest.mark.parametrize(
