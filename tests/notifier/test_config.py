@@ -105,3 +105,21 @@ def test_the_ingress_bounds_are_read_from_the_environment() -> None:
     # The listen addresses know their variable, for a start-up error naming it.
     assert config.events.ingress_listen.variable == "NOTIFIER_INGRESS_LISTEN"
     assert config.listen.variable == "NOTIFIER_LISTEN"
+
+
+@pytest.mark.parametrize("seconds", ["1", "5", "900", "2592000", "31536000"])
+def test_any_sweep_period_from_one_second_up_is_taken(seconds: str) -> None:
+    # SPEC: "any value from 1 up is allowed" (a 30-day or yearly sweep included).
+    config = NotifierConfig.from_env({"NOTIFIER_SWEEP_SECONDS": seconds})
+    assert config.capture.sweep_seconds == float(seconds)
+
+
+@pytest.mark.parametrize("seconds", ["0.5", "-1", "inf", "nan", "soon"])
+def test_a_sweep_period_below_one_second_or_not_a_number_is_refused(seconds: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        NotifierConfig.from_env({"NOTIFIER_SWEEP_SECONDS": seconds})
+    assert caught.value.variable == "NOTIFIER_SWEEP_SECONDS"
+
+
+def test_a_sweep_period_of_zero_turns_the_sweep_off() -> None:
+    assert NotifierConfig.from_env({"NOTIFIER_SWEEP_SECONDS": "0"}).capture.sweep_seconds == 0
