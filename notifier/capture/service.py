@@ -16,7 +16,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from notifier import app_types
-from notifier.app_types import AppType
 from notifier.capture import metrics
 from notifier.capture.config import CaptureConfig
 from notifier.capture.credits import CreditBudget
@@ -27,7 +26,7 @@ from notifier.capture.scope import heard
 from notifier.capture.store import CaptureStore, Claimed, LostLease, floor_second
 from notifier.events.log import EventLog
 from notifier.keeper.clock import Clock
-from notifier.keeper.gaps import Announced, Gaps
+from notifier.keeper.gaps import Announced, Gaps, Subscribed
 from notifier.notifications import Notifications
 from notifier.zoho_http import ZohoHttp
 from servicekit.background import BackgroundTask
@@ -224,8 +223,8 @@ class Capture:
         if announce:
             # Once per window, however many attempts follow.
             await self._gaps.emit(
-                _Subscription(row.subscription_id, row.user_id, row.app_type),
-                since=read.covered, until=read.until, reason=reason,
+                Subscribed(row.subscription_id, row.user_id, row.app_type),
+                since=read.covered, until=read.until, reason=reason, details=failed.metadata,
             )
         wait = failed.retry_after or min(
             self.config.retry_base_seconds * 2 ** (attempts - 1), self.config.retry_max_seconds
@@ -269,12 +268,3 @@ class Capture:
         for org, left in (await self.budget.remaining(now)).items():
             metrics.CREDITS_REMAINING.labels(org).set(left)
         await self.budget.prune(now)
-
-
-class _Subscription:
-    """What Gaps.emit reads of a subscription."""
-
-    def __init__(self, subscription_id: str, user_id: str, app_type: AppType) -> None:
-        self.id = subscription_id
-        self.user_id = user_id
-        self.app_type = app_type

@@ -5,6 +5,7 @@ to a sync that resumes later, and fans out to every replica)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -58,11 +59,13 @@ class ReadBack(Protocol):
 
 
 def gap_event(
-    row: Announced, since: datetime, until: datetime, *, key: str = "", reason: str = ""
+    row: Announced, since: datetime, until: datetime, *, key: str = "", reason: str = "",
+    details: Mapping[str, str] | None = None,
 ) -> NewEvent:
     """The gap notice for subscription `row` (id, user_id, app_type) over since..until;
     `key`: its dedupe key when the same window may be announced twice (a restart);
-    `reason` (gap_reason): why the window could not be read back."""
+    `reason` (gap_reason): why the window could not be read back; `details`: that error's
+    ErrorInfo metadata (MISSING_SCOPE: the `scope`), as the event's `values`."""
     event = notifier_pb2.NotificationEvent(
         subscription_id=row.id,
         user_id=row.user_id,
@@ -74,6 +77,8 @@ def gap_event(
         event_time=_stamp(until),
         gap_reason=reason,
     )
+    if details:
+        event.values.update(dict(details))
     key = key or f"gap:{row.id}:{int(since.timestamp())}:{int(until.timestamp())}"
     return NewEvent(key, event)
 
@@ -93,12 +98,16 @@ class Gaps:
             await self.emit(row, since=since, until=until)
 
     async def emit(
-        self, row: Announced, *, since: datetime | None, until: datetime, reason: str = ""
+        self, row: Announced, *, since: datetime | None, until: datetime, reason: str = "",
+        details: Mapping[str, str] | None = None,
     ) -> None:
         """A gap event: changes between the two times may be missing from the log;
-        `reason` (gap_reason) says why they could not be read back."""
+        `reason` (gap_reason) says why they could not be read back, `details` (values)
+        what its error names, such as the missing scope."""
         since = since or until
-        await self._writer.append([gap_event(row, since, until, reason=reason)])
+        await self._writer.append(
+            [gap_event(row, since, until, reason=reason, details=details)]
+        )
         log.warning(
             "subscription %s: events between %s and %s may have been missed%s",
             row.id, since.isoformat(), until.isoformat(),

@@ -208,9 +208,9 @@ async def test_without_read_scopes_callbacks_flow_and_one_gap_names_the_scope(
         "crm", "Leads", "insert", [{"values": {"Company": "Still"}}]), sub)
     await captured.advance(SWEEP + SETTLE)
     events = await captured.events(sub.subscription_id, 2)
-    assert [(e.operation, e.gap_reason) for e in events if e.operation == "gap"] == [
-        ("gap", "MISSING_SCOPE")
-    ]
+    [gap] = [e for e in events if e.operation == "gap"]
+    assert gap.gap_reason == "MISSING_SCOPE"
+    assert gap.values["scope"] == "ZohoCRM.modules.READ"
     assert _changes(events) == [("create", ids(told[0])[0], CALLBACK)]
     got = await captured.subscription(sub.subscription_id)
     assert "MISSING_SCOPE" in got.last_error and "ZohoCRM.modules.READ" in got.last_error
