@@ -30,7 +30,11 @@ FIRST_COQL_LIMIT = 200  # 1 credit: most sweeps find a handful of changes
 RESTART_CODES = frozenset(
     {"EXPIRED_VALUE", "TOKEN_BOUND_DATA_MISMATCH", "PAGINATION_LIMIT_EXCEEDED"}
 )
-MAX_DELETED_PAGES = 50
+# Deleted records have pages and no page token: 1,000 pages (200,000 deletes, as many
+# credits as the budget allows) guard against a list that never ends. More than that in
+# one window is a failed read, never a silent cut (SPEC: the watermark never runs ahead of
+# what was read).
+MAX_DELETED_PAGES = 1000
 
 
 class Window(Protocol):
@@ -90,6 +94,12 @@ async def _deleted(run: Run[Batch], reads: CrmReads, window: Window, module: str
             break
     # Ids only; the watermark moves with the records read next.
     await window.save(found, None)
+    if batch.more:
+        raise ZohoBadResponse(
+            f"{module}: more deleted records than {MAX_DELETED_PAGES} pages since "
+            f"{window.start.isoformat()}",
+            endpoint="crm.deleted",
+        )
 
 
 def _found(window: Window, rows: list[dict[str, Any]], values: bool) -> list[Found]:
@@ -133,9 +143,16 @@ async def _by_coql(
             (t, str(r.get("id"))) for r in rows
             if (t := parse_time(r.get("Modified_Time"))) is not None and str(r.get("id")).isdigit()
         ]
-        if not batch.more or not keyed:
+        if not batch.more:
             await window.save(_found(window, rows, values), window.until)
             return
+        if not keyed:
+            # More pages, and nothing on this one to continue after: stopping here would
+            # cover the window without reading the rest.
+            raise ZohoBadResponse(
+                f"{module}: a page of records without Modified_Time or id, and more to come",
+                endpoint="crm.coql",
+            )
         # Every second before the last row's is wholly read; that second may hold more.
         since, after_id = keyed[-1]
         await window.save(_found(window, rows, values), since)
@@ -171,9 +188,15 @@ async def _by_records(
         times = [parse_time(r.get("Modified_Time")) for r in batch.rows]
         seen = [t for t in times if t is not None]
         past_end = any(t >= window.until for t in seen)
-        if past_end or not batch.more or not seen:
+        if past_end or not batch.more:
             await window.save(_found(window, batch.rows, values), window.until)
             return
+        if not seen:
+            # As for COQL: the window is not covered by the pages not read.
+            raise ZohoBadResponse(
+                f"{module}: a page of records without Modified_Time, and more to come",
+                endpoint="crm.records",
+            )
         # Rows come oldest first: every second before the last row's is wholly read.
         moved = seen[-1] > since
         since = max(since, seen[-1])
