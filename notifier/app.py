@@ -8,6 +8,7 @@ run the same wiring in-process that `zoho-notifier` runs.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import httpx
 
@@ -112,6 +113,7 @@ class NotifierApp:
             self.capture = Capture(
                 self.live.log, self.notifications, zoho, self.policy, gaps,
                 self.live.tail.wake, config=config.capture, clock=clock,
+                retention=timedelta(seconds=config.events.event_retention_seconds),
             )
             gaps.read_back = self.capture.read_back
             self.live.outages.read_back = self.capture.read_back

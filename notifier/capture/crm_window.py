@@ -43,7 +43,7 @@ class Window(Protocol):
     start: datetime
     until: datetime
     heard: set[str]
-    subscribed_at: datetime
+    creations_since: datetime
     deadline: Deadline
 
     async def spend(self, credits: int) -> None: ...
@@ -113,7 +113,7 @@ def _found(window: Window, rows: list[dict[str, Any]], values: bool) -> list[Fou
         if not window.start <= modified < window.until:
             continue
         created = parse_time(row.get("Created_Time"))
-        for kind in kinds_of(window.heard, created, modified, window.subscribed_at):
+        for kind in kinds_of(window.heard, created, modified, window.creations_since):
             found.append(Found(str(record_id), kind, modified, row if values else None))
     return found
 

@@ -42,7 +42,7 @@ def _found(window: Window, rows: list[dict[str, Any]]) -> list[Found]:
             continue
         created = parse_time(row.get("createdTime"))
         # Desk callbacks carry the whole record: so do its recovered events.
-        for kind in kinds_of(window.heard, created, modified, window.subscribed_at):
+        for kind in kinds_of(window.heard, created, modified, window.creations_since):
             found.append(Found(str(record_id), kind, modified, row))
     return found
 

@@ -12,6 +12,7 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from notifier.app_types import CRM
+from notifier.capture.records import Window
 from notifier.capture.scope import crm_operation, desk_operation
 from notifier.events.dedupe import CREATED, DELETED, EDITED
 from notifier.events.log import NewEvent
@@ -31,18 +32,19 @@ class Found:
 
 
 def kinds_of(
-    heard: set[str], created: datetime | None, modified: datetime, subscribed_at: datetime
+    heard: set[str], created: datetime | None, modified: datetime, creations_since: datetime
 ) -> list[str]:
     """Which changes a record read back may stand for, for a subscription hearing
-    `heard`: its creation (when made since the subscription began: a creation the log
-    already holds is then dropped by events/dedupe.py), and an edit (when modified after
-    it was created). Both when both apply: two changes, each told at most once."""
+    `heard`: its creation (when made since `creations_since`: the subscription's start, or
+    the event log's retention horizon if later; a creation the log already holds is then
+    dropped by events/dedupe.py), and an edit (when modified after it was created). Both
+    when both apply: two changes, each told at most once."""
     kinds = []
     # Zoho's created time is whole seconds, the subscription's is not: a record made in the
     # subscription's own second, after it, reads as earlier. Counting that whole second
     # in may also tell a creation made just before the subscription (a consumer applying
     # the stream upserts it); leaving it out loses a creation for good.
-    since = subscribed_at.replace(microsecond=0)
+    since = creations_since.replace(microsecond=0)
     if CREATED in heard and created is not None and created >= since:
         kinds.append(CREATED)
     if EDITED in heard and (created is None or modified - created >= _EDITED_AFTER):
@@ -56,7 +58,7 @@ def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def to_event(row: Any, module: str, found: Found) -> NewEvent:
+def to_event(row: Window, module: str, found: Found) -> NewEvent:
     """`row`: the cursor row joined with its subscription (capture/store.py `due`)."""
     if row.app_type == CRM:
         operation = crm_operation(found.kind)

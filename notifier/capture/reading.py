@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from notifier import app_types
 from notifier.app_types import CRM
@@ -21,6 +21,7 @@ from notifier.capture.crm_window import read_module
 from notifier.capture.desk_reads import DeskReads
 from notifier.capture.desk_window import read_resource
 from notifier.capture.found import Found, to_event
+from notifier.capture.records import Window
 from notifier.capture.store import CaptureStore, Claimed
 from notifier.keeper.clock import Clock
 from notifier.notifications import Notifications
@@ -43,7 +44,7 @@ class CaptureRead:
 
     def __init__(
         self, store: CaptureStore, claimed: Claimed, until: datetime, heard: set[str], *,
-        lease: timedelta, wake_tail: Callable[[], None], clock: Clock,
+        lease: timedelta, wake_tail: Callable[[], None], clock: Clock, retention: timedelta,
     ) -> None:
         row = claimed.row
         self._store = store
@@ -55,7 +56,11 @@ class CaptureRead:
         self.until = until
         self.covered: datetime = row.covered_until
         self.heard = heard
-        self.subscribed_at: datetime = row.created_at
+        # Creations told from here on: since the subscription began, and no older than the
+        # event log keeps. An older creation's event, if one was told, is pruned, so dedupe
+        # could not see it and every later edit would tell the record's creation again; a
+        # creation no callback ever told that long ago arrives as the edit, with its values.
+        self.creations_since: datetime = max(row.created_at, until - retention)
         self.deadline = Deadline(READ_SECONDS)
         self.recovered = 0
         self.org_key = ""
@@ -64,7 +69,7 @@ class CaptureRead:
         self.remaining_seen: Callable[[int], Awaitable[None]] | None = None
 
     @property
-    def row(self) -> Any:
+    def row(self) -> Window:
         return self._claimed.row
 
     async def spend(self, credits: int) -> None:

@@ -55,9 +55,12 @@ class Capture:
         *,
         config: CaptureConfig,
         clock: Clock,
+        retention: timedelta,
     ) -> None:
         self.config = config
         self.clock = clock
+        # The event log's: a creation older than it is not told again (reading.py).
+        self._retention = retention
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[-64:]
         self.store = CaptureStore(event_log.engine, event_log)
         self.budget = CreditBudget(
@@ -177,7 +180,7 @@ class Capture:
             self.store, claimed, until,
             heard(row.app_type, row.events).get(row.module, set()),
             lease=timedelta(seconds=self.config.lease_seconds), wake_tail=self._wake_tail,
-            clock=self.clock,
+            clock=self.clock, retention=self._retention,
         )
         async with self._limit:
             try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import grpc
@@ -76,16 +76,19 @@ class Captured:
 
 @asynccontextmanager
 async def captured_notifier(
-    sandbox: Any, broker: Any, database_url: str, **capture: Any
+    sandbox: Any, broker: Any, database_url: str, *, retention_seconds: float | None = None,
+    **capture: Any,
 ) -> AsyncIterator[Captured]:
+    """`retention_seconds`: the event log's NOTIFIER_EVENT_RETENTION_SECONDS."""
     keeper = KeeperConfig(tick_seconds=600.0, clock_url=sandbox.origin + "/_sandbox/clock")
-    app = NotifierApp(
-        notifier_config(
-            sandbox.origin, broker.address, database_url,
-            keeper=keeper, capture=capture_config(**capture),
-        ),
-        transport=SpyTransport(),
+    config = notifier_config(
+        sandbox.origin, broker.address, database_url,
+        keeper=keeper, capture=capture_config(**capture),
     )
+    if retention_seconds is not None:
+        config = replace(config, events=replace(
+            config.events, event_retention_seconds=retention_seconds))
+    app = NotifierApp(config, transport=SpyTransport())
     async with running(app, grace=0, migrate=False) as address:
         channel = grpc.aio.insecure_channel(address)
         stub = notifier_pb2_grpc.NotifierServiceStub(channel)

@@ -499,3 +499,35 @@ async def test_gaps_reported_one_after_another_do_not_put_the_read_off(
     await captured.advance(2)  # the first report's read is due now; the sweep is not
     events = await captured.events(sub.subscription_id, 1)
     assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
+
+
+async def test_a_creation_older_than_the_log_keeps_is_not_told_again_by_a_later_edit(
+    sandbox, broker, notifier_database_url, connect_subscriber
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.capture.conftest import captured_notifier
+
+    await connect_subscriber()
+    async with captured_notifier(sandbox, broker, notifier_database_url,
+                                 retention_seconds=3600) as captured:
+        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
+        await captured.advance(SETTLE + 1)
+        made = ours(await sandbox.change_records(
+            "crm", "Leads", "insert", [{"values": {"Company": "Old"}}]), sub)
+        record_id = ids(made[0])[0]
+        assert [e.operation for e in await captured.events(sub.subscription_id, 1)] == [
+            "create"]
+        # Two hours on by Zoho's clock, the creation's event is past the retention and
+        # pruned, as the notifier's pruning would by then.
+        await captured.advance(2 * 3600)
+        assert await captured.handle.app.live.log.prune(
+            datetime.now(UTC) + timedelta(seconds=1)) >= 1
+        # An edit, its callback delivered; the sweep then reads the record back.
+        await sandbox.change_records("crm", "Leads", "update", [{"id": record_id,
+                                                                 "values": {"Company": "New"}}])
+        await captured.advance(SWEEP + SETTLE)
+        events = await captured.events(sub.subscription_id, 1)
+        # The edit once (from its callback or read back, whichever was stored first), and
+        # no second "create" of a record made long ago.
+        assert [(op, rid) for op, rid, _ in _changes(events)] == [("edit", record_id)]

@@ -57,7 +57,7 @@ class ScriptedReads:
 class RecordingWindow:
     def __init__(self, heard: set[str]) -> None:
         self.start, self.until, self.heard = START, UNTIL, heard
-        self.subscribed_at = START - timedelta(days=2)
+        self.creations_since = START - timedelta(days=2)
         self.deadline = Deadline(30)
         self.saved: list[tuple[list[Found], datetime | None]] = []
         self.spent = 0
