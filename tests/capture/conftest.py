@@ -17,7 +17,7 @@ from notifier.capture.config import CaptureConfig
 from notifier.capture.service import Capture
 from notifier.keeper.config import KeeperConfig
 from servicekit.runner import running
-from tests.live.helpers import Watcher
+from tests.live.helpers import Watcher, crm_subscription
 from tests.plugins.live_fixtures import connect_subscriber  # noqa: F401
 from tests.plugins.notifier_fixtures import NotifierHandle, SpyTransport, notifier_config
 from zoho.notifier.v1 import notifier_pb2 as pb
@@ -72,6 +72,16 @@ class Captured:
             pb.GetSubscriptionRequest(user_id="demo", subscription_id=subscription_id),
             timeout=10,
         )
+
+
+async def subscribed(
+    captured: Captured, events: tuple[str, ...] = ("Leads.all",)
+) -> pb.Subscription:
+    """The demo user's CRM subscription to `events`, its start past the settle margin:
+    what a window read back later is measured from."""
+    sub, _ = await crm_subscription(captured.handle, captured.sandbox, events=events)
+    await captured.advance(SETTLE + 1)
+    return sub
 
 
 @asynccontextmanager

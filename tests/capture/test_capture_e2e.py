@@ -5,7 +5,7 @@ WatchNotifications."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from notifier.capture import metrics
 from notifier.capture.models import CaptureCursor
-from tests.capture.conftest import SETTLE, SWEEP, Captured
+from tests.capture.conftest import SETTLE, SWEEP, Captured, captured_notifier, subscribed
 from tests.live.helpers import crm_subscription
 from zoho.notifier.v1 import notifier_pb2 as pb
 
@@ -91,8 +91,7 @@ async def test_a_create_only_subscription_recovers_creations_only(
     captured: Captured, sandbox, connect_subscriber
 ) -> None:
     await connect_subscriber()
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured, ("Leads.create",))
     records = (await sandbox.records("crm", "Leads", full=True))["records"]
     old_id = records[0]["id"]
     await sandbox.delivery_fault("drop", count=None, subscription=sub.zoho_id)
@@ -109,11 +108,8 @@ async def test_a_create_only_subscription_recovers_creations_only(
 async def test_at_start_every_watermark_is_behind_and_caught_up(
     captured: Captured, sandbox, connect_subscriber, broker, notifier_database_url
 ) -> None:
-    from tests.capture.conftest import captured_notifier
-
     await connect_subscriber()
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured)
     # The notifier is down (nobody answers the callback): Zoho loses it.
     await captured.handle.app.stop(0)
     made = ours(await sandbox.change_records(
@@ -132,11 +128,8 @@ async def test_a_change_in_the_last_seconds_before_a_start_is_read_back_without_
 ) -> None:
     """The start read reaches the moment the notifier came back: a change lost just before
     it (within the settle margin) does not wait for a sweep (there is none here)."""
-    from tests.capture.conftest import captured_notifier
-
     await connect_subscriber()
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured)
     await captured.handle.app.stop(0)
     await sandbox.advance_clock(SETTLE + 1)
     made = ours(await sandbox.change_records(
@@ -166,14 +159,11 @@ async def test_watermarks_are_per_module(captured: Captured, sandbox, connect_su
 async def test_spent_credits_announce_one_gap_then_the_window_is_read_when_they_return(
     sandbox, broker, notifier_database_url, connect_subscriber
 ) -> None:
-    from tests.capture.conftest import captured_notifier
-
     await connect_subscriber()
     # Two credits a day: the first read (deleted records + one COQL call) spends them.
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  credits_per_day=2) as captured:
-        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-        await captured.advance(SETTLE + 1)
+        sub = await subscribed(captured)
         await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
         made = ours(await sandbox.change_records(
             "crm", "Leads", "insert", [{"values": {"Company": "Broke"}}]), sub)
@@ -268,8 +258,6 @@ async def unheard_insert(sandbox, sub: pb.Subscription, company: str) -> str:
 async def test_a_channel_deleted_behind_our_back_is_read_back_on_repair_without_a_gap(
     sandbox, broker, notifier_database_url, connect_subscriber
 ) -> None:
-    from tests.capture.conftest import captured_notifier
-
     await connect_subscriber()
     # No periodic sweep: only the keeper's repair can make it read back.
     async with captured_notifier(sandbox, broker, notifier_database_url,
@@ -289,8 +277,6 @@ async def test_a_change_just_before_a_channel_is_repaired_is_read_back_without_a
 ) -> None:
     """The repair's read reaches the moment the channel was back: a change made while it
     was missing, within the settle margin of the repair, does not wait for a sweep."""
-    from tests.capture.conftest import captured_notifier
-
     await connect_subscriber()
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  sweep_seconds=0) as captured:
@@ -345,8 +331,7 @@ async def test_a_window_past_coqls_2000_rows_is_read_by_key_at_600_records_a_cre
     captured: Captured, sandbox, connect_subscriber
 ) -> None:
     await connect_subscriber()
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured, ("Leads.create",))
     await sandbox.advance_clock(40)
     made = await _bulk_unheard(sandbox, 6200)
     before = len(await sandbox.calls("crm.coql"))
@@ -371,8 +356,7 @@ async def test_get_records_resumes_from_the_last_key_when_its_page_token_runs_ou
     # No COQL scope: Get Records, whose page tokens reach only 1,000 records here.
     await connect_subscriber(scopes=[s for s in SUBSCRIBING_SCOPES if s != "ZohoCRM.coql.READ"])
     await sandbox.configure(crm_page_token_record_limit=1000)
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured, ("Leads.create",))
     await sandbox.advance_clock(40)
     made = await _bulk_unheard(sandbox, 2500)
     await captured.advance(SWEEP)
@@ -386,8 +370,7 @@ async def test_zoho_failing_is_retried_then_announced_once_and_read_when_it_answ
     captured: Captured, sandbox, connect_subscriber
 ) -> None:
     await connect_subscriber()
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured, ("Leads.create",))
     covered = (await captured.subscription(sub.subscription_id)).covered_until
     await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
     lost = ours(await sandbox.change_records(
@@ -413,16 +396,13 @@ async def test_below_zohos_credit_floor_sweeps_stop_but_gap_windows_are_read(
 ) -> None:
     from types import SimpleNamespace
 
-    from tests.capture.conftest import captured_notifier
-
     await connect_subscriber()
     # Zoho's allowance of 5: once half is spent it sends X-API-CREDITS-REMAINING, below
     # the floor of 10 from the first read on.
     await sandbox.set_credits("crm", allowance=5)
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  sweep_floor_credits=10) as captured:
-        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
-        await captured.advance(SETTLE + 1)
+        sub = await subscribed(captured, ("Leads.create",))
         assert (await sandbox.credits("crm"))["used"] >= 3
         await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
         lost = ours(await sandbox.change_records(
@@ -448,14 +428,12 @@ async def test_an_ingress_outage_window_is_read_back_instead_of_announced_as_a_g
     from sqlalchemy import insert
 
     from notifier.database.models import OutageRow
-    from tests.capture.conftest import captured_notifier
 
     await connect_subscriber()
     # No periodic sweep: only the outage's read-back can bring the change back.
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  sweep_seconds=0) as captured:
-        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-        await captured.advance(SETTLE + 1)
+        sub = await subscribed(captured)
         started = datetime.now(UTC)
         # What Zoho saw of the outage: its delivery refused, never retried.
         await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
@@ -486,8 +464,7 @@ async def test_gaps_reported_one_after_another_do_not_put_the_read_off(
     from types import SimpleNamespace
 
     await connect_subscriber()
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.create",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured, ("Leads.create",))
     await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
     lost = ours(await sandbox.change_records(
         "crm", "Leads", "insert", [{"values": {"Company": "Twice reported"}}]), sub)
@@ -504,15 +481,10 @@ async def test_gaps_reported_one_after_another_do_not_put_the_read_off(
 async def test_a_creation_older_than_the_log_keeps_is_not_told_again_by_a_later_edit(
     sandbox, broker, notifier_database_url, connect_subscriber
 ) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from tests.capture.conftest import captured_notifier
-
     await connect_subscriber()
     async with captured_notifier(sandbox, broker, notifier_database_url,
                                  retention_seconds=3600) as captured:
-        sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-        await captured.advance(SETTLE + 1)
+        sub = await subscribed(captured)
         made = ours(await sandbox.change_records(
             "crm", "Leads", "insert", [{"values": {"Company": "Old"}}]), sub)
         record_id = ids(made[0])[0]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from notifier.capture import metrics
 from notifier.capture.models import CreditOrg
-from tests.capture.conftest import SETTLE, SWEEP, Captured, captured_notifier
+from tests.capture.conftest import SETTLE, SWEEP, Captured, captured_notifier, subscribed
 from tests.live.helpers import crm_subscription
 from zoho.notifier.v1 import notifier_pb2 as pb
 
@@ -29,8 +29,7 @@ async def test_watermark_lag_is_now_minus_covered_until_and_leaves_with_the_subs
     captured: Captured, sandbox, connect_subscriber
 ) -> None:
     await connect_subscriber()
-    sub, _ = await crm_subscription(captured.handle, sandbox, events=("Leads.all",))
-    await captured.advance(SETTLE + 1)
+    sub = await subscribed(captured)
     covered = (await captured.subscription(sub.subscription_id)).covered_until
     now = captured.capture.clock.now()
     await captured.capture.publish(now)
