@@ -366,27 +366,35 @@ async def test_get_records_resumes_from_the_last_key_when_its_page_token_runs_ou
     assert refused, "the token's reach ended at least once and the read went on"
 
 
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("status_500", "ZOHO_UNAVAILABLE"), ("throttle", "ZOHO_THROTTLED")],
+    ids=["5xx", "bare-429"],
+)
 async def test_zoho_failing_is_retried_then_announced_once_and_read_when_it_answers(
-    captured: Captured, sandbox, connect_subscriber
+    captured: Captured, sandbox, connect_subscriber, fault: str, reason: str
 ) -> None:
+    """A 5xx, or a bare 429 (credits or Zoho's calls-in-flight cap: Zoho does not say
+    which), is backed off and retried, announced once after 3 attempts, and the window is
+    read once Zoho answers."""
     await connect_subscriber()
     sub = await subscribed(captured, ("Leads.create",))
     covered = (await captured.subscription(sub.subscription_id)).covered_until
     await sandbox.delivery_fault("drop", count=1, subscription=sub.zoho_id)
     lost = ours(await sandbox.change_records(
         "crm", "Leads", "insert", [{"values": {"Company": "Late"}}]), sub)
-    await sandbox.fault("crm.coql", "status_500", count=None)
+    await sandbox.fault("crm.coql", fault, count=None)
     await captured.advance(SWEEP + SETTLE)  # attempt 1 (each retried within by zoho_http)
     await captured.advance(30)  # attempt 2
     got = await captured.subscription(sub.subscription_id)
     assert got.covered_until == covered  # never past what was read
-    assert "ZOHO_UNAVAILABLE" in got.last_error
+    assert reason in got.last_error
     await captured.advance(60)  # attempt 3: announced, once
     await captured.advance(120)  # attempt 4: not announced again
     await sandbox.clear_faults("crm.coql")
     await captured.advance(240)
     events = await captured.events(sub.subscription_id, 2)
-    assert [e.gap_reason for e in events if e.operation == "gap"] == ["ZOHO_UNAVAILABLE"]
+    assert [e.gap_reason for e in events if e.operation == "gap"] == [reason]
     assert _changes(events) == [("create", ids(lost[0])[0], RECOVERED)]
     assert (await captured.subscription(sub.subscription_id)).last_error == ""
 
