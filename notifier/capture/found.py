@@ -12,7 +12,7 @@ from typing import Any
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from notifier.app_types import CRM
-from notifier.capture.records import Window
+from notifier.capture.records import Watermark
 from notifier.capture.scope import crm_operation, desk_operation
 from notifier.events.dedupe import CREATED, DELETED, EDITED
 from notifier.events.log import NewEvent
@@ -58,7 +58,7 @@ def _stamp(value: datetime) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def to_event(row: Window, module: str, found: Found) -> NewEvent:
+def to_event(row: Watermark, module: str, found: Found) -> NewEvent:
     """`row`: the cursor row joined with its subscription (capture/store.py `due`)."""
     if row.app_type == CRM:
         operation = crm_operation(found.kind)

@@ -21,7 +21,7 @@ from notifier.capture.crm_window import read_module
 from notifier.capture.desk_reads import DeskReads
 from notifier.capture.desk_window import read_resource
 from notifier.capture.found import Found, to_event
-from notifier.capture.records import Window
+from notifier.capture.records import Watermark
 from notifier.capture.store import CaptureStore, Claimed
 from notifier.keeper.clock import Clock
 from notifier.notifications import Notifications
@@ -69,7 +69,7 @@ class CaptureRead:
         self.remaining_seen: Callable[[int], Awaitable[None]] | None = None
 
     @property
-    def row(self) -> Window:
+    def row(self) -> Watermark:
         return self._claimed.row
 
     async def spend(self, credits: int) -> None:

@@ -1,7 +1,7 @@
-"""A capture window as change capture's code reads it: the record of a
-notifier_capture_cursors row joined with the subscription columns a read-back needs
-(store.py builds it), so mypy checks every attribute its readers use, as the keeper's
-and the subscriptions' records do."""
+"""A watermark as change capture's code reads it: the record of a notifier_capture_cursors
+row joined with the subscription columns a read-back needs (store.py builds it), so mypy
+checks every attribute its readers use, as the keeper's and the subscriptions' records do.
+(The window a read covers, from this watermark, is crm_window.py's `Window`.)"""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from notifier.app_types import AppType
 
 
 @dataclass(frozen=True, slots=True)
-class Window:
-    """One subscription's module: read back up to `covered_until` so far."""
+class Watermark:
+    """One subscription's module, read back up to `covered_until` so far, and its lease."""
 
     subscription_id: str
     # CRM module API name (Leads) or Desk resource (Ticket, Contact).

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from notifier.capture.models import CaptureCursor
-from notifier.capture.records import Window
+from notifier.capture.records import Watermark
 from notifier.capture.scope import covered_modules
 from notifier.database.models import STATUS_ACTIVE, STATUS_FAILING, SubscriptionRow
 from notifier.events import metrics as events_metrics
@@ -34,7 +34,7 @@ class LostLease(Exception):
 
 @dataclass(frozen=True)
 class Claimed:
-    row: Window
+    row: Watermark
     fence: int
 
 
@@ -98,7 +98,7 @@ class CaptureStore:
                 .values(read_at=at, cause=cause)
             )
 
-    async def due(self, now: datetime, limit: int) -> list[Window]:
+    async def due(self, now: datetime, limit: int) -> list[Watermark]:
         c, s = CaptureCursor, SubscriptionRow
         query = (
             select(*c.__table__.columns, s.events, s.created_at,
@@ -113,10 +113,10 @@ class CaptureStore:
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [Window.of(row) for row in rows]
+        return [Watermark.of(row) for row in rows]
 
     async def claim(
-        self, rows: Sequence[Window], owner: str, until: datetime, now: datetime
+        self, rows: Sequence[Watermark], owner: str, until: datetime, now: datetime
     ) -> list[Claimed]:
         c = CaptureCursor
         keys = [(r.subscription_id, r.module, r.version) for r in rows]
