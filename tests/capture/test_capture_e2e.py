@@ -511,3 +511,34 @@ async def test_a_creation_older_than_the_log_keeps_is_not_told_again_by_a_later_
         # The edit once (from its callback or read back, whichever was stored first), and
         # no second "create" of a record made long ago.
         assert [(op, rid) for op, rid, _ in _changes(events)] == [("edit", record_id)]
+
+
+async def test_a_desk_window_past_searchs_reach_is_read_in_slices_each_ticket_once(
+    captured: Captured, sandbox, connect_subscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Desk search reaches `from` 999 at most: a window holding more is read in slices, each
+    starting at the last modifiedTime read. Here the reach is cut to two pages of 100, and
+    300 tickets made over five seconds, their callbacks dropped, need three slices."""
+    from notifier.capture import desk_window
+    from tests.live.helpers import desk_subscription
+
+    monkeypatch.setattr(desk_window, "MAX_FROM", 100)
+    await connect_subscriber()
+    sub, _ = await desk_subscription(captured.handle, sandbox)
+    await captured.advance(SETTLE + 1)
+    await sandbox.delivery_fault("drop", count=None, subscription=sub.zoho_id)
+    made: list[str] = []
+    for second in range(5):
+        lost = ours(await sandbox.change_records("desk", "Ticket", "insert", [
+            {"values": {"subject": f"Ticket {second}.{n}"}} for n in range(60)]), sub)
+        made += [item["payload"]["id"] for d in lost for item in json.loads(d.body)]
+        await sandbox.advance_clock(1)
+    assert len(set(made)) == 300
+    before = len(await sandbox.calls("desk.search"))
+    await captured.advance(SWEEP + SETTLE)
+    events = await captured.events(sub.subscription_id, 300)
+    recovered = [e.record_id for e in events if e.operation == "Ticket_Add"]
+    assert sorted(recovered) == sorted(made)  # every ticket, none twice
+    # More than one slice: two pages each, and a slice's first page again at its start.
+    assert len(await sandbox.calls("desk.search")) - before >= 4
+    assert (await captured.subscription(sub.subscription_id)).last_error == ""
