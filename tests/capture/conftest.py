@@ -103,6 +103,13 @@ async def captured_notifier(
         channel = grpc.aio.insecure_channel(address)
         stub = notifier_pb2_grpc.NotifierServiceStub(channel)
         handle = NotifierHandle(app, address, channel, stub, app.http._transport)  # type: ignore[arg-type]
+        # The keeper's start-up reconcile first: a notifier restarted on the same database
+        # finds its channels pointing at the old ingress port and repairs them, and the gap
+        # that repair reads back is due settle seconds after the moment it runs. Left to
+        # race a test's clock moves, it could land after them and wait on a clock no test
+        # moves again (seen in CI: a start read put off past the test's last advance).
+        assert app.keeper is not None
+        await app.keeper.settle()
         try:
             yield Captured(handle, sandbox)
         finally:
